@@ -1,1 +1,2 @@
-//! f2b-filter
+//! f2b-filter: fail2ban-compatible filter engine.
+pub mod dialect;
