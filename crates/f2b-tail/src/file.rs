@@ -1,0 +1,686 @@
+//! [`FileTail`]: follow one log path across rotations, line by line.
+//!
+//! A `FileTail` keeps the current file open between reads (unlike fail2ban,
+//! which reopens it on every change). Holding the descriptor is what makes
+//! rotation lossless: after `mv log log.1` or `rm log` the descriptor still
+//! reaches the old file, so its remainder is read before the tail switches
+//! to the new file at the same path. The old file is kept as *retired* and
+//! drained on every read until it has been quiet for
+//! [`TailOptions::rotate_grace`], because a daemon may still write a few
+//! lines into it before it reopens its log.
+//!
+//! Invariants (per open file): `line_start + partial_len == read_off`;
+//! `line_start` (the checkpoint position) is always just after a `\n` that
+//! ended a delivered line, or the start position; no byte range is delivered
+//! twice; memory per file is bounded by `max_line_bytes` plus one read buffer.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::{self, Checkpoint, FirstLine};
+use crate::{LogEncoding, TailError};
+
+/// Default cap on the length of one line ([`TailOptions::max_line_bytes`]).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Size of the read buffer (one per [`FileTail`]).
+const READ_BUF: usize = 64 * 1024;
+
+/// At most this many rotated-away files are drained at once per path; older
+/// ones are closed early (their partial line is delivered first).
+const MAX_RETIRED: usize = 4;
+
+/// Where to start reading a file when it is first opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// From the beginning (fail2ban's `head`, the default).
+    Head,
+    /// From the end (fail2ban's `tail`): only lines written from now on. If
+    /// the file ends in an incomplete line, that line is delivered once it is
+    /// completed (the tail starts at the beginning of that line).
+    Tail,
+    /// Resume from a stored checkpoint. If the file's first line no longer
+    /// has the stored digest, or the file is shorter than the stored
+    /// position, the file was rotated meanwhile and reading starts at 0,
+    /// exactly as fail2ban does.
+    At(Checkpoint),
+}
+
+/// Tunables of a [`FileTail`].
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    /// Longest line delivered in full; longer lines are delivered once,
+    /// truncated to this many bytes, with [`Line::truncated`] set. The rest
+    /// of such a line is skipped without buffering it.
+    pub max_line_bytes: usize,
+    /// The `logencoding` used to produce [`Line::text`].
+    pub encoding: LogEncoding,
+    /// How long a rotated-away (renamed or deleted) file is still drained
+    /// after its last write before it is closed and its incomplete last
+    /// line, if any, is delivered.
+    pub rotate_grace: Duration,
+}
+
+impl Default for TailOptions {
+    fn default() -> Self {
+        TailOptions {
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            encoding: LogEncoding::Utf8,
+            rotate_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One line handed to the consumer.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    /// The decoded text without its line end (`\n` and any `\r` before it).
+    pub text: &'a str,
+    /// The raw bytes `text` was decoded from (without line end, truncated
+    /// like `text`).
+    pub bytes: &'a [u8],
+    /// The followed path (not the rotated name of an old file).
+    pub file: &'a Path,
+    /// Byte offset just after this line in the file it came from. For lines
+    /// of the current file this is what [`FileTail::checkpoint`] reports once
+    /// the line is processed.
+    pub offset_after: u64,
+    /// The line was longer than [`TailOptions::max_line_bytes`] and was cut.
+    pub truncated: bool,
+    /// The line comes from a file that has been rotated away (renamed,
+    /// deleted or truncated) and is being drained.
+    pub rotated: bool,
+}
+
+/// Why a path was found to name different content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The path now names another inode (rename+create, or delete+recreate).
+    NewFile,
+    /// The path was removed; the old file is drained until it is quiet.
+    Removed,
+    /// The file shrank below the read position (copytruncate).
+    Truncated,
+    /// Same inode, but the first line changed: truncated and rewritten past
+    /// the old position between two reads.
+    FirstLineChanged,
+}
+
+/// Something noteworthy that happened while reading; the caller logs these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TailEvent {
+    /// A rotation was detected; reading continues with the new content.
+    Rotated {
+        /// What kind of rotation.
+        rotation: Rotation,
+    },
+    /// A (re)appeared file was opened at `pos`.
+    Opened {
+        /// Start offset.
+        pos: u64,
+    },
+    /// The path cannot be opened (missing, permission denied, ...). Reported
+    /// once per distinct error; opening is retried on every read.
+    Unavailable {
+        /// The kind of the OS error.
+        kind: io::ErrorKind,
+        /// The OS error text.
+        message: String,
+    },
+    /// A line longer than the cap was delivered truncated.
+    OverlongLine {
+        /// Offset just after the line.
+        offset_after: u64,
+        /// Its full length in bytes (without line end).
+        len: u64,
+    },
+    /// A line contained bytes invalid in the log encoding (replaced by
+    /// U+FFFD). Reported once per opened file, counted every time.
+    DecodeError {
+        /// Offset just after the line.
+        offset_after: u64,
+    },
+    /// An incomplete last line of a rotated-away file was delivered as is.
+    PartialLineFlushed {
+        /// Its length in bytes.
+        len: u64,
+    },
+}
+
+/// The result of one [`FileTail::read_lines`] call.
+#[derive(Debug, Default, Clone)]
+pub struct ReadReport {
+    /// Lines delivered by this call.
+    pub lines: u64,
+    /// Events to log, in order.
+    pub events: Vec<TailEvent>,
+}
+
+/// Running counters of a [`FileTail`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TailStats {
+    /// Lines delivered.
+    pub lines: u64,
+    /// Bytes consumed (including line ends and skipped overlong tails).
+    pub bytes: u64,
+    /// Lines delivered truncated.
+    pub overlong: u64,
+    /// Lines with undecodable bytes.
+    pub decode_errors: u64,
+    /// Rotations detected (all kinds).
+    pub rotations: u64,
+}
+
+/// Follows one log path. See the module docs for the guarantees.
+#[derive(Debug)]
+pub struct FileTail {
+    path: PathBuf,
+    opts: TailOptions,
+    cur: Option<Reader>,
+    retired: Vec<Reader>,
+    buf: Vec<u8>,
+    stats: TailStats,
+    /// Last open error reported, to report each distinct error once.
+    open_error: Option<io::ErrorKind>,
+}
+
+#[derive(Debug)]
+struct Reader {
+    file: File,
+    dev: u64,
+    ino: u64,
+    /// Offset up to which bytes have been consumed.
+    read_off: u64,
+    /// Offset where the line being accumulated starts (= checkpoint pos).
+    line_start: u64,
+    /// Kept prefix of the incomplete line (at most `max_line_bytes`).
+    partial: Vec<u8>,
+    /// Full length of the incomplete line so far.
+    partial_len: u64,
+    /// The incomplete line is a fragment (tail start mid-line) to drop.
+    discard: bool,
+    first: FirstLine,
+    last_data: Instant,
+    decode_warned: bool,
+}
+
+/// Receives lines and collects events and counters while draining.
+struct Sink<'o, 'p> {
+    out: &'o mut dyn FnMut(&Line<'_>),
+    path: &'p Path,
+    opts: &'p TailOptions,
+    report: ReadReport,
+    stats: TailStats,
+}
+
+impl FileTail {
+    /// Opens `path` and positions it according to `start`.
+    ///
+    /// Fails if the file cannot be opened or inspected; later failures (the
+    /// file vanishing, becoming unreadable) are reported by
+    /// [`FileTail::read_lines`] instead.
+    pub fn open(
+        path: impl Into<PathBuf>,
+        start: Start,
+        opts: TailOptions,
+    ) -> Result<FileTail, TailError> {
+        let path = path.into();
+        let reader = Reader::open(&path, &start, opts.max_line_bytes)?;
+        Ok(FileTail {
+            path,
+            opts,
+            cur: Some(reader),
+            retired: Vec::new(),
+            buf: vec![0; READ_BUF],
+            stats: TailStats::default(),
+            open_error: None,
+        })
+    }
+
+    /// The followed path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &TailOptions {
+        &self.opts
+    }
+
+    /// Changes the encoding used for subsequent lines (`set <jail> logencoding`).
+    pub fn set_encoding(&mut self, encoding: LogEncoding) {
+        self.opts.encoding = encoding;
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> TailStats {
+        self.stats
+    }
+
+    /// Whether the path is currently open (false while it is missing or
+    /// unreadable; reading retries).
+    pub fn is_open(&self) -> bool {
+        self.cur.is_some()
+    }
+
+    /// Whether rotated-away files are still being drained (the caller should
+    /// keep calling [`FileTail::read_lines`] periodically until this is false
+    /// so that their incomplete last lines are flushed after the grace time).
+    pub fn has_retired(&self) -> bool {
+        !self.retired.is_empty()
+    }
+
+    /// The position to persist: offset after the last delivered line of the
+    /// current file and its first-line digest, in fail2ban's format. `None`
+    /// while the path is missing.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        self.cur.as_ref().map(|r| Checkpoint {
+            pos: r.line_start,
+            firstlinemd5: r.first.md5.clone(),
+        })
+    }
+
+    /// The size of the current file, if open.
+    pub fn file_size(&self) -> Option<u64> {
+        self.cur
+            .as_ref()
+            .and_then(|r| r.file.metadata().ok())
+            .map(|m| m.len())
+    }
+
+    /// Reads every complete line available now and hands each to `out`, in
+    /// file order: first what remains in rotated-away files, then the current
+    /// file. Detects truncation (size below position, or a changed first
+    /// line), replacement of the path by another inode, and removal; then
+    /// continues with the new content from offset 0.
+    ///
+    /// Incomplete last lines are held back until their `\n` arrives (or,
+    /// for rotated-away files, until [`TailOptions::rotate_grace`] passed).
+    ///
+    /// Errors are returned only for read failures on an already open file;
+    /// missing or unreadable paths are reported as events and retried.
+    pub fn read_lines(&mut self, out: &mut dyn FnMut(&Line<'_>)) -> Result<ReadReport, TailError> {
+        let mut sink = Sink {
+            out,
+            path: &self.path,
+            opts: &self.opts,
+            report: ReadReport::default(),
+            stats: TailStats::default(),
+        };
+        let result = read_all(
+            &mut self.cur,
+            &mut self.retired,
+            &mut self.buf,
+            &mut self.open_error,
+            &mut sink,
+        );
+        let Sink { report, stats, .. } = sink;
+        self.stats.lines += stats.lines;
+        self.stats.bytes += stats.bytes;
+        self.stats.overlong += stats.overlong;
+        self.stats.decode_errors += stats.decode_errors;
+        self.stats.rotations += stats.rotations;
+        result.map(|()| report)
+    }
+
+    /// Closes every retired file now, delivering their incomplete last lines
+    /// (used when the path is no longer followed).
+    pub fn flush_retired(&mut self, out: &mut dyn FnMut(&Line<'_>)) -> ReadReport {
+        let mut sink = Sink {
+            out,
+            path: &self.path,
+            opts: &self.opts,
+            report: ReadReport::default(),
+            stats: TailStats::default(),
+        };
+        for mut r in self.retired.drain(..) {
+            let _ = drain(&mut r, &mut self.buf, true, &mut sink);
+            flush_partial(&mut r, &mut sink);
+        }
+        self.stats.lines += sink.stats.lines;
+        sink.report
+    }
+}
+
+fn read_all(
+    cur: &mut Option<Reader>,
+    retired: &mut Vec<Reader>,
+    buf: &mut [u8],
+    open_error: &mut Option<io::ErrorKind>,
+    sink: &mut Sink<'_, '_>,
+) -> Result<(), TailError> {
+    let now = Instant::now();
+    // 1. Older content first: what rotated-away files still hold.
+    let mut i = 0;
+    while i < retired.len() {
+        let r = &mut retired[i];
+        let ok = drain(r, buf, true, sink).is_ok();
+        let quiet = now.saturating_duration_since(r.last_data) >= sink.opts.rotate_grace;
+        if !ok || quiet || retired.len() > MAX_RETIRED {
+            let mut r = retired.remove(i);
+            flush_partial(&mut r, sink);
+        } else {
+            i += 1;
+        }
+    }
+
+    // 2. The current file: reopen if it was missing.
+    if cur.is_none() {
+        match Reader::open(sink.path, &Start::Head, sink.opts.max_line_bytes) {
+            Ok(r) => {
+                *open_error = None;
+                sink.report
+                    .events
+                    .push(TailEvent::Opened { pos: r.line_start });
+                *cur = Some(r);
+            }
+            Err(TailError::Open { source, .. }) => {
+                if *open_error != Some(source.kind()) {
+                    *open_error = Some(source.kind());
+                    sink.report.events.push(TailEvent::Unavailable {
+                        kind: source.kind(),
+                        message: source.to_string(),
+                    });
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(r) = cur.as_mut() else {
+        return Ok(());
+    };
+
+    // 3. Same inode, but truncated or rewritten (copytruncate)?
+    let read_err = |source| TailError::Read {
+        path: sink.path.to_path_buf(),
+        source,
+    };
+    if let Some(rotation) = r.check_truncation().map_err(read_err)? {
+        sink.stats.rotations += 1;
+        sink.report.events.push(TailEvent::Rotated { rotation });
+        flush_partial(r, sink);
+        r.restart_at_zero().map_err(|source| TailError::Read {
+            path: sink.path.to_path_buf(),
+            source,
+        })?;
+    }
+    drain(r, buf, false, sink).map_err(|source| TailError::Read {
+        path: sink.path.to_path_buf(),
+        source,
+    })?;
+    if !r.first.is_known() {
+        r.first = checkpoint::first_line(&r.file).unwrap_or_default();
+    }
+
+    // 4. Does the path still name this file?
+    let rotation = match fs::metadata(sink.path) {
+        Ok(m) if m.dev() == r.dev && m.ino() == r.ino => None,
+        Ok(_) => Some(Rotation::NewFile),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some(Rotation::Removed),
+        // E.g. a directory became unsearchable: keep reading what we have.
+        Err(_) => None,
+    };
+    if let Some(rotation) = rotation {
+        sink.stats.rotations += 1;
+        sink.report.events.push(TailEvent::Rotated { rotation });
+        if let Some(mut old) = cur.take() {
+            // Lines the writer appended between the drain above and the
+            // rename belong before the new file's lines.
+            let _ = drain(&mut old, buf, true, sink);
+            if sink.opts.rotate_grace.is_zero() {
+                flush_partial(&mut old, sink);
+            } else {
+                retired.push(old);
+            }
+        }
+        if rotation == Rotation::NewFile {
+            match Reader::open(sink.path, &Start::Head, sink.opts.max_line_bytes) {
+                Ok(mut r) => {
+                    sink.report.events.push(TailEvent::Opened { pos: 0 });
+                    drain(&mut r, buf, false, sink).map_err(|source| TailError::Read {
+                        path: sink.path.to_path_buf(),
+                        source,
+                    })?;
+                    if !r.first.is_known() {
+                        r.first = checkpoint::first_line(&r.file).unwrap_or_default();
+                    }
+                    *cur = Some(r);
+                }
+                Err(TailError::Open { source, .. }) => {
+                    *open_error = Some(source.kind());
+                    sink.report.events.push(TailEvent::Unavailable {
+                        kind: source.kind(),
+                        message: source.to_string(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Reader {
+    fn open(path: &Path, start: &Start, max_line: usize) -> Result<Reader, TailError> {
+        let open_err = |source| TailError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        // std opens with O_CLOEXEC, so actions never inherit log descriptors.
+        let mut file = File::open(path).map_err(open_err)?;
+        let meta = file.metadata().map_err(open_err)?;
+        if meta.is_dir() {
+            return Err(open_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a directory",
+            )));
+        }
+        let size = meta.len();
+        let first = checkpoint::first_line(&file).map_err(open_err)?;
+        let mut discard = false;
+        let pos = match start {
+            Start::Head => 0,
+            Start::At(cp) => {
+                if cp.firstlinemd5 == first.md5 && cp.pos <= size {
+                    cp.pos
+                } else {
+                    0
+                }
+            }
+            Start::Tail => {
+                let (pos, mid_line) = tail_position(&file, size, max_line).map_err(open_err)?;
+                discard = mid_line;
+                pos
+            }
+        };
+        file.seek(SeekFrom::Start(pos)).map_err(open_err)?;
+        Ok(Reader {
+            file,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            read_off: pos,
+            line_start: pos,
+            partial: Vec::new(),
+            partial_len: 0,
+            discard,
+            first,
+            last_data: Instant::now(),
+            decode_warned: false,
+        })
+    }
+
+    /// Detects copytruncate: the file shrank below what was read, or its
+    /// first line is no longer the one seen before.
+    fn check_truncation(&mut self) -> io::Result<Option<Rotation>> {
+        let size = self.file.metadata()?.len();
+        if size < self.read_off {
+            return Ok(Some(Rotation::Truncated));
+        }
+        if self.first.is_known()
+            && self.read_off >= self.first.len
+            && !checkpoint::first_line_matches(&self.file, &self.first)?
+        {
+            return Ok(Some(Rotation::FirstLineChanged));
+        }
+        Ok(None)
+    }
+
+    fn restart_at_zero(&mut self) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(0))?;
+        self.read_off = 0;
+        self.line_start = 0;
+        self.partial.clear();
+        self.partial_len = 0;
+        self.discard = false;
+        self.decode_warned = false;
+        self.first = checkpoint::first_line(&self.file)?;
+        Ok(())
+    }
+}
+
+/// Where `tail` starts: the end of the file, or the start of its incomplete
+/// last line (so that line is delivered whole once completed). Returns the
+/// position and whether it is mid-line (no line start found within the cap:
+/// the fragment up to the next `\n` is skipped).
+fn tail_position(file: &File, size: u64, max_line: usize) -> io::Result<(u64, bool)> {
+    if size == 0 {
+        return Ok((0, false));
+    }
+    let window = (max_line as u64 + 1).min(size);
+    let mut buf = vec![0u8; window as usize];
+    let from = size - window;
+    let mut got = 0;
+    while got < buf.len() {
+        let n = file.read_at(&mut buf[got..], from + got as u64)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    buf.truncate(got);
+    if buf.last() == Some(&b'\n') {
+        return Ok((from + got as u64, false));
+    }
+    match memchr::memrchr(b'\n', &buf) {
+        Some(i) => Ok((from + i as u64 + 1, false)),
+        None if from == 0 => Ok((0, false)),
+        None => Ok((size, true)),
+    }
+}
+
+/// Reads `r` to its current end, delivering complete lines.
+fn drain(r: &mut Reader, buf: &mut [u8], rotated: bool, sink: &mut Sink<'_, '_>) -> io::Result<()> {
+    let max = sink.opts.max_line_bytes;
+    loop {
+        let n = match r.file.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        r.last_data = Instant::now();
+        sink.stats.bytes += n as u64;
+        let chunk = &buf[..n];
+        let base = r.read_off;
+        let mut start = 0usize;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            let content = &chunk[start..nl];
+            let offset_after = base + nl as u64 + 1;
+            if r.discard {
+                r.discard = false;
+            } else if r.partial_len == 0 && content.len() <= max {
+                sink.emit(r, content, offset_after, content.len() as u64, rotated);
+            } else {
+                append_capped(r, content, max);
+                let full = r.partial_len;
+                let line = std::mem::take(&mut r.partial);
+                sink.emit(r, &line, offset_after, full, rotated);
+                r.partial = line;
+                r.partial.clear();
+            }
+            r.partial_len = 0;
+            r.line_start = offset_after;
+            start = nl + 1;
+        }
+        let rest = &chunk[start..];
+        if r.discard {
+            r.partial_len += rest.len() as u64;
+        } else {
+            append_capped(r, rest, max);
+        }
+        r.read_off = base + n as u64;
+    }
+}
+
+fn append_capped(r: &mut Reader, bytes: &[u8], max: usize) {
+    let room = max.saturating_sub(r.partial.len());
+    r.partial.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    r.partial_len += bytes.len() as u64;
+}
+
+/// Delivers the incomplete last line of a file that is going away.
+fn flush_partial(r: &mut Reader, sink: &mut Sink<'_, '_>) {
+    if r.partial_len > 0 && !r.discard {
+        let line = std::mem::take(&mut r.partial);
+        let full = r.partial_len;
+        sink.report
+            .events
+            .push(TailEvent::PartialLineFlushed { len: full });
+        sink.emit(r, &line, r.read_off, full, true);
+    }
+    r.partial.clear();
+    r.partial_len = 0;
+    r.discard = false;
+    r.line_start = r.read_off;
+}
+
+impl Sink<'_, '_> {
+    fn emit(
+        &mut self,
+        r: &mut Reader,
+        content: &[u8],
+        offset_after: u64,
+        full_len: u64,
+        rotated: bool,
+    ) {
+        // fail2ban strips any trailing "\r\n" characters.
+        let mut end = content.len();
+        while end > 0 && content[end - 1] == b'\r' {
+            end -= 1;
+        }
+        let bytes = &content[..end];
+        let truncated = full_len > self.opts.max_line_bytes as u64;
+        if truncated {
+            self.stats.overlong += 1;
+            self.report.events.push(TailEvent::OverlongLine {
+                offset_after,
+                len: full_len,
+            });
+        }
+        let (text, bad) = self.opts.encoding.decode(bytes);
+        if bad {
+            self.stats.decode_errors += 1;
+            if !r.decode_warned {
+                r.decode_warned = true;
+                self.report
+                    .events
+                    .push(TailEvent::DecodeError { offset_after });
+            }
+        }
+        self.stats.lines += 1;
+        self.report.lines += 1;
+        (self.out)(&Line {
+            text: &text,
+            bytes,
+            file: self.path,
+            offset_after,
+            truncated,
+            rotated,
+        });
+    }
+}
