@@ -1,0 +1,248 @@
+//! Plain data types exchanged with the store.
+
+use serde_json::Value;
+
+/// A ticket's `data` dict as fail2ban stores it: `matches` (list of log
+/// lines), `failures` (int) and any `F-*` fields captured by the filter
+/// (insertion order is kept, like a Python dict).
+pub type BanData = serde_json::Map<String, Value>;
+
+/// One ban as stored in the `bans` (history) and `bips` (latest per ip and
+/// jail) tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BanRecord {
+    /// The banned id, normally an IP address as text.
+    pub ip: String,
+    /// Unix time of the ban (whole seconds; fail2ban rounds the ticket time).
+    pub timeofban: i64,
+    /// Ban duration in seconds; `-1` = permanent; `-2` = unknown (rows
+    /// upgraded from a schema older than v3).
+    pub bantime: i64,
+    /// How many times this ip was banned in this jail (bantime.increment).
+    pub bancount: i64,
+    /// The ticket's data dict.
+    pub data: BanData,
+}
+
+impl BanRecord {
+    /// A record with empty data.
+    pub fn new(ip: impl Into<String>, timeofban: i64, bantime: i64, bancount: i64) -> Self {
+        BanRecord {
+            ip: ip.into(),
+            timeofban,
+            bantime,
+            bancount,
+            data: BanData::new(),
+        }
+    }
+
+    /// Sets `data["matches"]`.
+    pub fn with_matches<S: Into<String>>(mut self, matches: impl IntoIterator<Item = S>) -> Self {
+        let list = matches
+            .into_iter()
+            .map(|m| Value::String(m.into()))
+            .collect();
+        self.data.insert("matches".into(), Value::Array(list));
+        self
+    }
+
+    /// Sets `data["failures"]`.
+    pub fn with_failures(mut self, failures: i64) -> Self {
+        self.data.insert("failures".into(), Value::from(failures));
+        self
+    }
+
+    /// Sets any other data field (e.g. `F-USER`).
+    pub fn with_field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.data.insert(key.into(), value.into());
+        self
+    }
+
+    /// The matched log lines, as fail2ban's `Ticket.getMatches` returns them
+    /// (list entries that are themselves lists are joined).
+    pub fn matches(&self) -> Vec<String> {
+        matches_of(&self.data)
+    }
+
+    /// `data["failures"]` if it is a number.
+    pub fn failures(&self) -> Option<i64> {
+        self.data.get("failures").and_then(value_as_i64)
+    }
+
+    /// `true` for a permanent ban (`bantime == -1`).
+    pub fn is_permanent(&self) -> bool {
+        self.bantime == -1
+    }
+}
+
+/// A ban together with the jail it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JailBan {
+    /// Jail name.
+    pub jail: String,
+    /// The ban.
+    pub ban: BanRecord,
+}
+
+/// What [`crate::Store::ban_history`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryScope<'a> {
+    /// The `bips` row of this ip in this jail (fail2ban's `getBan(ip, jail)`).
+    Jail(&'a str),
+    /// The newest `bips` row of this ip in any jail (`getBan(ip)` without a jail).
+    NewestAnyJail,
+    /// All jails summed (`bantime.overalljails = true`): total bancount, newest
+    /// timeofban and the bantime of that newest row.
+    Overall,
+}
+
+/// Result of [`crate::Store::ban_history`], the input of `bantime.increment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BanHistory {
+    /// Number of previous bans (summed over jails for [`HistoryScope::Overall`]).
+    pub bancount: i64,
+    /// Time of the most recent ban.
+    pub last_timeofban: i64,
+    /// Ban time of the most recent ban.
+    pub last_bantime: i64,
+}
+
+/// Parameters of [`crate::Store::current_bans`] (fail2ban's `getCurrentBans`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrentBansQuery<'a> {
+    /// Only this jail (`None`: all jails, newest row per ip).
+    pub jail: Option<&'a str>,
+    /// Only this ip.
+    pub ip: Option<&'a str>,
+    /// "Now": bans that ended at or before this are not returned.
+    pub now: i64,
+    /// If set (and not `-1`), only bans with `timeofban > now - forbantime`
+    /// (fail2ban passes the jail's bantime when bantime.increment is off).
+    pub forbantime: Option<i64>,
+    /// The jail's maximal ban time (`bantime.maxtime` or bantime): longer and
+    /// permanent bans are shortened to it, and bans that thereby ended are
+    /// dropped. `None` or `Some(-1)`: no correction.
+    pub max_bantime: Option<i64>,
+    /// Ban time given to rows with the unknown bantime `-2` (upgraded from
+    /// schema < 3): normally the jail's bantime. `None`: `max_bantime` if set
+    /// and non-zero, else 600 (fail2ban's fallback).
+    pub unknown_bantime: Option<i64>,
+    /// Keep at most this many (newest) matches; `Some(0)` drops `matches`;
+    /// `None`: the store's `dbmaxmatches`.
+    pub max_matches: Option<usize>,
+}
+
+impl<'a> CurrentBansQuery<'a> {
+    /// All active bans at `now`, no filters, no corrections.
+    pub fn at(now: i64) -> Self {
+        CurrentBansQuery {
+            jail: None,
+            ip: None,
+            now,
+            forbantime: None,
+            max_bantime: None,
+            unknown_bantime: None,
+            max_matches: None,
+        }
+    }
+
+    /// Active bans of one jail at `now`.
+    pub fn jail(jail: &'a str, now: i64) -> Self {
+        CurrentBansQuery {
+            jail: Some(jail),
+            ..Self::at(now)
+        }
+    }
+}
+
+/// All bans of one ip merged into one ticket (fail2ban's `getBansMerged`),
+/// used for the `<ipmatches>`, `<ipjailmatches>`, `<ipfailures>` and
+/// `<ipjailfailures>` action tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergedBan {
+    /// The ip.
+    pub ip: String,
+    /// Time of the oldest ban considered.
+    pub timeofban: i64,
+    /// Sum of `failures` over the bans (a ban without it counts 1).
+    pub failures: i64,
+    /// Matches of all bans, oldest first, at most `dbmaxmatches` (the newest).
+    pub matches: Vec<Value>,
+    /// The merged data dict (`failures` and `matches` as above; other keys:
+    /// the value of the oldest ban that has it).
+    pub data: BanData,
+}
+
+/// Read position of a log file (`logs` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPosition {
+    /// MD5 (hex) of the file's first line, to detect rotation.
+    pub firstlinemd5: Option<String>,
+    /// Byte offset where reading stopped.
+    pub lastfilepos: u64,
+}
+
+/// Read position of the systemd journal of a jail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalPosition {
+    /// Realtime timestamp (seconds) of the last processed entry: what
+    /// fail2ban stores and seeks to.
+    pub time: f64,
+    /// ISO form of that time (fail2ban stores it in `firstlinemd5`).
+    pub iso: Option<String>,
+    /// The exact journal cursor (f2b only). `None` when unknown or when
+    /// fail2ban moved the time position since f2b stored the cursor.
+    pub cursor: Option<String>,
+}
+
+/// Counts of rows removed by [`crate::Store::purge`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeStats {
+    /// Rows deleted from `bans` (history).
+    pub bans: usize,
+    /// Rows deleted from `bips`.
+    pub bips: usize,
+    /// Disabled jails without bans that were removed.
+    pub jails: usize,
+}
+
+/// Counts of rows taken over by [`crate::Store::import_db`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportStats {
+    /// Schema version of the source database.
+    pub source_version: i64,
+    /// Jails added.
+    pub jails: usize,
+    /// History rows added (rows already present are skipped).
+    pub bans: usize,
+    /// Latest-ban rows added or replaced by newer ones.
+    pub bips: usize,
+    /// Log and journal positions taken over.
+    pub logs: usize,
+}
+
+/// Extracts `matches` like fail2ban's `Ticket.getMatches`.
+pub(crate) fn matches_of(data: &BanData) -> Vec<String> {
+    match data.get("matches") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => s.clone(),
+                Value::Array(parts) => parts
+                    .iter()
+                    .map(|p| match p {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect(),
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A JSON number as i64 (floats truncated), like Python's int().
+pub(crate) fn value_as_i64(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+}
