@@ -1,2 +1,3 @@
 //! f2b-filter: fail2ban-compatible filter engine.
+pub mod date;
 pub mod dialect;

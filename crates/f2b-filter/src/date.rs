@@ -1,0 +1,1262 @@
+//! Date detection: fail2ban's `DateDetector`, `DateTemplate`s and its
+//! `strptime` variant (field regexes, `reGroupDictStrptime`), re-implemented.
+//!
+//! Beyond fail2ban, `%a %A %b %B` also accept German, French, Spanish and
+//! Japanese names (e.g. `2月`, `Mär`, `févr.`), so logs written under those
+//! locales are dated correctly.
+
+use crate::dialect::{DialectError, PyRegex, Spans};
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use std::sync::{Arc, OnceLock};
+
+/// Errors building a date template or parsing a time zone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    /// `datepattern` could not be turned into a regex.
+    #[error("failed to set datepattern {pattern:?} (may be an invalid format or unescaped percent char): {reason}")]
+    Pattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Unknown/unsupported `logtimezone`.
+    #[error("unknown or unsupported time zone: {zone:?}")]
+    TimeZone {
+        /// The zone text.
+        zone: String,
+    },
+    /// Regex compilation failed.
+    #[error(transparent)]
+    Regex(#[from] DialectError),
+}
+
+const MONTHS_ABBR: [&[&str]; 12] = [
+    &["jan", "janv", "ene", "1月"],
+    &["feb", "févr", "fev", "fév", "2月"],
+    &["mar", "mär", "mrz", "mars", "3月"],
+    &["apr", "avr", "abr", "4月"],
+    &["may", "mai", "5月"],
+    &["jun", "juin", "6月"],
+    &["jul", "juil", "7月"],
+    &["aug", "août", "aou", "ago", "8月"],
+    &["sep", "sept", "9月"],
+    &["oct", "okt", "10月"],
+    &["nov", "11月"],
+    &["dec", "dez", "déc", "dic", "12月"],
+];
+const MONTHS_FULL: [&[&str]; 12] = [
+    &["january", "januar", "janvier", "enero", "一月"],
+    &["february", "februar", "février", "febrero", "二月"],
+    &["march", "märz", "mars", "marzo", "三月"],
+    &["april", "avril", "abril", "四月"],
+    &["may", "mai", "mayo", "五月"],
+    &["june", "juni", "juin", "junio", "六月"],
+    &["july", "juli", "juillet", "julio", "七月"],
+    &["august", "août", "agosto", "八月"],
+    &["september", "septembre", "septiembre", "setiembre", "九月"],
+    &["october", "oktober", "octobre", "octubre", "十月"],
+    &["november", "novembre", "noviembre", "十一月"],
+    &["december", "dezember", "décembre", "diciembre", "十二月"],
+];
+// Monday first (Python's weekday numbering).
+const DAYS_ABBR: [&[&str]; 7] = [
+    &["mon", "mo", "lun", "月"],
+    &["tue", "di", "mar", "火"],
+    &["wed", "mi", "mer", "mié", "mie", "水"],
+    &["thu", "do", "jeu", "jue", "木"],
+    &["fri", "fr", "ven", "vie", "金"],
+    &["sat", "sa", "sam", "sáb", "sab", "土"],
+    &["sun", "so", "dim", "dom", "日"],
+];
+const DAYS_FULL: [&[&str]; 7] = [
+    &["monday", "montag", "lundi", "lunes", "月曜日"],
+    &["tuesday", "dienstag", "mardi", "martes", "火曜日"],
+    &["wednesday", "mittwoch", "mercredi", "miércoles", "miercoles", "水曜日"],
+    &["thursday", "donnerstag", "jeudi", "jueves", "木曜日"],
+    &["friday", "freitag", "vendredi", "viernes", "金曜日"],
+    &["saturday", "samstag", "samedi", "sábado", "sabado", "土曜日"],
+    &["sunday", "sonntag", "dimanche", "domingo", "日曜日"],
+];
+
+/// Python's order first (exactly as `_strptime` builds it), then the extra
+/// locales, longest first.
+fn names_alt(english_order: &[&str], table: &[&[&str]]) -> String {
+    let mut out: Vec<String> = english_order.iter().map(|s| s.to_string()).collect();
+    let mut extra: Vec<&str> = table
+        .iter()
+        .flat_map(|v| v.iter().skip(1).copied())
+        .filter(|s| !english_order.contains(s))
+        .collect();
+    extra.sort_by(|a, b| b.chars().count().cmp(&a.chars().count()).then(a.cmp(b)));
+    extra.dedup();
+    out.extend(extra.into_iter().map(|s| s.to_string()));
+    out.join("|")
+}
+
+fn lookup_name(table: &[&[&str]], val: &str) -> Option<usize> {
+    let v = val.to_lowercase();
+    let v = v.trim_end_matches('.');
+    table.iter().position(|names| names.contains(&v))
+}
+
+/// Year regex for `%ExY`, computed like fail2ban: 3-digit prefixes of
+/// now-1, now+3 and every third year since 2000.
+fn exy_regex(now_year: i32) -> String {
+    let mut cents: Vec<String> = Vec::new();
+    let mut add = |y: i32| {
+        let s = format!("{:04}", y);
+        let c = s[..3].to_string();
+        if !cents.contains(&c) {
+            cents.push(c);
+        }
+    };
+    add(now_year - 1);
+    add(now_year + 3);
+    let mut y = 2000;
+    while y <= now_year {
+        add(y);
+        y += 3;
+    }
+    cents.sort();
+    format!("(?P<Y>(?:{})\\d)", cents.join("|"))
+}
+
+/// The table of `%` directives: (key, regex, name).
+fn directive(key: &str, exy: &str) -> Option<(String, String)> {
+    let alt_b = || {
+        names_alt(
+            &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+            &MONTHS_ABBR,
+        )
+    };
+    let r: String = match key {
+        "%" => "%".into(),
+        "A" => format!(
+            "(?P<A>{})",
+            names_alt(
+                &["wednesday", "thursday", "saturday", "tuesday", "monday", "friday", "sunday"],
+                &DAYS_FULL
+            )
+        ),
+        "B" => format!(
+            "(?P<B>{})",
+            names_alt(
+                &[
+                    "september", "february", "november", "december", "january", "october",
+                    "august", "march", "april", "june", "july", "may"
+                ],
+                &MONTHS_FULL
+            )
+        ),
+        "a" => format!(
+            "(?P<a>{})",
+            names_alt(&["mon", "tue", "wed", "thu", "fri", "sat", "sun"], &DAYS_ABBR)
+        ),
+        "b" => format!("(?P<b>{}\\.?)", alt_b()),
+        "ExH" => r"(?P<H>[0-1]\d|2[0-3])".into(),
+        "ExM" => r"(?P<M>[0-5]\d)".into(),
+        "ExS" => r"(?P<S>[0-5]\d|6[0-1])".into(),
+        "ExY" => exy.into(),
+        "ExZ" => r"(?P<Z>[A-Z](?:[A-Z]{2,4})?)".into(),
+        "Exd" => r"(?P<d>[1-2]\d|0[1-9]|3[0-1])".into(),
+        "Exk" => r" ?(?P<H>[0-1]?\d|2[0-3])".into(),
+        "Exl" => r" ?(?P<I>1[0-2]|\d)".into(),
+        "Exm" => r"(?P<m>0[1-9]|1[0-2])".into(),
+        "Exy" => r"(?P<y>\d{2})".into(),
+        "Exz" => r"(?P<z>(?:[A-Z](?:[A-Z]{2,4})?)?[+-][01]\d(?::?\d{2})?|[A-Z](?:[A-Z]{2,4})?)".into(),
+        "G" => r"(?P<G>\d\d\d\d)".into(),
+        "H" => r"(?P<H>[0-1]?\d|2[0-3])".into(),
+        "I" => r"(?P<I>1[0-2]|0[1-9]|[1-9])".into(),
+        "M" => r"(?P<M>[0-5]?\d)".into(),
+        "S" => r"(?P<S>[0-5]?\d|6[0-1])".into(),
+        "U" => r"(?P<U>5[0-3]|[0-4]\d|\d)".into(),
+        "V" => r"(?P<V>5[0-3]|0[1-9]|[1-4]\d|\d)".into(),
+        "W" => r"(?P<W>5[0-3]|[0-4]\d|\d)".into(),
+        "X" => r"(?P<H>2[0-3]|[0-1]\d|\d):(?P<M>[0-5]\d|\d):(?P<S>6[0-1]|[0-5]\d|\d)".into(),
+        "Y" => r"(?P<Y>\d{4})".into(),
+        "Z" => r"(?P<Z>Z|[A-Z]{3,5})".into(),
+        "c" => format!(
+            r"(?P<a>mon|tue|wed|thu|fri|sat|sun)\s+(?P<b>{})\s+(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])\s+(?P<H>2[0-3]|[0-1]\d|\d):(?P<M>[0-5]\d|\d):(?P<S>6[0-1]|[0-5]\d|\d)\s+(?P<Y>\d\d\d\d)",
+            alt_b()
+        ),
+        "d" => r"(?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1])".into(),
+        "f" => r"(?P<f>[0-9]{1,6})".into(),
+        "j" => r"(?P<j>36[0-6]|3[0-5]\d|[1-2]\d\d|0[1-9]\d|00[1-9]|[1-9]\d|0[1-9]|[1-9])".into(),
+        "k" => r" ?(?P<H>[0-2]?\d)".into(),
+        "l" => r" ?(?P<I>1?\d)".into(),
+        "m" => r"(?P<m>0?[1-9]|1[0-2])".into(),
+        "p" => r"(?P<p>am|pm|午前|午後)".into(),
+        "u" => r"(?P<u>[1-7])".into(),
+        "w" => r"(?P<w>[0-6])".into(),
+        "x" => r"(?P<m>1[0-2]|0[1-9]|[1-9])/(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])/(?P<y>\d\d)".into(),
+        "y" => r"(?P<y>\d\d)".into(),
+        "z" => r"(?P<z>Z|UTC|GMT|[+-][01]\d(?::?\d{2})?)".into(),
+        _ => return None,
+    };
+    let name = match key {
+        "a" => "DAY",
+        "A" => "DAYNAME",
+        "b" => "MON",
+        "B" => "MONTH",
+        "d" => "Day",
+        "H" => "24hour",
+        "I" => "12hour",
+        "j" => "Yearday",
+        "m" => "Month",
+        "M" => "Minute",
+        "p" => "AMPM",
+        "S" => "Second",
+        "U" | "W" => "Yearweek",
+        "w" => "Weekday",
+        "y" => "Year2",
+        "Y" => "Year",
+        "%" => "%",
+        "z" => "Zone offset",
+        "f" => "Microseconds",
+        "Z" => "Zone name",
+        "Exz" => "ExZone offset",
+        "ExZ" => "ExZone name",
+        "ExS" => "ExSecond",
+        "Exd" => "ExDay",
+        "ExM" => "ExMinute",
+        "Exm" => "ExMonth",
+        "ExH" => "Ex24hour",
+        "Exy" => "ExYear2",
+        "ExY" => "ExYear",
+        _ => "",
+    };
+    let name = if name.is_empty() { format!("%{key}") } else { name.to_string() };
+    Some((r, name))
+}
+
+const LONG_KEYS: [&str; 12] = [
+    "ExZ", "Exz", "Exd", "Exm", "ExH", "Exk", "Exl", "ExM", "ExS", "ExY", "Exy", "%",
+];
+const SHORT_KEYS: &str = "dfHIGjmMSUwuVyYzAaBbpZWcxXkl";
+
+/// Expands `%` directives; returns (regex, name, has_alpha).
+fn expand_pattern(pattern: &str, exy: &str) -> Result<(String, String, bool), String> {
+    let mut regex = String::new();
+    let mut name = String::new();
+    let mut alpha = false;
+    let mut rest = pattern;
+    while let Some(i) = rest.find('%') {
+        regex.push_str(&rest[..i]);
+        name.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let key = LONG_KEYS
+            .iter()
+            .find(|k| after.starts_with(*k))
+            .map(|k| k.to_string())
+            .or_else(|| {
+                after
+                    .chars()
+                    .next()
+                    .filter(|c| SHORT_KEYS.contains(*c))
+                    .map(|c| c.to_string())
+            });
+        let Some(key) = key else {
+            return Err("unsupported format character after '%'".into());
+        };
+        // RE_ALPHA_PATTERN: (?<!%)%[aAbBpc]
+        let prev_pct = i > 0 && rest[..i].ends_with('%');
+        if !prev_pct && matches!(key.as_str(), "a" | "A" | "b" | "B" | "p" | "c") {
+            alpha = true;
+        }
+        let (r, n) = directive(&key, exy).ok_or("unknown directive")?;
+        regex.push_str(&r);
+        name.push_str(&n);
+        rest = &after[key.len()..];
+    }
+    regex.push_str(rest);
+    name.push_str(rest);
+    Ok((regex, name, alpha))
+}
+
+struct Meta {
+    grouped: PyRegex,
+    group: PyRegex,
+    globalflags: PyRegex,
+    no_wrd_beg: PyRegex,
+    no_wrd_end: PyRegex,
+    del_wrd: PyRegex,
+    line_beg: PyRegex,
+    line_end: PyRegex,
+    epoch: PyRegex,
+    exsanc: PyRegex,
+    exeanc: PyRegex,
+}
+
+fn meta() -> &'static Meta {
+    static M: OnceLock<Meta> = OnceLock::new();
+    M.get_or_init(|| {
+        let c = |p: &str| match PyRegex::new(p, false) {
+            Ok(r) => r,
+            // These are fixed, tested patterns; a failure is a programming error.
+            Err(e) => unreachable!("internal date meta regex {p:?}: {e}"),
+        };
+        Meta {
+            grouped: c(r"(?<!(?:\(\?))(?<!\\)\((?!\?)"),
+            group: c(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$"),
+            globalflags: c(r"((?:^|(?!<\\))\(\?[a-z]+\))"),
+            no_wrd_beg: c(r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)"),
+            no_wrd_end: c(r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$"),
+            del_wrd: c(r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$"),
+            line_beg: c(r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))"),
+            line_end: c(r"(?<![\\\|])(?:\$\)?)$"),
+            epoch: c(r"(?i)(?<!\\)\{L?EPOCH\}"),
+            exsanc: c(r"^\((?:\?:)?\^\|\\b\|\\W\)"),
+            exeanc: c(r"\(\?=\\b\|\\W\|\$\)$"),
+        }
+    })
+}
+
+/// `re.sub(pattern, repl, s, count)` with a closure replacement.
+fn py_sub(re: &PyRegex, s: &str, count: usize, f: impl Fn(&str, &Spans) -> String) -> String {
+    let mut out = String::new();
+    let mut pos = 0;
+    let mut last = 0;
+    let mut n = 0;
+    while pos <= s.len() {
+        if count > 0 && n >= count {
+            break;
+        }
+        let Some(sp) = re.search_at(s, pos, s.len()) else { break };
+        let (a, b) = sp.whole();
+        out.push_str(&s[last..a]);
+        out.push_str(&f(s, &sp));
+        last = b;
+        n += 1;
+        pos = if b == a {
+            // advance one char on empty match
+            match s[b..].chars().next() {
+                Some(c) => {
+                    if b < s.len() {
+                        out.push(c);
+                    }
+                    last = b + c.len_utf8();
+                    b + c.len_utf8()
+                }
+                None => s.len() + 1,
+            }
+        } else {
+            b
+        };
+    }
+    if last <= s.len() {
+        out.push_str(&s[last..]);
+    }
+    out
+}
+
+/// Template flag: anchored at line begin.
+pub const LINE_BEGIN: u8 = 8;
+/// Template flag: anchored at line end.
+pub const LINE_END: u8 = 4;
+/// Template flag: word-begin boundary.
+pub const WORD_BEGIN: u8 = 2;
+/// Template flag: word-end boundary.
+pub const WORD_END: u8 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Pattern,
+    Epoch { long: bool, grp: usize },
+    Tai64n,
+}
+
+/// One date template (fail2ban's `DateTemplate` subclasses).
+#[derive(Debug)]
+pub struct Template {
+    /// Display name (e.g. `{^LN-BEG}ExYear(?P<_sep>[-/.])Month...`).
+    pub name: String,
+    /// The original pattern (for pattern templates).
+    pub pattern: Option<String>,
+    /// Final regex.
+    pub regex: String,
+    /// LINE_BEGIN | LINE_END | WORD_BEGIN | WORD_END.
+    pub flags: u8,
+    /// Weight (100 for the anchored copies of default templates).
+    pub weight: f64,
+    kind: Kind,
+    re: PyRegex,
+}
+
+/// `DateTemplate.setRegex`: returns (regex, flags, name-prefix-needed).
+fn set_regex(regex: &str, word_begin: WordBegin, word_end: bool) -> (String, u8, bool) {
+    let m = meta();
+    let mut regex = regex.trim().to_string();
+    let gf = m.globalflags.search(&regex).map(|sp| {
+        let (a, b) = sp.get(1).unwrap_or((0, 0));
+        regex[a..b].to_string()
+    });
+    if gf.is_some() {
+        regex = py_sub(&m.globalflags, &regex, 1, |_, _| String::new());
+    }
+    let bound_begin = word_begin != WordBegin::No && m.no_wrd_beg.search(&regex).is_none();
+    let bound_end = word_end && m.no_wrd_end.search(&regex).is_none();
+    if m.grouped.search(&regex).is_none() {
+        regex = py_sub(&m.group, &regex, 0, |s, sp| {
+            let g = |i| sp.get(i).map(|(a, b)| &s[a..b]).unwrap_or("");
+            format!("{}({}){}", g(1), g(2), g(3))
+        });
+    }
+    let mut flags = 0u8;
+    let mut prefix_name = false;
+    if bound_begin {
+        if word_begin != WordBegin::Start {
+            flags |= WORD_BEGIN;
+            regex = format!(r"(?=^|\b|\W){regex}");
+        } else {
+            flags |= LINE_BEGIN;
+            regex = format!(r"^(?:\W{{0,2}})?{regex}");
+            prefix_name = true;
+        }
+    }
+    if bound_end {
+        flags |= WORD_END;
+        regex.push_str(r"(?=\b|\W|$)");
+    }
+    if flags & LINE_BEGIN == 0 && m.line_beg.search(&regex).is_some() {
+        flags |= LINE_BEGIN;
+    }
+    if flags & LINE_END == 0 && m.line_end.search(&regex).is_some() {
+        flags |= LINE_END;
+    }
+    regex = py_sub(&m.del_wrd, &regex, 0, |s, sp| {
+        let (a, b) = sp.whole();
+        s[a..b].replace("**", "")
+    });
+    if let Some(gf) = gf {
+        regex = format!("{gf}{regex}");
+    }
+    (regex, flags, prefix_name)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WordBegin {
+    No,
+    Yes,
+    Start,
+}
+
+fn now_year() -> i32 {
+    let now = jiff::Timestamp::now();
+    now.to_zoned(TimeZone::UTC).year() as i32
+}
+
+fn exy() -> &'static str {
+    static E: OnceLock<String> = OnceLock::new();
+    E.get_or_init(|| exy_regex(now_year()))
+}
+
+impl Template {
+    fn compile(name: String, pattern: Option<String>, regex: String, flags: u8, kind: Kind) -> Result<Template, DateError> {
+        let re = PyRegex::new(&regex, false).map_err(|e| DateError::Pattern {
+            pattern: pattern.clone().unwrap_or_else(|| name.clone()),
+            reason: e.to_string(),
+        })?;
+        Ok(Template { name, pattern, regex, flags, weight: 1.0, kind, re })
+    }
+
+    /// `DatePatternRegex(pattern)`.
+    pub fn from_pattern(pattern: &str) -> Result<Template, DateError> {
+        let mut p = pattern.to_string();
+        let mut wb = WordBegin::Yes;
+        let mut we = true;
+        if let Some(r) = p.strip_prefix("{UNB}") {
+            p = r.to_string();
+            wb = WordBegin::No;
+            we = false;
+        }
+        if wb != WordBegin::No {
+            if let Some(r) = p.strip_prefix("{^LN-BEG}") {
+                p = r.to_string();
+                wb = WordBegin::Start;
+            }
+        }
+        let (mut regex, mut name, alpha) = expand_pattern(&p, exy()).map_err(|reason| DateError::Pattern {
+            pattern: pattern.to_string(),
+            reason,
+        })?;
+        if alpha {
+            regex = format!("(?iu){regex}");
+        }
+        let (regex, flags, prefix) = set_regex(&regex, wb, we);
+        if prefix && !name.starts_with("{^LN-BEG}") {
+            name = format!("{{^LN-BEG}}{name}");
+        }
+        Template::compile(name, Some(pattern.to_string()), regex, flags, Kind::Pattern)
+    }
+
+    /// `DateEpoch`.
+    pub fn epoch(line_begin_only: bool, pattern: Option<&str>, long: bool) -> Result<Template, DateError> {
+        let mut name = match (pattern, long) {
+            (Some(p), _) => p.to_string(),
+            (None, true) => "LongEpoch".to_string(),
+            (None, false) => "Epoch".to_string(),
+        };
+        let epoch_re = if long {
+            r"\d{10,11}(?:\d{3}(?:\.\d{1,6}|\d{3})?)?"
+        } else {
+            r"\d{10,11}\b(?:\.\d{3,6})?"
+        };
+        let (regex, flags, grp, prefix) = if let Some(p) = pattern {
+            let sub = py_sub(&meta().epoch, p, 0, |_, _| format!("({epoch_re})"));
+            let (r, f, pf) = set_regex(&format!("({sub})"), WordBegin::Yes, true);
+            (r, f, 2, pf)
+        } else if !line_begin_only {
+            let r = format!(r"((?:^|(?P<square>(?<=^\[))|(?P<selinux>(?<=\baudit\()))%s)(?:(?(selinux)(?=:\d+\)))|(?(square)(?=\])))").replace("%s", epoch_re);
+            let (r, f, pf) = set_regex(&r, WordBegin::No, true);
+            (r, f, 1, pf)
+        } else {
+            let r = format!(r"((?P<square>(?<=^\[))?{epoch_re})(?(square)(?=\]))");
+            let (r, f, pf) = set_regex(&r, WordBegin::Start, true);
+            (r, f, 1, pf)
+        };
+        if prefix && !name.starts_with("{^LN-BEG}") {
+            name = format!("{{^LN-BEG}}{name}");
+        }
+        Template::compile(name, pattern.map(str::to_string), regex, flags, Kind::Epoch { long, grp })
+    }
+
+    /// `DateTai64n`.
+    pub fn tai64n(start: bool) -> Result<Template, DateError> {
+        let (regex, flags, prefix) = set_regex("@[0-9a-f]{24}", if start { WordBegin::Start } else { WordBegin::No }, true);
+        let name = if prefix { "{^LN-BEG}TAI64N" } else { "TAI64N" };
+        Template::compile(name.to_string(), None, regex, flags, Kind::Tai64n)
+    }
+
+    /// `_getPatternTemplate(pattern)`.
+    pub fn from_spec(pattern: &str) -> Result<Template, DateError> {
+        let key = if pattern.contains('%') { pattern.to_string() } else { pattern.to_uppercase() };
+        if key.contains("EPOCH") {
+            if meta().epoch.search(pattern).is_some() {
+                return Template::epoch(false, Some(pattern), key.contains("LEPOCH"));
+            }
+            match key.as_str() {
+                "EPOCH" | "{^LN-BEG}EPOCH" | "^EPOCH" => return Template::epoch(key != "EPOCH", None, false),
+                "LEPOCH" | "{^LN-BEG}LEPOCH" | "^LEPOCH" => return Template::epoch(key != "LEPOCH", None, true),
+                _ => {}
+            }
+        }
+        match key.as_str() {
+            "TAI64N" | "{^LN-BEG}TAI64N" | "^TAI64N" => Template::tai64n(key != "TAI64N"),
+            _ => Template::from_pattern(pattern),
+        }
+    }
+
+    /// `matchDate(line, pos, endpos)`.
+    pub fn match_date(&self, line: &str, pos: usize, endpos: usize) -> Option<Spans> {
+        self.re.search_at(line, pos, endpos)
+    }
+
+    /// Group 1 span (the date text) of a match.
+    pub fn date_span(&self, sp: &Spans) -> Option<(usize, usize)> {
+        sp.get(1)
+    }
+
+    /// `getDate`: the Unix time of a match.
+    pub fn get_date(&self, line: &str, sp: &Spans, ctx: &TimeCtx) -> Option<f64> {
+        match self.kind {
+            Kind::Tai64n => {
+                let (a, b) = sp.get(1)?;
+                let v = line.get(a..b)?;
+                let secs = v.get(2..17)?;
+                i64::from_str_radix(secs, 16).ok().map(|x| x as f64)
+            }
+            Kind::Epoch { long, grp } => {
+                let (a, b) = sp.get(grp)?;
+                let v = line.get(a..b)?;
+                let f: f64 = v.parse().ok()?;
+                if long && v.len() >= 13 {
+                    if v.len() >= 16 && !v.contains('.') {
+                        Some(f / 1_000_000.0)
+                    } else {
+                        Some(f / 1000.0)
+                    }
+                } else {
+                    Some(f)
+                }
+            }
+            Kind::Pattern => {
+                let mut fields: Vec<(&str, &str)> = Vec::new();
+                for (i, n) in self.re.names().iter().enumerate() {
+                    if let (Some(n), Some((a, b))) = (n, sp.get(i)) {
+                        fields.push((n.as_str(), &line[a..b]));
+                    }
+                }
+                strptime_fields(&fields, ctx)
+            }
+        }
+    }
+}
+
+/// Time context for date conversion: "now" and the zones.
+#[derive(Debug, Clone)]
+pub struct TimeCtx {
+    /// Current Unix time (fail2ban's `MyTime.time()`).
+    pub now: f64,
+    /// Local zone used for `time.mktime` (default: the system zone).
+    pub local: Arc<TimeZone>,
+    /// `logtimezone` as a fixed offset in minutes.
+    pub default_tz: Option<i32>,
+}
+
+fn tz_abbr_offset(abbr: &str) -> Option<i32> {
+    const TZ: &[(f64, &str)] = &[
+        (-12.0, "Y"),
+        (-11.0, "X NUT SST"),
+        (-10.0, "W CKT HAST HST TAHT TKT"),
+        (-9.0, "V AKST GAMT GIT HADT HNY"),
+        (-8.0, "U AKDT CIST HAY HNP PST PT"),
+        (-7.0, "T HAP HNR MST PDT"),
+        (-6.0, "S CST EAST GALT HAR HNC MDT"),
+        (-5.0, "R CDT COT EASST ECT EST ET HAC HNE PET"),
+        (-4.0, "Q AST BOT CLT COST EDT FKT GYT HAE HNA PYT"),
+        (-3.0, "P ADT ART BRT CLST FKST GFT HAA PMST PYST SRT UYT WGT"),
+        (-2.0, "O BRST FNT PMDT UYST WGST"),
+        (-1.0, "N AZOT CVT EGT"),
+        (0.0, "Z EGST GMT UTC WET WT"),
+        (1.0, "A CET DFT WAT WEDT WEST"),
+        (2.0, "B CAT CEDT CEST EET SAST WAST"),
+        (3.0, "C EAT EEDT EEST IDT MSK"),
+        (4.0, "D AMT AZT GET GST KUYT MSD MUT RET SAMT SCT"),
+        (5.0, "E AMST AQTT AZST HMT MAWT MVT PKT TFT TJT TMT UZT YEKT"),
+        (6.0, "F ALMT BIOT BTT IOT KGT NOVT OMST YEKST"),
+        (7.0, "G CXT DAVT HOVT ICT KRAT NOVST OMSST THA WIB"),
+        (8.0, "H ACT AWST BDT BNT CAST HKT IRKT KRAST MYT PHT SGT ULAT WITA WST"),
+        (9.0, "I AWDT IRKST JST KST PWT TLT WDT WIT YAKT"),
+        (10.0, "K AEST ChST PGT VLAT YAKST YAPT"),
+        (11.0, "L AEDT LHDT MAGT NCT PONT SBT VLAST VUT"),
+        (12.0, "M ANAST ANAT FJT GILT MAGST MHT NZST PETST PETT TVT WFT"),
+        (13.0, "FJST NZDT"),
+        (11.5, "NFT"),
+        (10.5, "ACDT LHST"),
+        (9.5, "ACST"),
+        (6.5, "CCT MMT"),
+        (5.75, "NPT"),
+        (5.5, "SLT"),
+        (4.5, "AFT IRDT"),
+        (3.5, "IRST"),
+        (-2.5, "HAT NDT"),
+        (-3.5, "HNT NST NT"),
+        (-4.5, "HLV VET"),
+        (-9.5, "MART MIT"),
+    ];
+    if abbr.is_empty() {
+        return Some(0);
+    }
+    // later lines win in Python's dict (none overlap in practice)
+    let mut found = None;
+    for (off, names) in TZ {
+        if names.split(' ').any(|n| n == abbr) {
+            found = Some((off * 60.0) as i32);
+        }
+    }
+    found
+}
+
+/// `validateTimeZone` / `zone2offset`: parses `CET`, `UTC+0200`, `-04:00`...
+/// into minutes east of UTC.
+pub fn zone_offset(tz: &str) -> Result<i32, DateError> {
+    let err = || DateError::TimeZone { zone: tz.to_string() };
+    // FIXED_OFFSET_TZ_RE: ([A-Z](?:[A-Z]{2,4})?)?([+-][01]\d(?::?\d{2})?)?$  (match at start)
+    let b = tz.as_bytes();
+    let mut i = 0;
+    let mut abbr_end = 0;
+    if b.first().is_some_and(|c| c.is_ascii_uppercase()) {
+        let mut j = 1;
+        while j < b.len() && j < 5 && b[j].is_ascii_uppercase() {
+            j += 1;
+        }
+        // abbreviation is 1 or 3..=5 letters
+        if j == 2 {
+            j = 1;
+        }
+        abbr_end = j;
+        i = j;
+    }
+    let abbr = &tz[..abbr_end];
+    let rest = &tz[i..];
+    let rest = rest.strip_suffix('\n').unwrap_or(rest);
+    let off = if rest.is_empty() {
+        0
+    } else {
+        let rb = rest.as_bytes();
+        let sign = match rb[0] {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return Err(err()),
+        };
+        if rb.len() < 3 || !(rb[1] == b'0' || rb[1] == b'1') || !rb[2].is_ascii_digit() {
+            return Err(err());
+        }
+        let hh: i32 = rest[1..3].parse().map_err(|_| err())?;
+        let mm_part = &rest[3..];
+        let mm_part = mm_part.strip_prefix(':').unwrap_or(mm_part);
+        let mm: i32 = match mm_part.len() {
+            0 if rest.len() == 3 => 0,
+            2 if mm_part.bytes().all(|c| c.is_ascii_digit()) => mm_part.parse().map_err(|_| err())?,
+            _ => return Err(err()),
+        };
+        if rest.len() <= 3 {
+            sign * hh * 60
+        } else {
+            sign * (hh * 60 + mm)
+        }
+    };
+    let base = tz_abbr_offset(abbr).ok_or_else(err)?;
+    Ok(base + off)
+}
+
+fn local_to_unix(dt: DateTime, tz: &TimeZone) -> Option<f64> {
+    tz.to_timestamp(dt).ok().map(|t| t.as_second() as f64)
+}
+
+fn unix_to_local(t: f64, tz: &TimeZone) -> Option<DateTime> {
+    let ts = jiff::Timestamp::from_second(t.floor() as i64).ok()?;
+    Some(tz.to_datetime(ts))
+}
+
+/// `reGroupDictStrptime`: converts the named strptime fields into Unix time.
+pub fn strptime_fields(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
+    let mut year: Option<i32> = None;
+    let mut month: Option<i32> = None;
+    let mut day: Option<i32> = None;
+    let (mut hour, mut minute, mut second) = (0i32, 0i32, 0i32);
+    let mut tzoffset: Option<i32> = None;
+    let mut weekday: Option<i32> = None;
+    let mut julian: Option<i32> = None;
+    let mut week_of_year: Option<(i32, bool)> = None;
+    let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    let int = |v: &str| v.trim().parse::<i32>().ok();
+    for (key, val) in fields {
+        match *key {
+            "y" => {
+                let mut y = int(val)?;
+                if y <= 2000 {
+                    y += 2000;
+                }
+                year = Some(y);
+            }
+            "Y" => year = Some(int(val)?),
+            "m" => month = Some(int(val)?),
+            "B" => month = Some(lookup_name(&MONTHS_FULL, val)? as i32 + 1),
+            "b" => month = Some(lookup_name(&MONTHS_ABBR, val)? as i32 + 1),
+            "d" => day = Some(int(val)?),
+            "H" => hour = int(val)?,
+            "I" => {
+                hour = int(val)?;
+                let ampm = get("p").unwrap_or("").to_lowercase();
+                if ampm.is_empty() || ampm == "am" || ampm == "午前" {
+                    if hour == 12 {
+                        hour = 0;
+                    }
+                } else if (ampm == "pm" || ampm == "午後") && hour != 12 {
+                    hour += 12;
+                }
+            }
+            "M" => minute = int(val)?,
+            "S" => second = int(val)?,
+            "A" => weekday = Some(lookup_name(&DAYS_FULL, val)? as i32),
+            "a" => weekday = Some(lookup_name(&DAYS_ABBR, val)? as i32),
+            "w" => {
+                let mut w = int(val)? - 1;
+                if w < 0 {
+                    w = 6;
+                }
+                weekday = Some(w);
+            }
+            "j" => julian = Some(int(val)?),
+            "U" => week_of_year = Some((int(val)?, false)),
+            "W" => week_of_year = Some((int(val)?, true)),
+            "z" | "Z" => {
+                let z = *val;
+                tzoffset = Some(if z == "Z" || z == "UTC" || z == "GMT" { 0 } else { zone_offset(z).ok()? });
+            }
+            _ => {}
+        }
+    }
+    let now_local = || unix_to_local(ctx.now, &ctx.local);
+    let mut assume_year = false;
+    let mut year = match year {
+        Some(y) => y,
+        None => {
+            assume_year = true;
+            now_local()?.year() as i32
+        }
+    };
+    if month.is_none() || day.is_none() {
+        if julian.is_none() {
+            if let (Some((w, monday_first)), Some(wd)) = (week_of_year, weekday) {
+                // _calc_julian_from_U_or_W
+                let first = jiff::civil::Date::new(year as i16, 1, 1).ok()?;
+                let mut first_wd = first.weekday().to_monday_zero_offset() as i32;
+                if !monday_first {
+                    first_wd = (first_wd + 1) % 7;
+                }
+                let wd2 = if !monday_first { (wd + 1) % 7 } else { wd };
+                let week_0_length = (7 - first_wd) % 7;
+                julian = Some(if w == 0 { 1 + wd2 - first_wd } else { week_0_length + (7 * (w - 1)) + wd2 + 1 });
+            }
+        }
+        if let Some(j) = julian {
+            let d = jiff::civil::Date::new(year as i16, 1, 1).ok()?.checked_add(jiff::Span::new().days((j - 1) as i64)).ok()?;
+            year = d.year() as i32;
+            month = Some(d.month() as i32);
+            day = Some(d.day() as i32);
+        }
+    }
+    let mut assume_today = false;
+    let (month, day) = match (month, day) {
+        (None, None) => {
+            assume_today = true;
+            let n = now_local()?;
+            (n.month() as i32, n.day() as i32)
+        }
+        (m, d) => (m?, d?),
+    };
+    let mut dt = DateTime::new(year as i16, month as i8, day as i8, hour as i8, minute as i8, second as i8, 0).ok()?;
+    if tzoffset.is_none() {
+        tzoffset = ctx.default_tz;
+    }
+    if let Some(off) = tzoffset {
+        dt = dt.checked_sub(jiff::Span::new().minutes(off as i64)).ok()?;
+    }
+    if assume_today {
+        let n = now_local()?;
+        if dt > n {
+            dt = dt.checked_sub(jiff::Span::new().days(1)).ok()?;
+        }
+    }
+    if assume_year {
+        let n = now_local()?;
+        if dt > n.checked_add(jiff::Span::new().days(1)).ok()? {
+            // date_result.replace(year=year-1, month=month, day=day)
+            dt = DateTime::new((year - 1) as i16, month as i8, day as i8, dt.hour(), dt.minute(), dt.second(), 0).ok()?;
+        }
+    }
+    if tzoffset.is_some() {
+        Some(dt.to_zoned(TimeZone::UTC).ok()?.timestamp().as_second() as f64)
+    } else {
+        local_to_unix(dt, &ctx.local)
+    }
+}
+
+/// Default template patterns (fail2ban `DateDetectorCache.DEFAULT_TEMPLATES`).
+pub const DEFAULT_TEMPLATES: [&str; 17] = [
+    r"%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"(?:%a )?%b %d %ExY %k:%M:%S(?:\.%f)?",
+    r"%d(?P<_sep>[-/])%m(?P=_sep)(?:%ExY|%Exy) %k:%M:%S",
+    r"%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?",
+    r"%m/%d/%ExY:%H:%M:%S",
+    r"%m-%d-%ExY %k:%M:%S(?:\.%f)?",
+    r"EPOCH",
+    r"{^LN-BEG}%H:%M:%S",
+    r"^<%m/%d/%Exy@%H:%M:%S>",
+    r"%Exy%Exm%Exd  ?%H:%M:%S",
+    r"%b %d, %ExY %I:%M:%S %p",
+    r"^%b-%d-%Exy %k:%M:%S",
+    r"%ExY%Exm%Exd(?:T|  ?)%ExH%ExM%ExS(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:%Z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"(?:%z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"TAI64N",
+];
+
+/// The shared, compiled default template list: anchored copies first
+/// (weight 100), then the originals — fail2ban's `DateDetectorCache`.
+fn default_templates() -> &'static (Vec<Arc<Template>>, Vec<Arc<Template>>) {
+    static D: OnceLock<(Vec<Arc<Template>>, Vec<Arc<Template>>)> = OnceLock::new();
+    D.get_or_init(|| {
+        let mut anchored = Vec::new();
+        let mut plain = Vec::new();
+        for p in DEFAULT_TEMPLATES {
+            let Ok(t) = Template::from_spec(p) else { continue };
+            if !t.name.starts_with("{^LN-BEG}") && !t.name.starts_with('^') {
+                let anchored_t = match &t.pattern {
+                    Some(pat) if t.kind == Kind::Pattern => Template::from_spec(&format!("{{^LN-BEG}}{pat}")),
+                    _ => Template::from_spec(&format!("{{^LN-BEG}}{}", t.name)),
+                };
+                if let Ok(mut a) = anchored_t {
+                    if a.name != t.name {
+                        a.weight = 100.0;
+                        anchored.push(Arc::new(a));
+                    }
+                }
+            }
+            plain.push(Arc::new(t));
+        }
+        let all: Vec<Arc<Template>> = anchored.into_iter().chain(plain.iter().cloned()).collect();
+        (all, plain)
+    })
+}
+
+struct DdTemplate {
+    t: Arc<Template>,
+    hits: u64,
+    last_used: f64,
+    distance: usize,
+}
+
+impl DdTemplate {
+    fn weight(&self) -> f64 {
+        self.hits as f64 * self.t.weight / (self.distance.max(1) as f64)
+    }
+}
+
+/// Result of [`DateDetector::match_time`].
+#[derive(Debug, Clone)]
+pub struct TimeMatch {
+    /// Index of the template in the detector (after reordering).
+    pub template: usize,
+    /// Span of the date text (group 1).
+    pub span: Option<(usize, usize)>,
+    /// All groups of the template match.
+    pub groups: Spans,
+}
+
+/// fail2ban's `DateDetector`: an ordered template list with hit-based
+/// reordering and last-position caching.
+pub struct DateDetector {
+    templates: Vec<DdTemplate>,
+    known: std::collections::HashSet<String>,
+    unused_time: f64,
+    last_pos: (usize, Option<char>, Option<char>),
+    last_end_pos: (usize, Option<char>, Option<char>),
+    last_idx: usize,
+    first_unused: usize,
+    /// `logtimezone` offset in minutes.
+    pub default_tz: Option<i32>,
+}
+
+impl Default for DateDetector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn char_before(s: &str, i: usize) -> Option<char> {
+    s.get(..i).and_then(|p| p.chars().next_back())
+}
+fn char_at(s: &str, i: usize) -> Option<char> {
+    s.get(i..).and_then(|p| p.chars().next())
+}
+
+impl DateDetector {
+    /// An empty detector (uses the default templates on first use).
+    pub fn new() -> Self {
+        DateDetector {
+            templates: Vec::new(),
+            known: Default::default(),
+            unused_time: 300.0,
+            last_pos: (1, None, None),
+            last_end_pos: (usize::MAX, None, None),
+            last_idx: usize::MAX,
+            first_unused: 0,
+            default_tz: None,
+        }
+    }
+
+    /// Builds a detector from a `datepattern` value (newline separated
+    /// patterns; `{^LN-BEG}`, `{DEFAULT}`, `{NONE}`, `{DATE}`, `EPOCH`, ...).
+    pub fn from_datepattern(value: &str) -> Result<Self, DateError> {
+        let mut dd = DateDetector::new();
+        for p in value.split('\n').map(str::trim).filter(|s| !s.is_empty()) {
+            dd.append_template(p)?;
+        }
+        Ok(dd)
+    }
+
+    fn push(&mut self, t: Arc<Template>, ignore_dup: bool) -> Result<(), DateError> {
+        if self.known.contains(&t.name) {
+            if ignore_dup {
+                return Ok(());
+            }
+            return Err(DateError::Pattern {
+                pattern: t.name.clone(),
+                reason: format!("There is already a template with name {}", t.name),
+            });
+        }
+        self.known.insert(t.name.clone());
+        self.templates.push(DdTemplate { t, hits: 0, last_used: 0.0, distance: 0x7fff_ffff });
+        Ok(())
+    }
+
+    /// `appendTemplate(str)`.
+    pub fn append_template(&mut self, pattern: &str) -> Result<(), DateError> {
+        let key = if pattern.contains('%') { pattern.to_string() } else { pattern.to_uppercase() };
+        match key.as_str() {
+            "{^LN-BEG}" => return self.add_default(Some(true), None),
+            "{DEFAULT}" => return self.add_default(None, None),
+            _ => {}
+        }
+        if key.contains("{DATE}") {
+            return self.add_default(None, Some(pattern));
+        }
+        let t = if key == "{NONE}" {
+            let mut t = Template::from_pattern("{UNB}^")?;
+            t.name = "{NONE}".into();
+            t
+        } else {
+            Template::from_spec(pattern)?
+        };
+        self.push(Arc::new(t), false)
+    }
+
+    fn add_default(&mut self, line_begin_only: Option<bool>, pre_match: Option<&str>) -> Result<(), DateError> {
+        let ignore_dup = !self.templates.is_empty();
+        let (all, plain) = default_templates();
+        let list = if pre_match.is_some() { plain } else { all };
+        for t in list {
+            if line_begin_only.is_some() && t.flags & LINE_BEGIN == 0 {
+                continue;
+            }
+            let t = if let Some(pm) = pre_match {
+                let base = t.pattern.clone().unwrap_or_else(|| t.regex.clone());
+                let unb = unbound_pattern(&base);
+                let p = pm.replacen("{DATE}", &unb, usize::MAX);
+                Arc::new(Template::from_spec(&p)?)
+            } else {
+                t.clone()
+            };
+            self.push(t, ignore_dup)?;
+        }
+        Ok(())
+    }
+
+    /// Template names in current order (for fail2ban-regex's report).
+    pub fn template_names(&self) -> Vec<String> {
+        self.templates.iter().map(|t| t.t.name.clone()).collect()
+    }
+
+    /// Hits per template in current order.
+    pub fn template_hits(&self) -> Vec<(String, u64)> {
+        self.templates.iter().map(|t| (t.t.name.clone(), t.hits)).collect()
+    }
+
+    /// Number of templates.
+    pub fn len(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// True if no templates (defaults will be added on first use).
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty()
+    }
+
+    /// Template by index.
+    pub fn template(&self, i: usize) -> Option<&Template> {
+        self.templates.get(i).map(|t| &*t.t)
+    }
+
+    /// `matchTime(line)`.
+    pub fn match_time(&mut self, line: &str, now: f64) -> Option<TimeMatch> {
+        if self.templates.is_empty() {
+            let _ = self.add_default(None, None);
+        }
+        let n = self.templates.len();
+        let anchored = |t: &Template| t.flags & (LINE_BEGIN | LINE_END) != 0;
+        let mut found: Option<(Spans, usize, usize, usize)> = None;
+        let mut ignore_by_search = usize::MAX;
+        let mut result: Option<(Spans, usize)> = None;
+        let i = self.last_idx;
+        if i < n {
+            let t = self.templates[i].t.clone();
+            let m;
+            if anchored(&t) {
+                m = t.match_date(line, 0, line.len());
+                ignore_by_search = i;
+            } else {
+                let (distance, endpos) = (self.last_pos.0, self.last_end_pos.0);
+                let c1 = char_before(line, distance) == self.last_pos.1
+                    || (char_at(line, distance).is_some() && char_at(line, distance) == self.last_pos.2 && !self.last_pos.2.is_some_and(|c| c.is_alphanumeric()));
+                let c2 = char_at(line, endpos) == self.last_end_pos.2
+                    || (char_before(line, endpos).is_some() && char_before(line, endpos) == self.last_end_pos.1 && !self.last_end_pos.1.is_some_and(|c| c.is_alphanumeric()));
+                if c1 && c2 && distance <= line.len() && line.is_char_boundary(distance) {
+                    m = t.match_date(line, distance, endpos.min(line.len()));
+                } else {
+                    m = t.match_date(line, 0, line.len());
+                    ignore_by_search = i;
+                }
+            }
+            if let Some(m) = m {
+                let (distance, endpos) = m.whole();
+                if n == 1 || anchored(&t) || (distance == self.last_pos.0 && endpos == self.last_end_pos.0) {
+                    result = Some((m, i));
+                } else {
+                    found = Some((m, distance, endpos, i));
+                }
+            }
+        }
+        if result.is_none() {
+            let mut i = 0;
+            while i < n {
+                if i == ignore_by_search {
+                    i += 1;
+                    continue;
+                }
+                let t = self.templates[i].t.clone();
+                if let Some(m) = t.match_date(line, 0, line.len()) {
+                    let (distance, endpos) = m.whole();
+                    if i + 1 >= n || anchored(&t) {
+                        result = Some((m, i));
+                        break;
+                    }
+                    if distance == 0 && self.templates[i].hits > 0 && self.templates[i + 1].hits == 0 {
+                        result = Some((m, i));
+                        break;
+                    }
+                    if distance > self.templates[i].distance || distance > self.last_pos.0 {
+                        if found.as_ref().is_none_or(|f| distance < f.1) {
+                            found = Some((m, distance, endpos, i));
+                        }
+                        i += 1;
+                        continue;
+                    }
+                    result = Some((m, i));
+                    break;
+                }
+                i += 1;
+            }
+            if result.is_none() {
+                if let Some((m, _, _, i)) = found {
+                    result = Some((m, i));
+                }
+            }
+        }
+        let (m, mut i) = result?;
+        let (distance, endpos) = m.whole();
+        {
+            let d = &mut self.templates[i];
+            d.hits += 1;
+            d.last_used = now;
+            d.distance = distance;
+        }
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.last_pos = (distance, char_before(line, distance), char_at(line, distance));
+        self.last_end_pos = (endpos, char_before(line, endpos), char_at(line, endpos));
+        if i != 0 && i != self.last_idx {
+            i = self.reorder(i);
+        }
+        self.last_idx = i;
+        let span = self.templates[i].t.date_span(&m);
+        Some(TimeMatch { template: i, span, groups: m })
+    }
+
+    fn reorder(&mut self, num: usize) -> usize {
+        if num == 0 {
+            return num;
+        }
+        let untime = self.templates[num].last_used - self.unused_time;
+        let weight = self.templates[num].weight();
+        let mut pos = if self.first_unused < num { self.first_unused } else { num / 2 };
+        let moveable = |tpls: &Vec<DdTemplate>, pos: usize| weight > tpls[pos].weight() || untime > tpls[pos].last_used;
+        if !moveable(&self.templates, pos) {
+            if pos == num - 1 {
+                return num;
+            }
+            pos = num - 1;
+            if !moveable(&self.templates, pos) {
+                return num;
+            }
+        }
+        let t = self.templates.remove(num);
+        self.templates.insert(pos, t);
+        while self.first_unused < self.templates.len() && self.templates[self.first_unused].hits > 0 {
+            self.first_unused += 1;
+        }
+        pos
+    }
+
+    /// `getTime(line, timeMatch)`.
+    pub fn get_time(&self, line: &str, tm: &TimeMatch, ctx: &TimeCtx) -> Option<f64> {
+        let t = &self.templates.get(tm.template)?.t;
+        t.get_date(line, &tm.groups, ctx)
+    }
+}
+
+/// `DateTemplate.unboundPattern`.
+fn unbound_pattern(p: &str) -> String {
+    let m = meta();
+    let p = p.strip_prefix("{UNB}").unwrap_or(p);
+    let p = p.strip_prefix("{^LN-BEG}").unwrap_or(p);
+    let p = py_sub(&m.exsanc, p, 0, |_, _| String::new());
+    py_sub(&m.exeanc, &p, 0, |_, _| String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> TimeCtx {
+        TimeCtx {
+            now: 1124013600.0,
+            local: Arc::new(TimeZone::posix("CET-01CEST-02,M3.5.0,M10.5.0").unwrap()),
+            default_tz: None,
+        }
+    }
+
+    #[test]
+    fn syslog_date_with_year_inference() {
+        let mut dd = DateDetector::new();
+        let line = "Aug 14 11:59:59 host sshd[1]: x";
+        let tm = dd.match_time(line, 0.0).unwrap();
+        assert_eq!(tm.span, Some((0, 15)));
+        let t = dd.get_time(line, &tm, &ctx()).unwrap();
+        // 2005-08-14 11:59:59 CEST
+        assert_eq!(t, 1124013599.0);
+        assert!(dd.template(tm.template).unwrap().name.contains("MON Day"));
+    }
+
+    #[test]
+    fn iso_and_epoch_and_tai() {
+        let mut dd = DateDetector::new();
+        let line = "2005-08-14T12:00:00+0000 msg";
+        let tm = dd.match_time(line, 0.0).unwrap();
+        assert_eq!(dd.get_time(line, &tm, &ctx()), Some(1124020800.0));
+        let mut dd = DateDetector::from_datepattern("EPOCH").unwrap();
+        let line = "1124013600.123 msg";
+        let tm = dd.match_time(line, 0.0).unwrap();
+        assert_eq!(dd.get_time(line, &tm, &ctx()), Some(1124013600.123));
+        let mut dd = DateDetector::from_datepattern("TAI64N").unwrap();
+        let line = "@4000000042ff2a8000000000 x";
+        let tm = dd.match_time(line, 0.0).unwrap();
+        assert_eq!(dd.get_time(line, &tm, &ctx()), Some(0x42ff2a80 as f64));
+    }
+
+    #[test]
+    fn localized_month_names() {
+        let mut dd = DateDetector::from_datepattern("%d %b %Y %H:%M:%S").unwrap();
+        for (line, _) in [("14 Aug 2005 12:00:00", 0), ("14 8月 2005 12:00:00", 0), ("14 août 2005 12:00:00", 0), ("14 ago 2005 12:00:00", 0)] {
+            let tm = dd.match_time(line, 0.0).unwrap_or_else(|| panic!("{line}"));
+            assert_eq!(dd.get_time(line, &tm, &ctx()), Some(1124013600.0), "{line}");
+        }
+        let mut dd = DateDetector::from_datepattern("%d. %B %Y %H:%M:%S").unwrap();
+        let line = "14. März 2005 12:00:00";
+        let tm = dd.match_time(line, 0.0).unwrap();
+        assert!(dd.get_time(line, &tm, &ctx()).is_some());
+    }
+
+    #[test]
+    fn zones() {
+        assert_eq!(zone_offset("UTC").unwrap(), 0);
+        assert_eq!(zone_offset("CET").unwrap(), 60);
+        assert_eq!(zone_offset("UTC+0200").unwrap(), 120);
+        assert_eq!(zone_offset("-04:30").unwrap(), -270);
+        assert_eq!(zone_offset("+05").unwrap(), 300);
+        assert!(zone_offset("Europe/Paris").is_err());
+    }
+
+    #[test]
+    fn default_template_names() {
+        let (all, _) = default_templates();
+        assert!(all.len() > 20, "{}", all.len());
+        assert_eq!(all[0].name, "{^LN-BEG}ExYear(?P<_sep>[-/.])Month(?P=_sep)Day(?:T|  ?)24hour:Minute:Second(?:[.,]Microseconds)?(?:\\s*Zone offset)?");
+    }
+}
