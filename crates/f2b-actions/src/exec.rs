@@ -1,0 +1,220 @@
+//! Running rendered commands: `sh -c <script> <args...>` in its own process
+//! group, with a timeout that kills the whole group.
+//!
+//! This is the only place in f2b that spawns processes.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use crate::error::ActionError;
+use crate::tags::RenderedCommand;
+
+/// Output kept per stream (the rest is read and discarded).
+const MAX_CAPTURE: usize = 64 * 1024;
+/// How long to wait for a SIGTERM'ed group before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_millis(100);
+/// How long to wait for pipes to reach EOF once the shell exited (a
+/// background grandchild may keep them open).
+const PIPE_DRAIN: Duration = Duration::from_millis(50);
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// The shell's exit code, if it exited normally.
+    pub code: Option<i32>,
+    /// The signal that ended it, if any.
+    pub signal: Option<i32>,
+    /// True when it exceeded its timeout and was killed.
+    pub timed_out: bool,
+    /// Captured standard output (at most 64 KiB).
+    pub stdout: Vec<u8>,
+    /// Captured standard error (at most 64 KiB).
+    pub stderr: Vec<u8>,
+    /// Wall time from spawn to exit.
+    pub elapsed: Duration,
+}
+
+impl ExecOutcome {
+    /// Success means exit code 0, as in fail2ban (`success_codes=(0,)`).
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Spawns action commands. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    shell: String,
+    prefix: Vec<String>,
+}
+
+impl Default for Executor {
+    fn default() -> Self {
+        Executor {
+            shell: "/bin/sh".to_owned(),
+            prefix: Vec::new(),
+        }
+    }
+}
+
+impl Executor {
+    /// `/bin/sh`, no prefix (what fail2ban does: `Popen(shell=True)`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs every command as `<prefix...> /bin/sh -c script args...`, e.g.
+    /// `["ip", "netns", "exec", "ns1"]` to run actions inside a network
+    /// namespace.
+    pub fn with_prefix(mut self, prefix: Vec<String>) -> Self {
+        self.prefix = prefix;
+        self
+    }
+
+    /// Uses another shell binary instead of `/bin/sh`.
+    pub fn with_shell(mut self, shell: impl Into<String>) -> Self {
+        self.shell = shell.into();
+        self
+    }
+
+    /// The command prefix.
+    pub fn prefix(&self) -> &[String] {
+        &self.prefix
+    }
+
+    /// Runs `cmd` with `timeout`. An empty script is a successful no-op
+    /// (fail2ban: "Nothing to do"). On timeout the whole process group gets
+    /// SIGTERM, then SIGKILL.
+    pub async fn run(
+        &self,
+        cmd: &RenderedCommand,
+        timeout: Duration,
+        jail: &str,
+        action: &str,
+    ) -> Result<ExecOutcome, ActionError> {
+        if cmd.is_empty() {
+            return Ok(ExecOutcome {
+                code: Some(0),
+                signal: None,
+                timed_out: false,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                elapsed: Duration::ZERO,
+            });
+        }
+        let (program, rest): (&str, Vec<&str>) = match self.prefix.split_first() {
+            Some((p, r)) => {
+                let mut v: Vec<&str> = r.iter().map(String::as_str).collect();
+                v.push(&self.shell);
+                (p.as_str(), v)
+            }
+            None => (self.shell.as_str(), Vec::new()),
+        };
+        let spawn_err = |source: std::io::Error| ActionError::Spawn {
+            jail: jail.to_owned(),
+            action: action.to_owned(),
+            program: program.to_owned(),
+            source,
+        };
+        if cmd.script.contains('\0') {
+            return Err(spawn_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "command contains a NUL byte",
+            )));
+        }
+        let mut c = Command::new(program);
+        c.args(&rest)
+            .arg("-c")
+            .arg(&cmd.script)
+            .args(&cmd.args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let mut child = c.spawn().map_err(spawn_err)?;
+        let pid = child.id().map(|p| p as libc::pid_t);
+        let out_task = child.stdout.take().map(|s| tokio::spawn(read_capped(s)));
+        let err_task = child.stderr.take().map(|s| tokio::spawn(read_capped(s)));
+
+        let mut timed_out = false;
+        let status = match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(r) => r.map_err(spawn_err)?,
+            Err(_) => {
+                timed_out = true;
+                if let Some(pid) = pid {
+                    kill_group(pid, libc::SIGTERM);
+                }
+                match tokio::time::timeout(TERM_GRACE, child.wait()).await {
+                    Ok(r) => {
+                        // fail2ban kills the tree in any case (tout_kill_tree).
+                        if let Some(pid) = pid {
+                            kill_group(pid, libc::SIGKILL);
+                        }
+                        r.map_err(spawn_err)?
+                    }
+                    Err(_) => {
+                        if let Some(pid) = pid {
+                            kill_group(pid, libc::SIGKILL);
+                        }
+                        child.wait().await.map_err(spawn_err)?
+                    }
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        let stdout = drain(out_task).await;
+        let stderr = drain(err_task).await;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(ExecOutcome {
+            code: status.code(),
+            signal: status.signal(),
+            timed_out,
+            stdout,
+            stderr,
+            elapsed,
+        })
+    }
+}
+
+fn kill_group(pgid: libc::pid_t, sig: libc::c_int) {
+    if pgid > 1 {
+        // SAFETY: killpg has no memory-safety preconditions; the group id is
+        // the one of the child we spawned with process_group(0).
+        unsafe {
+            libc::killpg(pgid, sig);
+        }
+    }
+}
+
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = MAX_CAPTURE.saturating_sub(out.len());
+                out.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    out
+}
+
+async fn drain(task: Option<tokio::task::JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    let Some(mut task) = task else {
+        return Vec::new();
+    };
+    match tokio::time::timeout(PIPE_DRAIN, &mut task).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(_)) => Vec::new(),
+        Err(_) => {
+            task.abort();
+            Vec::new()
+        }
+    }
+}

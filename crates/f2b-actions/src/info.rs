@@ -1,0 +1,429 @@
+//! Ticket information as action tags (fail2ban's `Actions.ActionInfo`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Address family of a ticket, as fail2ban names it in `<family>` and in
+/// conditional keys (`blocktype?family=inet6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4 (`inet4`).
+    Inet4,
+    /// IPv6 (`inet6`).
+    Inet6,
+}
+
+impl Family {
+    /// `inet4` / `inet6`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Inet4 => "inet4",
+            Family::Inet6 => "inet6",
+        }
+    }
+
+    /// Family of a ticket id (`1.2.3.4`, `2001:db8::1`, `10.0.0.0/8`);
+    /// `None` for ids that are not addresses.
+    pub fn of_id(id: &str) -> Option<Family> {
+        let addr = id.split_once('/').map_or(id, |(a, _)| a);
+        match addr.parse::<IpAddr>().ok()? {
+            IpAddr::V4(_) => Some(Family::Inet4),
+            IpAddr::V6(_) => Some(Family::Inet6),
+        }
+    }
+}
+
+/// What an action needs to know about a ban (fail2ban's `BanTicket` as seen
+/// through `ActionInfo`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BanTicket {
+    /// The ticket id: an address as fail2ban prints it (`1.2.3.4`,
+    /// `2001:db8::1`, `10.0.0.0/24`) or, for `<F-ID>` filters, any text.
+    /// Both `<ip>` and `<fid>`.
+    pub id: String,
+    /// Time of the ticket (`<time>`), seconds since the epoch.
+    pub time: f64,
+    /// Ban time of this ticket in seconds (`<bantime>`); `None` means the
+    /// jail's bantime ([`JailInfo::bantime`]).
+    pub bantime: Option<i64>,
+    /// `<bancount>`.
+    pub bancount: u64,
+    /// `<failures>`.
+    pub failures: u64,
+    /// Matched log lines (`<matches>` joins them with newlines).
+    pub matches: Vec<String>,
+    /// Whether the ban was restored from the database at start (`<restored>`);
+    /// actions with `norestored` skip such tickets.
+    pub restored: bool,
+    /// Filter captures for `<F-NAME>` tags, keyed like fail2ban's ticket data
+    /// (lower-case names; `fid` for `<F-ID>`, `fport` for `<F-PORT>`).
+    pub data: BTreeMap<String, String>,
+    /// Merged tickets of this address over all jails from the database, for
+    /// `<ipmatches>` / `<ipfailures>`; `None` falls back to this ticket.
+    pub ip_merged: Option<MergedInfo>,
+    /// Merged tickets of this address in this jail, for `<ipjailmatches>` /
+    /// `<ipjailfailures>`; `None` falls back to this ticket.
+    pub ipjail_merged: Option<MergedInfo>,
+    /// Ban epoch the ticket was banned in (see `JailActions::ban_epoch`).
+    pub ban_epoch: u64,
+}
+
+/// Merged ban information of one address from the database.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MergedInfo {
+    /// All matches.
+    pub matches: Vec<String>,
+    /// Sum of failures.
+    pub failures: u64,
+}
+
+impl BanTicket {
+    /// A ticket for `id` at `time` with otherwise default values.
+    pub fn new(id: impl Into<String>, time: f64) -> Self {
+        BanTicket {
+            id: id.into(),
+            time,
+            ..Default::default()
+        }
+    }
+
+    /// The ticket's family (`None` if the id is not an address).
+    pub fn family(&self) -> Option<Family> {
+        Family::of_id(&self.id)
+    }
+}
+
+/// Jail-wide values for `<jail.banned>`, `<jail.banned_total>`,
+/// `<jail.found>`, `<jail.found_total>` and the default `<bantime>`.
+/// Implemented by the server; called at render time.
+pub trait JailInfo: Send + Sync {
+    /// Currently banned count.
+    fn banned(&self) -> u64 {
+        0
+    }
+    /// Total bans since start.
+    fn banned_total(&self) -> u64 {
+        0
+    }
+    /// Currently failing addresses.
+    fn found(&self) -> u64 {
+        0
+    }
+    /// Total failures since start.
+    fn found_total(&self) -> u64 {
+        0
+    }
+    /// The jail's bantime in seconds.
+    fn bantime(&self) -> i64 {
+        600
+    }
+}
+
+/// A [`JailInfo`] with fixed numbers (tests, tools).
+#[derive(Debug, Clone, Default)]
+pub struct StaticJailInfo {
+    /// `<jail.banned>`.
+    pub banned: u64,
+    /// `<jail.banned_total>`.
+    pub banned_total: u64,
+    /// `<jail.found>`.
+    pub found: u64,
+    /// `<jail.found_total>`.
+    pub found_total: u64,
+    /// Default `<bantime>`.
+    pub bantime: i64,
+}
+
+impl JailInfo for StaticJailInfo {
+    fn banned(&self) -> u64 {
+        self.banned
+    }
+    fn banned_total(&self) -> u64 {
+        self.banned_total
+    }
+    fn found(&self) -> u64 {
+        self.found
+    }
+    fn found_total(&self) -> u64 {
+        self.found_total
+    }
+    fn bantime(&self) -> i64 {
+        self.bantime
+    }
+}
+
+/// Python's `repr(float)`: shortest round-trip digits, `.0` for integral
+/// values, exponent form from 1e16 on.
+pub fn py_float(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        // Rust: 1e16 / 1e-5; Python: 1e+16 / 1e-05.
+        let s = format!("{v:e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let e: i32 = e.parse().unwrap_or(0);
+        let sign = if e < 0 { '-' } else { '+' };
+        return format!("{m}e{sign}{:02}", e.abs());
+    }
+    let s = format!("{v}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// Python's `repr(str)` (used by `<raw-ticket>`).
+pub fn py_str_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+/// `<ip-rev>`: fail2ban's `IPAddr.getPTR('')` (`4.3.2.1.`, nibbles for IPv6).
+pub fn ip_rev(id: &str) -> String {
+    let (addr, plen) = match id.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (id, None),
+    };
+    match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => {
+            // fail2ban splits the printed form, prefix included.
+            let ntoa = match plen {
+                Some(p) => format!("{v4}/{p}"),
+                None => v4.to_string(),
+            };
+            let mut parts: Vec<&str> = ntoa.split('.').collect();
+            parts.reverse();
+            format!("{}.", parts.join("."))
+        }
+        Ok(IpAddr::V6(v6)) => {
+            let hex: String = v6.octets().iter().map(|b| format!("{b:02x}")).collect();
+            let mut nibbles: Vec<String> = hex.chars().map(|c| c.to_string()).collect();
+            nibbles.reverse();
+            format!("{}.", nibbles.join("."))
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Everything needed to resolve ticket tags for one command.
+pub(crate) struct TagContext<'a> {
+    pub ticket: &'a BanTicket,
+    pub jail: &'a dyn JailInfo,
+    /// Overrides `<family>` (operations set it per started family).
+    pub family: Option<&'a str>,
+    /// Overrides `<time>` (operations use "now").
+    pub time: Option<f64>,
+    /// `<ip-host>` if it was resolved.
+    pub ip_host: Option<&'a str>,
+}
+
+impl TagContext<'_> {
+    /// The value of a dynamic tag, as Python's `str()` would print it.
+    pub fn get(&self, tag: &str) -> Option<String> {
+        let t = self.ticket;
+        Some(match tag {
+            "ip" | "fid" => t.id.clone(),
+            "family" => match self.family {
+                Some(f) => f.to_owned(),
+                None => t.family().map_or("None", Family::as_str).to_owned(),
+            },
+            "ip-rev" => ip_rev(&t.id),
+            "ip-host" => self.ip_host.unwrap_or("None").to_owned(),
+            "failures" => t.failures.to_string(),
+            "time" => py_float(self.time.unwrap_or(t.time)),
+            "bantime" => t.bantime.unwrap_or_else(|| self.jail.bantime()).to_string(),
+            "bancount" => t.bancount.to_string(),
+            "matches" => t.matches.join("\n"),
+            "restored" => (if t.restored { "1" } else { "0" }).to_owned(),
+            "ipmatches" => t
+                .ip_merged
+                .as_ref()
+                .map_or_else(|| t.matches.join("\n"), |m| m.matches.join("\n")),
+            "ipjailmatches" => t
+                .ipjail_merged
+                .as_ref()
+                .map_or_else(|| t.matches.join("\n"), |m| m.matches.join("\n")),
+            "ipfailures" => t.ip_merged.as_ref().map_or(t.failures, |m| m.failures).to_string(),
+            "ipjailfailures" => t
+                .ipjail_merged
+                .as_ref()
+                .map_or(t.failures, |m| m.failures)
+                .to_string(),
+            "raw-ticket" => raw_ticket(t),
+            "jail.banned" => self.jail.banned().to_string(),
+            "jail.banned_total" => self.jail.banned_total().to_string(),
+            "jail.found" => self.jail.found().to_string(),
+            "jail.found_total" => self.jail.found_total().to_string(),
+            _ => return None,
+        })
+    }
+}
+
+fn raw_ticket(t: &BanTicket) -> String {
+    let matches: Vec<String> = t.matches.iter().map(|m| py_str_repr(m)).collect();
+    format!(
+        "BanTicket: ip={} time={} bantime={} bancount={} #attempts={} matches=[{}]",
+        t.id,
+        py_float(t.time),
+        t.bantime.map_or("None".to_owned(), |b| b.to_string()),
+        t.bancount,
+        t.failures,
+        matches.join(", ")
+    )
+}
+
+/// This host's names for `<fq-hostname>` / `<sh-hostname>`, computed like
+/// Python's `socket.getfqdn()` / `socket.gethostname()`.
+pub fn host_names() -> crate::tags::BuiltinTags {
+    let short = gethostname();
+    let fq = fqdn_of(&short).unwrap_or_else(|| short.clone());
+    crate::tags::BuiltinTags {
+        fq_hostname: fq,
+        sh_hostname: short,
+    }
+}
+
+fn gethostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for buf.len() bytes; gethostname NUL-terminates
+    // on success (we also cap at the buffer length).
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Forward-resolve `name`, then reverse-resolve its first address (Python's
+/// `getfqdn` via `gethostbyaddr`; aliases are not available here).
+fn fqdn_of(name: &str) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let addr = (name, 0u16).to_socket_addrs().ok()?.next()?.ip();
+    let primary = reverse_lookup(addr)?;
+    Some(primary)
+}
+
+/// Reverse DNS of an address (`<ip-host>`); `None` when it has no name.
+/// Blocking: call from a blocking context.
+pub fn reverse_lookup(addr: IpAddr) -> Option<String> {
+    let mut host = [0u8; 1025];
+    let rc = match addr {
+        IpAddr::V4(v4) => {
+            let sa = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sa is a valid sockaddr_in of the given length; host is
+            // a writable buffer of the given length.
+            unsafe {
+                libc::getnameinfo(
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                    host.as_mut_ptr().cast(),
+                    host.len() as libc::socklen_t,
+                    std::ptr::null_mut(),
+                    0,
+                    libc::NI_NAMEREQD,
+                )
+            }
+        }
+        IpAddr::V6(v6) => {
+            // SAFETY: all-zero is a valid sockaddr_in6.
+            let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_addr = libc::in6_addr {
+                s6_addr: v6.octets(),
+            };
+            // SAFETY: as above for sockaddr_in6.
+            unsafe {
+                libc::getnameinfo(
+                    (&sa as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                    host.as_mut_ptr().cast(),
+                    host.len() as libc::socklen_t,
+                    std::ptr::null_mut(),
+                    0,
+                    libc::NI_NAMEREQD,
+                )
+            }
+        }
+    };
+    if rc != 0 {
+        return None;
+    }
+    let end = host.iter().position(|&b| b == 0).unwrap_or(host.len());
+    Some(String::from_utf8_lossy(&host[..end]).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_repr_like_python() {
+        assert_eq!(py_float(1700000000.0), "1700000000.0");
+        assert_eq!(py_float(1700000000.5), "1700000000.5");
+        assert_eq!(py_float(0.1), "0.1");
+        assert_eq!(py_float(1e16), "1e+16");
+        assert_eq!(py_float(1.5e-5), "1.5e-05");
+    }
+
+    #[test]
+    fn ptr_like_fail2ban() {
+        assert_eq!(ip_rev("1.2.3.4"), "4.3.2.1.");
+        assert_eq!(ip_rev("1.2.3.0/24"), "0/24.3.2.1.");
+        assert_eq!(
+            ip_rev("2001:db8::1"),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2."
+        );
+        assert_eq!(ip_rev("not-an-ip"), "");
+    }
+
+    #[test]
+    fn families() {
+        assert_eq!(Family::of_id("1.2.3.4"), Some(Family::Inet4));
+        assert_eq!(Family::of_id("::1"), Some(Family::Inet6));
+        assert_eq!(Family::of_id("10.0.0.0/8"), Some(Family::Inet4));
+        assert_eq!(Family::of_id("user@x"), None);
+    }
+
+    #[test]
+    fn str_repr() {
+        assert_eq!(py_str_repr("a'b"), "\"a'b\"");
+        assert_eq!(py_str_repr("a\nb"), "'a\\nb'");
+    }
+}
