@@ -484,6 +484,9 @@ impl CommandAction {
 
     async fn run(&mut self, cmd: &RenderedCommand) -> bool {
         if cmd.is_empty() {
+            // A dry-run executor records it, as fail2ban's executeCmd sees it.
+            let _ = self.env.executor.run(cmd, self.timeout, &self.jail, &self.name).await;
+            self.log(LogLevel::Debug, "fail2ban.CommandAction", "Nothing to do");
             return true;
         }
         self.cmd_seq += 1;

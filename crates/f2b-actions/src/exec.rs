@@ -3,6 +3,7 @@
 //!
 //! This is the only place in f2b that spawns processes.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
@@ -43,11 +44,15 @@ impl ExecOutcome {
     }
 }
 
+/// Commands recorded by a dry-run [`Executor`].
+pub type Recording = Arc<Mutex<Vec<RenderedCommand>>>;
+
 /// Spawns action commands. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Executor {
     shell: String,
     prefix: Vec<String>,
+    dry_run: Option<Recording>,
 }
 
 impl Default for Executor {
@@ -55,6 +60,7 @@ impl Default for Executor {
         Executor {
             shell: "/bin/sh".to_owned(),
             prefix: Vec::new(),
+            dry_run: None,
         }
     }
 }
@@ -79,6 +85,15 @@ impl Executor {
         self
     }
 
+    /// An executor that runs nothing: every command is appended to `rec`
+    /// and reported successful (`fail2ban-client -t`-style checks, tests).
+    pub fn dry_run(rec: Recording) -> Self {
+        Executor {
+            dry_run: Some(rec),
+            ..Self::default()
+        }
+    }
+
     /// The command prefix.
     pub fn prefix(&self) -> &[String] {
         &self.prefix
@@ -94,6 +109,19 @@ impl Executor {
         jail: &str,
         action: &str,
     ) -> Result<ExecOutcome, ActionError> {
+        if let Some(rec) = &self.dry_run {
+            if let Ok(mut v) = rec.lock() {
+                v.push(cmd.clone());
+            }
+            return Ok(ExecOutcome {
+                code: Some(0),
+                signal: None,
+                timed_out: false,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                elapsed: Duration::ZERO,
+            });
+        }
         if cmd.is_empty() {
             return Ok(ExecOutcome {
                 code: Some(0),

@@ -324,13 +324,61 @@ fn gethostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// Forward-resolve `name`, then reverse-resolve its first address (Python's
-/// `getfqdn` via `gethostbyaddr`; aliases are not available here).
+/// fail2ban's `ipdns.getfqdn`: the canonical names `getaddrinfo` reports
+/// for `name` (`AI_CANONNAME`), preferring one that starts with `name.`;
+/// when the lookup fails, Python's `socket.getfqdn` (reverse lookup of the
+/// first address; aliases are not available here).
 fn fqdn_of(name: &str) -> Option<String> {
-    use std::net::ToSocketAddrs;
-    let addr = (name, 0u16).to_socket_addrs().ok()?.next()?.ip();
-    let primary = reverse_lookup(addr)?;
-    Some(primary)
+    match canon_names(name) {
+        Some(names) => {
+            let pref = format!("{name}.");
+            if let Some(n) = names.iter().find(|n| n.starts_with(&pref)) {
+                return Some(n.clone());
+            }
+            // fail2ban returns `None` (printed as such) when no entry has one.
+            Some(names.into_iter().next().unwrap_or_else(|| "None".to_owned()))
+        }
+        None => {
+            use std::net::ToSocketAddrs;
+            let addr = (name, 0u16).to_socket_addrs().ok()?.next()?.ip();
+            reverse_lookup(addr)
+        }
+    }
+}
+
+/// `getaddrinfo(name, None, 0, SOCK_DGRAM, 0, AI_CANONNAME)`: the non-empty
+/// canonical names of the results; `None` if the lookup failed.
+fn canon_names(name: &str) -> Option<Vec<String>> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: all-zero addrinfo is a valid hints value.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_socktype = libc::SOCK_DGRAM;
+    hints.ai_flags = libc::AI_CANONNAME;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: c is NUL-terminated, hints is initialised, res receives a list
+    // that we free below.
+    let rc = unsafe { libc::getaddrinfo(c.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if rc != 0 {
+        return None;
+    }
+    let mut names = Vec::new();
+    let mut p = res;
+    while !p.is_null() {
+        // SAFETY: p points into the list returned by getaddrinfo.
+        let ai = unsafe { &*p };
+        if !ai.ai_canonname.is_null() {
+            // SAFETY: ai_canonname is a NUL-terminated string owned by the list.
+            let n = unsafe { std::ffi::CStr::from_ptr(ai.ai_canonname) };
+            let n = n.to_string_lossy().into_owned();
+            if !n.is_empty() {
+                names.push(n);
+            }
+        }
+        p = ai.ai_next;
+    }
+    // SAFETY: res came from a successful getaddrinfo and is freed once.
+    unsafe { libc::freeaddrinfo(res) };
+    Some(names)
 }
 
 /// Reverse DNS of an address (`<ip-host>`); `None` when it has no name.

@@ -26,7 +26,7 @@ pub mod tags;
 
 pub use action::{parse_bool, parse_seconds, ActionEnv, Clock, CommandAction, LogLevel, LogSink};
 pub use error::ActionError;
-pub use exec::{ExecOutcome, Executor};
+pub use exec::{ExecOutcome, Executor, Recording};
 pub use info::{BanTicket, Family, JailInfo, MergedInfo, StaticJailInfo};
 pub use jail::{ActionFailure, JailActions};
 pub use tags::{escape_tag, BuiltinTags, RenderedCommand};
