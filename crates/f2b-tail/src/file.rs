@@ -149,6 +149,12 @@ pub enum TailEvent {
         /// Its length in bytes.
         len: u64,
     },
+    /// An incomplete last line was dropped because the file was truncated
+    /// (copytruncate: its end, if ever written, is in the copy).
+    PartialLineDropped {
+        /// Its length in bytes.
+        len: u64,
+    },
 }
 
 /// The result of one [`FileTail::read_lines`] call.
@@ -403,7 +409,11 @@ fn read_all(
     if let Some(rotation) = r.check_truncation().map_err(read_err)? {
         sink.stats.rotations += 1;
         sink.report.events.push(TailEvent::Rotated { rotation });
-        flush_partial(r, sink);
+        if r.partial_len > 0 && !r.discard {
+            sink.report
+                .events
+                .push(TailEvent::PartialLineDropped { len: r.partial_len });
+        }
         r.restart_at_zero().map_err(|source| TailError::Read {
             path: sink.path.to_path_buf(),
             source,
@@ -421,9 +431,11 @@ fn read_all(
     let rotation = match fs::metadata(sink.path) {
         Ok(m) if m.dev() == r.dev && m.ino() == r.ino => None,
         Ok(_) => Some(Rotation::NewFile),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Some(Rotation::Removed),
-        // E.g. a directory became unsearchable: keep reading what we have.
-        Err(_) => None,
+        // A directory became unsearchable: the path may still name this
+        // file, keep reading what we have.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => None,
+        // Missing, or no longer resolvable (ELOOP, ENOTDIR): gone.
+        Err(_) => Some(Rotation::Removed),
     };
     if let Some(rotation) = rotation {
         sink.stats.rotations += 1;
@@ -521,11 +533,27 @@ impl Reader {
         if size < self.read_off {
             return Ok(Some(Rotation::Truncated));
         }
-        if self.first.is_known()
-            && self.read_off >= self.first.len
-            && !checkpoint::first_line_matches(&self.file, &self.first)?
-        {
-            return Ok(Some(Rotation::FirstLineChanged));
+        if self.first.is_known() {
+            if self.read_off >= self.first.len
+                && !checkpoint::first_line_matches(&self.file, &self.first)?
+            {
+                return Ok(Some(Rotation::FirstLineChanged));
+            }
+        } else if self.line_start == 0 && !self.partial.is_empty() && !self.discard {
+            // No complete first line yet: what we hold of it must still be
+            // the file's beginning, or the file was truncated and rewritten.
+            let mut head = vec![0u8; self.partial.len()];
+            let mut got = 0;
+            while got < head.len() {
+                let n = self.file.read_at(&mut head[got..], got as u64)?;
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            if head[..got] != self.partial[..] {
+                return Ok(Some(Rotation::FirstLineChanged));
+            }
         }
         Ok(None)
     }

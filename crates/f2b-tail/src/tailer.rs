@@ -252,6 +252,11 @@ impl Tailer {
         self.detach_where(|s| s.id == sub);
     }
 
+    /// How many distinct files are open (a file shared by jails counts once).
+    pub fn followed_files(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The files followed for `sub` (fail2ban's "File list").
     pub fn files(&self, sub: SubscriberId) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = self

@@ -1,0 +1,301 @@
+//! The registry: globs, sharing, start modes and checkpoints through the
+//! tailer, each run with both backends; plus the inotify latency smoke test.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use f2b_tail::{
+    ActiveBackend, Backend, Checkpoint, LogPathOptions, StartMode, SubscriberId, TailOptions,
+    Tailer, TailerOptions,
+};
+
+use crate::util::{numbered, Writer};
+
+const A: SubscriberId = SubscriberId(1);
+const B: SubscriberId = SubscriberId(2);
+
+fn tailer(backend: Backend) -> Tailer {
+    let t = Tailer::new(TailerOptions {
+        backend,
+        poll_interval: Duration::from_millis(20),
+        glob_interval: Duration::from_millis(if backend == Backend::Polling {
+            50
+        } else {
+            5000
+        }),
+        tail: TailOptions {
+            rotate_grace: Duration::ZERO,
+            ..TailOptions::default()
+        },
+    });
+    let want = if backend == Backend::Polling {
+        ActiveBackend::Polling
+    } else {
+        ActiveBackend::Inotify
+    };
+    assert_eq!(
+        t.active_backend(),
+        want,
+        "inotify must be available on the test machine"
+    );
+    t
+}
+
+type Got = Vec<(SubscriberId, PathBuf, String)>;
+
+/// Waits and reads until `got` has `n` entries or 5 s passed.
+fn pump(t: &mut Tailer, got: &mut Got, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < n && Instant::now() < deadline {
+        t.wait(Duration::from_millis(100)).expect("wait");
+        let r = t.read(&mut |s, l| got.push((s, l.file.to_path_buf(), l.text.to_owned())));
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+    }
+}
+
+fn texts(got: &Got, sub: SubscriberId) -> Vec<String> {
+    got.iter()
+        .filter(|(s, _, _)| *s == sub)
+        .map(|(_, _, t)| t.clone())
+        .collect()
+}
+
+fn no_cp(_: &Path) -> Option<Checkpoint> {
+    None
+}
+
+fn each_backend(test: impl Fn(Backend)) {
+    for b in [Backend::Inotify, Backend::Polling] {
+        test(b);
+    }
+}
+
+#[test]
+fn glob_picks_up_new_files() {
+    each_backend(|backend| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.log");
+        Writer::new(&a).lines(1..=2);
+        fs::write(dir.path().join("ignored.txt"), "x\n").expect("write");
+        let mut t = tailer(backend);
+        let pattern = format!("{}/*.log", dir.path().display());
+        let files = t
+            .add_logpath(A, &pattern, LogPathOptions::default(), &mut no_cp)
+            .expect("add");
+        assert_eq!(files, std::slice::from_ref(&a));
+        let mut got = Got::new();
+        pump(&mut t, &mut got, 2);
+        let b = dir.path().join("b.log");
+        Writer::new(&b).lines(3..=4);
+        pump(&mut t, &mut got, 4);
+        assert_eq!(texts(&got, A), numbered(1..=4), "{backend:?}");
+        assert_eq!(t.files(A), [a, b.clone()]);
+        assert!(got.iter().any(|(_, f, _)| *f == b));
+    });
+}
+
+#[test]
+fn missing_literal_path_is_followed_once_created() {
+    each_backend(|backend| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("later.log");
+        let mut t = tailer(backend);
+        let files = t
+            .add_logpath(
+                A,
+                &a.to_string_lossy(),
+                LogPathOptions::default(),
+                &mut no_cp,
+            )
+            .expect("add");
+        assert!(files.is_empty());
+        Writer::new(&a).lines(1..=3);
+        let mut got = Got::new();
+        pump(&mut t, &mut got, 3);
+        assert_eq!(texts(&got, A), numbered(1..=3), "{backend:?}");
+    });
+}
+
+#[test]
+fn shared_file_is_read_once_and_fanned_out() {
+    each_backend(|backend| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("auth.log");
+        let mut w = Writer::new(&a);
+        w.lines(1..=2);
+        let mut t = tailer(backend);
+        t.add_logpath(
+            A,
+            &a.to_string_lossy(),
+            LogPathOptions::default(),
+            &mut no_cp,
+        )
+        .expect("add");
+        // The second jail names it through a glob and a `..` detour.
+        let other = format!(
+            "{}/../{}/auth.l?g",
+            dir.path().display(),
+            dir.path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        t.add_logpath(B, &other, LogPathOptions::default(), &mut no_cp)
+            .expect("add");
+        assert_eq!(t.followed_files(), 1);
+        let mut got = Got::new();
+        pump(&mut t, &mut got, 4);
+        w.lines(3..=5);
+        pump(&mut t, &mut got, 10);
+        assert_eq!(texts(&got, A), numbered(1..=5), "{backend:?}");
+        assert_eq!(texts(&got, B), numbered(1..=5), "{backend:?}");
+        let cps = t.checkpoints();
+        assert_eq!(cps.len(), 2);
+        assert!(cps
+            .iter()
+            .all(|c| c.checkpoint.pos == fs::metadata(&a).map(|m| m.len()).unwrap_or(0)));
+        t.remove_subscriber(A);
+        assert_eq!(t.followed_files(), 1);
+        assert!(t.files(A).is_empty());
+        t.remove_subscriber(B);
+        assert_eq!(t.followed_files(), 0);
+    });
+}
+
+#[test]
+fn tail_mode_and_checkpoint_lookup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a.log");
+    let b = dir.path().join("b.log");
+    Writer::new(&a).lines(1..=3);
+    Writer::new(&b).lines(1..=3);
+    let mut t = tailer(Backend::Auto);
+    let tail = LogPathOptions {
+        start: StartMode::Tail,
+        ..LogPathOptions::default()
+    };
+    t.add_logpath(A, &a.to_string_lossy(), tail, &mut no_cp)
+        .expect("add");
+    let mut asked = Vec::new();
+    let mut lookup = |p: &Path| {
+        asked.push(p.to_path_buf());
+        Some(Checkpoint {
+            pos: 7, // after "line 1\n"
+            firstlinemd5: "5bbf5a52328e7439ae6e719dfe712200".to_owned(),
+        })
+    };
+    // Wrong digest: b.log restarts at 0.
+    t.add_logpath(
+        B,
+        &b.to_string_lossy(),
+        LogPathOptions::default(),
+        &mut lookup,
+    )
+    .expect("add");
+    assert_eq!(asked, std::slice::from_ref(&b));
+    Writer::new(&a).lines(4..=4);
+    let mut got = Got::new();
+    pump(&mut t, &mut got, 4);
+    assert_eq!(texts(&got, A), numbered(4..=4));
+    assert_eq!(texts(&got, B), numbered(1..=3));
+}
+
+#[test]
+fn rotation_through_tailer() {
+    each_backend(|backend| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.log");
+        let mut w = Writer::new(&a);
+        w.lines(1..=3);
+        let mut t = tailer(backend);
+        t.add_logpath(
+            A,
+            &a.to_string_lossy(),
+            LogPathOptions::default(),
+            &mut no_cp,
+        )
+        .expect("add");
+        let mut got = Got::new();
+        pump(&mut t, &mut got, 3);
+        w.lines(4..=5);
+        fs::rename(&a, dir.path().join("a.log.1")).expect("rename");
+        w.reopen();
+        w.lines(6..=7);
+        pump(&mut t, &mut got, 7);
+        fs::remove_file(&a).expect("rm");
+        w.lines(8..=8);
+        w.reopen();
+        w.lines(9..=9);
+        pump(&mut t, &mut got, 9);
+        assert_eq!(texts(&got, A), numbered(1..=9), "{backend:?}");
+    });
+}
+
+#[test]
+fn invalid_glob_is_an_error() {
+    let mut t = tailer(Backend::Polling);
+    let err = t.add_logpath(A, "/var/log/[", LogPathOptions::default(), &mut no_cp);
+    assert!(
+        matches!(err, Err(f2b_tail::TailError::Pattern { .. })),
+        "{err:?}"
+    );
+}
+
+/// Not a timing assertion: prints the write -> delivery latency with inotify
+/// and checks every line arrived.
+#[test]
+fn inotify_latency_smoke() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a.log");
+    fs::write(&a, "").expect("create");
+    let mut t = tailer(Backend::Inotify);
+    t.add_logpath(
+        A,
+        &a.to_string_lossy(),
+        LogPathOptions::default(),
+        &mut no_cp,
+    )
+    .expect("add");
+    let written: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let n = 200u32;
+    let w2 = Arc::clone(&written);
+    let path = a.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = Writer::new(&path);
+        for i in 1..=n {
+            std::thread::sleep(Duration::from_millis(2));
+            *w2.lock().expect("lock") = Some(Instant::now());
+            w.lines(i..=i);
+            // Wait until the reader took it, so each sample is one line.
+            while w2.lock().expect("lock").is_some() {
+                std::thread::yield_now();
+            }
+        }
+    });
+    let mut lat = Vec::new();
+    let mut got = 0u32;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got < n && Instant::now() < deadline {
+        t.wait(Duration::from_millis(100)).expect("wait");
+        t.read(&mut |_, _| {
+            got += 1;
+            if let Some(at) = written.lock().expect("lock").take() {
+                lat.push(at.elapsed());
+            }
+        });
+    }
+    writer.join().expect("writer");
+    assert_eq!(got, n);
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize];
+    eprintln!(
+        "inotify write->line latency over {} lines: p50 {:?} p90 {:?} p99 {:?} max {:?}",
+        lat.len(),
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        p(1.0)
+    );
+}
