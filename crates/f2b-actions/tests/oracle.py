@@ -28,6 +28,9 @@ MyTime.setTime(scenario["now"])
 recorded = []
 def record(realCmd, timeout=60, **kwargs):
 	recorded.append(realCmd)
+	if scenario.get("execute"):
+		from fail2ban.server.utils import Utils
+		return Utils.executeCmd(realCmd, timeout, shell=True, output=False)
 	return True
 CommandAction.executeCmd = staticmethod(record)
 
@@ -72,20 +75,33 @@ for cmd in stream:
 for j, a, props in acts:
 	recorded.clear()
 	steps = []
+	for cmd in scenario.get("setup", []):
+		subprocess.run(cmd, shell=True, check=True)
 	for step in scenario["steps"]:
 		op = step["op"]
 		before = len(recorded)
 		try:
-			if op in ("ban", "reban", "unban", "prolong"):
+			if op == "sh":
+				subprocess.run(step["cmd"], shell=True, check=True)
+			elif op in ("ban", "reban", "unban", "prolong"):
 				info = j.actions._getActionInfo(mkticket(step["ticket"]))
 				getattr(a, op)(info)
+			elif op == "check":
+				ok = a.consistencyCheck()
 			else:
 				getattr(a, op)()
-			ok = True
+			ok = True if op != "check" else bool(ok)
 		except Exception as e:
 			ok = False
 		steps.append({"op": op, "ok": ok,
 			"cmds": [c if isinstance(c, str) else list(c) for c in recorded[before:]]})
-	result["actions"].append({"jail": j.name, "name": a._name, "props": props, "steps": steps})
+	entry = {"jail": j.name, "name": a._name, "props": props, "steps": steps}
+	outf = dict(props).get("out")
+	if outf:
+		try:
+			entry["out"] = open(outf).read()
+		except OSError:
+			entry["out"] = ""
+	result["actions"].append(entry)
 
 print(json.dumps(result))
