@@ -1,7 +1,11 @@
 //! Checkpoints in fail2ban's format: `lastfilepos` + `firstlinemd5`.
 //!
 //! fail2ban stores, per (jail, path), the byte offset after the last line it
-//! processed and the MD5 hex digest of the file's first line. The digest is
+//! processed and a hex digest of the file's first line in the column
+//! `firstlinemd5`. Despite the name, under Python 3 that digest is **SHA-1**:
+//! fail2ban probes `hashlib.md5(' ')` with a `str`, which raises `TypeError`
+//! on Python 3, and its fallback is `hashlib.sha1` (verified against the
+//! installed fail2ban 1.0.2 by the `oracle` integration test). The digest is
 //! taken over the raw bytes of the first line *including* its line end
 //! (`b"first line\n"`), and only when that line is complete; a file without a
 //! complete first line has the digest `""`. On start a stored position is
@@ -12,7 +16,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use md5::{Digest, Md5};
+use sha1::{Digest, Sha1};
 
 /// How far the first line is scanned for its end before giving up (the file
 /// is then treated as having no complete first line, digest `""`). fail2ban
@@ -26,8 +30,9 @@ pub const FIRST_LINE_SCAN_LIMIT: u64 = 16 * 1024 * 1024;
 pub struct Checkpoint {
     /// Offset just after the last complete line handed out (`lastfilepos`).
     pub pos: u64,
-    /// MD5 hex digest of the first line including its `\n`, or `""` when the
-    /// file had no complete first line (`firstlinemd5`).
+    /// Hex digest (SHA-1, as fail2ban computes it on Python 3; see the module
+    /// docs) of the first line including its `\n`, or `""` when the file had
+    /// no complete first line (`firstlinemd5`).
     pub firstlinemd5: String,
 }
 
@@ -35,20 +40,20 @@ pub struct Checkpoint {
 /// the line end), so that it can be re-verified with one small read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct FirstLine {
-    pub(crate) md5: String,
+    pub(crate) digest: String,
     pub(crate) len: u64,
 }
 
 impl FirstLine {
     pub(crate) fn is_known(&self) -> bool {
-        !self.md5.is_empty()
+        !self.digest.is_empty()
     }
 }
 
 /// Computes the first-line digest of an open file without moving its cursor
 /// and without buffering the line (it may be megabytes long).
 pub(crate) fn first_line(file: &File) -> io::Result<FirstLine> {
-    let mut hasher = Md5::new();
+    let mut hasher = Sha1::new();
     let mut buf = [0u8; 8192];
     let mut off = 0u64;
     while off < FIRST_LINE_SCAN_LIMIT {
@@ -60,7 +65,7 @@ pub(crate) fn first_line(file: &File) -> io::Result<FirstLine> {
         if let Some(i) = memchr::memchr(b'\n', chunk) {
             hasher.update(&chunk[..=i]);
             return Ok(FirstLine {
-                md5: hex(&hasher.finalize()),
+                digest: hex(&hasher.finalize()),
                 len: off + i as u64 + 1,
             });
         }
@@ -92,7 +97,7 @@ pub(crate) fn first_line_matches(file: &File, known: &FirstLine) -> io::Result<b
     if buf.last() != Some(&b'\n') || memchr::memchr(b'\n', &buf[..buf.len() - 1]).is_some() {
         return Ok(false);
     }
-    Ok(hex(&Md5::digest(&buf)) == known.md5)
+    Ok(hex(&Sha1::digest(&buf)) == known.digest)
 }
 
 fn read_at_retry(file: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
@@ -127,18 +132,21 @@ mod tests {
 
     #[test]
     fn digest_covers_line_end() {
-        // md5(b"hello\n") = b1946ac92492d2347c6235b4d2611184
+        // sha1(b"hello\n"), what fail2ban stores as `firstlinemd5`.
         let f = file_with(b"hello\nworld\n");
         let fl = first_line(&f).expect("hash");
-        assert_eq!(fl.md5, "b1946ac92492d2347c6235b4d2611184");
+        assert_eq!(fl.digest, "f572d396fae9206628714fb2ce00f72e94f2258f");
         assert_eq!(fl.len, 6);
         assert!(first_line_matches(&f, &fl).expect("verify"));
     }
 
     #[test]
     fn incomplete_first_line_has_empty_digest() {
-        assert_eq!(first_line(&file_with(b"no newline")).expect("hash").md5, "");
-        assert_eq!(first_line(&file_with(b"")).expect("hash").md5, "");
+        assert_eq!(
+            first_line(&file_with(b"no newline")).expect("hash").digest,
+            ""
+        );
+        assert_eq!(first_line(&file_with(b"")).expect("hash").digest, "");
     }
 
     #[test]

@@ -286,8 +286,74 @@ impl FileTail {
     pub fn checkpoint(&self) -> Option<Checkpoint> {
         self.cur.as_ref().map(|r| Checkpoint {
             pos: r.line_start,
-            firstlinemd5: r.first.md5.clone(),
+            firstlinemd5: r.first.digest.clone(),
         })
+    }
+
+    /// Skips ahead to the first line whose time stamp is at or after
+    /// `target`, like fail2ban's initial "seek to find time" for `head`
+    /// files (it avoids re-reading a large log on start; lines older than
+    /// `findtime` would be ignored anyway).
+    ///
+    /// `time_of` extracts a line's time (seconds since the epoch) or `None`
+    /// when the line has none; it is the filter's date detector. The search
+    /// is a bisection over line starts that assumes time stamps grow through
+    /// the file; when a probe finds no time stamp within five lines, the
+    /// search keeps the earlier position (reading more rather than less).
+    /// It never moves backwards and only works between reads (not while an
+    /// incomplete line is held). Returns the new position.
+    pub fn seek_to_time(
+        &mut self,
+        target: f64,
+        time_of: &mut dyn FnMut(&str) -> Option<f64>,
+    ) -> Result<u64, TailError> {
+        let Some(r) = self.cur.as_mut() else {
+            return Ok(0);
+        };
+        let read_err = |source| TailError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        if r.partial_len > 0 || r.discard {
+            return Ok(r.line_start);
+        }
+        let size = r.file.metadata().map_err(read_err)?.len();
+        let mut lo = r.read_off;
+        let mut hi = size;
+        let cap = self.opts.max_line_bytes;
+        let enc = self.opts.encoding;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let mut s = next_line_start(&r.file, mid, hi, cap).map_err(read_err)?;
+            if s >= hi {
+                s = lo;
+            }
+            // Probe up to five lines from `s` for a time stamp.
+            let mut at = s;
+            let mut found = None;
+            for _ in 0..5 {
+                if at >= hi {
+                    break;
+                }
+                let Some((line, end)) = line_at(&r.file, at, cap).map_err(read_err)? else {
+                    break;
+                };
+                let (text, _) = enc.decode(&line);
+                if let Some(t) = time_of(text.trim_end_matches('\r')) {
+                    found = Some((t, end));
+                    break;
+                }
+                at = end;
+            }
+            match found {
+                Some((t, end)) if t < target => lo = end.min(hi),
+                _ => hi = s,
+            }
+        }
+        r.file.seek(SeekFrom::Start(lo)).map_err(read_err)?;
+        r.read_off = lo;
+        r.line_start = lo;
+        Ok(lo)
     }
 
     /// The size of the current file, if open.
@@ -498,7 +564,7 @@ impl Reader {
         let pos = match start {
             Start::Head => 0,
             Start::At(cp) => {
-                if cp.firstlinemd5 == first.md5 && cp.pos <= size {
+                if cp.firstlinemd5 == first.digest && cp.pos <= size {
                     cp.pos
                 } else {
                     0
@@ -598,6 +664,52 @@ fn tail_position(file: &File, size: u64, max_line: usize) -> io::Result<(u64, bo
         Some(i) => Ok((from + i as u64 + 1, false)),
         None if from == 0 => Ok((0, false)),
         None => Ok((size, true)),
+    }
+}
+
+/// The first line start at or after `from` (searching up to `limit`), or
+/// `limit` when there is none. Offset 0 is always a line start.
+fn next_line_start(file: &File, from: u64, limit: u64, cap: usize) -> io::Result<u64> {
+    if from == 0 {
+        return Ok(0);
+    }
+    // A line starts at `from` if the byte before it is a newline.
+    let mut at = from - 1;
+    let mut buf = vec![0u8; 8192];
+    let mut scanned = 0usize;
+    while at < limit && scanned <= cap + 1 {
+        let n = file.read_at(&mut buf, at)?;
+        if n == 0 {
+            return Ok(limit);
+        }
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok((at + i as u64 + 1).min(limit));
+        }
+        at += n as u64;
+        scanned += n;
+    }
+    Ok(limit)
+}
+
+/// The line starting at `at` (without its `\n`, at most `cap` bytes) and
+/// the offset after it; `None` at end of file or for an unterminated line.
+fn line_at(file: &File, at: u64, cap: usize) -> io::Result<Option<(Vec<u8>, u64)>> {
+    let mut buf = vec![0u8; 8192];
+    let mut line = Vec::new();
+    let mut off = at;
+    loop {
+        let n = file.read_at(&mut buf, off)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            let room = cap.saturating_sub(line.len());
+            line.extend_from_slice(&buf[..i.min(room)]);
+            return Ok(Some((line, off + i as u64 + 1)));
+        }
+        let room = cap.saturating_sub(line.len());
+        line.extend_from_slice(&buf[..n.min(room)]);
+        off += n as u64;
     }
 }
 

@@ -79,13 +79,13 @@ fn checkpoint_matches_fail2ban_and_resumes_without_duplicates() {
     let cp = cp.expect("checkpoint");
     // The last checkpoint points before the unfinished "partial " line.
     assert_eq!(cp.pos, size - "partial done\n".len() as u64);
-    // md5("line 1\n")
-    assert_eq!(cp.firstlinemd5, md5_hex(b"line 1\n"));
+    // sha1("line 1\n"), fail2ban's `firstlinemd5` on Python 3.
+    assert_eq!(cp.firstlinemd5, sha1_hex(b"line 1\n"));
 }
 
-fn md5_hex(bytes: &[u8]) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(bytes)
+fn sha1_hex(bytes: &[u8]) -> String {
+    use sha1::{Digest, Sha1};
+    Sha1::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -98,20 +98,20 @@ fn checkpoint_of_other_file_restarts_at_zero() {
     fs::write(&path, "new first\nsecond\n").expect("write");
     let stale = Checkpoint {
         pos: 7,
-        firstlinemd5: md5_hex(b"old first\n"),
+        firstlinemd5: sha1_hex(b"old first\n"),
     };
     let mut t = open(&path, Start::At(stale));
     assert_eq!(read(&mut t), ["new first", "second"]);
     // Same first line but the file is shorter than the position: rotated.
     let short = Checkpoint {
         pos: 1000,
-        firstlinemd5: md5_hex(b"new first\n"),
+        firstlinemd5: sha1_hex(b"new first\n"),
     };
     let mut t = open(&path, Start::At(short));
     assert_eq!(read(&mut t), ["new first", "second"]);
     let good = Checkpoint {
         pos: 10,
-        firstlinemd5: md5_hex(b"new first\n"),
+        firstlinemd5: sha1_hex(b"new first\n"),
     };
     let mut t = open(&path, Start::At(good));
     assert_eq!(read(&mut t), ["second"]);
@@ -304,4 +304,40 @@ fn unsafe_free_is_root() -> bool {
     // The owner of a freshly created file is the effective uid.
     let f = tempfile::NamedTempFile::new().expect("tmp");
     std::os::unix::fs::MetadataExt::uid(&f.as_file().metadata().expect("stat")) == 0
+}
+
+fn time_of(line: &str) -> Option<f64> {
+    line.strip_prefix("t=")?.split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn seek_to_time_finds_first_line_at_or_after_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("a.log");
+    let mut content = String::new();
+    for i in 0..1000u32 {
+        content.push_str(&format!("t={} {}\n", i * 2, "x".repeat((i % 7) as usize)));
+        if i % 10 == 3 {
+            content.push_str("continuation without a time stamp\n");
+        }
+    }
+    fs::write(&path, &content).expect("write");
+    for (target, want) in [
+        (0.0, "t=0 "),
+        (-5.0, "t=0 "),
+        (501.0, "t=502 "),
+        (500.0, "t=500 "),
+    ] {
+        let mut t = open(&path, Start::Head);
+        t.seek_to_time(target, &mut time_of).expect("seek");
+        let lines = read(&mut t);
+        // Everything from the first line at or after the target, nothing skipped.
+        let at = content.find(want).expect("present");
+        let rest: Vec<&str> = content[at..].lines().collect();
+        assert_eq!(lines, rest, "target {target}");
+    }
+    let mut t = open(&path, Start::Head);
+    let pos = t.seek_to_time(1e9, &mut time_of).expect("seek");
+    assert_eq!(pos, content.len() as u64);
+    assert!(read(&mut t).is_empty());
 }

@@ -7,6 +7,7 @@
 //! the model-based property test of interleaved writes, rotations and reads.
 
 mod file_tail;
+mod oracle;
 mod prop;
 mod rotation;
 mod tailer;
