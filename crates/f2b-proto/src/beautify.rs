@@ -189,7 +189,7 @@ fn level_name(v: &Value) -> Value {
     let level = match v {
         Value::Int(i) => *i,
         Value::Bool(false) => 0,
-        Value::Bool(true) => return Value::Str("Level True".into()),
+        Value::Bool(true) => 1,
         other => return other.clone(),
     };
     let name = match level {
@@ -203,6 +203,8 @@ fn level_name(v: &Value) -> Value {
         7 => "TRACE",
         5 => "HEAVY",
         0 => "NOTSET",
+        // fail2ban names every other level below 50 "#NN-Lev."
+        n @ 0..=49 => return Value::Str(format!("#{n:02}-Lev.")),
         other => return Value::Str(format!("Level {other}")),
     };
     Value::Str(name.into())

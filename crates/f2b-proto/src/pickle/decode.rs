@@ -686,6 +686,19 @@ impl<'a> Machine<'a> {
         if !ident(module) || !ident(name) || name.contains('.') {
             return Err(self.malformed("class reference is not a dotted identifier"));
         }
+        // Only exception classes: a builtin one, or a class whose name says
+        // it is one (fail2ban's, `re.error`, ...). `set`, `bytearray`,
+        // `os.system`, ... are refused even here.
+        let builtin = matches!(module, "builtins" | "exceptions");
+        let looks_like_exception = ["Error", "Exception", "Warning"]
+            .iter()
+            .any(|s| name.ends_with(s))
+            || name == "error";
+        if (builtin && !super::encode::BUILTIN_EXCEPTIONS.contains(&name))
+            || (!builtin && !looks_like_exception)
+        {
+            return Err(self.forbidden(self.data[self.op_at]));
+        }
         let name = match module {
             "builtins" | "exceptions" | "fail2ban.exceptions" => name.to_owned(),
             _ => format!("{module}.{name}"),
