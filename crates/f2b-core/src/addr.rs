@@ -46,7 +46,10 @@ impl fmt::Display for AddrError {
                 write!(f, "invalid ipstr {input:?}, too many plen representation")
             }
             AddrError::BadMask { input, mask } => {
-                write!(f, "invalid mask {mask:?} in {input:?}, no plen representation")
+                write!(
+                    f,
+                    "invalid mask {mask:?} in {input:?}, no plen representation"
+                )
             }
             AddrError::NotAnIp { input } => write!(f, "{input:?} is not an IP address"),
         }
