@@ -1,0 +1,1163 @@
+//! The filter: fail2ban's `Filter.processLine` / `findFailure` semantics.
+
+use crate::date::{DateDetector, DateError, TimeCtx};
+use crate::dialect::{DialectError, PyRegex, Spans};
+use crate::tags::resolve_host_tag;
+use f2b_core::addr::{Addr, IpNet};
+use f2b_core::value::Value;
+use jiff::tz::TimeZone;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// `usedns` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UseDns {
+    /// Resolve host names found by `<HOST>`.
+    Yes,
+    /// Resolve, and warn about it (the default).
+    #[default]
+    Warn,
+    /// Never resolve; `<HOST>` matches addresses only.
+    No,
+    /// Keep host names as raw failure ids.
+    Raw,
+}
+
+impl UseDns {
+    /// Parses like fail2ban (`yes|warn|no|raw`, booleans; anything else is `no`).
+    pub fn parse(s: &str) -> UseDns {
+        match s.trim().to_lowercase().as_str() {
+            "yes" | "true" | "1" | "on" => UseDns::Yes,
+            "warn" => UseDns::Warn,
+            "raw" => UseDns::Raw,
+            _ => UseDns::No,
+        }
+    }
+    /// The fail2ban spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UseDns::Yes => "yes",
+            UseDns::Warn => "warn",
+            UseDns::No => "no",
+            UseDns::Raw => "raw",
+        }
+    }
+}
+
+/// Errors configuring a filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// A regex failed to compile.
+    #[error("{option}: {source}")]
+    Regex {
+        /// Which option (`failregex`, `ignoreregex`, `prefregex`).
+        option: &'static str,
+        /// The compile error.
+        #[source]
+        source: DialectError,
+    },
+    /// Empty regex.
+    #[error("{option}: Cannot add empty regex")]
+    Empty {
+        /// Which option.
+        option: &'static str,
+    },
+    /// A failregex without any failure-id group.
+    #[error("No failure-id group in '{regex}'")]
+    NoFailureId {
+        /// The expanded regex.
+        regex: String,
+    },
+    /// Bad date pattern / time zone.
+    #[error(transparent)]
+    Date(#[from] DateError),
+    /// Bad maxlines.
+    #[error("maxlines must be integer greater than zero, got {value:?}")]
+    MaxLines {
+        /// The value.
+        value: String,
+    },
+    /// Regex index out of range in a delete.
+    #[error("Cannot remove regular expression. Index {index} is not valid")]
+    BadIndex {
+        /// The index.
+        index: usize,
+    },
+}
+
+/// Everything that configures a filter (the `[Definition]` of a filter file
+/// plus the jail-level knobs that affect matching).
+#[derive(Debug, Clone, Default)]
+pub struct FilterSpec {
+    /// `prefregex` (optional).
+    pub prefregex: Option<String>,
+    /// `failregex` lines.
+    pub failregex: Vec<String>,
+    /// `ignoreregex` lines.
+    pub ignoreregex: Vec<String>,
+    /// `maxlines` (1 if 0).
+    pub maxlines: usize,
+    /// `datepattern` (None = default templates).
+    pub datepattern: Option<String>,
+    /// `logtimezone` (e.g. `UTC+0200`, `CET`).
+    pub logtimezone: Option<String>,
+    /// `usedns`.
+    pub usedns: UseDns,
+}
+
+/// A log line split as fail2ban does: (text before date, date text, rest).
+pub type TupleLine = (String, String, String);
+
+fn join_tuple(t: &TupleLine) -> String {
+    let mut s = String::with_capacity(t.0.len() + t.1.len() + t.2.len());
+    s.push_str(&t.0);
+    s.push_str(&t.1);
+    s.push_str(&t.2);
+    s
+}
+
+fn tuple_lines_buf(lines: &[TupleLine]) -> String {
+    let mut s = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push_str(&l.0);
+        s.push_str(&l.2);
+    }
+    s.push('\n');
+    s
+}
+
+/// Internal value of a failure field (Python dict values).
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    Null,
+    S(String),
+    Tuple(Vec<Option<String>>),
+    Users(BTreeSet<String>),
+    Lines(Vec<TupleLine>),
+    Int(i64),
+    Addr(Addr),
+}
+
+impl V {
+    fn truthy(&self) -> bool {
+        match self {
+            V::Null => false,
+            V::S(s) => !s.is_empty(),
+            V::Tuple(t) => !t.is_empty(),
+            V::Users(u) => !u.is_empty(),
+            V::Lines(l) => !l.is_empty(),
+            V::Int(i) => *i != 0,
+            V::Addr(_) => true,
+        }
+    }
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            V::S(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn to_value(&self) -> Value {
+        match self {
+            V::Null => Value::None,
+            V::S(s) => Value::Str(s.clone()),
+            V::Tuple(t) => Value::Tuple(t.iter().map(|o| o.clone().map(Value::Str).unwrap_or(Value::None)).collect()),
+            V::Users(u) => Value::Set(u.iter().cloned().map(Value::Str).collect()),
+            V::Lines(l) => Value::List(l.iter().map(|t| Value::Str(join_tuple(t))).collect()),
+            V::Int(i) => Value::Int(*i),
+            V::Addr(a) => Value::Str(a.to_string()),
+        }
+    }
+}
+
+type Fail = BTreeMap<String, V>;
+
+fn get<'a>(f: &'a Fail, k: &str) -> Option<&'a V> {
+    f.get(k).filter(|v| !matches!(v, V::Null))
+}
+fn get_str<'a>(f: &'a Fail, k: &str) -> Option<&'a str> {
+    get(f, k).and_then(V::as_str)
+}
+fn truthy(f: &Fail, k: &str) -> bool {
+    f.get(k).is_some_and(V::truthy)
+}
+
+/// One failure found in a line (what fail2ban puts in its `FailTicket`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// Index of the failregex that matched.
+    pub regex_index: usize,
+    /// The failure id (IP, subnet or raw id); `None` for a pending
+    /// multi-line failure (mlfid known, id not yet).
+    pub id: Option<Addr>,
+    /// Unix time of the failure (may be `None` if no date was found and
+    /// find-time checks are off).
+    pub time: Option<f64>,
+    /// All fields fail2ban keeps in the ticket data: `user`, `fid`, `ip4`,
+    /// `mlfid`, `nofail`, `users`, `F-ALT_*`/`F-TUPLE_*` results, custom
+    /// `F-*` groups... (`matches` is kept separately below).
+    pub fields: BTreeMap<String, Value>,
+    /// The matched log lines.
+    pub matches: Vec<String>,
+}
+
+impl Failure {
+    /// A string field (`user`, `fid`, ...).
+    pub fn field_str(&self, k: &str) -> Option<&str> {
+        self.fields.get(k).and_then(Value::as_str)
+    }
+    /// True if this is a "nofail" match (helper match, not a failure).
+    pub fn is_nofail(&self) -> bool {
+        match self.fields.get("nofail") {
+            None | Some(Value::None) => false,
+            Some(Value::Str(s)) => !s.is_empty(),
+            Some(_) => true,
+        }
+    }
+}
+
+/// A compiled filter regex (fail2ban `Regex` / `FailRegex`).
+#[derive(Debug)]
+struct FRegex {
+    source: String,
+    re: PyRegex,
+    alt: Vec<(String, String)>,
+    tuple: Vec<(String, String)>,
+    skiplines: Vec<usize>,
+}
+
+struct Found {
+    spans: Spans,
+    matched: Vec<TupleLine>,
+    unmatched: Vec<TupleLine>,
+}
+
+impl FRegex {
+    fn new(source: &str, multiline: bool, use_dns: UseDns, option: &'static str) -> Result<FRegex, FilterError> {
+        let expanded = resolve_host_tag(source, use_dns);
+        if expanded.trim_start().is_empty() {
+            return Err(FilterError::Empty { option });
+        }
+        let expanded = glob_to_local_flags(&expanded);
+        let re = PyRegex::new(&expanded, multiline).map_err(|source| FilterError::Regex { option, source })?;
+        let mut alt = Vec::new();
+        let mut tuple = Vec::new();
+        let mut skiplines = Vec::new();
+        for (i, n) in re.names().iter().enumerate() {
+            let Some(k) = n else { continue };
+            if let Some(num) = k.strip_prefix("skiplines") {
+                if let Ok(n) = num.parse::<usize>() {
+                    if skiplines.len() == n {
+                        skiplines.push(i);
+                    }
+                }
+            }
+            if k.len() <= 4 {
+                continue;
+            }
+            for (pre, list) in [("alt_", &mut alt), ("tuple_", &mut tuple)] {
+                if let Some(rest) = k.strip_prefix(pre) {
+                    // COMPLNAME_CRE: ^(alt_|tuple_)(.*?)(?:_\d+)?$
+                    let base = match rest.rfind('_') {
+                        Some(p) if p + 1 < rest.len() && rest[p + 1..].bytes().all(|b| b.is_ascii_digit()) => &rest[..p],
+                        _ => rest,
+                    };
+                    list.push((k.clone(), crate::tags::map_tag_to_opt(base)));
+                }
+            }
+        }
+        alt.sort();
+        tuple.sort();
+        Ok(FRegex { source: source.to_string(), re, alt, tuple, skiplines })
+    }
+
+    fn has_group(&self, n: &str) -> bool {
+        self.re.group_index(n).is_some()
+    }
+
+    fn search(&self, buf: &str, org: &[TupleLine]) -> Option<Found> {
+        let spans = self.re.search(buf)?;
+        let (ms, me) = spans.whole();
+        let (matched, unmatched) = if org.len() <= 1 {
+            (org.to_vec(), Vec::new())
+        } else {
+            let line_start = buf[..(ms + 1).min(buf.len())].rfind('\n').map(|p| p + 1).unwrap_or(0);
+            let from = me.saturating_sub(1);
+            let line_end = buf[from..].find('\n').map(|p| from + p + 1).unwrap_or(buf.len());
+            let c1 = buf[..line_start].matches('\n').count();
+            let c2 = buf[..line_end].matches('\n').count();
+            let c1 = c1.min(org.len());
+            let c2 = c2.min(org.len()).max(c1);
+            let mut matched: Vec<TupleLine> = org[c1..c2].to_vec();
+            let mut unmatched: Vec<TupleLine> = org[..c1].to_vec();
+            // skipped lines
+            let mut skipped = String::new();
+            for &g in &self.skiplines {
+                if let Some((a, b)) = spans.get(g) {
+                    skipped.push_str(&buf[a..b]);
+                }
+            }
+            let mut n = 0;
+            for sl in py_splitlines(&skipped) {
+                let mut hit = None;
+                for (m, t) in matched.iter().enumerate().skip(n) {
+                    let mut s = t.0.clone();
+                    s.push_str(&t.2);
+                    if s == sl {
+                        hit = Some(m);
+                        break;
+                    }
+                }
+                if let Some(m) = hit {
+                    unmatched.push(matched.remove(m));
+                    n = m;
+                }
+            }
+            unmatched.extend(org[c2..].iter().cloned());
+            (matched, unmatched)
+        };
+        Some(Found { spans, matched, unmatched })
+    }
+
+    fn groups(&self, buf: &str, f: &Found) -> Fail {
+        let mut fail = Fail::new();
+        for (i, n) in self.re.names().iter().enumerate() {
+            if let Some(n) = n {
+                let v = f.spans.get(i).map(|(a, b)| V::S(buf[a..b].to_string())).unwrap_or(V::Null);
+                fail.insert(n.clone(), v);
+            }
+        }
+        for (k, n) in &self.alt {
+            let v = fail.get(k).cloned().unwrap_or(V::Null);
+            if v.truthy() && !truthy(&fail, n) {
+                fail.insert(n.clone(), v);
+            }
+        }
+        for (k, n) in &self.tuple {
+            let v = fail.get(k).and_then(|v| v.as_str().map(str::to_string));
+            let t = fail.get(n).cloned().unwrap_or(V::Null);
+            let nt = match t {
+                V::Tuple(mut t) => {
+                    t.push(v);
+                    t
+                }
+                V::S(s) => vec![Some(s), v],
+                _ => vec![None, v],
+            };
+            fail.insert(n.clone(), V::Tuple(nt));
+        }
+        fail
+    }
+}
+
+fn py_splitlines(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}' => out.push(std::mem::take(&mut cur)),
+            '\r' => {
+                if it.peek() == Some(&'\n') {
+                    it.next();
+                }
+                out.push(std::mem::take(&mut cur));
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// fail2ban's `R_GLOB2LOCFLAGS`: `((?i)` or `(?:(?i)` become `(?i:`.
+fn glob_to_local_flags(re: &str) -> String {
+    let b = re.as_bytes();
+    let mut out = String::with_capacity(re.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'(' && (i == 0 || b[i - 1] != b'\\') {
+            let mut j = i + 1;
+            if re[j..].starts_with("?:") {
+                j += 2;
+            }
+            if re[j..].starts_with("(?") {
+                let k0 = j + 2;
+                let mut k = k0;
+                while k < b.len() && b[k].is_ascii_lowercase() {
+                    k += 1;
+                }
+                if k > k0 && k < b.len() && b[k] == b')' {
+                    out.push_str(&re[j..k]);
+                    out.push(':');
+                    i = k + 1;
+                    continue;
+                }
+            }
+        }
+        let c = re[i..].chars().next().unwrap_or('\0');
+        out.push(c);
+        i += c.len_utf8().max(1);
+    }
+    out
+}
+
+/// fail2ban's `Utils.Cache` (max count + max age, evicting expired/oldest).
+#[derive(Debug, Default)]
+struct MlfidCache {
+    map: HashMap<String, (f64, Fail)>,
+}
+
+impl MlfidCache {
+    const MAX_COUNT: usize = 100;
+    const MAX_TIME: f64 = 300.0;
+    fn get(&mut self, k: &str, now: f64) -> Option<&mut Fail> {
+        let expired = self.map.get(k).is_some_and(|(t, _)| *t <= now);
+        if expired {
+            self.map.remove(k);
+            return None;
+        }
+        self.map.get_mut(k).map(|(_, f)| f)
+    }
+    fn set(&mut self, k: String, v: Fail, now: f64) {
+        if self.map.len() >= Self::MAX_COUNT && !self.map.contains_key(&k) {
+            self.map.retain(|_, (t, _)| *t > now);
+            if self.map.len() >= Self::MAX_COUNT {
+                if let Some(oldest) = self
+                    .map
+                    .iter()
+                    .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+                    .map(|(k, _)| k.clone())
+                {
+                    self.map.remove(&oldest);
+                }
+            }
+        }
+        self.map.insert(k, (now + Self::MAX_TIME, v));
+    }
+    fn unset(&mut self, k: &str) {
+        self.map.remove(k);
+    }
+}
+
+/// Resolves host names for `usedns = yes|warn` (the system resolver).
+pub trait Resolver: Send + Sync {
+    /// All addresses of `host` (empty if none).
+    fn resolve(&self, host: &str) -> Vec<std::net::IpAddr>;
+}
+
+/// The system resolver (`getaddrinfo`).
+#[derive(Debug, Default)]
+pub struct SystemResolver;
+
+impl Resolver for SystemResolver {
+    fn resolve(&self, host: &str) -> Vec<std::net::IpAddr> {
+        use std::net::ToSocketAddrs;
+        match (host, 0u16).to_socket_addrs() {
+            Ok(it) => {
+                let mut v: Vec<_> = it.map(|a| f2b_core::addr::normalize(a.ip())).collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Matching state and statistics callback info for `fail2ban-regex`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineStats {
+    /// Index of the ignoreregex that matched (if any).
+    pub ignored_by: Option<usize>,
+}
+
+/// A fail2ban filter: regexes, date detector, multi-line buffer, mlfid cache.
+pub struct Filter {
+    use_dns: UseDns,
+    pref: Option<FRegex>,
+    fail: Vec<FRegex>,
+    ignore: Vec<FRegex>,
+    max_lines: usize,
+    line_buffer: Vec<TupleLine>,
+    last_time_text: String,
+    last_date: Option<f64>,
+    logtimezone: Option<String>,
+    date_detector: DateDetector,
+    datepattern: Option<String>,
+    mlfid: MlfidCache,
+    local: Arc<TimeZone>,
+    resolver: Arc<dyn Resolver>,
+    /// Keep host names raw (fail2ban `returnRawHost`).
+    pub return_raw_host: bool,
+    /// Try every failregex, not just the first match (`checkAllRegex`).
+    pub check_all_regex: bool,
+    /// Drop pending mlfid failures (`ignorePending`).
+    pub ignore_pending: bool,
+    /// Apply find-time checks (`checkFindTime`).
+    pub check_find_time: bool,
+    /// Operation mode: treat far-off timestamps as "now" (`inOperation`).
+    pub in_operation: bool,
+    /// Jail `findtime` in seconds (for the "too old" check).
+    pub find_time: f64,
+    /// Index of the ignoreregex that matched the last processed line.
+    pub last_ignored_by: Option<usize>,
+    /// Warnings produced while processing (drained by the caller).
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter")
+            .field("prefregex", &self.pref.as_ref().map(|r| &r.source))
+            .field("failregex", &self.fail.iter().map(|r| &r.source).collect::<Vec<_>>())
+            .field("maxlines", &self.max_lines)
+            .finish()
+    }
+}
+
+impl Filter {
+    /// Builds a filter from a spec.
+    pub fn new(spec: FilterSpec) -> Result<Filter, FilterError> {
+        let mut f = Filter {
+            use_dns: spec.usedns,
+            pref: None,
+            fail: Vec::new(),
+            ignore: Vec::new(),
+            max_lines: 1,
+            line_buffer: Vec::new(),
+            last_time_text: String::new(),
+            last_date: None,
+            logtimezone: None,
+            date_detector: DateDetector::new(),
+            datepattern: None,
+            mlfid: MlfidCache::default(),
+            local: Arc::new(TimeZone::system()),
+            resolver: Arc::new(SystemResolver),
+            return_raw_host: false,
+            check_all_regex: false,
+            ignore_pending: true,
+            check_find_time: true,
+            in_operation: true,
+            find_time: 600.0,
+            last_ignored_by: None,
+            warnings: Vec::new(),
+        };
+        if spec.maxlines > 1 {
+            f.max_lines = spec.maxlines;
+        }
+        f.set_logtimezone(spec.logtimezone.as_deref())?;
+        f.set_datepattern(spec.datepattern.as_deref())?;
+        f.set_prefregex(spec.prefregex.as_deref())?;
+        for r in &spec.failregex {
+            f.add_failregex(r)?;
+        }
+        for r in &spec.ignoreregex {
+            f.add_ignoreregex(r)?;
+        }
+        Ok(f)
+    }
+
+    /// `set <jail> prefregex` (empty/None removes it).
+    pub fn set_prefregex(&mut self, v: Option<&str>) -> Result<(), FilterError> {
+        self.pref = match v {
+            Some(s) if !s.is_empty() => Some(FRegex::new(s, false, self.use_dns, "prefregex")?),
+            _ => None,
+        };
+        Ok(())
+    }
+
+    /// `set <jail> addfailregex`.
+    pub fn add_failregex(&mut self, v: &str) -> Result<(), FilterError> {
+        let r = FRegex::new(v, self.max_lines > 1, self.use_dns, "failregex")?;
+        const IDS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
+        let has = IDS.iter().any(|g| r.has_group(g)) || self.pref.as_ref().is_some_and(|p| IDS.iter().any(|g| p.has_group(g)));
+        if !has {
+            return Err(FilterError::NoFailureId { regex: r.re.as_str().to_string() });
+        }
+        self.fail.push(r);
+        Ok(())
+    }
+
+    /// `set <jail> delfailregex <index>`.
+    pub fn del_failregex(&mut self, index: usize) -> Result<(), FilterError> {
+        if index >= self.fail.len() {
+            return Err(FilterError::BadIndex { index });
+        }
+        self.fail.remove(index);
+        Ok(())
+    }
+
+    /// `set <jail> addignoreregex`.
+    pub fn add_ignoreregex(&mut self, v: &str) -> Result<(), FilterError> {
+        let r = FRegex::new(v, false, self.use_dns, "ignoreregex")?;
+        self.ignore.push(r);
+        Ok(())
+    }
+
+    /// `set <jail> delignoreregex <index>`.
+    pub fn del_ignoreregex(&mut self, index: usize) -> Result<(), FilterError> {
+        if index >= self.ignore.len() {
+            return Err(FilterError::BadIndex { index });
+        }
+        self.ignore.remove(index);
+        Ok(())
+    }
+
+    /// Removes all fail and ignore regexes (reload).
+    pub fn clear_regexes(&mut self) {
+        self.fail.clear();
+        self.ignore.clear();
+    }
+
+    /// `get <jail> failregex` (the regexes as given, before tag expansion).
+    pub fn failregex(&self) -> Vec<String> {
+        self.fail.iter().map(|r| r.source.clone()).collect()
+    }
+    /// The expanded (Python-syntax) failregexes, as fail2ban reports them.
+    pub fn failregex_expanded(&self) -> Vec<String> {
+        self.fail.iter().map(|r| r.re.as_str().to_string()).collect()
+    }
+    /// `get <jail> ignoreregex`.
+    pub fn ignoreregex(&self) -> Vec<String> {
+        self.ignore.iter().map(|r| r.source.clone()).collect()
+    }
+    /// `get <jail> prefregex`.
+    pub fn prefregex(&self) -> Option<String> {
+        self.pref.as_ref().map(|r| r.source.clone())
+    }
+
+    /// `set <jail> maxlines`.
+    pub fn set_maxlines(&mut self, v: i64) -> Result<(), FilterError> {
+        if v <= 0 {
+            return Err(FilterError::MaxLines { value: v.to_string() });
+        }
+        self.max_lines = v as usize;
+        Ok(())
+    }
+    /// `get <jail> maxlines`.
+    pub fn maxlines(&self) -> usize {
+        self.max_lines
+    }
+
+    /// `set <jail> usedns` (affects regexes added afterwards, as in fail2ban).
+    pub fn set_usedns(&mut self, v: UseDns) {
+        self.use_dns = v;
+    }
+    /// `get <jail> usedns`.
+    pub fn usedns(&self) -> UseDns {
+        self.use_dns
+    }
+
+    /// `set <jail> datepattern` (None = default detectors).
+    pub fn set_datepattern(&mut self, v: Option<&str>) -> Result<(), FilterError> {
+        let mut dd = match v {
+            Some(p) => DateDetector::from_datepattern(p)?,
+            None => DateDetector::new(),
+        };
+        dd.default_tz = self.date_detector.default_tz;
+        self.date_detector = dd;
+        self.datepattern = v.map(str::to_string);
+        Ok(())
+    }
+    /// `get <jail> datepattern`: (pattern, template name) like fail2ban.
+    pub fn datepattern(&self) -> (Option<String>, String) {
+        let dd = &self.date_detector;
+        if dd.is_empty() || dd.len() > 2 {
+            return (None, "Default Detectors".into());
+        }
+        let t = dd.template(0);
+        (t.and_then(|t| t.pattern.clone()), t.map(|t| t.name.clone()).unwrap_or_default())
+    }
+
+    /// `set <jail> logtimezone`.
+    pub fn set_logtimezone(&mut self, tz: Option<&str>) -> Result<(), FilterError> {
+        let off = match tz {
+            Some(t) => Some(crate::date::zone_offset(t)?),
+            None => None,
+        };
+        self.logtimezone = tz.map(str::to_string);
+        self.date_detector.default_tz = off;
+        Ok(())
+    }
+    /// `get <jail> logtimezone`.
+    pub fn logtimezone(&self) -> Option<&str> {
+        self.logtimezone.as_deref()
+    }
+
+    /// Sets the local zone used for zone-less timestamps (default: system).
+    pub fn set_local_zone(&mut self, tz: TimeZone) {
+        self.local = Arc::new(tz);
+    }
+
+    /// Replaces the DNS resolver (tests).
+    pub fn set_resolver(&mut self, r: Arc<dyn Resolver>) {
+        self.resolver = r;
+    }
+
+    /// The date detector (template hits for reports).
+    pub fn date_detector(&self) -> &DateDetector {
+        &self.date_detector
+    }
+
+    /// Number of searches abandoned for exceeding the backtracking budget.
+    pub fn budget_hits(&self) -> u64 {
+        self.fail.iter().chain(self.ignore.iter()).chain(self.pref.iter()).map(|r| r.re.budget_hits()).sum()
+    }
+
+    fn ctx(&self, now: f64) -> TimeCtx {
+        TimeCtx { now, local: self.local.clone(), default_tz: self.date_detector.default_tz }
+    }
+
+    /// `processLine(line)`: finds the date, then the failures, in one line.
+    /// `now` is the current Unix time (fail2ban's `MyTime.time()`).
+    pub fn process_line(&mut self, line: &str, now: f64) -> Vec<Failure> {
+        let mut no_date = false;
+        let mut date: Option<f64> = None;
+        let tuple: TupleLine;
+        match self.date_detector.match_time(line, now) {
+            Some(tm) => {
+                let (s, e) = tm.span.unwrap_or((0, 0));
+                let m = &line[s..e];
+                let mut t = (line[..s].to_string(), m.to_string(), line[e..].to_string());
+                if !m.is_empty() {
+                    date = self.date_detector.get_time(line, &tm, &self.ctx(now));
+                    match date {
+                        Some(d) => {
+                            self.last_time_text = m.to_string();
+                            self.last_date = Some(d);
+                        }
+                        None => self.warnings.push(format!("findFailure failed to parse timeText: {m}")),
+                    }
+                } else if self.last_date.is_some_and(|d| d > now - 60.0) {
+                    t = (String::new(), self.last_time_text.clone(), line.to_string());
+                    date = self.last_date;
+                } else {
+                    date = Some(now);
+                }
+                tuple = t;
+            }
+            None => tuple = (String::new(), String::new(), line.to_string()),
+        }
+        let mut tuple = tuple;
+        if date.is_none() {
+            no_date = true;
+            if self.last_date.is_some_and(|d| d > now - 60.0) {
+                tuple = (String::new(), self.last_time_text.clone(), line.to_string());
+                date = self.last_date;
+            } else if self.check_find_time && self.in_operation {
+                date = Some(now);
+            }
+        }
+        self.finish_line(tuple, date, no_date, now)
+    }
+
+    /// `processLine((prefix, timetext, rest), date)`: a line whose time is
+    /// already known (journal entries).
+    pub fn process_line_with_time(&mut self, line: TupleLine, date: f64, now: f64) -> Vec<Failure> {
+        self.last_time_text = line.1.clone();
+        self.last_date = Some(date);
+        self.finish_line(line, Some(date), false, now)
+    }
+
+    fn finish_line(&mut self, tuple: TupleLine, mut date: Option<f64>, no_date: bool, now: f64) -> Vec<Failure> {
+        if self.check_find_time {
+            if let Some(d) = date {
+                if self.in_operation {
+                    let delta = (d - now) as i64;
+                    if delta.abs() > 60 {
+                        date = Some(now);
+                        self.last_date = date;
+                    }
+                } else if d < now - self.find_time {
+                    return Vec::new();
+                }
+            }
+        }
+        self.find_failure(tuple, date, no_date, now)
+    }
+
+    fn ignore_line(&mut self, buf: &str, org: &[TupleLine], fail: Option<&Found>) -> Option<usize> {
+        let (buf2, org2);
+        let (buf, org) = match fail {
+            Some(f) if self.max_lines > 1 => {
+                org2 = f.matched.clone();
+                buf2 = tuple_lines_buf(&org2);
+                (buf2.as_str(), org2.as_slice())
+            }
+            _ => (buf, org),
+        };
+        let mut fnd = None;
+        for (i, r) in self.ignore.iter().enumerate() {
+            if r.search(buf, org).is_some() {
+                fnd = Some(i);
+                if !self.check_all_regex || self.max_lines > 1 {
+                    if let Some(f) = fail {
+                        self.line_buffer = f.unmatched.clone();
+                    }
+                }
+                if !self.check_all_regex {
+                    break;
+                }
+            }
+        }
+        fnd
+    }
+
+    fn update_users(fail: &mut Fail, user: Option<String>) -> Option<BTreeSet<String>> {
+        if let Some(u) = user.filter(|u| !u.is_empty()) {
+            let mut users = match fail.get("users") {
+                Some(V::Users(s)) => s.clone(),
+                _ => BTreeSet::new(),
+            };
+            users.insert(u);
+            fail.insert("users".into(), V::Users(users.clone()));
+            return Some(users);
+        }
+        match fail.get("users") {
+            Some(V::Users(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn merge_failure(&mut self, mlfid: &str, mut fail: Fail, found: &Found, now: f64) -> Fail {
+        let mut users: Option<BTreeSet<String>> = None;
+        let mut nf: u8 = 0;
+        if truthy(&fail, "mlfgained") {
+            nf |= 8 | 1;
+            if !truthy(&fail, "nofail") {
+                let g = fail.get("mlfgained").cloned().unwrap_or(V::Null);
+                fail.insert("nofail".into(), g);
+            }
+        } else if truthy(&fail, "nofail") {
+            nf |= 1;
+        }
+        if fail.remove("mlfforget").is_some_and(|v| v.truthy()) {
+            nf |= 2;
+        }
+        let cached = self.mlfid.get(mlfid, now).map(|f| f.clone());
+        if let Some(mut grp) = cached {
+            users = Self::update_users(&mut grp, get_str(&fail, "user").map(str::to_string));
+            if grp.remove("nofail").is_some_and(|v| v.truthy()) {
+                nf |= 4;
+            }
+            if grp.remove("mlfgained").is_some_and(|v| v.truthy()) {
+                nf |= 4;
+            }
+            if nf & 8 != 0 {
+                grp.remove("mlfpending");
+            }
+            if nf & 4 == 0 && !truthy(&grp, "mlfpending") {
+                grp.remove("matches");
+            }
+            for (k, v) in fail.into_iter() {
+                if !matches!(v, V::Null) {
+                    grp.insert(k, v);
+                }
+            }
+            fail = grp;
+            if nf & 2 != 0 {
+                self.mlfid.unset(mlfid);
+            } else if let Some(c) = self.mlfid.get(mlfid, now) {
+                *c = fail.clone();
+            }
+        } else if nf & 2 == 0 {
+            let u = get_str(&fail, "user").map(str::to_string);
+            users = Self::update_users(&mut fail, u);
+            self.mlfid.set(mlfid.to_string(), fail.clone(), now);
+        }
+        let pending = fail.remove("mlfpending").is_some_and(|v| v.truthy());
+        if pending || users.as_ref().is_some_and(|u| u.len() > 1) {
+            fail.remove("nofail");
+            fail.remove("mlfgained");
+            nf &= !(8 | 1);
+        }
+        if nf & 1 == 0 {
+            let mut m = match fail.remove("nofail-matches") {
+                Some(V::Lines(l)) => l,
+                _ => Vec::new(),
+            };
+            if let Some(V::Lines(l)) = fail.get("matches") {
+                m.extend(l.iter().cloned());
+            }
+            if nf & 8 == 0 {
+                m.extend(found.matched.iter().cloned());
+            }
+            fail.insert("matches".into(), V::Lines(m));
+        } else if nf & 3 == 1 {
+            let mut m = match fail.get("nofail-matches") {
+                Some(V::Lines(l)) => l.clone(),
+                _ => Vec::new(),
+            };
+            m.extend(found.matched.iter().cloned());
+            fail.insert("nofail-matches".into(), V::Lines(m));
+        }
+        // keep the cache entry in sync (Python shares the dict object)
+        if nf & 2 == 0 {
+            if let Some(c) = self.mlfid.get(mlfid, now) {
+                *c = fail.clone();
+            }
+        }
+        fail
+    }
+
+    fn find_failure(&mut self, tuple: TupleLine, date: Option<f64>, no_date: bool, now: f64) -> Vec<Failure> {
+        let mut out = Vec::new();
+        self.last_ignored_by = None;
+        let raw_mode = self.use_dns == UseDns::Raw || self.return_raw_host;
+        let org: Vec<TupleLine> = if self.max_lines > 1 {
+            self.line_buffer.push(tuple.clone());
+            let n = self.line_buffer.len();
+            if n > self.max_lines {
+                self.line_buffer.drain(..n - self.max_lines);
+            }
+            self.line_buffer.clone()
+        } else {
+            self.line_buffer = vec![tuple.clone()];
+            self.line_buffer.clone()
+        };
+        let mut buf: Option<String> = Some(tuple_lines_buf(&org));
+        if !self.ignore.is_empty() && self.ignore.len() + 2 < self.fail.len() {
+            if let Some(i) = self.ignore_line(buf.as_deref().unwrap_or(""), &org, None) {
+                self.last_ignored_by = Some(i);
+                return out;
+            }
+        }
+        let mut pre_groups = Fail::new();
+        if let Some(p) = &self.pref {
+            let b = buf.clone().unwrap_or_default();
+            let Some(f) = p.search(&b, &org) else {
+                return out;
+            };
+            pre_groups = p.groups(&b, &f);
+            let repl = pre_groups.remove("content");
+            if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
+                self.line_buffer = vec![(String::new(), String::new(), r)];
+                buf = None;
+            }
+        }
+        for idx in 0..self.fail.len() {
+            let b = match &buf {
+                Some(b) => b.clone(),
+                None => {
+                    let b = tuple_lines_buf(&self.line_buffer);
+                    buf = Some(b.clone());
+                    b
+                }
+            };
+            let Some(found) = self.fail[idx].search(&b, &org) else { continue };
+            let mut fail = self.fail[idx].groups(&b, &found);
+            if !self.ignore.is_empty() {
+                if let Some(i) = self.ignore_line(&b, &org, Some(&found)) {
+                    self.last_ignored_by = Some(i);
+                    buf = None;
+                    if !self.check_all_regex {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            if no_date {
+                self.warnings.push(format!("Found a match but no valid date/time found for {:?}.", tuple.1));
+                if date.is_none() && self.check_find_time {
+                    continue;
+                }
+            }
+            if !self.check_all_regex || self.max_lines > 1 {
+                self.line_buffer = found.unmatched.clone();
+                buf = None;
+            }
+            if !pre_groups.is_empty() {
+                let mut merged = pre_groups.clone();
+                merged.extend(fail);
+                fail = merged;
+            }
+            let mlfid = get_str(&fail, "mlfid").map(str::to_string);
+            if let Some(m) = &mlfid {
+                fail = self.merge_failure(m, fail, &found, now);
+                if truthy(&fail, "nofail") && !self.check_all_regex {
+                    return out;
+                }
+            } else {
+                let mut m = match fail.remove("matches") {
+                    Some(V::Lines(l)) => l,
+                    _ => Vec::new(),
+                };
+                m.extend(found.matched.iter().cloned());
+                fail.insert("matches".into(), V::Lines(m));
+            }
+            let mut fid = get_str(&fail, "fid").map(str::to_string);
+            let mut raw = raw_mode;
+            // cidr: None = unspec; Some(-4/-10) = family restricted; Some(n) = prefix
+            let mut cidr: Option<i64> = if raw_mode { Some(-2) } else { None };
+            let mut ip = get_str(&fail, "ip4").map(str::to_string);
+            let cidr_of = |fail: &Fail, fam: i64| -> i64 {
+                get_str(fail, "cidr").filter(|s| !s.is_empty()).and_then(|s| s.parse::<i64>().ok()).unwrap_or(fam)
+            };
+            if ip.is_some() {
+                cidr = Some(cidr_of(&fail, -4));
+                raw = true;
+            } else {
+                ip = get_str(&fail, "ip6").map(str::to_string);
+                if ip.is_some() {
+                    cidr = Some(cidr_of(&fail, -10));
+                    raw = true;
+                } else {
+                    ip = get_str(&fail, "dns").map(str::to_string);
+                    if ip.is_none() {
+                        if fid.is_none() && mlfid.is_none() {
+                            fid = ["fid", "ip4", "ip6", "dns"].iter().find_map(|g| get_str(&fail, g).map(str::to_string));
+                        }
+                        ip = fid.clone();
+                        raw = true;
+                    }
+                }
+            }
+            let defcidr_raw = raw_mode;
+            let fids: Vec<Option<Addr>> = match ip {
+                None => {
+                    fail.insert("mlfpending".into(), V::Int(1));
+                    if let Some(m) = &mlfid {
+                        if let Some(c) = self.mlfid.get(m, now) {
+                            c.insert("mlfpending".into(), V::Int(1));
+                        }
+                    }
+                    if !self.check_all_regex && self.ignore_pending {
+                        return out;
+                    }
+                    vec![None]
+                }
+                Some(ip) if raw => {
+                    let ipaddr = make_addr(&ip, cidr);
+                    match &fid {
+                        Some(f) if *f != ip => {
+                            fail.insert("ip".into(), V::Addr(ipaddr));
+                            vec![Some(if defcidr_raw { Addr::raw(f.clone()) } else { make_addr(f, None) })]
+                        }
+                        _ => vec![Some(ipaddr)],
+                    }
+                }
+                Some(ip) => self.text_to_ip(&ip).into_iter().map(Some).collect(),
+            };
+            for id in fids {
+                let mut fields = BTreeMap::new();
+                let mut matches = Vec::new();
+                for (k, v) in &fail {
+                    if k == "matches" {
+                        if let V::Lines(l) = v {
+                            matches = l.iter().map(join_tuple).collect();
+                        }
+                        continue;
+                    }
+                    fields.insert(k.clone(), v.to_value());
+                }
+                out.push(Failure { regex_index: idx, id, time: date, fields, matches });
+            }
+            if !self.check_all_regex {
+                break;
+            }
+        }
+        out
+    }
+
+    fn text_to_ip(&self, text: &str) -> Vec<Addr> {
+        // IP_4_6_CRE full match (brackets allowed around IPv6)
+        let t = text.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(text);
+        if let Some(ip) = f2b_core::addr::parse_ip(t) {
+            return vec![Addr::Ip(ip)];
+        }
+        if let Ok(a @ Addr::Ip(_)) = Addr::parse(text) {
+            return vec![a];
+        }
+        if matches!(self.use_dns, UseDns::Yes | UseDns::Warn) {
+            let ips = self.resolver.resolve(text);
+            return ips.into_iter().map(Addr::Ip).collect();
+        }
+        Vec::new()
+    }
+}
+
+/// `IPAddr(ip, cidr)`: cidr None = unspecified, -2 = raw, -4/-10 = family
+/// restricted (IPv4/IPv6), n >= 0 = prefix length.
+fn make_addr(ip: &str, cidr: Option<i64>) -> Addr {
+    match cidr {
+        Some(-2) => Addr::raw(ip),
+        Some(n) if n >= 0 => {
+            let t = ip.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(ip);
+            match t.parse::<std::net::IpAddr>() {
+                Ok(a) => {
+                    let net = IpNet::new(a, n.min(255) as u8);
+                    if net.is_single() {
+                        Addr::Ip(net.addr())
+                    } else {
+                        Addr::Net(net)
+                    }
+                }
+                Err(_) => Addr::raw(ip),
+            }
+        }
+        Some(fam) => {
+            let parsed = ip.parse::<std::net::IpAddr>().ok().filter(|a| match fam {
+                -4 => a.is_ipv4(),
+                -10 => a.is_ipv6(),
+                _ => true,
+            });
+            match parsed {
+                Some(a) => Addr::Ip(f2b_core::addr::normalize(a)),
+                None => Addr::raw(ip),
+            }
+        }
+        None => Addr::parse(ip).unwrap_or_else(|_| Addr::raw(ip)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flt(fr: &[&str]) -> Filter {
+        let mut f = Filter::new(FilterSpec {
+            failregex: fr.iter().map(|s| s.to_string()).collect(),
+            usedns: UseDns::No,
+            ..Default::default()
+        })
+        .unwrap();
+        f.check_find_time = false;
+        f
+    }
+
+    #[test]
+    fn simple_host_match() {
+        let mut f = flt(&[r"sshd: Failed password for <F-USER>\S+</F-USER> from <HOST>"]);
+        let r = f.process_line("Aug 14 11:59:59 sshd: Failed password for root from 192.0.2.1 port 22", 1124013600.0);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].id.as_ref().map(|a| a.to_string()).as_deref(), Some("192.0.2.1"));
+        assert_eq!(r[0].field_str("user"), Some("root"));
+        assert_eq!(r[0].matches.len(), 1);
+    }
+
+    #[test]
+    fn ipv6_normalised_and_cidr() {
+        let mut f = flt(&[r"from <ADDR>$", r"net <SUBNET>$"]);
+        let r = f.process_line("from 2001:DB8:0:0:0:0:0:1", 0.0);
+        assert_eq!(r[0].id.as_ref().unwrap().to_string(), "2001:db8::1");
+        let r = f.process_line("net 192.0.2.7/24", 0.0);
+        assert_eq!(r[0].id.as_ref().unwrap().to_string(), "192.0.2.0/24");
+    }
+
+    #[test]
+    fn no_failure_id_is_an_error() {
+        let e = Filter::new(FilterSpec { failregex: vec!["^foo$".into()], ..Default::default() });
+        assert!(matches!(e, Err(FilterError::NoFailureId { .. })));
+    }
+
+    #[test]
+    fn glob_flags() {
+        assert_eq!(glob_to_local_flags("((?i)abc)"), "(?i:abc)");
+        assert_eq!(glob_to_local_flags("(?:(?i)abc)"), "(?i:abc)");
+    }
+}
