@@ -186,7 +186,11 @@ pub fn repr_float(f: f64) -> String {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if f.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits: d.ddddde[-]x
     let e = format!("{:e}", f);
@@ -351,7 +355,15 @@ fn splitlines_keepends(s: &str) -> Vec<&str> {
     while let Some((i, c)) = it.next() {
         let is_break = matches!(
             c,
-            '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}'
+            '\n' | '\r'
+                | '\x0b'
+                | '\x0c'
+                | '\x1c'
+                | '\x1d'
+                | '\x1e'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
         );
         if is_break {
             let mut end = i + c.len_utf8();
@@ -405,7 +417,13 @@ impl PrettyPrinter {
                 Value::Tuple(items) => {
                     out.push('(');
                     let end = if items.len() == 1 { ",)" } else { ")" };
-                    self.format_items(items, out, indent, allowance + end.len() as isize, level + 1);
+                    self.format_items(
+                        items,
+                        out,
+                        indent,
+                        allowance + end.len() as isize,
+                        level + 1,
+                    );
                     out.push_str(end);
                     return;
                 }
@@ -449,7 +467,14 @@ impl PrettyPrinter {
         out.push_str(&rep);
     }
 
-    fn format_items(&self, items: &[Value], out: &mut String, indent: isize, allowance: isize, level: usize) {
+    fn format_items(
+        &self,
+        items: &[Value],
+        out: &mut String,
+        indent: isize,
+        allowance: isize,
+        level: usize,
+    ) {
         let indent = indent + self.indent_per_level as isize;
         if self.indent_per_level > 1 {
             out.push_str(&" ".repeat(self.indent_per_level - 1));
@@ -540,7 +565,10 @@ mod repr_tests {
         assert_eq!(repr_str("a"), "'a'");
         assert_eq!(repr_str("it's"), "\"it's\"");
         assert_eq!(repr_str("'\""), "'\\'\"'");
-        assert_eq!(repr_str("a\\b\n\t\r\x01\x7f"), "'a\\\\b\\n\\t\\r\\x01\\x7f'");
+        assert_eq!(
+            repr_str("a\\b\n\t\r\x01\x7f"),
+            "'a\\\\b\\n\\t\\r\\x01\\x7f'"
+        );
         assert_eq!(repr_str("é\u{a0}\u{200b}😀"), "'é\\xa0\\u200b😀'");
     }
 
