@@ -83,8 +83,8 @@ pub struct Changes {
     /// Watched directories in which an unfollowed entry changed (e.g. the
     /// renamed old log still being written to).
     pub touched_in: Vec<PathBuf>,
-    /// The inotify queue overflowed or a poll tick elapsed: everything
-    /// should be checked.
+    /// The inotify queue overflowed, or a directory watch was lost or
+    /// (re)established: every file should be checked.
     pub everything: bool,
 }
 
@@ -419,4 +419,63 @@ fn parent(path: &Path) -> Option<&Path> {
 fn dedup(v: &mut Vec<PathBuf>) {
     let mut seen = HashSet::new();
     v.retain(|p| seen.insert(p.clone()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names() {
+        let check = |name: &str| Backend::from_name(name).ok();
+        assert_eq!(check("auto"), Some(Backend::Auto));
+        assert_eq!(check("polling"), Some(Backend::Polling));
+        assert_eq!(check("pyinotify"), Some(Backend::Inotify));
+        assert_eq!(check("inotify"), Some(Backend::Inotify));
+        assert_eq!(check(" polling[x=1] "), Some(Backend::Polling));
+        assert_eq!(check("gamin"), Some(Backend::Auto));
+        assert!(matches!(
+            Backend::from_name("systemd"),
+            Err(TailError::Backend { .. })
+        ));
+        assert!(Backend::from_name("bogus").is_err());
+    }
+
+    #[test]
+    fn polling_reports_changed_signatures_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.log");
+        let b = dir.path().join("b.log");
+        std::fs::write(&a, "1\n").expect("write");
+        std::fs::write(&b, "1\n").expect("write");
+        let mut w = Watcher::new(Backend::Polling, Duration::from_millis(5));
+        assert_eq!(w.active_backend(), ActiveBackend::Polling);
+        assert_eq!(w.as_raw_fd(), None);
+        w.watch_file(&a);
+        w.watch_file(&b);
+        std::fs::write(&b, "1\n2\n").expect("write");
+        let changes = w.wait(Duration::from_millis(500)).expect("wait");
+        assert_eq!(changes.files, [b.clone()]);
+        w.unwatch_file(&b);
+        std::fs::write(&b, "1\n2\n3\n").expect("write");
+        let changes = w.wait(Duration::from_millis(30)).expect("wait");
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn inotify_names_the_written_file_and_new_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.log");
+        std::fs::write(&a, "").expect("write");
+        let mut w = Watcher::new(Backend::Inotify, Duration::from_secs(60));
+        assert_eq!(w.active_backend(), ActiveBackend::Inotify);
+        w.watch_file(&a);
+        assert!(w.is_inotify_watched(&a));
+        std::fs::write(&a, "x\n").expect("write");
+        let changes = w.wait(Duration::from_secs(5)).expect("wait");
+        assert_eq!(changes.files, [a.clone()]);
+        std::fs::write(dir.path().join("new.log"), "").expect("write");
+        let changes = w.wait(Duration::from_secs(5)).expect("wait");
+        assert_eq!(changes.created_in, [dir.path().to_path_buf()]);
+    }
 }

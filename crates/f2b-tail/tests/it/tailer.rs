@@ -299,3 +299,32 @@ fn inotify_latency_smoke() {
         p(1.0)
     );
 }
+
+#[test]
+fn directory_created_later_is_watched_and_globbed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sub = dir.path().join("nginx");
+    let mut t = tailer(Backend::Inotify);
+    let pattern = format!("{}/*.log", sub.display());
+    let files = t
+        .add_logpath(A, &pattern, LogPathOptions::default(), &mut no_cp)
+        .expect("add");
+    assert!(files.is_empty());
+    fs::create_dir(&sub).expect("mkdir");
+    // The directory watch is retried on the next poll tick; the file
+    // created after that is found through the directory event.
+    let mut got = Got::new();
+    std::thread::sleep(Duration::from_millis(60));
+    t.wait(Duration::from_millis(50)).expect("wait");
+    t.read(&mut |_, _| {});
+    Writer::new(&sub.join("access.log")).lines(1..=2);
+    pump(&mut t, &mut got, 2);
+    assert_eq!(texts(&got, A), numbered(1..=2));
+}
+
+#[test]
+fn tailer_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Tailer>();
+    assert_send::<f2b_tail::FileTail>();
+}
