@@ -455,7 +455,7 @@ mod tests {
         w.watch_file(&b);
         std::fs::write(&b, "1\n2\n").expect("write");
         let changes = w.wait(Duration::from_millis(500)).expect("wait");
-        assert_eq!(changes.files, [b.clone()]);
+        assert_eq!(changes.files, std::slice::from_ref(&b));
         w.unwatch_file(&b);
         std::fs::write(&b, "1\n2\n3\n").expect("write");
         let changes = w.wait(Duration::from_millis(30)).expect("wait");
@@ -473,7 +473,7 @@ mod tests {
         assert!(w.is_inotify_watched(&a));
         std::fs::write(&a, "x\n").expect("write");
         let changes = w.wait(Duration::from_secs(5)).expect("wait");
-        assert_eq!(changes.files, [a.clone()]);
+        assert_eq!(changes.files, std::slice::from_ref(&a));
         std::fs::write(dir.path().join("new.log"), "").expect("write");
         let changes = w.wait(Duration::from_secs(5)).expect("wait");
         assert_eq!(changes.created_in, [dir.path().to_path_buf()]);
