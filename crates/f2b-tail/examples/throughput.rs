@@ -8,7 +8,10 @@ use std::time::Instant;
 use f2b_tail::{FileTail, Start, TailOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("auth.log");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);

@@ -303,6 +303,33 @@ impl Tailer {
         v
     }
 
+    /// The current position of one followed file (by the name a jail uses),
+    /// e.g. for fail2ban's `Added logfile: ... (pos = .., hash = ..)` line.
+    pub fn checkpoint_of(&self, path: &Path) -> Option<Checkpoint> {
+        let key = self.by_path.get(path)?;
+        self.entries.get(key)?.tail.checkpoint()
+    }
+
+    /// fail2ban's initial seek for `head` files: moves a just-added file to
+    /// its first line stamped at or after `target` (usually now − findtime),
+    /// see [`FileTail::seek_to_time`]. Only a file from which nothing has
+    /// been read yet is moved (a file shared with a running jail is not);
+    /// returns the new position if it moved.
+    pub fn seek_to_time(
+        &mut self,
+        path: &Path,
+        target: f64,
+        time_of: &mut dyn FnMut(&str) -> Option<f64>,
+    ) -> Result<Option<u64>, TailError> {
+        let Some(e) = self.by_path.get(path).and_then(|k| self.entries.get_mut(k)) else {
+            return Ok(None);
+        };
+        if e.tail.stats().bytes > 0 {
+            return Ok(None);
+        }
+        e.tail.seek_to_time(target, time_of).map(Some)
+    }
+
     /// Blocks until some followed file may have changed, a rescan is due,
     /// or `timeout` passed. Returns whether [`Tailer::read`] has work.
     pub fn wait(&mut self, timeout: Duration) -> Result<bool, TailError> {

@@ -328,3 +328,29 @@ fn tailer_is_send() {
     assert_send::<Tailer>();
     assert_send::<f2b_tail::FileTail>();
 }
+
+#[test]
+fn seek_to_time_through_tailer_only_before_first_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a.log");
+    fs::write(&a, "t=1 old\nt=5 new\nt=6 newer\n").expect("write");
+    let mut t = tailer(Backend::Polling);
+    t.add_logpath(
+        A,
+        &a.to_string_lossy(),
+        LogPathOptions::default(),
+        &mut no_cp,
+    )
+    .expect("add");
+    assert_eq!(t.checkpoint_of(&a).map(|c| c.pos), Some(0));
+    let mut time_of = |l: &str| l.strip_prefix("t=")?.split(' ').next()?.parse().ok();
+    assert_eq!(
+        t.seek_to_time(&a, 5.0, &mut time_of).expect("seek"),
+        Some(8)
+    );
+    let mut got = Got::new();
+    pump(&mut t, &mut got, 2);
+    assert_eq!(texts(&got, A), ["t=5 new", "t=6 newer"]);
+    // Already reading: a later seek (e.g. a second jail) does not move it.
+    assert_eq!(t.seek_to_time(&a, 6.0, &mut time_of).expect("seek"), None);
+}
