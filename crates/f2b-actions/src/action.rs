@@ -261,12 +261,12 @@ impl CommandAction {
         let value = match key.as_str() {
             "bantime" => return Ok(()),
             "timeout" => {
-                let secs = parse_seconds(&value).filter(|s| *s >= 0.0 && s.is_finite()).ok_or_else(|| {
-                    ActionError::InvalidProperty {
+                let secs = parse_seconds(&value)
+                    .filter(|s| *s >= 0.0 && s.is_finite())
+                    .ok_or_else(|| ActionError::InvalidProperty {
                         property: key.clone(),
                         value: value.clone(),
-                    }
-                })?;
+                    })?;
                 self.timeout = Duration::from_secs_f64(secs);
                 seconds_repr(secs)
             }
@@ -485,7 +485,11 @@ impl CommandAction {
     async fn run(&mut self, cmd: &RenderedCommand) -> bool {
         if cmd.is_empty() {
             // A dry-run executor records it, as fail2ban's executeCmd sees it.
-            let _ = self.env.executor.run(cmd, self.timeout, &self.jail, &self.name).await;
+            let _ = self
+                .env
+                .executor
+                .run(cmd, self.timeout, &self.jail, &self.name)
+                .await;
             self.log(LogLevel::Debug, "fail2ban.CommandAction", "Nothing to do");
             return true;
         }
@@ -494,7 +498,12 @@ impl CommandAction {
         let shown = if cmd.args.is_empty() {
             cmd.script.clone()
         } else {
-            format!("{:?}", std::iter::once(&cmd.script).chain(&cmd.args).collect::<Vec<_>>())
+            format!(
+                "{:?}",
+                std::iter::once(&cmd.script)
+                    .chain(&cmd.args)
+                    .collect::<Vec<_>>()
+            )
         };
         let res = self
             .env
@@ -503,12 +512,24 @@ impl CommandAction {
             .await;
         match res {
             Err(e) => {
-                self.log(LogLevel::Error, "fail2ban.utils", &format!("{id:x} -- exec: {shown}"));
-                self.log(LogLevel::Error, "fail2ban.utils", &format!("{shown} -- failed with {e}"));
+                self.log(
+                    LogLevel::Error,
+                    "fail2ban.utils",
+                    &format!("{id:x} -- exec: {shown}"),
+                );
+                self.log(
+                    LogLevel::Error,
+                    "fail2ban.utils",
+                    &format!("{shown} -- failed with {e}"),
+                );
                 false
             }
             Ok(o) if o.success() => {
-                self.log(LogLevel::Debug, "fail2ban.utils", &format!("{id:x} -- exec: {shown}"));
+                self.log(
+                    LogLevel::Debug,
+                    "fail2ban.utils",
+                    &format!("{id:x} -- exec: {shown}"),
+                );
                 self.log(
                     LogLevel::Debug,
                     "fail2ban.utils",
@@ -517,12 +538,19 @@ impl CommandAction {
                 true
             }
             Ok(o) => {
-                self.log(LogLevel::Error, "fail2ban.utils", &format!("{id:x} -- exec: {shown}"));
+                self.log(
+                    LogLevel::Error,
+                    "fail2ban.utils",
+                    &format!("{id:x} -- exec: {shown}"),
+                );
                 if o.timed_out {
                     self.log(
                         LogLevel::Error,
                         "fail2ban.utils",
-                        &format!("{id:x} -- timed out after {} seconds.", seconds_repr(self.timeout.as_secs_f64())),
+                        &format!(
+                            "{id:x} -- timed out after {} seconds.",
+                            seconds_repr(self.timeout.as_secs_f64())
+                        ),
                     );
                 }
                 for (name, data) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
@@ -538,15 +566,26 @@ impl CommandAction {
                     (_, Some(sig)) => self.log(
                         LogLevel::Error,
                         "fail2ban.utils",
-                        &format!("{id:x} -- killed with {} (return code: {})", signame(sig), -sig),
+                        &format!(
+                            "{id:x} -- killed with {} (return code: {})",
+                            signame(sig),
+                            -sig
+                        ),
                     ),
                     (Some(c), None) if c > 128 => self.log(
                         LogLevel::Error,
                         "fail2ban.utils",
-                        &format!("{id:x} -- killed with {} (return code: {c})", signame(c - 128)),
+                        &format!(
+                            "{id:x} -- killed with {} (return code: {c})",
+                            signame(c - 128)
+                        ),
                     ),
                     (Some(c), None) => {
-                        self.log(LogLevel::Error, "fail2ban.utils", &format!("{id:x} -- returned {c}"));
+                        self.log(
+                            LogLevel::Error,
+                            "fail2ban.utils",
+                            &format!("{id:x} -- returned {c}"),
+                        );
                         if c == 127 {
                             self.log(
                                 LogLevel::Info,
@@ -669,7 +708,11 @@ impl CommandAction {
         self.start_family(None, false).await
     }
 
-    async fn start_family(&mut self, family: Option<&str>, force: bool) -> Result<bool, ActionError> {
+    async fn start_family(
+        &mut self,
+        family: Option<&str>,
+        force: bool,
+    ) -> Result<bool, ActionError> {
         if self.start_on_demand() {
             if !force {
                 return Ok(true);
@@ -852,7 +895,11 @@ impl CommandAction {
         if !repair.is_empty() {
             if !self.run(&RenderedCommand::plain(repair)).await {
                 self.started_set(family, 0);
-                self.log(LogLevel::Critical, "fail2ban.CommandAction", "Unable to restore environment");
+                self.log(
+                    LogLevel::Critical,
+                    "fail2ban.CommandAction",
+                    "Unable to restore environment",
+                );
                 return Ok(0);
             }
             self.started_set(family, STARTED);
@@ -864,7 +911,11 @@ impl CommandAction {
         if self.started_get(family).unwrap_or(0) != 0
             && !self.run(&RenderedCommand::plain(check)).await
         {
-            self.log(LogLevel::Critical, "fail2ban.CommandAction", "Unable to restore environment");
+            self.log(
+                LogLevel::Critical,
+                "fail2ban.CommandAction",
+                "Unable to restore environment",
+            );
             return Ok(0);
         }
         Ok(1)
@@ -965,7 +1016,8 @@ mod tests {
     #[test]
     fn timeout_and_bantime_properties() {
         let env = Arc::new(ActionEnv::default());
-        let mut a = CommandAction::new("j", "a", [("timeout", "2m"), ("bantime", "5")], env).unwrap();
+        let mut a =
+            CommandAction::new("j", "a", [("timeout", "2m"), ("bantime", "5")], env).unwrap();
         assert_eq!(a.timeout(), Duration::from_secs(120));
         assert_eq!(a.property("timeout"), Some("120"));
         assert_eq!(a.property("bantime"), None);

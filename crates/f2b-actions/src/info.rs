@@ -272,7 +272,11 @@ impl TagContext<'_> {
                 .ipjail_merged
                 .as_ref()
                 .map_or_else(|| t.matches.join("\n"), |m| m.matches.join("\n")),
-            "ipfailures" => t.ip_merged.as_ref().map_or(t.failures, |m| m.failures).to_string(),
+            "ipfailures" => t
+                .ip_merged
+                .as_ref()
+                .map_or(t.failures, |m| m.failures)
+                .to_string(),
             "ipjailfailures" => t
                 .ipjail_merged
                 .as_ref()
@@ -336,7 +340,12 @@ fn fqdn_of(name: &str) -> Option<String> {
                 return Some(n.clone());
             }
             // fail2ban returns `None` (printed as such) when no entry has one.
-            Some(names.into_iter().next().unwrap_or_else(|| "None".to_owned()))
+            Some(
+                names
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| "None".to_owned()),
+            )
         }
         None => {
             use std::net::ToSocketAddrs;

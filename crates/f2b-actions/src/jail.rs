@@ -117,7 +117,10 @@ impl JailActions {
                 let name = self.actions[i].name().to_owned();
                 self.log(
                     LogLevel::Error,
-                    &format!("Failed to start jail '{}' action '{}': {}", self.jail, name, e),
+                    &format!(
+                        "Failed to start jail '{}' action '{}': {}",
+                        self.jail, name, e
+                    ),
                 );
                 fails.push(ActionFailure {
                     action: name,
@@ -211,7 +214,11 @@ impl JailActions {
         self.unban_with(ticket, None).await
     }
 
-    async fn unban_with(&mut self, ticket: &BanTicket, only: Option<&[usize]>) -> Vec<ActionFailure> {
+    async fn unban_with(
+        &mut self,
+        ticket: &BanTicket,
+        only: Option<&[usize]>,
+    ) -> Vec<ActionFailure> {
         let mut fails = Vec::new();
         for i in 0..self.actions.len() {
             if only.is_some_and(|o| !o.contains(&i)) {
@@ -254,7 +261,10 @@ impl JailActions {
                     Err(e) => {
                         self.log(
                             LogLevel::Error,
-                            &format!("Failed to flush bans in jail '{}' action '{}': {}", self.jail, name, e),
+                            &format!(
+                                "Failed to flush bans in jail '{}' action '{}': {}",
+                                self.jail, name, e
+                            ),
                         );
                         self.log(LogLevel::Info, "No flush occurred, do consistency check");
                         let repair_on_unban = self.actions[i]
@@ -299,7 +309,10 @@ impl JailActions {
                 let name = self.actions[i].name().to_owned();
                 self.log(
                     LogLevel::Error,
-                    &format!("Failed to stop jail '{}' action '{}': {}", self.jail, name, e),
+                    &format!(
+                        "Failed to stop jail '{}' action '{}': {}",
+                        self.jail, name, e
+                    ),
                 );
                 fails.push(ActionFailure {
                     action: name,
@@ -319,7 +332,10 @@ impl JailActions {
                 let name = self.actions[i].name().to_owned();
                 self.log(
                     LogLevel::Error,
-                    &format!("Consistency check of jail '{}' action '{}' failed: {}", self.jail, name, e),
+                    &format!(
+                        "Consistency check of jail '{}' action '{}' failed: {}",
+                        self.jail, name, e
+                    ),
                 );
             }
         }

@@ -56,7 +56,10 @@ pub(crate) fn find_tag(s: &str, from: usize) -> Option<TagMatch> {
             j += 1;
         }
         if j < b.len() && b[j] == b'>' && j > i + 1 {
-            return Some(TagMatch { start: i, end: j + 1 });
+            return Some(TagMatch {
+                start: i,
+                end: j + 1,
+            });
         }
         // No match starting at i; the regex engine retries at i+1.
         i += 1;
@@ -317,11 +320,19 @@ fn find_ftag(s: &str, from: usize) -> Option<TagMatch> {
     while i + 3 < b.len() {
         if &b[i..i + 3] == b"<F-" {
             let mut j = i + 3;
-            while j < b.len() && (b[j].is_ascii_uppercase() || b[j].is_ascii_digit() || b[j] == b'_' || b[j] == b'-') {
+            while j < b.len()
+                && (b[j].is_ascii_uppercase()
+                    || b[j].is_ascii_digit()
+                    || b[j] == b'_'
+                    || b[j] == b'-')
+            {
                 j += 1;
             }
             if j > i + 3 && j < b.len() && b[j] == b'>' {
-                return Some(TagMatch { start: i, end: j + 1 });
+                return Some(TagMatch {
+                    start: i,
+                    end: j + 1,
+                });
             }
         }
         i += 1;
@@ -349,7 +360,11 @@ pub fn replace_dynamic_tags(
             let name: String = format!(
                 "f2bV_{}",
                 tag.chars()
-                    .map(|c| if c.is_alphanumeric() || c == '_' { c } else { '_' })
+                    .map(|c| if c.is_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    })
                     .collect::<String>()
             );
             // argv cannot carry NUL; replace it (fail2ban would fail the command).
@@ -414,16 +429,27 @@ mod tests {
     use super::*;
 
     fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn find_tag_follows_regex_semantics() {
-        assert_eq!(find_tag("a <b> c", 0).map(|m| (m.start, m.end)), Some((2, 5)));
-        assert_eq!(find_tag("<a <b>", 0).map(|m| (m.start, m.end)), Some((3, 6)));
+        assert_eq!(
+            find_tag("a <b> c", 0).map(|m| (m.start, m.end)),
+            Some((2, 5))
+        );
+        assert_eq!(
+            find_tag("<a <b>", 0).map(|m| (m.start, m.end)),
+            Some((3, 6))
+        );
         assert_eq!(find_tag("<>", 0), None);
         assert_eq!(find_tag("<a b>", 0), None);
-        assert_eq!(find_tag("<<x>>", 0).map(|m| m.name("<<x>>").to_owned()), Some("x".into()));
+        assert_eq!(
+            find_tag("<<x>>", 0).map(|m| m.name("<<x>>").to_owned()),
+            Some("x".into())
+        );
     }
 
     #[test]

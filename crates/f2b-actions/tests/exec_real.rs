@@ -14,7 +14,9 @@ fn read(p: &std::path::Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
 
-fn logging_env(now: f64) -> (Arc<ActionEnv>, Arc<Mutex<Vec<(LogLevel, String)>>>) {
+type Logs = Arc<Mutex<Vec<(LogLevel, String)>>>;
+
+fn logging_env(now: f64) -> (Arc<ActionEnv>, Logs) {
     let logs = Arc::new(Mutex::new(Vec::new()));
     let l2 = logs.clone();
     let env = ActionEnv {
@@ -29,8 +31,14 @@ fn file_action(out: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, St
     let mut v: Vec<(String, String)> = vec![
         ("actionstart".into(), format!("echo start <name> >> {o}")),
         ("actionstop".into(), format!("echo stop <name> >> {o}")),
-        ("actionban".into(), format!("echo ban <name> <ip> <family> <failures> <bantime> >> {o}")),
-        ("actionunban".into(), format!("echo unban <name> <ip> >> {o}")),
+        (
+            "actionban".into(),
+            format!("echo ban <name> <ip> <family> <failures> <bantime> >> {o}"),
+        ),
+        (
+            "actionunban".into(),
+            format!("echo unban <name> <ip> >> {o}"),
+        ),
         ("name".into(), "J".into()),
     ];
     for (k, val) in extra {
@@ -83,12 +91,16 @@ async fn flush_replaces_per_ticket_unban_on_stop() {
     let env = common::env_with(Executor::new(), 1.0);
     let mut ja = JailActions::new("j", env);
     let flush = format!("echo flush <name> >> {o}");
-    ja.add("f", file_action(&out, &[("name", "F"), ("actionflush", &flush)])).unwrap();
+    ja.add(
+        "f",
+        file_action(&out, &[("name", "F"), ("actionflush", &flush)]),
+    )
+    .unwrap();
     ja.add("p", file_action(&out, &[("name", "P")])).unwrap();
     ja.start().await;
     let t = ticket("192.0.2.9");
     ja.ban(&t).await;
-    ja.stop(&[t.clone()]).await;
+    ja.stop(std::slice::from_ref(&t)).await;
     assert_eq!(
         read(&out),
         "start F\nstart P\nban F 192.0.2.9 inet4 3 600\nban P 192.0.2.9 inet4 3 600\n\
@@ -105,14 +117,26 @@ async fn start_on_demand_and_family_selection() {
     env.ipv6_allowed = true;
     let env = Arc::new(env);
     let props = vec![
-        ("actionstart".to_string(), format!("echo start <fw> <family> >> {o}")),
+        (
+            "actionstart".to_string(),
+            format!("echo start <fw> <family> >> {o}"),
+        ),
         ("actionstop".to_string(), format!("echo stop <fw> >> {o}")),
-        ("actionban".to_string(), format!("echo ban <fw> <ip> <blocktype> >> {o}")),
-        ("actionunban".to_string(), format!("echo unban <fw> <ip> >> {o}")),
+        (
+            "actionban".to_string(),
+            format!("echo ban <fw> <ip> <blocktype> >> {o}"),
+        ),
+        (
+            "actionunban".to_string(),
+            format!("echo unban <fw> <ip> >> {o}"),
+        ),
         ("fw".to_string(), "iptables".to_string()),
         ("fw?family=inet6".to_string(), "ip6tables".to_string()),
         ("blocktype".to_string(), "icmp-port-unreachable".to_string()),
-        ("blocktype?family=inet6".to_string(), "icmp6-port-unreachable".to_string()),
+        (
+            "blocktype?family=inet6".to_string(),
+            "icmp6-port-unreachable".to_string(),
+        ),
     ];
     let mut a = CommandAction::new("j", "fam", props, env).unwrap();
     assert!(a.start_on_demand(), "conditional actions start on demand");
@@ -161,7 +185,8 @@ async fn timeout_kills_the_whole_process_group() {
     assert!(!alive, "grandchild {pid} survived the timeout");
     let logs = logs.lock().unwrap();
     assert!(
-        logs.iter().any(|(l, m)| *l == LogLevel::Error && m.contains("timed out after 1 seconds")),
+        logs.iter()
+            .any(|(l, m)| *l == LogLevel::Error && m.contains("timed out after 1 seconds")),
         "{logs:?}"
     );
 }
@@ -170,7 +195,12 @@ async fn timeout_kills_the_whole_process_group() {
 async fn executor_reports_exit_codes_and_output() {
     let ex = Executor::new();
     let o = ex
-        .run(&RenderedCommand::plain("echo out; echo err >&2; exit 3"), Duration::from_secs(5), "j", "a")
+        .run(
+            &RenderedCommand::plain("echo out; echo err >&2; exit 3"),
+            Duration::from_secs(5),
+            "j",
+            "a",
+        )
         .await
         .unwrap();
     assert_eq!(o.code, Some(3));
@@ -194,7 +224,12 @@ async fn executor_reports_exit_codes_and_output() {
     // A background child holding the pipes does not block the caller.
     let t0 = Instant::now();
     let o = ex
-        .run(&RenderedCommand::plain("sleep 5 & echo x"), Duration::from_secs(5), "j", "a")
+        .run(
+            &RenderedCommand::plain("sleep 5 & echo x"),
+            Duration::from_secs(5),
+            "j",
+            "a",
+        )
         .await
         .unwrap();
     assert!(o.success());
@@ -217,7 +252,10 @@ async fn failing_check_runs_repair_then_retries() {
             ("actioncheck", format!("echo check >> {o}; test -e {f}")),
             ("actionrepair", format!("echo repair >> {o}; touch {f}")),
             ("actionban", format!("echo ban <ip> >> {o}; test -e {f}")),
-            ("actionunban", format!("echo unban <ip> >> {o}; test -e {f}")),
+            (
+                "actionunban",
+                format!("echo unban <ip> >> {o}; test -e {f}"),
+            ),
         ],
         env.clone(),
     )
@@ -225,7 +263,10 @@ async fn failing_check_runs_repair_then_retries() {
     a.start().await.unwrap();
     let epoch0 = env.jail_epoch.load(std::sync::atomic::Ordering::SeqCst);
     a.ban(&ticket("192.0.2.3")).await.unwrap();
-    assert_eq!(read(&out), "start\nban 192.0.2.3\ncheck\nrepair\ncheck\nban 192.0.2.3\n");
+    assert_eq!(
+        read(&out),
+        "start\nban 192.0.2.3\ncheck\nrepair\ncheck\nban 192.0.2.3\n"
+    );
     assert!(a.ban_epoch() > epoch0, "a repair raises the ban epoch");
     assert!(logs
         .lock()
@@ -255,8 +296,14 @@ async fn failing_check_without_repair_restarts_the_action() {
         "j",
         "r",
         [
-            ("actionstart", format!("echo start <family> >> {o}; touch {f}")),
-            ("actionstop", format!("echo stop <family> >> {o}; rm -f {f}")),
+            (
+                "actionstart",
+                format!("echo start <family> >> {o}; touch {f}"),
+            ),
+            (
+                "actionstop",
+                format!("echo stop <family> >> {o}; rm -f {f}"),
+            ),
             ("actioncheck", format!("echo check >> {o}; test -e {f}")),
             ("actionban", format!("echo ban <ip> >> {o}; test -e {f}")),
         ],
@@ -286,10 +333,21 @@ async fn norestored_reban_prolong() {
     let prolong = format!("echo prolong <name> <ip> <bantime> >> {o}");
     ja.add(
         "mail",
-        file_action(&out, &[("name", "M"), ("norestored", "True"), ("actionreban", &reban)]),
+        file_action(
+            &out,
+            &[
+                ("name", "M"),
+                ("norestored", "True"),
+                ("actionreban", &reban),
+            ],
+        ),
     )
     .unwrap();
-    ja.add("fw", file_action(&out, &[("name", "W"), ("actionprolong", &prolong)])).unwrap();
+    ja.add(
+        "fw",
+        file_action(&out, &[("name", "W"), ("actionprolong", &prolong)]),
+    )
+    .unwrap();
     std::fs::write(&out, "").unwrap();
     let mut t = ticket("192.0.2.8");
     t.restored = true;
@@ -322,10 +380,16 @@ async fn a_slow_jail_does_not_delay_another() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let t0 = Instant::now();
     for i in 0..20 {
-        assert!(fast.ban(&ticket(&format!("192.0.2.{}", 10 + i))).await.is_empty());
+        assert!(fast
+            .ban(&ticket(&format!("192.0.2.{}", 10 + i)))
+            .await
+            .is_empty());
     }
     let el = t0.elapsed();
-    assert!(el < Duration::from_millis(1500), "20 bans took {el:?} next to a slow jail");
+    assert!(
+        el < Duration::from_millis(1500),
+        "20 bans took {el:?} next to a slow jail"
+    );
     assert_eq!(read(&out).lines().count(), 20);
     assert!(!h.is_finished(), "the slow jail is still running");
     assert!(h.await.unwrap().is_empty());

@@ -135,14 +135,20 @@ fn action_props(work: &Path) -> Vec<(String, String)> {
             ]
             .join("\n"),
         ),
-        ("actionunban".into(), format!("printf '%s' \"<F-USER>\" > {w}/unban")),
+        (
+            "actionunban".into(),
+            format!("printf '%s' \"<F-USER>\" > {w}/unban"),
+        ),
     ]
 }
 
 fn hostile_ticket(v: &str) -> BanTicket {
     let mut t = BanTicket::new(v, 1.0);
     t.matches = vec![v.to_owned(), format!("second {v}")];
-    t.data = BTreeMap::from([("user".to_owned(), v.to_owned()), ("other".to_owned(), v.to_owned())]);
+    t.data = BTreeMap::from([
+        ("user".to_owned(), v.to_owned()),
+        ("other".to_owned(), v.to_owned()),
+    ]);
     t.ip_merged = Some(f2b_actions::MergedInfo {
         matches: vec![v.to_owned()],
         failures: 1,
@@ -167,10 +173,18 @@ async fn the_trap_works() {
     // Guard against a test that cannot fail: an unescaped value does run.
     let tr = trap();
     let ex = tr.executor();
-    ex.run(&f2b_actions::RenderedCommand::plain("echo $(id)"), std::time::Duration::from_secs(5), "j", "a")
-        .await
-        .unwrap();
-    assert!(tr.marker.exists(), "the trap did not catch a deliberate injection");
+    ex.run(
+        &f2b_actions::RenderedCommand::plain("echo $(id)"),
+        std::time::Duration::from_secs(5),
+        "j",
+        "a",
+    )
+    .await
+    .unwrap();
+    assert!(
+        tr.marker.exists(),
+        "the trap did not catch a deliberate injection"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -179,23 +193,39 @@ async fn injection_corpus_never_executes() {
     let mut a = action(&tr);
     for v in corpus() {
         let t = hostile_ticket(&v);
-        a.ban(&t).await.unwrap_or_else(|e| panic!("ban failed for {v:?}: {e}"));
+        a.ban(&t)
+            .await
+            .unwrap_or_else(|e| panic!("ban failed for {v:?}: {e}"));
         tr.assert_clean(&v);
         let expect = v.replace('\0', "\u{FFFD}").into_bytes();
-        assert_eq!(file(&tr, "dq-user"), expect, "double-quoted <F-USER> for {v:?}");
+        assert_eq!(
+            file(&tr, "dq-user"),
+            expect,
+            "double-quoted <F-USER> for {v:?}"
+        );
         assert_eq!(file(&tr, "dq-ip"), expect, "double-quoted <ip> for {v:?}");
-        assert_eq!(file(&tr, "dq-ipmatches"), expect, "double-quoted <ipmatches> for {v:?}");
+        assert_eq!(
+            file(&tr, "dq-ipmatches"),
+            expect,
+            "double-quoted <ipmatches> for {v:?}"
+        );
         let subst = file(&tr, "subst");
         // $(...) strips trailing newlines, nothing else.
         assert_eq!(
             subst,
-            String::from_utf8_lossy(&expect).trim_end_matches('\n').as_bytes(),
+            String::from_utf8_lossy(&expect)
+                .trim_end_matches('\n')
+                .as_bytes(),
             "command substitution for {v:?}"
         );
         let mut m = expect.clone();
         m.extend_from_slice(b"\nsecond ");
         m.extend_from_slice(&expect);
-        assert_eq!(file(&tr, "dq-matches"), m, "double-quoted <matches> for {v:?}");
+        assert_eq!(
+            file(&tr, "dq-matches"),
+            m,
+            "double-quoted <matches> for {v:?}"
+        );
         a.unban(&t).await.unwrap();
         tr.assert_clean(&v);
         assert_eq!(file(&tr, "unban"), expect);

@@ -52,9 +52,16 @@ impl Drop for Netns {
 }
 
 fn ensure_iptables() {
-    let have = |p: &str| Command::new("sh").args(["-c", &format!("command -v {p}")]).output().is_ok_and(|o| o.status.success());
+    let have = |p: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     if !(have("iptables") && have("ip6tables") && have("iptables-save")) {
-        let _ = Command::new("apt-get").args(["install", "-y", "iptables", "ipset"]).status();
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "iptables", "ipset"])
+            .status();
     }
     assert!(
         have("iptables") && have("iptables-save"),
@@ -77,7 +84,11 @@ fn stock_props(dir: &std::path::Path) -> Vec<(String, Vec<(String, String)>)> {
         .arg(json!({"now": 1.0, "steps": []}).to_string())
         .output()
         .expect("python");
-    assert!(out.status.success(), "oracle: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "oracle: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["actions"]
         .as_array()
@@ -90,7 +101,12 @@ fn stock_props(dir: &std::path::Path) -> Vec<(String, Vec<(String, String)>)> {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].as_str().unwrap().to_owned()))
+                    .map(|kv| {
+                        (
+                            kv[0].as_str().unwrap().to_owned(),
+                            kv[1].as_str().unwrap().to_owned(),
+                        )
+                    })
                     .collect(),
             )
         })
@@ -99,7 +115,13 @@ fn stock_props(dir: &std::path::Path) -> Vec<(String, Vec<(String, String)>)> {
 
 fn host_rules() -> Option<String> {
     let o = Command::new("iptables-save").output().ok()?;
-    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n"))
+    o.status.success().then(|| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -112,7 +134,12 @@ async fn stock_iptables_actions_in_a_namespace() {
     let ns = Netns::create();
 
     let mut env = (*common::env_with(
-        Executor::new().with_prefix(vec!["ip".into(), "netns".into(), "exec".into(), ns.0.clone()]),
+        Executor::new().with_prefix(vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            ns.0.clone(),
+        ]),
         1.0,
     ))
     .clone();
@@ -149,20 +176,28 @@ async fn stock_iptables_actions_in_a_namespace() {
     }
     let v6 = ns.exec(&["ip6tables-save"]);
     assert!(
-        v6.contains("-A f2b-sshd -s 2001:db8::7/128 -j REJECT --reject-with icmp6-port-unreachable"),
+        v6.contains(
+            "-A f2b-sshd -s 2001:db8::7/128 -j REJECT --reject-with icmp6-port-unreachable"
+        ),
         "ip6tables-save:\n{v6}"
     );
 
     assert!(ja.unban(&t4).await.is_empty());
     let v4 = ns.exec(&["iptables-save"]);
     assert!(!v4.contains("192.0.2.7"), "unban left the rule:\n{v4}");
-    assert!(v4.contains("198.51.100.9/32"), "unban removed too much:\n{v4}");
+    assert!(
+        v4.contains("198.51.100.9/32"),
+        "unban removed too much:\n{v4}"
+    );
 
     // Stop: actionflush empties the chains, actionstop removes them.
     assert!(ja.stop(&[t4b.clone(), t6.clone()]).await.is_empty());
     let v4 = ns.exec(&["iptables-save"]);
     let v6 = ns.exec(&["ip6tables-save"]);
-    assert!(!v4.contains("f2b-") && !v6.contains("f2b-"), "stop left chains:\n{v4}\n{v6}");
+    assert!(
+        !v4.contains("f2b-") && !v6.contains("f2b-"),
+        "stop left chains:\n{v4}\n{v6}"
+    );
 
     drop(ns);
     assert_eq!(host_rules(), host_before, "the host ruleset changed");

@@ -17,7 +17,10 @@ actionunban = echo unban <fw> <ip> >> <out>; test -e <flag>
 ";
 
 fn ticket(v: &Value) -> BanTicket {
-    BanTicket::new(v["id"].as_str().unwrap_or_default(), v["time"].as_f64().unwrap_or(0.0))
+    BanTicket::new(
+        v["id"].as_str().unwrap_or_default(),
+        v["time"].as_f64().unwrap_or(0.0),
+    )
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -95,7 +98,11 @@ async fn check_repair_restart_flush_like_python() {
         .arg(scenario.to_string())
         .output()
         .expect("python");
-    assert!(out.status.success(), "oracle: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "oracle: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let oracle: Value = serde_json::from_slice(&out.stdout).unwrap();
     let ipv6 = oracle["ipv6"].as_bool().unwrap_or(false);
     let mut total_lines = 0;
@@ -105,7 +112,12 @@ async fn check_repair_restart_flush_like_python() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].as_str().unwrap().to_owned()))
+            .map(|kv| {
+                (
+                    kv[0].as_str().unwrap().to_owned(),
+                    kv[1].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
         let mut env = (*common::env_with(Executor::new(), 1_700_000_000.0)).clone();
         env.ipv6_allowed = ipv6;
@@ -114,7 +126,11 @@ async fn check_repair_restart_flush_like_python() {
             sh(c.as_str().unwrap());
         }
         let steps = scenario["steps"].as_array().unwrap();
-        for (i, (input, theirs)) in steps.iter().zip(act["steps"].as_array().unwrap()).enumerate() {
+        for (i, (input, theirs)) in steps
+            .iter()
+            .zip(act["steps"].as_array().unwrap())
+            .enumerate()
+        {
             let op = input["op"].as_str().unwrap();
             let ok = match op {
                 "sh" => {
@@ -129,14 +145,25 @@ async fn check_repair_restart_flush_like_python() {
                 "unban" => a.unban(&ticket(&input["ticket"])).await.is_ok(),
                 other => panic!("unknown op {other}"),
             };
-            assert_eq!(ok, theirs["ok"].as_bool().unwrap(), "action {name} step {i} ({op})");
+            assert_eq!(
+                ok,
+                theirs["ok"].as_bool().unwrap(),
+                "action {name} step {i} ({op})"
+            );
         }
         let outf = props_out(act);
         let ours = std::fs::read_to_string(outf).unwrap_or_default();
-        assert_eq!(ours, act["out"].as_str().unwrap(), "action {name}: executed commands differ");
+        assert_eq!(
+            ours,
+            act["out"].as_str().unwrap(),
+            "action {name}: executed commands differ"
+        );
         total_lines += ours.lines().count();
     }
-    assert!(total_lines > 40, "scenario ran too little ({total_lines} lines)");
+    assert!(
+        total_lines > 40,
+        "scenario ran too little ({total_lines} lines)"
+    );
 }
 
 fn props_out(act: &Value) -> String {
@@ -151,6 +178,10 @@ fn props_out(act: &Value) -> String {
 }
 
 fn sh(c: &str) {
-    let st = std::process::Command::new("sh").arg("-c").arg(c).status().unwrap();
+    let st = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(c)
+        .status()
+        .unwrap();
     assert!(st.success(), "{c}");
 }

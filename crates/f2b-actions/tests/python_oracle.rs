@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use f2b_actions::{ActionEnv, BanTicket, BuiltinTags, CommandAction, Executor, RenderedCommand, StaticJailInfo};
+use f2b_actions::{
+    ActionEnv, BanTicket, BuiltinTags, CommandAction, Executor, RenderedCommand, StaticJailInfo,
+};
 use serde_json::{json, Value};
 
 const NOW: f64 = 1_700_000_000.25;
@@ -75,13 +77,20 @@ fn scenario() -> Value {
 }
 
 fn ticket_from(v: &Value) -> BanTicket {
-    let mut t = BanTicket::new(v["id"].as_str().unwrap_or_default(), v["time"].as_f64().unwrap_or(0.0));
+    let mut t = BanTicket::new(
+        v["id"].as_str().unwrap_or_default(),
+        v["time"].as_f64().unwrap_or(0.0),
+    );
     t.failures = v["failures"].as_u64().unwrap_or(0);
     t.bancount = v["bancount"].as_u64().unwrap_or(0);
     t.bantime = v["bantime"].as_i64();
     t.matches = v["matches"]
         .as_array()
-        .map(|a| a.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     t.data = v["data"]
         .as_object()
@@ -134,7 +143,11 @@ async fn stock_actions_render_like_python() {
     let conf = common::config_copy(dir.path(), &jail_local);
     let oracle = run_oracle(&conf);
     let actions = oracle["actions"].as_array().expect("actions");
-    assert_eq!(actions.len(), ACTIONS.len(), "every configured action is in the stream");
+    assert_eq!(
+        actions.len(),
+        ACTIONS.len(),
+        "every configured action is in the stream"
+    );
 
     let builtins = BuiltinTags {
         fq_hostname: oracle["fq"].as_str().unwrap_or_default().to_owned(),
@@ -161,7 +174,12 @@ async fn stock_actions_render_like_python() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].as_str().unwrap().to_owned()))
+            .map(|kv| {
+                (
+                    kv[0].as_str().unwrap().to_owned(),
+                    kv[1].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
         let mut a = CommandAction::new("sshd", name, props, env).expect("action");
         let sc = scenario();
@@ -194,7 +212,10 @@ async fn stock_actions_render_like_python() {
         }
     }
     assert!(compared > 40, "too few commands compared ({compared})");
-    assert!(with_vars >= 5, "escaped-variable commands compared: {with_vars}");
+    assert!(
+        with_vars >= 5,
+        "escaped-variable commands compared: {with_vars}"
+    );
 }
 
 #[test]
