@@ -1,7 +1,831 @@
-//! The `regex_cmd` tool (not yet built).
+//! `f2b regex` / `fail2ban-regex`: test filter regexes against a log.
+//!
+//! Output layout follows fail2ban-regex 1.0.2 (Results, per-regex hit
+//! counts, date template hits, `Lines:` summary, missed/ignored lists);
+//! `-o/--out` prints failure information only; `--json` (ours) prints a
+//! machine-readable report.
+
+use f2b_core::value::{repr_float, Value};
+use f2b_filter::{Failure, Filter, FilterSpec, TupleLine, UseDns};
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+const USAGE: &str = "Usage: fail2ban-regex [OPTIONS] <LOG> <REGEX> [IGNOREREGEX]
+
+LOG: a string, a file name, REGEX: a string, a filter name (with options,
+e.g. `sshd[mode=aggressive]`) or a filter file.
+
+Options:
+  -c, --config=DIR      set alternate config directory (/etc/fail2ban)
+  -d, --datepattern=P   set custom pattern used to match date/times
+  --timezone, --TZ=TZ   set time-zone used by convert time format
+  -e, --encoding=ENC    file encoding (only UTF-8 with lossy decoding)
+  -r, --raw             raw hosts, don't resolve dns
+  --usedns=MODE         yes|warn|no|raw
+  -L, --maxlines=N      maxlines for multi-line regex
+  -m, --journalmatch=M  journalctl style matches (systemd-journal only)
+  -l, --log-level=L     log level (accepted, ignored)
+  -v, --verbose         increase verbosity
+  --verbosity=N         set verbosity (0..4)
+  --VD, --verbose-date  verbose date patterns/regex in output
+  --no-check-all        disable check for all regex's
+  -o, --out=TOKEN       print failure information only (row, id, ip, msg,
+                        host, ip4, ip6, dns, matches, or a <tag> template)
+  -i                    same as --print-all-ignored --print-no-missed
+  --print-no-missed, --print-no-ignored, --print-all-matched,
+  --print-all-missed, --print-all-ignored
+  --json                machine-readable JSON report (f2b extension)
+";
+
+#[derive(Debug, Default)]
+struct Opts {
+    config: String,
+    datepattern: Option<String>,
+    timezone: Option<String>,
+    raw: bool,
+    usedns: Option<String>,
+    maxlines: usize,
+    verbose: u32,
+    verbose_date: bool,
+    check_all: bool,
+    out: Option<String>,
+    print_no_missed: bool,
+    print_no_ignored: bool,
+    print_all_matched: bool,
+    print_all_missed: bool,
+    print_all_ignored: bool,
+    json: bool,
+    args: Vec<String>,
+}
+
+fn parse_args(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        config: "/etc/fail2ban".into(),
+        check_all: true,
+        ..Default::default()
+    };
+    let mut i = 0;
+    let mut rest_positional = false;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        if rest_positional || !a.starts_with('-') || a == "-" {
+            o.args.push(a.clone());
+            continue;
+        }
+        if a == "--" {
+            rest_positional = true;
+            continue;
+        }
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if a.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        // short options with attached value: -oVALUE
+        let (name, inline) = if !name.starts_with("--") && name.len() > 2 && inline.is_none() {
+            (name[..2].to_string(), Some(name[2..].to_string()))
+        } else {
+            (name, inline)
+        };
+        let val = |i: &mut usize| -> Result<String, String> {
+            if let Some(v) = &inline {
+                return Ok(v.clone());
+            }
+            let v = args
+                .get(*i)
+                .cloned()
+                .ok_or_else(|| format!("{name} option requires an argument"))?;
+            *i += 1;
+            Ok(v)
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "-c" | "--config" => o.config = val(&mut i)?,
+            "-d" | "--datepattern" => o.datepattern = Some(val(&mut i)?),
+            "--timezone" | "--TZ" => o.timezone = Some(val(&mut i)?),
+            "-e" | "--encoding" => {
+                val(&mut i)?;
+            }
+            "-r" | "--raw" => o.raw = true,
+            "--usedns" => o.usedns = Some(val(&mut i)?),
+            "-L" | "--maxlines" => {
+                o.maxlines = val(&mut i)?
+                    .parse()
+                    .map_err(|_| "invalid integer value for --maxlines".to_string())?
+            }
+            "-m" | "--journalmatch" => {
+                val(&mut i)?;
+            }
+            "-l" | "--log-level" => {
+                val(&mut i)?;
+            }
+            "-v" | "--verbose" => o.verbose += 1,
+            "-vv" => o.verbose += 2,
+            "--verbosity" => {
+                o.verbose = val(&mut i)?
+                    .parse()
+                    .map_err(|_| "invalid integer value for --verbosity".to_string())?
+            }
+            "--VD" | "--verbose-date" => o.verbose_date = true,
+            "-D" | "--debuggex" | "-t" | "--log-traceback" | "--full-traceback" => {}
+            "--no-check-all" => o.check_all = false,
+            "-o" | "--out" => o.out = Some(val(&mut i)?),
+            "-i" => {
+                o.print_all_ignored = true;
+                o.print_no_missed = true;
+            }
+            "--print-no-missed" => o.print_no_missed = true,
+            "--print-no-ignored" => o.print_no_ignored = true,
+            "--print-all-matched" => o.print_all_matched = true,
+            "--print-all-missed" => o.print_all_missed = true,
+            "--print-all-ignored" => o.print_all_ignored = true,
+            "--json" => o.json = true,
+            "-V" | "--version" => {
+                println!("1.0.2");
+                std::process::exit(0);
+            }
+            other => return Err(format!("no such option: {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn shortstr(s: &str, l: usize) -> String {
+    if s.chars().count() > l {
+        let t: String = s.chars().take(l - 3).collect();
+        format!("{t}...")
+    } else {
+        s.to_string()
+    }
+}
+
+fn pprint_list(out: &mut Vec<String>, l: &[String], header: Option<&str>) {
+    if l.is_empty() {
+        return;
+    }
+    let mut s = String::new();
+    if let Some(h) = header {
+        s.push_str(&format!("|- {h}\n"));
+    }
+    s.push_str("|  ");
+    s.push_str(&l.join("\n|  "));
+    s.push_str("\n`-");
+    out.push(s);
+}
+
+struct RegexStat {
+    regex: String,
+    hits: u64,
+    ips: Vec<(String, f64, bool)>,
+}
+
+/// Where a REGEX argument leads: a filter (file) or a literal regex.
+enum RegexSource {
+    Filter(FilterSpec, Vec<String>),
+    Literal(String),
+}
+
+fn looks_like_filter(v: &str) -> bool {
+    // ^/{0,3}[\w/_\-.]+(?:\[.*\])?$
+    let body = v.trim_start_matches('/');
+    if v.len() - body.len() > 3 {
+        return false;
+    }
+    let (name, opts) = match body.find('[') {
+        Some(p) => (&body[..p], Some(&body[p..])),
+        None => (body, None),
+    };
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "/_-.".contains(c))
+        && opts.is_none_or(|o| o.ends_with(']'))
+}
+
+fn read_regex(
+    o: &Opts,
+    value: &str,
+    kind: &str,
+    header: &mut Vec<String>,
+) -> Result<RegexSource, String> {
+    if kind == "fail" && looks_like_filter(value) {
+        let name = value.split('[').next().unwrap_or(value);
+        let tail: String = name.chars().rev().take(6).collect();
+        let tries: Vec<String> = if tail.contains('.') {
+            vec![name.to_string()]
+        } else {
+            vec![
+                name.to_string(),
+                format!("{name}.conf"),
+                format!("{name}.local"),
+            ]
+        };
+        let base = Path::new(&o.config);
+        let found = tries.iter().find_map(|t| {
+            let p = if t.contains('/') {
+                Path::new(t).to_path_buf()
+            } else if base.file_name().is_some_and(|n| n == "filter.d") {
+                base.join(t)
+            } else {
+                base.join("filter.d").join(t)
+            };
+            p.is_file().then_some(p)
+        });
+        if let Some(path) = found {
+            let is_name = !name.contains('/') && !tail.contains('.');
+            let (conf_dir, spec) = if is_name {
+                let stem = Path::new(name)
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or(name)
+                    .to_string();
+                header.push(format!(
+                    "Use {:>11} filter file : {}, basedir: {}",
+                    "failregex", stem, o.config
+                ));
+                (o.config.clone(), value.to_string())
+            } else {
+                let abs = std::fs::canonicalize(&path).unwrap_or(path.clone());
+                header.push(format!("Use {:>11} file : {}", "failregex", name));
+                let opts = value.find('[').map(|p| &value[p..]).unwrap_or("");
+                (o.config.clone(), format!("{}{}", abs.display(), opts))
+            };
+            if let Some(p) = value.find('[') {
+                header.push(format!("Use   filter options : {}", &value[p..]));
+            }
+            let r = f2b_config::read_filter_dir(Path::new(&conf_dir), &spec, &[]).map_err(|e| {
+                format!("Wrong config file: {e}\nERROR: failed to load filter {value}")
+            })?;
+            let spec = FilterSpec {
+                prefregex: r.prefregex,
+                failregex: r.failregex.clone(),
+                ignoreregex: r.ignoreregex,
+                maxlines: r.maxlines.unwrap_or(0) as usize,
+                datepattern: r.datepattern,
+                ..Default::default()
+            };
+            return Ok(RegexSource::Filter(spec, r.failregex));
+        }
+    }
+    header.push(format!(
+        "Use {:>11} line : {}",
+        format!("{kind}regex"),
+        shortstr(value, 53)
+    ));
+    Ok(RegexSource::Literal(value.to_string()))
+}
+
+fn py_str(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        Value::None => "None".into(),
+        Value::Float(f) => repr_float(*f),
+        other => other.repr(),
+    }
+}
+
+fn time_str(t: Option<f64>) -> String {
+    t.map(repr_float).unwrap_or_else(|| "None".into())
+}
+
+/// `-o <tag template>`: replaces `<ip>`, `<fid>`, `<time>`, `<matches>`,
+/// `<msg>`, `<F-NAME>` and ticket fields.
+fn format_out(tpl: &str, f: &Failure) -> Vec<String> {
+    let id =
+        f.id.as_ref()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "None".into());
+    let mut multi = false;
+    let mut s = String::new();
+    let mut rest = tpl;
+    while let Some(p) = rest.find('<') {
+        s.push_str(&rest[..p]);
+        let after = &rest[p + 1..];
+        let Some(e) = after.find('>') else {
+            s.push_str(&rest[p..]);
+            rest = "";
+            break;
+        };
+        let tag = &after[..e];
+        let valid = !tag.is_empty()
+            && tag
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            s.push('<');
+            rest = after;
+            continue;
+        }
+        let rep: Option<String> = match tag {
+            "ip" => Some(f.fields.get("ip").map(py_str).unwrap_or_else(|| id.clone())),
+            "fid" => Some(id.clone()),
+            "time" => Some(time_str(f.time)),
+            "failures" => Some("1".into()),
+            "matches" => Some(f.matches.join("\n")),
+            "msg" => {
+                if f.matches.len() <= 1 && !multi {
+                    Some(f.matches.join("\n"))
+                } else {
+                    multi = true;
+                    Some("\x00msg\x00".into())
+                }
+            }
+            "br" => Some("\n".into()),
+            "sp" => Some(" ".into()),
+            t if t.starts_with("F-") => {
+                let k = t[2..].to_lowercase();
+                let k = match k.as_str() {
+                    "id" => "fid".to_string(),
+                    "port" => "fport".to_string(),
+                    _ => k,
+                };
+                Some(f.fields.get(&k).map(py_str).unwrap_or_default())
+            }
+            t => f.fields.get(t).map(py_str),
+        };
+        match rep {
+            Some(r) => s.push_str(&if tag == "msg" {
+                r
+            } else {
+                r.replace('\0', "\\x00")
+            }),
+            None => s.push_str(&format!("<{tag}>")),
+        }
+        rest = &after[e + 1..];
+    }
+    s.push_str(rest);
+    if multi {
+        f.matches
+            .iter()
+            .map(|m| s.replace("\x00msg\x00", m))
+            .collect()
+    } else {
+        vec![s]
+    }
+}
+
+fn out_failure(fmt: &str, f: &Failure, w: &mut impl Write) -> std::io::Result<()> {
+    let id =
+        f.id.as_ref()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "None".into());
+    match fmt {
+        "id" | "fid" => writeln!(w, "{id}"),
+        "ip" => writeln!(w, "{}", f.fields.get("ip").map(py_str).unwrap_or(id)),
+        "msg" => {
+            for m in &f.matches {
+                writeln!(w, "{m}")?;
+            }
+            Ok(())
+        }
+        "row" => {
+            let d: Vec<String> = f
+                .fields
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Value::Str(k.clone()).repr(), v.repr()))
+                .collect();
+            writeln!(
+                w,
+                "[{},\t{},\t{{{}}}],",
+                Value::Str(id).repr(),
+                time_str(f.time),
+                d.join(", ")
+            )
+        }
+        f2 if !f2.contains('<') => writeln!(
+            w,
+            "{}",
+            f.fields
+                .get(f2)
+                .map(py_str)
+                .unwrap_or_else(|| "None".into())
+        ),
+        tpl => {
+            for l in format_out(tpl, f) {
+                writeln!(w, "{l}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
 
 /// Runs the tool with its arguments (program name excluded); returns the exit code.
-pub fn main(_args: &[String]) -> i32 {
-    eprintln!("f2b: regex_cmd is not implemented yet");
-    2
+pub fn main(args: &[String]) -> i32 {
+    let o = match parse_args(args) {
+        Ok(o) => o,
+        Err(e) => {
+            if e.is_empty() {
+                print!("{USAGE}");
+                return 0;
+            }
+            eprintln!("{USAGE}\nfail2ban-regex: error: {e}");
+            return 2;
+        }
+    };
+    if o.args.len() < 2 || o.args.len() > 3 {
+        eprintln!("{USAGE}\nERROR: provide both <LOG> and <REGEX>.");
+        return 255;
+    }
+    match run(&o) {
+        Ok(code) => code,
+        Err(e) => {
+            println!("ERROR: {e}");
+            255
+        }
+    }
+}
+
+fn run(o: &Opts) -> Result<i32, String> {
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut header: Vec<String> = Vec::new();
+    let log = &o.args[0];
+    let fail_src = read_regex(o, &o.args[1], "fail", &mut header)?;
+    let ign_src = match o.args.get(2) {
+        Some(v) => Some(read_regex(o, v, "ignore", &mut header)?),
+        None => None,
+    };
+    let mut spec = FilterSpec::default();
+    let mut fail_list: Vec<String> = Vec::new();
+    let mut maxlines_from_filter = None;
+    let mut datepattern_from_filter = None;
+    match fail_src {
+        RegexSource::Filter(s, fl) => {
+            fail_list = fl;
+            maxlines_from_filter = (s.maxlines > 0).then_some(s.maxlines);
+            datepattern_from_filter = s.datepattern.clone();
+            spec.prefregex = s.prefregex;
+            spec.ignoreregex = s.ignoreregex;
+        }
+        RegexSource::Literal(r) => fail_list.push(r),
+    }
+    match ign_src {
+        Some(RegexSource::Literal(r)) => spec.ignoreregex = vec![r],
+        Some(RegexSource::Filter(s, _)) => spec.ignoreregex = s.ignoreregex,
+        None => {}
+    }
+    spec.failregex = fail_list.clone();
+    spec.usedns = o
+        .usedns
+        .as_deref()
+        .map(UseDns::parse)
+        .unwrap_or(UseDns::Warn);
+    spec.maxlines = if o.maxlines > 0 {
+        o.maxlines
+    } else {
+        maxlines_from_filter.unwrap_or(1)
+    };
+    if o.maxlines > 0 || maxlines_from_filter.is_some() {
+        header.push(format!("Use         maxlines : {}", spec.maxlines.max(1)));
+    }
+    spec.datepattern = o.datepattern.clone().or(datepattern_from_filter);
+    spec.logtimezone = o.timezone.clone();
+    let mut flt = Filter::new(spec.clone()).map_err(|e| e.to_string())?;
+    if let Some(dp) = &spec.datepattern {
+        header.push(format!(
+            "Use      datepattern : {} : {}",
+            dp,
+            flt.datepattern().1
+        ));
+    }
+    flt.check_find_time = false;
+    flt.return_raw_host = o.raw;
+    flt.check_all_regex = o.check_all && o.out.is_none();
+    flt.ignore_pending = o.out.is_some();
+    let report_lines = if o.maxlines > 0 { o.maxlines } else { 20 };
+
+    // input
+    let is_file = Path::new(log).is_file();
+    let lines: Box<dyn Iterator<Item = String>> = if is_file {
+        header.push(format!("Use         log file : {log}"));
+        header.push("Use         encoding : UTF-8".to_string());
+        let f = std::fs::File::open(log).map_err(|e| e.to_string())?;
+        let mut rd = std::io::BufReader::with_capacity(1 << 16, f);
+        Box::new(std::iter::from_fn(move || {
+            let mut buf = Vec::new();
+            match rd.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => None,
+                Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
+            }
+        }))
+    } else if flt.maxlines() <= 1 && !log.contains('\n') {
+        header.push(format!(
+            "Use      single line : {}",
+            shortstr(&log.replace('\n', "\\n"), 53)
+        ));
+        Box::new(std::iter::once(log.clone()))
+    } else {
+        let v: Vec<String> = log.split('\n').map(str::to_string).collect();
+        header.push(format!("Use      multi line : {} line(s)", v.len()));
+        for (i, l) in v.iter().enumerate() {
+            if i >= 5 {
+                header.push("| ...".into());
+                break;
+            }
+            header.push(format!(
+                "| {:>2.2}: {}",
+                (i + 1).to_string(),
+                shortstr(l, 53)
+            ));
+        }
+        header.push("`-".into());
+        Box::new(v.into_iter())
+    };
+    if o.out.is_none() && !o.json {
+        let _ = writeln!(w, "\nRunning tests\n=============\n");
+        for h in &header {
+            let _ = writeln!(w, "{h}");
+        }
+        let _ = writeln!(w);
+    }
+
+    let mut fail_stats: Vec<RegexStat> = flt
+        .failregex()
+        .into_iter()
+        .map(|r| RegexStat {
+            regex: r,
+            hits: 0,
+            ips: Vec::new(),
+        })
+        .collect();
+    let mut ign_stats: Vec<RegexStat> = flt
+        .ignoreregex()
+        .into_iter()
+        .map(|r| RegexStat {
+            regex: r,
+            hits: 0,
+            ips: Vec::new(),
+        })
+        .collect();
+    let (mut tested, mut matched, mut missed, mut ignored) = (0u64, 0u64, 0u64, 0u64);
+    let (mut matched_lines, mut missed_lines, mut ignored_lines) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut pref_matched = 0u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let t0 = std::time::Instant::now();
+    let multi = flt.maxlines() > 1;
+    for raw in lines {
+        let line = raw.trim_end_matches(['\r', '\n']);
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let org_buf: Vec<TupleLine> = if multi {
+            flt.line_buffer().to_vec()
+        } else {
+            Vec::new()
+        };
+        let full = org_buf.len() >= flt.maxlines();
+        let found = flt.process_line(line, now);
+        let mut ret = Vec::new();
+        let mut is_ignored = false;
+        let n_found = found.len();
+        for f in found {
+            if o.out.is_none() {
+                if let Some(st) = fail_stats.get_mut(f.regex_index) {
+                    st.hits += 1;
+                    if o.verbose > 0 {
+                        st.ips.push((
+                            f.id.as_ref()
+                                .map(|a| a.to_string())
+                                .unwrap_or_else(|| "None".into()),
+                            f.time.unwrap_or(0.0),
+                            n_found > 1,
+                        ));
+                    }
+                }
+            }
+            if !f.is_nofail() {
+                ret.push(f);
+            } else {
+                is_ignored = true;
+            }
+        }
+        if let Some(i) = flt.last_ignored_by {
+            is_ignored = true;
+            if let Some(st) = ign_stats.get_mut(i) {
+                st.hits += 1;
+            }
+        }
+        if let Some(fmt) = &o.out {
+            if !ret.is_empty() && !is_ignored {
+                for f in &ret {
+                    out_failure(fmt, f, &mut w).map_err(|e| e.to_string())?;
+                }
+            }
+            continue;
+        }
+        if flt.prefregex_matched() {
+            pref_matched += 1;
+        }
+        if multi {
+            let now_buf = flt.line_buffer();
+            for b in org_buf.iter().skip(full as usize) {
+                if !now_buf.contains(b) {
+                    let j = format!("{}{}{}", b.0, b.1, b.2);
+                    if let Some(p) = missed_lines.iter().position(|m| *m == j) {
+                        missed_lines.remove(p);
+                    }
+                    if o.print_all_matched {
+                        matched_lines.push(j);
+                    }
+                    matched += 1;
+                    missed = missed.saturating_sub(1);
+                }
+            }
+        }
+        if is_ignored {
+            ignored += 1;
+            if !o.print_no_ignored && (o.print_all_ignored || ignored <= report_lines as u64 + 1) {
+                ignored_lines.push(line.to_string());
+            }
+        } else if !ret.is_empty() {
+            matched += 1;
+            if o.print_all_matched {
+                matched_lines.push(line.to_string());
+            }
+        } else {
+            missed += 1;
+            if !o.print_no_missed && (o.print_all_missed || missed <= report_lines as u64 + 1) {
+                missed_lines.push(line.to_string());
+            }
+        }
+        tested += 1;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    if o.out.is_some() {
+        w.flush().map_err(|e| e.to_string())?;
+        return Ok(0);
+    }
+    let dd = flt.date_detector();
+    if o.json {
+        let regs = |v: &[RegexStat]| -> String {
+            v.iter()
+                .map(|s| format!("{{\"regex\":{},\"hits\":{}}}", json_str(&s.regex), s.hits))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let dates: Vec<String> = dd
+            .template_hits()
+            .into_iter()
+            .filter(|(_, h)| *h > 0)
+            .map(|(n, h)| format!("{{\"template\":{},\"hits\":{h}}}", json_str(&n)))
+            .collect();
+        let list = |v: &[String]| v.iter().map(|s| json_str(s)).collect::<Vec<_>>().join(",");
+        let _ = writeln!(
+            w,
+            "{{\"lines\":{tested},\"ignored\":{ignored},\"matched\":{matched},\"missed\":{missed},\"prefregex\":{},\"prefregex_hits\":{pref_matched},\"failregex\":[{}],\"ignoreregex\":[{}],\"date_templates\":[{}],\"missed_lines\":[{}],\"ignored_lines\":[{}],\"matched_lines\":[{}],\"seconds\":{elapsed:.3}}}",
+            flt.prefregex_expanded().map(|p| json_str(&p)).unwrap_or_else(|| "null".into()),
+            regs(&fail_stats),
+            regs(&ign_stats),
+            dates.join(","),
+            list(&missed_lines),
+            list(&ignored_lines),
+            list(&matched_lines),
+        );
+        w.flush().map_err(|e| e.to_string())?;
+        return Ok(0);
+    }
+    let mut out: Vec<String> = vec![String::new(), "Results".into(), "=======".into()];
+    if let Some(p) = flt.prefregex_expanded() {
+        out.push(format!("\nPrefregex: {pref_matched} total"));
+        pprint_list(&mut out, &[p], None);
+    }
+    for (title, stats) in [("Failregex", &fail_stats), ("Ignoreregex", &ign_stats)] {
+        let mut total = 0;
+        let mut l = Vec::new();
+        for (i, s) in stats.iter().enumerate() {
+            total += s.hits;
+            if s.hits > 0 || o.verbose > 0 {
+                l.push(format!("{:>2}) [{}] {}", i + 1, s.hits, s.regex));
+            }
+            if o.verbose > 0 {
+                for (ip, t, m) in &s.ips {
+                    l.push(format!(
+                        "    {ip}  {}{}",
+                        local_ctime(*t),
+                        if *m { " (multiple regex matched)" } else { "" }
+                    ));
+                }
+            }
+        }
+        out.push(format!("\n{title}: {total} total"));
+        pprint_list(&mut out, &l, Some(" #) [# of hits] regular expression"));
+    }
+    out.push("\nDate template hits:".into());
+    let mut l = Vec::new();
+    for i in 0..dd.len() {
+        let Some(t) = dd.template(i) else { continue };
+        let hits = dd.template_hits().get(i).map(|x| x.1).unwrap_or(0);
+        if o.verbose > 0 || hits > 0 {
+            l.push(format!("[{hits}] {}", t.name));
+            if o.verbose_date {
+                l.push(format!(
+                    "    # weight: {:.3} ({:.3}), pattern: {}",
+                    t.weight,
+                    t.weight,
+                    t.pattern.clone().unwrap_or_default()
+                ));
+                l.push(format!("    # regex:   {}", t.regex));
+            }
+        }
+    }
+    pprint_list(&mut out, &l, Some("[# of hits] date format"));
+    out.push(format!(
+        "\nLines: {tested} lines, {ignored} ignored, {matched} matched, {missed} missed"
+    ));
+    out.push(format!("[processed in {elapsed:.2} sec]"));
+    out.push(String::new());
+    let mut print_lines = |ltype: &str, n: u64, l: &[String], all: bool| {
+        if n == 0 {
+            return;
+        }
+        let mut c = ltype.chars();
+        let header = format!(
+            "{}{} line(s):",
+            c.next()
+                .map(|c| c.to_uppercase().to_string())
+                .unwrap_or_default(),
+            c.as_str()
+        );
+        if n < report_lines as u64 || all {
+            let v: Vec<String> = l.iter().map(|x| x.trim_end().to_string()).collect();
+            pprint_list(&mut out, &v, Some(&header));
+        } else {
+            out.push(format!(
+                "{header} too many to print.  Use --print-all-{ltype} to print all {n} lines"
+            ));
+        }
+    };
+    if o.print_all_matched {
+        print_lines("matched", matched, &matched_lines, true);
+    }
+    if !o.print_no_ignored {
+        print_lines("ignored", ignored, &ignored_lines, o.print_all_ignored);
+    }
+    if !o.print_no_missed {
+        print_lines("missed", missed, &missed_lines, o.print_all_missed);
+    }
+    for l in out {
+        let _ = writeln!(w, "{l}");
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    Ok(0)
+}
+
+fn local_ctime(t: f64) -> String {
+    let Ok(ts) = jiff::Timestamp::from_second(t as i64) else {
+        return String::new();
+    };
+    let z = ts.to_zoned(jiff::tz::TimeZone::system());
+    z.strftime("%a %b %d %H:%M:%S %Y").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_name_detection() {
+        assert!(looks_like_filter("sshd"));
+        assert!(looks_like_filter("sshd[mode=aggressive]"));
+        assert!(looks_like_filter("/etc/fail2ban/filter.d/sshd.conf"));
+        assert!(!looks_like_filter("^Failed .* <HOST>$"));
+    }
+
+    #[test]
+    fn args() {
+        let a: Vec<String> = ["-o", "<ip>", "--print-all-missed", "log", "re"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = parse_args(&a).unwrap();
+        assert_eq!(o.out.as_deref(), Some("<ip>"));
+        assert!(o.print_all_missed);
+        assert_eq!(o.args, vec!["log", "re"]);
+        let a: Vec<String> = ["--out=id", "-L2", "x", "y"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = parse_args(&a).unwrap();
+        assert_eq!(o.out.as_deref(), Some("id"));
+        assert_eq!(o.maxlines, 2);
+    }
 }

@@ -22,7 +22,8 @@ pub const TEST_NOW: f64 = 1124013600.0;
 pub const TEST_TZ: &str = "CET-01CEST-02,M3.5.0,M10.5.0";
 
 /// Loads a filter: (filter root dir, filter name, filter options) -> spec.
-pub type FilterLoader<'a> = &'a dyn Fn(&Path, &str, &[(String, String)]) -> Result<FilterSpec, String>;
+pub type FilterLoader<'a> =
+    &'a dyn Fn(&Path, &str, &[(String, String)]) -> Result<FilterSpec, String>;
 
 /// One failed check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +78,10 @@ fn eval_cond(expr: &str, name: &str, opts: &BTreeMap<String, String>) -> Result<
     let lit = rhs.trim_matches(|c| c == '\'' || c == '"');
     let val: Option<String> = if lhs == "name" {
         Some(name.to_string())
-    } else if let Some(k) = lhs.strip_prefix("opts.get(").and_then(|s| s.strip_suffix(')')) {
+    } else if let Some(k) = lhs
+        .strip_prefix("opts.get(")
+        .and_then(|s| s.strip_suffix(')'))
+    {
         opts.get(k.trim_matches(|c| c == '\'' || c == '"')).cloned()
     } else {
         return Err(format!("unsupported condition {expr:?}"));
@@ -136,7 +140,11 @@ fn value_eq(fv: &Value, v: &J) -> bool {
     }
 }
 
-fn check_failure(f: &Failure, faildata: &serde_json::Map<String, J>, local: &TimeZone) -> Result<(), String> {
+fn check_failure(
+    f: &Failure,
+    faildata: &serde_json::Map<String, J>,
+    local: &TimeZone,
+) -> Result<(), String> {
     for (k, v) in faildata {
         if matches!(k.as_str(), "time" | "match" | "desc" | "constraint") {
             continue;
@@ -156,7 +164,10 @@ fn check_failure(f: &Failure, faildata: &serde_json::Map<String, J>, local: &Tim
             None => value_eq(&Value::None, v),
         };
         if !ok {
-            return Err(format!("field {k:?}: got {fv:?} (id {:?}), expected {v}", f.id.as_ref().map(|a| a.to_string())));
+            return Err(format!(
+                "field {k:?}: got {fv:?} (id {:?}), expected {v}",
+                f.id.as_ref().map(|a| a.to_string())
+            ));
         }
     }
     if let Some(J::String(t)) = faildata.get("time") {
@@ -165,7 +176,11 @@ fn check_failure(f: &Failure, faildata: &serde_json::Map<String, J>, local: &Tim
             None => (t.as_str(), 0.0),
         };
         let dt = parse_iso_lenient(base).ok_or_else(|| format!("bad time {t:?}"))?;
-        let want = local.to_timestamp(dt).map_err(|e| e.to_string())?.as_second() as f64 + frac;
+        let want = local
+            .to_timestamp(dt)
+            .map_err(|e| e.to_string())?
+            .as_second() as f64
+            + frac;
         match f.time {
             Some(got) if got == want => {}
             got => return Err(format!("time mismatch: got {got:?}, expected {want} ({t})")),
@@ -193,7 +208,12 @@ pub fn run_conformance(filter_dir_root: &Path, logs_dir: &Path, load: FilterLoad
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_file())
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| filter_dir_root.join("filter.d").join(format!("{n}.conf")).is_file())
+            .filter(|n| {
+                filter_dir_root
+                    .join("filter.d")
+                    .join(format!("{n}.conf"))
+                    .is_file()
+            })
             .collect(),
         Err(e) => {
             report.failures.push(CaseFailure {
@@ -212,9 +232,26 @@ pub fn run_conformance(filter_dir_root: &Path, logs_dir: &Path, load: FilterLoad
     report
 }
 
-fn make_variant(root: &Path, name: &str, opts: BTreeMap<String, String>, load: FilterLoader<'_>, local: &TimeZone) -> Result<Variant, String> {
-    let fopts: Vec<(String, String)> = opts.iter().filter(|(k, _)| !k.starts_with("test.")).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let vname = format!("{name}{}", if fopts.is_empty() { String::new() } else { format!("{fopts:?}") });
+fn make_variant(
+    root: &Path,
+    name: &str,
+    opts: BTreeMap<String, String>,
+    load: FilterLoader<'_>,
+    local: &TimeZone,
+) -> Result<Variant, String> {
+    let fopts: Vec<(String, String)> = opts
+        .iter()
+        .filter(|(k, _)| !k.starts_with("test."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let vname = format!(
+        "{name}{}",
+        if fopts.is_empty() {
+            String::new()
+        } else {
+            format!("{fopts:?}")
+        }
+    );
     let mut spec = load(root, name, &fopts)?;
     spec.usedns = UseDns::Warn;
     let mut flt = Filter::new(spec).map_err(|e| e.to_string())?;
@@ -223,7 +260,13 @@ fn make_variant(root: &Path, name: &str, opts: BTreeMap<String, String>, load: F
     flt.check_find_time = false;
     flt.set_local_zone(local.clone());
     let nregex = flt.failregex().len();
-    Ok(Variant { name: vname, filter: Some(flt), opts, used: BTreeSet::new(), nregex })
+    Ok(Variant {
+        name: vname,
+        filter: Some(flt),
+        opts,
+        used: BTreeSet::new(),
+        nregex,
+    })
 }
 
 fn run_one(root: &Path, logs_dir: &Path, name: &str, load: FilterLoader<'_>, report: &mut Report) {
@@ -236,12 +279,21 @@ fn run_one(root: &Path, logs_dir: &Path, name: &str, load: FilterLoader<'_>, rep
     let mut common: Option<BTreeMap<String, String>> = None;
     let mut i = 0;
     let fail = |report: &mut Report, file: &str, line: usize, filter: &str, message: String| {
-        report.failures.push(CaseFailure { file: file.to_string(), line, filter: filter.to_string(), message });
+        report.failures.push(CaseFailure {
+            file: file.to_string(),
+            line,
+            filter: filter.to_string(),
+            message,
+        });
     };
     while i < filenames.len() {
         let path = filenames[i].clone();
         i += 1;
-        let fname = path.file_name().and_then(|s| s.to_str()).unwrap_or("").to_string();
+        let fname = path
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+            .to_string();
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) => {
@@ -264,7 +316,9 @@ fn run_one(root: &Path, logs_dir: &Path, name: &str, load: FilterLoader<'_>, rep
             let hdr = stripped.trim_start_matches('#');
             let is_hdr = stripped.starts_with('#');
             let hdr = hdr.strip_prefix(' ').unwrap_or(hdr);
-            let key = ["failJSON", "fileOptions", "filterOptions", "addFILE"].iter().find(|k| hdr.starts_with(&format!("{k}:")));
+            let key = ["failJSON", "fileOptions", "filterOptions", "addFILE"]
+                .iter()
+                .find(|k| hdr.starts_with(&format!("{k}:")));
             if is_hdr && key.is_some() {
                 let k = *key.unwrap_or(&"");
                 let body = &hdr[k.len() + 1..];
@@ -301,10 +355,24 @@ fn run_one(root: &Path, logs_dir: &Path, name: &str, load: FilterLoader<'_>, rep
                                 let idx = match cache.get(&key) {
                                     Some(&i) => i,
                                     None => {
-                                        let v = make_variant(root, name, opts.clone(), load, &local).unwrap_or_else(|e| {
-                                            fail(report, &fname, ln, name, format!("filter load failed: {e}"));
-                                            Variant { name: format!("{name}{key}"), filter: None, opts: opts.clone(), used: BTreeSet::new(), nregex: 0 }
-                                        });
+                                        let v =
+                                            make_variant(root, name, opts.clone(), load, &local)
+                                                .unwrap_or_else(|e| {
+                                                    fail(
+                                                        report,
+                                                        &fname,
+                                                        ln,
+                                                        name,
+                                                        format!("filter load failed: {e}"),
+                                                    );
+                                                    Variant {
+                                                        name: format!("{name}{key}"),
+                                                        filter: None,
+                                                        opts: opts.clone(),
+                                                        used: BTreeSet::new(),
+                                                        nregex: 0,
+                                                    }
+                                                });
                                         variants.push(v);
                                         cache.insert(key, variants.len() - 1);
                                         variants.len() - 1
@@ -345,10 +413,23 @@ fn run_one(root: &Path, logs_dir: &Path, name: &str, load: FilterLoader<'_>, rep
                 let idx = match cache.get(&key) {
                     Some(&i) => i,
                     None => {
-                        let v = make_variant(root, name, BTreeMap::new(), load, &local).unwrap_or_else(|e| {
-                            fail(report, &fname, lnnum, name, format!("filter load failed: {e}"));
-                            Variant { name: name.to_string(), filter: None, opts: BTreeMap::new(), used: BTreeSet::new(), nregex: 0 }
-                        });
+                        let v = make_variant(root, name, BTreeMap::new(), load, &local)
+                            .unwrap_or_else(|e| {
+                                fail(
+                                    report,
+                                    &fname,
+                                    lnnum,
+                                    name,
+                                    format!("filter load failed: {e}"),
+                                );
+                                Variant {
+                                    name: name.to_string(),
+                                    filter: None,
+                                    opts: BTreeMap::new(),
+                                    used: BTreeSet::new(),
+                                    nregex: 0,
+                                }
+                            });
                         variants.push(v);
                         cache.insert(key, variants.len() - 1);
                         variants.len() - 1
@@ -386,7 +467,11 @@ fn run_one(root: &Path, logs_dir: &Path, name: &str, load: FilterLoader<'_>, rep
                     if let Some(p) = v.opts.get("test.prefix-line") {
                         l = format!("{p}{l}");
                     }
-                    flt.process_line_with_time((String::new(), "2005-08-14T10:00:00".into(), l), TEST_NOW, TEST_NOW)
+                    flt.process_line_with_time(
+                        (String::new(), "2005-08-14T10:00:00".into(), l),
+                        TEST_NOW,
+                        TEST_NOW,
+                    )
                 };
                 let mut found = Vec::new();
                 for f in ret {
@@ -396,7 +481,9 @@ fn run_one(root: &Path, logs_dir: &Path, name: &str, load: FilterLoader<'_>, rep
                     }
                     found.push(f);
                 }
-                let want = faildata.get("match").is_some_and(|m| m.as_bool().unwrap_or(false));
+                let want = faildata
+                    .get("match")
+                    .is_some_and(|m| m.as_bool().unwrap_or(false));
                 let res: Result<(), String> = if found.is_empty() {
                     if want {
                         Err("Line not matched when should have".into())
@@ -404,9 +491,15 @@ fn run_one(root: &Path, logs_dir: &Path, name: &str, load: FilterLoader<'_>, rep
                         Ok(())
                     }
                 } else if !want {
-                    Err(format!("Line matched when shouldn't have (regex {})", found[0].regex_index))
+                    Err(format!(
+                        "Line matched when shouldn't have (regex {})",
+                        found[0].regex_index
+                    ))
                 } else if found.len() != 1 {
-                    Err(format!("Multiple regexs matched {:?}", found.iter().map(|f| f.regex_index).collect::<Vec<_>>()))
+                    Err(format!(
+                        "Multiple regexs matched {:?}",
+                        found.iter().map(|f| f.regex_index).collect::<Vec<_>>()
+                    ))
                 } else {
                     v.used.insert(found[0].regex_index);
                     check_failure(&found[0], &faildata, &local)
@@ -414,7 +507,13 @@ fn run_one(root: &Path, logs_dir: &Path, name: &str, load: FilterLoader<'_>, rep
                 if let Err(e) = res {
                     all_ok = false;
                     let vn = v.name.clone();
-                    fail(report, &fname, lnnum, &vn, format!("{e}; line: {text_line}"));
+                    fail(
+                        report,
+                        &fname,
+                        lnnum,
+                        &vn,
+                        format!("{e}; line: {text_line}"),
+                    );
                 }
             }
             if annotated && all_ok {

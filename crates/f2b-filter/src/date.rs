@@ -73,10 +73,24 @@ const DAYS_ABBR: [&[&str]; 7] = [
 const DAYS_FULL: [&[&str]; 7] = [
     &["monday", "montag", "lundi", "lunes", "月曜日"],
     &["tuesday", "dienstag", "mardi", "martes", "火曜日"],
-    &["wednesday", "mittwoch", "mercredi", "miércoles", "miercoles", "水曜日"],
+    &[
+        "wednesday",
+        "mittwoch",
+        "mercredi",
+        "miércoles",
+        "miercoles",
+        "水曜日",
+    ],
     &["thursday", "donnerstag", "jeudi", "jueves", "木曜日"],
     &["friday", "freitag", "vendredi", "viernes", "金曜日"],
-    &["saturday", "samstag", "samedi", "sábado", "sabado", "土曜日"],
+    &[
+        "saturday",
+        "samstag",
+        "samedi",
+        "sábado",
+        "sabado",
+        "土曜日",
+    ],
     &["sunday", "sonntag", "dimanche", "domingo", "日曜日"],
 ];
 
@@ -127,7 +141,9 @@ fn exy_regex(now_year: i32) -> String {
 fn directive(key: &str, exy: &str) -> Option<(String, String)> {
     let alt_b = || {
         names_alt(
-            &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+            &[
+                "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+            ],
             &MONTHS_ABBR,
         )
     };
@@ -136,7 +152,15 @@ fn directive(key: &str, exy: &str) -> Option<(String, String)> {
         "A" => format!(
             "(?P<A>{})",
             names_alt(
-                &["wednesday", "thursday", "saturday", "tuesday", "monday", "friday", "sunday"],
+                &[
+                    "wednesday",
+                    "thursday",
+                    "saturday",
+                    "tuesday",
+                    "monday",
+                    "friday",
+                    "sunday"
+                ],
                 &DAYS_FULL
             )
         ),
@@ -144,15 +168,28 @@ fn directive(key: &str, exy: &str) -> Option<(String, String)> {
             "(?P<B>{})",
             names_alt(
                 &[
-                    "september", "february", "november", "december", "january", "october",
-                    "august", "march", "april", "june", "july", "may"
+                    "september",
+                    "february",
+                    "november",
+                    "december",
+                    "january",
+                    "october",
+                    "august",
+                    "march",
+                    "april",
+                    "june",
+                    "july",
+                    "may"
                 ],
                 &MONTHS_FULL
             )
         ),
         "a" => format!(
             "(?P<a>{})",
-            names_alt(&["mon", "tue", "wed", "thu", "fri", "sat", "sun"], &DAYS_ABBR)
+            names_alt(
+                &["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                &DAYS_ABBR
+            )
         ),
         "b" => format!("(?P<b>{}\\.?)", alt_b()),
         "ExH" => r"(?P<H>[0-1]\d|2[0-3])".into(),
@@ -165,7 +202,9 @@ fn directive(key: &str, exy: &str) -> Option<(String, String)> {
         "Exl" => r" ?(?P<I>1[0-2]|\d)".into(),
         "Exm" => r"(?P<m>0[1-9]|1[0-2])".into(),
         "Exy" => r"(?P<y>\d{2})".into(),
-        "Exz" => r"(?P<z>(?:[A-Z](?:[A-Z]{2,4})?)?[+-][01]\d(?::?\d{2})?|[A-Z](?:[A-Z]{2,4})?)".into(),
+        "Exz" => {
+            r"(?P<z>(?:[A-Z](?:[A-Z]{2,4})?)?[+-][01]\d(?::?\d{2})?|[A-Z](?:[A-Z]{2,4})?)".into()
+        }
         "G" => r"(?P<G>\d\d\d\d)".into(),
         "H" => r"(?P<H>[0-1]?\d|2[0-3])".into(),
         "I" => r"(?P<I>1[0-2]|0[1-9]|[1-9])".into(),
@@ -190,7 +229,8 @@ fn directive(key: &str, exy: &str) -> Option<(String, String)> {
         "p" => r"(?P<p>am|pm|午前|午後)".into(),
         "u" => r"(?P<u>[1-7])".into(),
         "w" => r"(?P<w>[0-6])".into(),
-        "x" => r"(?P<m>1[0-2]|0[1-9]|[1-9])/(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])/(?P<y>\d\d)".into(),
+        "x" => r"(?P<m>1[0-2]|0[1-9]|[1-9])/(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])/(?P<y>\d\d)"
+            .into(),
         "y" => r"(?P<y>\d\d)".into(),
         "z" => r"(?P<z>Z|UTC|GMT|[+-][01]\d(?::?\d{2})?)".into(),
         _ => return None,
@@ -227,7 +267,11 @@ fn directive(key: &str, exy: &str) -> Option<(String, String)> {
         "ExY" => "ExYear",
         _ => "",
     };
-    let name = if name.is_empty() { format!("%{key}") } else { name.to_string() };
+    let name = if name.is_empty() {
+        format!("%{key}")
+    } else {
+        name.to_string()
+    };
     Some((r, name))
 }
 
@@ -323,7 +367,9 @@ fn py_sub(re: &PyRegex, s: &str, count: usize, f: impl Fn(&str, &Spans) -> Strin
         if count > 0 && n >= count {
             break;
         }
-        let Some(sp) = re.search_at(s, pos, s.len()) else { break };
+        let Some(sp) = re.search_at(s, pos, s.len()) else {
+            break;
+        };
         let (a, b) = sp.whole();
         out.push_str(&s[last..a]);
         out.push_str(&f(s, &sp));
@@ -453,12 +499,26 @@ fn exy() -> &'static str {
 }
 
 impl Template {
-    fn compile(name: String, pattern: Option<String>, regex: String, flags: u8, kind: Kind) -> Result<Template, DateError> {
+    fn compile(
+        name: String,
+        pattern: Option<String>,
+        regex: String,
+        flags: u8,
+        kind: Kind,
+    ) -> Result<Template, DateError> {
         let re = PyRegex::new(&regex, false).map_err(|e| DateError::Pattern {
             pattern: pattern.clone().unwrap_or_else(|| name.clone()),
             reason: e.to_string(),
         })?;
-        Ok(Template { name, pattern, regex, flags, weight: 1.0, kind, re })
+        Ok(Template {
+            name,
+            pattern,
+            regex,
+            flags,
+            weight: 1.0,
+            kind,
+            re,
+        })
     }
 
     /// `DatePatternRegex(pattern)`.
@@ -477,10 +537,11 @@ impl Template {
                 wb = WordBegin::Start;
             }
         }
-        let (mut regex, mut name, alpha) = expand_pattern(&p, exy()).map_err(|reason| DateError::Pattern {
-            pattern: pattern.to_string(),
-            reason,
-        })?;
+        let (mut regex, mut name, alpha) =
+            expand_pattern(&p, exy()).map_err(|reason| DateError::Pattern {
+                pattern: pattern.to_string(),
+                reason,
+            })?;
         if alpha {
             regex = format!("(?iu){regex}");
         }
@@ -492,7 +553,11 @@ impl Template {
     }
 
     /// `DateEpoch`.
-    pub fn epoch(line_begin_only: bool, pattern: Option<&str>, long: bool) -> Result<Template, DateError> {
+    pub fn epoch(
+        line_begin_only: bool,
+        pattern: Option<&str>,
+        long: bool,
+    ) -> Result<Template, DateError> {
         let mut name = match (pattern, long) {
             (Some(p), _) => p.to_string(),
             (None, true) => "LongEpoch".to_string(),
@@ -519,26 +584,48 @@ impl Template {
         if prefix && !name.starts_with("{^LN-BEG}") {
             name = format!("{{^LN-BEG}}{name}");
         }
-        Template::compile(name, pattern.map(str::to_string), regex, flags, Kind::Epoch { long, grp })
+        Template::compile(
+            name,
+            pattern.map(str::to_string),
+            regex,
+            flags,
+            Kind::Epoch { long, grp },
+        )
     }
 
     /// `DateTai64n`.
     pub fn tai64n(start: bool) -> Result<Template, DateError> {
-        let (regex, flags, prefix) = set_regex("@[0-9a-f]{24}", if start { WordBegin::Start } else { WordBegin::No }, true);
+        let (regex, flags, prefix) = set_regex(
+            "@[0-9a-f]{24}",
+            if start {
+                WordBegin::Start
+            } else {
+                WordBegin::No
+            },
+            true,
+        );
         let name = if prefix { "{^LN-BEG}TAI64N" } else { "TAI64N" };
         Template::compile(name.to_string(), None, regex, flags, Kind::Tai64n)
     }
 
     /// `_getPatternTemplate(pattern)`.
     pub fn from_spec(pattern: &str) -> Result<Template, DateError> {
-        let key = if pattern.contains('%') { pattern.to_string() } else { pattern.to_uppercase() };
+        let key = if pattern.contains('%') {
+            pattern.to_string()
+        } else {
+            pattern.to_uppercase()
+        };
         if key.contains("EPOCH") {
             if meta().epoch.search(pattern).is_some() {
                 return Template::epoch(false, Some(pattern), key.contains("LEPOCH"));
             }
             match key.as_str() {
-                "EPOCH" | "{^LN-BEG}EPOCH" | "^EPOCH" => return Template::epoch(key != "EPOCH", None, false),
-                "LEPOCH" | "{^LN-BEG}LEPOCH" | "^LEPOCH" => return Template::epoch(key != "LEPOCH", None, true),
+                "EPOCH" | "{^LN-BEG}EPOCH" | "^EPOCH" => {
+                    return Template::epoch(key != "EPOCH", None, false)
+                }
+                "LEPOCH" | "{^LN-BEG}LEPOCH" | "^LEPOCH" => {
+                    return Template::epoch(key != "LEPOCH", None, true)
+                }
                 _ => {}
             }
         }
@@ -616,7 +703,10 @@ fn tz_abbr_offset(abbr: &str) -> Option<i32> {
         (-6.0, "S CST EAST GALT HAR HNC MDT"),
         (-5.0, "R CDT COT EASST ECT EST ET HAC HNE PET"),
         (-4.0, "Q AST BOT CLT COST EDT FKT GYT HAE HNA PYT"),
-        (-3.0, "P ADT ART BRT CLST FKST GFT HAA PMST PYST SRT UYT WGT"),
+        (
+            -3.0,
+            "P ADT ART BRT CLST FKST GFT HAA PMST PYST SRT UYT WGT",
+        ),
         (-2.0, "O BRST FNT PMDT UYST WGST"),
         (-1.0, "N AZOT CVT EGT"),
         (0.0, "Z EGST GMT UTC WET WT"),
@@ -624,14 +714,23 @@ fn tz_abbr_offset(abbr: &str) -> Option<i32> {
         (2.0, "B CAT CEDT CEST EET SAST WAST"),
         (3.0, "C EAT EEDT EEST IDT MSK"),
         (4.0, "D AMT AZT GET GST KUYT MSD MUT RET SAMT SCT"),
-        (5.0, "E AMST AQTT AZST HMT MAWT MVT PKT TFT TJT TMT UZT YEKT"),
+        (
+            5.0,
+            "E AMST AQTT AZST HMT MAWT MVT PKT TFT TJT TMT UZT YEKT",
+        ),
         (6.0, "F ALMT BIOT BTT IOT KGT NOVT OMST YEKST"),
         (7.0, "G CXT DAVT HOVT ICT KRAT NOVST OMSST THA WIB"),
-        (8.0, "H ACT AWST BDT BNT CAST HKT IRKT KRAST MYT PHT SGT ULAT WITA WST"),
+        (
+            8.0,
+            "H ACT AWST BDT BNT CAST HKT IRKT KRAST MYT PHT SGT ULAT WITA WST",
+        ),
         (9.0, "I AWDT IRKST JST KST PWT TLT WDT WIT YAKT"),
         (10.0, "K AEST ChST PGT VLAT YAKST YAPT"),
         (11.0, "L AEDT LHDT MAGT NCT PONT SBT VLAST VUT"),
-        (12.0, "M ANAST ANAT FJT GILT MAGST MHT NZST PETST PETT TVT WFT"),
+        (
+            12.0,
+            "M ANAST ANAT FJT GILT MAGST MHT NZST PETST PETT TVT WFT",
+        ),
         (13.0, "FJST NZDT"),
         (11.5, "NFT"),
         (10.5, "ACDT LHST"),
@@ -662,7 +761,9 @@ fn tz_abbr_offset(abbr: &str) -> Option<i32> {
 /// `validateTimeZone` / `zone2offset`: parses `CET`, `UTC+0200`, `-04:00`...
 /// into minutes east of UTC.
 pub fn zone_offset(tz: &str) -> Result<i32, DateError> {
-    let err = || DateError::TimeZone { zone: tz.to_string() };
+    let err = || DateError::TimeZone {
+        zone: tz.to_string(),
+    };
     // FIXED_OFFSET_TZ_RE: ([A-Z](?:[A-Z]{2,4})?)?([+-][01]\d(?::?\d{2})?)?$  (match at start)
     let b = tz.as_bytes();
     let mut i = 0;
@@ -699,7 +800,9 @@ pub fn zone_offset(tz: &str) -> Result<i32, DateError> {
         let mm_part = mm_part.strip_prefix(':').unwrap_or(mm_part);
         let mm: i32 = match mm_part.len() {
             0 if rest.len() == 3 => 0,
-            2 if mm_part.bytes().all(|c| c.is_ascii_digit()) => mm_part.parse().map_err(|_| err())?,
+            2 if mm_part.bytes().all(|c| c.is_ascii_digit()) => {
+                mm_part.parse().map_err(|_| err())?
+            }
             _ => return Err(err()),
         };
         if rest.len() <= 3 {
@@ -775,7 +878,11 @@ pub fn strptime_fields(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
             "W" => week_of_year = Some((int(val)?, true)),
             "z" | "Z" => {
                 let z = *val;
-                tzoffset = Some(if z == "Z" || z == "UTC" || z == "GMT" { 0 } else { zone_offset(z).ok()? });
+                tzoffset = Some(if z == "Z" || z == "UTC" || z == "GMT" {
+                    0
+                } else {
+                    zone_offset(z).ok()?
+                });
             }
             _ => {}
         }
@@ -800,11 +907,18 @@ pub fn strptime_fields(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
                 }
                 let wd2 = if !monday_first { (wd + 1) % 7 } else { wd };
                 let week_0_length = (7 - first_wd) % 7;
-                julian = Some(if w == 0 { 1 + wd2 - first_wd } else { week_0_length + (7 * (w - 1)) + wd2 + 1 });
+                julian = Some(if w == 0 {
+                    1 + wd2 - first_wd
+                } else {
+                    week_0_length + (7 * (w - 1)) + wd2 + 1
+                });
             }
         }
         if let Some(j) = julian {
-            let d = jiff::civil::Date::new(year as i16, 1, 1).ok()?.checked_add(jiff::Span::new().days((j - 1) as i64)).ok()?;
+            let d = jiff::civil::Date::new(year as i16, 1, 1)
+                .ok()?
+                .checked_add(jiff::Span::new().days((j - 1) as i64))
+                .ok()?;
             year = d.year() as i32;
             month = Some(d.month() as i32);
             day = Some(d.day() as i32);
@@ -819,7 +933,16 @@ pub fn strptime_fields(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
         }
         (m, d) => (m?, d?),
     };
-    let mut dt = DateTime::new(year as i16, month as i8, day as i8, hour as i8, minute as i8, second as i8, 0).ok()?;
+    let mut dt = DateTime::new(
+        year as i16,
+        month as i8,
+        day as i8,
+        hour as i8,
+        minute as i8,
+        second as i8,
+        0,
+    )
+    .ok()?;
     if tzoffset.is_none() {
         tzoffset = ctx.default_tz;
     }
@@ -836,7 +959,16 @@ pub fn strptime_fields(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
         let n = now_local()?;
         if dt > n.checked_add(jiff::Span::new().days(1)).ok()? {
             // date_result.replace(year=year-1, month=month, day=day)
-            dt = DateTime::new((year - 1) as i16, month as i8, day as i8, dt.hour(), dt.minute(), dt.second(), 0).ok()?;
+            dt = DateTime::new(
+                (year - 1) as i16,
+                month as i8,
+                day as i8,
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                0,
+            )
+            .ok()?;
         }
     }
     if tzoffset.is_some() {
@@ -875,10 +1007,14 @@ fn default_templates() -> &'static (Vec<Arc<Template>>, Vec<Arc<Template>>) {
         let mut anchored = Vec::new();
         let mut plain = Vec::new();
         for p in DEFAULT_TEMPLATES {
-            let Ok(t) = Template::from_spec(p) else { continue };
+            let Ok(t) = Template::from_spec(p) else {
+                continue;
+            };
             if !t.name.starts_with("{^LN-BEG}") && !t.name.starts_with('^') {
                 let anchored_t = match &t.pattern {
-                    Some(pat) if t.kind == Kind::Pattern => Template::from_spec(&format!("{{^LN-BEG}}{pat}")),
+                    Some(pat) if t.kind == Kind::Pattern => {
+                        Template::from_spec(&format!("{{^LN-BEG}}{pat}"))
+                    }
                     _ => Template::from_spec(&format!("{{^LN-BEG}}{}", t.name)),
                 };
                 if let Ok(mut a) = anchored_t {
@@ -982,13 +1118,22 @@ impl DateDetector {
             });
         }
         self.known.insert(t.name.clone());
-        self.templates.push(DdTemplate { t, hits: 0, last_used: 0.0, distance: 0x7fff_ffff });
+        self.templates.push(DdTemplate {
+            t,
+            hits: 0,
+            last_used: 0.0,
+            distance: 0x7fff_ffff,
+        });
         Ok(())
     }
 
     /// `appendTemplate(str)`.
     pub fn append_template(&mut self, pattern: &str) -> Result<(), DateError> {
-        let key = if pattern.contains('%') { pattern.to_string() } else { pattern.to_uppercase() };
+        let key = if pattern.contains('%') {
+            pattern.to_string()
+        } else {
+            pattern.to_uppercase()
+        };
         match key.as_str() {
             "{^LN-BEG}" => return self.add_default(Some(true), None),
             "{DEFAULT}" => return self.add_default(None, None),
@@ -1007,7 +1152,11 @@ impl DateDetector {
         self.push(Arc::new(t), false)
     }
 
-    fn add_default(&mut self, line_begin_only: Option<bool>, pre_match: Option<&str>) -> Result<(), DateError> {
+    fn add_default(
+        &mut self,
+        line_begin_only: Option<bool>,
+        pre_match: Option<&str>,
+    ) -> Result<(), DateError> {
         let ignore_dup = !self.templates.is_empty();
         let (all, plain) = default_templates();
         let list = if pre_match.is_some() { plain } else { all };
@@ -1035,7 +1184,10 @@ impl DateDetector {
 
     /// Hits per template in current order.
     pub fn template_hits(&self) -> Vec<(String, u64)> {
-        self.templates.iter().map(|t| (t.t.name.clone(), t.hits)).collect()
+        self.templates
+            .iter()
+            .map(|t| (t.t.name.clone(), t.hits))
+            .collect()
     }
 
     /// Number of templates.
@@ -1073,9 +1225,13 @@ impl DateDetector {
             } else {
                 let (distance, endpos) = (self.last_pos.0, self.last_end_pos.0);
                 let c1 = char_before(line, distance) == self.last_pos.1
-                    || (char_at(line, distance).is_some() && char_at(line, distance) == self.last_pos.2 && !self.last_pos.2.is_some_and(|c| c.is_alphanumeric()));
+                    || (char_at(line, distance).is_some()
+                        && char_at(line, distance) == self.last_pos.2
+                        && !self.last_pos.2.is_some_and(|c| c.is_alphanumeric()));
                 let c2 = char_at(line, endpos) == self.last_end_pos.2
-                    || (char_before(line, endpos).is_some() && char_before(line, endpos) == self.last_end_pos.1 && !self.last_end_pos.1.is_some_and(|c| c.is_alphanumeric()));
+                    || (char_before(line, endpos).is_some()
+                        && char_before(line, endpos) == self.last_end_pos.1
+                        && !self.last_end_pos.1.is_some_and(|c| c.is_alphanumeric()));
                 if c1 && c2 && distance <= line.len() && line.is_char_boundary(distance) {
                     m = t.match_date(line, distance, endpos.min(line.len()));
                 } else {
@@ -1085,7 +1241,10 @@ impl DateDetector {
             }
             if let Some(m) = m {
                 let (distance, endpos) = m.whole();
-                if n == 1 || anchored(&t) || (distance == self.last_pos.0 && endpos == self.last_end_pos.0) {
+                if n == 1
+                    || anchored(&t)
+                    || (distance == self.last_pos.0 && endpos == self.last_end_pos.0)
+                {
                     result = Some((m, i));
                 } else {
                     found = Some((m, distance, endpos, i));
@@ -1106,7 +1265,10 @@ impl DateDetector {
                         result = Some((m, i));
                         break;
                     }
-                    if distance == 0 && self.templates[i].hits > 0 && self.templates[i + 1].hits == 0 {
+                    if distance == 0
+                        && self.templates[i].hits > 0
+                        && self.templates[i + 1].hits == 0
+                    {
                         result = Some((m, i));
                         break;
                     }
@@ -1139,14 +1301,22 @@ impl DateDetector {
         if self.first_unused == i {
             self.first_unused += 1;
         }
-        self.last_pos = (distance, char_before(line, distance), char_at(line, distance));
+        self.last_pos = (
+            distance,
+            char_before(line, distance),
+            char_at(line, distance),
+        );
         self.last_end_pos = (endpos, char_before(line, endpos), char_at(line, endpos));
         if i != 0 && i != self.last_idx {
             i = self.reorder(i);
         }
         self.last_idx = i;
         let span = self.templates[i].t.date_span(&m);
-        Some(TimeMatch { template: i, span, groups: m })
+        Some(TimeMatch {
+            template: i,
+            span,
+            groups: m,
+        })
     }
 
     fn reorder(&mut self, num: usize) -> usize {
@@ -1155,8 +1325,14 @@ impl DateDetector {
         }
         let untime = self.templates[num].last_used - self.unused_time;
         let weight = self.templates[num].weight();
-        let mut pos = if self.first_unused < num { self.first_unused } else { num / 2 };
-        let moveable = |tpls: &Vec<DdTemplate>, pos: usize| weight > tpls[pos].weight() || untime > tpls[pos].last_used;
+        let mut pos = if self.first_unused < num {
+            self.first_unused
+        } else {
+            num / 2
+        };
+        let moveable = |tpls: &Vec<DdTemplate>, pos: usize| {
+            weight > tpls[pos].weight() || untime > tpls[pos].last_used
+        };
         if !moveable(&self.templates, pos) {
             if pos == num - 1 {
                 return num;
@@ -1168,7 +1344,8 @@ impl DateDetector {
         }
         let t = self.templates.remove(num);
         self.templates.insert(pos, t);
-        while self.first_unused < self.templates.len() && self.templates[self.first_unused].hits > 0 {
+        while self.first_unused < self.templates.len() && self.templates[self.first_unused].hits > 0
+        {
             self.first_unused += 1;
         }
         pos
@@ -1233,7 +1410,12 @@ mod tests {
     #[test]
     fn localized_month_names() {
         let mut dd = DateDetector::from_datepattern("%d %b %Y %H:%M:%S").unwrap();
-        for (line, _) in [("14 Aug 2005 12:00:00", 0), ("14 8月 2005 12:00:00", 0), ("14 août 2005 12:00:00", 0), ("14 ago 2005 12:00:00", 0)] {
+        for (line, _) in [
+            ("14 Aug 2005 12:00:00", 0),
+            ("14 8月 2005 12:00:00", 0),
+            ("14 août 2005 12:00:00", 0),
+            ("14 ago 2005 12:00:00", 0),
+        ] {
             let tm = dd.match_time(line, 0.0).unwrap_or_else(|| panic!("{line}"));
             assert_eq!(dd.get_time(line, &tm, &ctx()), Some(1124013600.0), "{line}");
         }

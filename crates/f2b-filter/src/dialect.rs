@@ -89,7 +89,11 @@ struct Open {
 
 impl<'a> Tx<'a> {
     fn err(&self, reason: impl Into<String>) -> DialectError {
-        let offset = self.chars.get(self.pos).map(|c| c.0).unwrap_or(self.src.len());
+        let offset = self
+            .chars
+            .get(self.pos)
+            .map(|c| c.0)
+            .unwrap_or(self.src.len());
         DialectError::Syntax {
             pattern: self.src.to_string(),
             offset,
@@ -207,7 +211,10 @@ impl<'a> Tx<'a> {
                 None => format!("{{{lo_s}}}"),
                 Some(h) if h.is_empty() => format!("{{{lo_s},}}"),
                 Some(h) => {
-                    let (a, b) = (lo_s.parse::<u64>().unwrap_or(0), h.parse::<u64>().unwrap_or(0));
+                    let (a, b) = (
+                        lo_s.parse::<u64>().unwrap_or(0),
+                        h.parse::<u64>().unwrap_or(0),
+                    );
                     if b < a {
                         return Err(self.err("min repeat greater than max repeat"));
                     }
@@ -281,7 +288,9 @@ impl<'a> Tx<'a> {
     }
 
     fn escape_outside(&mut self) -> Result<(), DialectError> {
-        let c = self.next().ok_or_else(|| self.err("bad escape (end of pattern)"))?;
+        let c = self
+            .next()
+            .ok_or_else(|| self.err("bad escape (end of pattern)"))?;
         match c {
             'A' => self.both(r"\A"),
             'Z' => self.both(r"\z"),
@@ -291,8 +300,16 @@ impl<'a> Tx<'a> {
             'D' => self.both(if self.ascii { "[^0-9]" } else { r"\D" }),
             'w' => self.both(if self.ascii { "[0-9A-Za-z_]" } else { r"\w" }),
             'W' => self.both(if self.ascii { "[^0-9A-Za-z_]" } else { r"\W" }),
-            's' => self.both(if self.ascii { r"[\t\n\x0B\x0C\r ]" } else { r"[\s\x1C-\x1F]" }),
-            'S' => self.both(if self.ascii { r"[^\t\n\x0B\x0C\r ]" } else { r"[^\s\x1C-\x1F]" }),
+            's' => self.both(if self.ascii {
+                r"[\t\n\x0B\x0C\r ]"
+            } else {
+                r"[\s\x1C-\x1F]"
+            }),
+            'S' => self.both(if self.ascii {
+                r"[^\t\n\x0B\x0C\r ]"
+            } else {
+                r"[^\s\x1C-\x1F]"
+            }),
             '1'..='9' => {
                 // group reference (up to 2 digits) or octal (3 octal digits)
                 let d2 = self.peek().filter(|d| d.is_ascii_digit());
@@ -344,21 +361,34 @@ impl<'a> Tx<'a> {
             match c {
                 ']' if !first => break,
                 '\\' => {
-                    let e = self.next().ok_or_else(|| self.err("bad escape (end of pattern)"))?;
+                    let e = self
+                        .next()
+                        .ok_or_else(|| self.err("bad escape (end of pattern)"))?;
                     let piece: String = match e {
                         'd' => (if self.ascii { "0-9" } else { r"\d" }).into(),
                         'D' => (if self.ascii { "[^0-9]" } else { r"\D" }).into(),
                         'w' => (if self.ascii { "0-9A-Za-z_" } else { r"\w" }).into(),
                         'W' => (if self.ascii { "[^0-9A-Za-z_]" } else { r"\W" }).into(),
-                        's' => (if self.ascii { r"\t\n\x0B\x0C\r " } else { r"\s\x1C-\x1F" }).into(),
-                        'S' => (if self.ascii { r"[^\t\n\x0B\x0C\r ]" } else { r"[^\s\x1C-\x1F]" }).into(),
+                        's' => (if self.ascii {
+                            r"\t\n\x0B\x0C\r "
+                        } else {
+                            r"\s\x1C-\x1F"
+                        })
+                        .into(),
+                        'S' => (if self.ascii {
+                            r"[^\t\n\x0B\x0C\r ]"
+                        } else {
+                            r"[^\s\x1C-\x1F]"
+                        })
+                        .into(),
                         'b' => r"\x08".into(),
                         e => match self.literal_escape(e)? {
                             Some(l) => class_lit(l),
                             None => {
                                 if e.is_ascii_digit() {
                                     // Python: octal in class
-                                    let mut v = e.to_digit(8).ok_or_else(|| self.err("bad escape"))?;
+                                    let mut v =
+                                        e.to_digit(8).ok_or_else(|| self.err("bad escape"))?;
                                     for _ in 0..2 {
                                         match self.peek().and_then(|d| d.to_digit(8)) {
                                             Some(d) => {
@@ -406,7 +436,10 @@ impl<'a> Tx<'a> {
     fn open_group(&mut self) -> Result<(), DialectError> {
         if self.peek() != Some('?') {
             self.names.push(None);
-            self.stack.push(Open { kind: OpenKind::Plain, bars: 0 });
+            self.stack.push(Open {
+                kind: OpenKind::Plain,
+                bars: 0,
+            });
             self.exact.push('(');
             if self.suppress == 0 {
                 self.relaxed.push_str("(?:");
@@ -414,10 +447,15 @@ impl<'a> Tx<'a> {
             return Ok(());
         }
         self.pos += 1;
-        let c = self.next().ok_or_else(|| self.err("unexpected end of pattern"))?;
+        let c = self
+            .next()
+            .ok_or_else(|| self.err("unexpected end of pattern"))?;
         match c {
             ':' => {
-                self.stack.push(Open { kind: OpenKind::Plain, bars: 0 });
+                self.stack.push(Open {
+                    kind: OpenKind::Plain,
+                    bars: 0,
+                });
                 self.both("(?:");
             }
             'P' => match self.next() {
@@ -433,7 +471,10 @@ impl<'a> Tx<'a> {
                     }
                     self.name_set.insert(name.clone(), self.names.len());
                     self.names.push(Some(name.clone()));
-                    self.stack.push(Open { kind: OpenKind::Plain, bars: 0 });
+                    self.stack.push(Open {
+                        kind: OpenKind::Plain,
+                        bars: 0,
+                    });
                     self.exact.push_str(&format!("(?P<{name}>"));
                     if self.suppress == 0 {
                         self.relaxed.push_str("(?:");
@@ -455,14 +496,20 @@ impl<'a> Tx<'a> {
             },
             '=' | '!' => {
                 self.fancy = true;
-                self.stack.push(Open { kind: OpenKind::Look, bars: 0 });
+                self.stack.push(Open {
+                    kind: OpenKind::Look,
+                    bars: 0,
+                });
                 self.exact.push_str(&format!("(?{c}"));
                 self.suppress += 1;
             }
             '<' => match self.next() {
                 Some(d @ ('=' | '!')) => {
                     self.fancy = true;
-                    self.stack.push(Open { kind: OpenKind::Look, bars: 0 });
+                    self.stack.push(Open {
+                        kind: OpenKind::Look,
+                        bars: 0,
+                    });
                     self.exact.push_str(&format!("(?<{d}"));
                     self.suppress += 1;
                 }
@@ -492,7 +539,10 @@ impl<'a> Tx<'a> {
                     return Err(self.err(format!("invalid group reference {idx}")));
                 }
                 self.fancy = true;
-                self.stack.push(Open { kind: OpenKind::Cond, bars: 0 });
+                self.stack.push(Open {
+                    kind: OpenKind::Cond,
+                    bars: 0,
+                });
                 self.exact.push_str(&format!("(?({idx})"));
                 if self.suppress == 0 {
                     self.relaxed.push_str("(?:");
@@ -500,7 +550,10 @@ impl<'a> Tx<'a> {
             }
             '>' => {
                 self.fancy = true;
-                self.stack.push(Open { kind: OpenKind::Plain, bars: 0 });
+                self.stack.push(Open {
+                    kind: OpenKind::Plain,
+                    bars: 0,
+                });
                 self.exact.push_str("(?>");
                 if self.suppress == 0 {
                     self.relaxed.push_str("(?:");
@@ -518,7 +571,11 @@ impl<'a> Tx<'a> {
                         'L' | 'u' => {}
                         'x' => {
                             self.verbose = !neg;
-                            if neg { off.push('x') } else { on.push('x') }
+                            if neg {
+                                off.push('x')
+                            } else {
+                                on.push('x')
+                            }
                         }
                         'i' | 'm' | 's' => {
                             if neg {
@@ -528,14 +585,25 @@ impl<'a> Tx<'a> {
                             }
                         }
                         ':' => {
-                            let f = if off.is_empty() { format!("(?{on}:") } else { format!("(?{on}-{off}:") };
-                            self.stack.push(Open { kind: OpenKind::Plain, bars: 0 });
+                            let f = if off.is_empty() {
+                                format!("(?{on}:")
+                            } else {
+                                format!("(?{on}-{off}:")
+                            };
+                            self.stack.push(Open {
+                                kind: OpenKind::Plain,
+                                bars: 0,
+                            });
                             self.both(&f);
                             return Ok(());
                         }
                         ')' => {
                             if !on.is_empty() || !off.is_empty() {
-                                let f = if off.is_empty() { format!("(?{on})") } else { format!("(?{on}-{off})") };
+                                let f = if off.is_empty() {
+                                    format!("(?{on})")
+                                } else {
+                                    format!("(?{on}-{off})")
+                                };
                                 self.both(&f);
                             }
                             return Ok(());

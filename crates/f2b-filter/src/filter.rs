@@ -163,7 +163,11 @@ impl V {
         match self {
             V::Null => Value::None,
             V::S(s) => Value::Str(s.clone()),
-            V::Tuple(t) => Value::Tuple(t.iter().map(|o| o.clone().map(Value::Str).unwrap_or(Value::None)).collect()),
+            V::Tuple(t) => Value::Tuple(
+                t.iter()
+                    .map(|o| o.clone().map(Value::Str).unwrap_or(Value::None))
+                    .collect(),
+            ),
             V::Users(u) => Value::Set(u.iter().cloned().map(Value::Str).collect()),
             V::Lines(l) => Value::List(l.iter().map(|t| Value::Str(join_tuple(t))).collect()),
             V::Int(i) => Value::Int(*i),
@@ -235,13 +239,19 @@ struct Found {
 }
 
 impl FRegex {
-    fn new(source: &str, multiline: bool, use_dns: UseDns, option: &'static str) -> Result<FRegex, FilterError> {
+    fn new(
+        source: &str,
+        multiline: bool,
+        use_dns: UseDns,
+        option: &'static str,
+    ) -> Result<FRegex, FilterError> {
         let expanded = resolve_host_tag(source, use_dns);
         if expanded.trim_start().is_empty() {
             return Err(FilterError::Empty { option });
         }
         let expanded = glob_to_local_flags(&expanded);
-        let re = PyRegex::new(&expanded, multiline).map_err(|source| FilterError::Regex { option, source })?;
+        let re = PyRegex::new(&expanded, multiline)
+            .map_err(|source| FilterError::Regex { option, source })?;
         let mut alt = Vec::new();
         let mut tuple = Vec::new();
         let mut skiplines = Vec::new();
@@ -261,7 +271,12 @@ impl FRegex {
                 if let Some(rest) = k.strip_prefix(pre) {
                     // COMPLNAME_CRE: ^(alt_|tuple_)(.*?)(?:_\d+)?$
                     let base = match rest.rfind('_') {
-                        Some(p) if p + 1 < rest.len() && rest[p + 1..].bytes().all(|b| b.is_ascii_digit()) => &rest[..p],
+                        Some(p)
+                            if p + 1 < rest.len()
+                                && rest[p + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+                        {
+                            &rest[..p]
+                        }
                         _ => rest,
                     };
                     list.push((k.clone(), crate::tags::map_tag_to_opt(base)));
@@ -270,7 +285,13 @@ impl FRegex {
         }
         alt.sort();
         tuple.sort();
-        Ok(FRegex { source: source.to_string(), re, alt, tuple, skiplines })
+        Ok(FRegex {
+            source: source.to_string(),
+            re,
+            alt,
+            tuple,
+            skiplines,
+        })
     }
 
     fn has_group(&self, n: &str) -> bool {
@@ -283,9 +304,15 @@ impl FRegex {
         let (matched, unmatched) = if org.len() <= 1 {
             (org.to_vec(), Vec::new())
         } else {
-            let line_start = buf[..(ms + 1).min(buf.len())].rfind('\n').map(|p| p + 1).unwrap_or(0);
+            let line_start = buf[..(ms + 1).min(buf.len())]
+                .rfind('\n')
+                .map(|p| p + 1)
+                .unwrap_or(0);
             let from = me.saturating_sub(1);
-            let line_end = buf[from..].find('\n').map(|p| from + p + 1).unwrap_or(buf.len());
+            let line_end = buf[from..]
+                .find('\n')
+                .map(|p| from + p + 1)
+                .unwrap_or(buf.len());
             let c1 = buf[..line_start].matches('\n').count();
             let c2 = buf[..line_end].matches('\n').count();
             let c1 = c1.min(org.len());
@@ -318,14 +345,22 @@ impl FRegex {
             unmatched.extend(org[c2..].iter().cloned());
             (matched, unmatched)
         };
-        Some(Found { spans, matched, unmatched })
+        Some(Found {
+            spans,
+            matched,
+            unmatched,
+        })
     }
 
     fn groups(&self, buf: &str, f: &Found) -> Fail {
         let mut fail = Fail::new();
         for (i, n) in self.re.names().iter().enumerate() {
             if let Some(n) = n {
-                let v = f.spans.get(i).map(|(a, b)| V::S(buf[a..b].to_string())).unwrap_or(V::Null);
+                let v = f
+                    .spans
+                    .get(i)
+                    .map(|(a, b)| V::S(buf[a..b].to_string()))
+                    .unwrap_or(V::Null);
                 fail.insert(n.clone(), v);
             }
         }
@@ -358,7 +393,8 @@ fn py_splitlines(s: &str) -> Vec<String> {
     let mut it = s.chars().peekable();
     while let Some(c) = it.next() {
         match c {
-            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}' => out.push(std::mem::take(&mut cur)),
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}'
+            | '\u{2029}' => out.push(std::mem::take(&mut cur)),
             '\r' => {
                 if it.peek() == Some(&'\n') {
                     it.next();
@@ -508,13 +544,17 @@ pub struct Filter {
     pub last_ignored_by: Option<usize>,
     /// Warnings produced while processing (drained by the caller).
     pub warnings: Vec<String>,
+    last_pref_matched: bool,
 }
 
 impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Filter")
             .field("prefregex", &self.pref.as_ref().map(|r| &r.source))
-            .field("failregex", &self.fail.iter().map(|r| &r.source).collect::<Vec<_>>())
+            .field(
+                "failregex",
+                &self.fail.iter().map(|r| &r.source).collect::<Vec<_>>(),
+            )
             .field("maxlines", &self.max_lines)
             .finish()
     }
@@ -546,6 +586,7 @@ impl Filter {
             find_time: 600.0,
             last_ignored_by: None,
             warnings: Vec::new(),
+            last_pref_matched: false,
         };
         if spec.maxlines > 1 {
             f.max_lines = spec.maxlines;
@@ -575,9 +616,15 @@ impl Filter {
     pub fn add_failregex(&mut self, v: &str) -> Result<(), FilterError> {
         let r = FRegex::new(v, self.max_lines > 1, self.use_dns, "failregex")?;
         const IDS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
-        let has = IDS.iter().any(|g| r.has_group(g)) || self.pref.as_ref().is_some_and(|p| IDS.iter().any(|g| p.has_group(g)));
+        let has = IDS.iter().any(|g| r.has_group(g))
+            || self
+                .pref
+                .as_ref()
+                .is_some_and(|p| IDS.iter().any(|g| p.has_group(g)));
         if !has {
-            return Err(FilterError::NoFailureId { regex: r.re.as_str().to_string() });
+            return Err(FilterError::NoFailureId {
+                regex: r.re.as_str().to_string(),
+            });
         }
         self.fail.push(r);
         Ok(())
@@ -620,12 +667,30 @@ impl Filter {
     }
     /// The expanded (Python-syntax) failregexes, as fail2ban reports them.
     pub fn failregex_expanded(&self) -> Vec<String> {
-        self.fail.iter().map(|r| r.re.as_str().to_string()).collect()
+        self.fail
+            .iter()
+            .map(|r| r.re.as_str().to_string())
+            .collect()
     }
     /// `get <jail> ignoreregex`.
     pub fn ignoreregex(&self) -> Vec<String> {
         self.ignore.iter().map(|r| r.source.clone()).collect()
     }
+    /// The expanded prefregex (as fail2ban-regex prints it).
+    pub fn prefregex_expanded(&self) -> Option<String> {
+        self.pref.as_ref().map(|r| r.re.as_str().to_string())
+    }
+
+    /// True if the prefregex matched the last processed line.
+    pub fn prefregex_matched(&self) -> bool {
+        self.last_pref_matched
+    }
+
+    /// The current multi-line buffer.
+    pub fn line_buffer(&self) -> &[TupleLine] {
+        &self.line_buffer
+    }
+
     /// `get <jail> prefregex`.
     pub fn prefregex(&self) -> Option<String> {
         self.pref.as_ref().map(|r| r.source.clone())
@@ -634,7 +699,9 @@ impl Filter {
     /// `set <jail> maxlines`.
     pub fn set_maxlines(&mut self, v: i64) -> Result<(), FilterError> {
         if v <= 0 {
-            return Err(FilterError::MaxLines { value: v.to_string() });
+            return Err(FilterError::MaxLines {
+                value: v.to_string(),
+            });
         }
         self.max_lines = v as usize;
         Ok(())
@@ -671,7 +738,10 @@ impl Filter {
             return (None, "Default Detectors".into());
         }
         let t = dd.template(0);
-        (t.and_then(|t| t.pattern.clone()), t.map(|t| t.name.clone()).unwrap_or_default())
+        (
+            t.and_then(|t| t.pattern.clone()),
+            t.map(|t| t.name.clone()).unwrap_or_default(),
+        )
     }
 
     /// `set <jail> logtimezone`.
@@ -706,11 +776,20 @@ impl Filter {
 
     /// Number of searches abandoned for exceeding the backtracking budget.
     pub fn budget_hits(&self) -> u64 {
-        self.fail.iter().chain(self.ignore.iter()).chain(self.pref.iter()).map(|r| r.re.budget_hits()).sum()
+        self.fail
+            .iter()
+            .chain(self.ignore.iter())
+            .chain(self.pref.iter())
+            .map(|r| r.re.budget_hits())
+            .sum()
     }
 
     fn ctx(&self, now: f64) -> TimeCtx {
-        TimeCtx { now, local: self.local.clone(), default_tz: self.date_detector.default_tz }
+        TimeCtx {
+            now,
+            local: self.local.clone(),
+            default_tz: self.date_detector.default_tz,
+        }
     }
 
     /// `processLine(line)`: finds the date, then the failures, in one line.
@@ -731,7 +810,9 @@ impl Filter {
                             self.last_time_text = m.to_string();
                             self.last_date = Some(d);
                         }
-                        None => self.warnings.push(format!("findFailure failed to parse timeText: {m}")),
+                        None => self
+                            .warnings
+                            .push(format!("findFailure failed to parse timeText: {m}")),
                     }
                 } else if self.last_date.is_some_and(|d| d > now - 60.0) {
                     t = (String::new(), self.last_time_text.clone(), line.to_string());
@@ -764,7 +845,13 @@ impl Filter {
         self.finish_line(line, Some(date), false, now)
     }
 
-    fn finish_line(&mut self, tuple: TupleLine, mut date: Option<f64>, no_date: bool, now: f64) -> Vec<Failure> {
+    fn finish_line(
+        &mut self,
+        tuple: TupleLine,
+        mut date: Option<f64>,
+        no_date: bool,
+        now: f64,
+    ) -> Vec<Failure> {
         if self.check_find_time {
             if let Some(d) = date {
                 if self.in_operation {
@@ -905,9 +992,16 @@ impl Filter {
         fail
     }
 
-    fn find_failure(&mut self, tuple: TupleLine, date: Option<f64>, no_date: bool, now: f64) -> Vec<Failure> {
+    fn find_failure(
+        &mut self,
+        tuple: TupleLine,
+        date: Option<f64>,
+        no_date: bool,
+        now: f64,
+    ) -> Vec<Failure> {
         let mut out = Vec::new();
         self.last_ignored_by = None;
+        self.last_pref_matched = false;
         let raw_mode = self.use_dns == UseDns::Raw || self.return_raw_host;
         let org: Vec<TupleLine> = if self.max_lines > 1 {
             self.line_buffer.push(tuple.clone());
@@ -933,6 +1027,7 @@ impl Filter {
             let Some(f) = p.search(&b, &org) else {
                 return out;
             };
+            self.last_pref_matched = true;
             pre_groups = p.groups(&b, &f);
             let repl = pre_groups.remove("content");
             if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
@@ -949,7 +1044,9 @@ impl Filter {
                     b
                 }
             };
-            let Some(found) = self.fail[idx].search(&b, &org) else { continue };
+            let Some(found) = self.fail[idx].search(&b, &org) else {
+                continue;
+            };
             let mut fail = self.fail[idx].groups(&b, &found);
             if !self.ignore.is_empty() {
                 if let Some(i) = self.ignore_line(&b, &org, Some(&found)) {
@@ -962,7 +1059,10 @@ impl Filter {
                 }
             }
             if no_date {
-                self.warnings.push(format!("Found a match but no valid date/time found for {:?}.", tuple.1));
+                self.warnings.push(format!(
+                    "Found a match but no valid date/time found for {:?}.",
+                    tuple.1
+                ));
                 if date.is_none() && self.check_find_time {
                     continue;
                 }
@@ -996,7 +1096,10 @@ impl Filter {
             let mut cidr: Option<i64> = if raw_mode { Some(-2) } else { None };
             let mut ip = get_str(&fail, "ip4").map(str::to_string);
             let cidr_of = |fail: &Fail, fam: i64| -> i64 {
-                get_str(fail, "cidr").filter(|s| !s.is_empty()).and_then(|s| s.parse::<i64>().ok()).unwrap_or(fam)
+                get_str(fail, "cidr")
+                    .filter(|s| !s.is_empty())
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .unwrap_or(fam)
             };
             if ip.is_some() {
                 cidr = Some(cidr_of(&fail, -4));
@@ -1010,7 +1113,9 @@ impl Filter {
                     ip = get_str(&fail, "dns").map(str::to_string);
                     if ip.is_none() {
                         if fid.is_none() && mlfid.is_none() {
-                            fid = ["fid", "ip4", "ip6", "dns"].iter().find_map(|g| get_str(&fail, g).map(str::to_string));
+                            fid = ["fid", "ip4", "ip6", "dns"]
+                                .iter()
+                                .find_map(|g| get_str(&fail, g).map(str::to_string));
                         }
                         ip = fid.clone();
                         raw = true;
@@ -1036,7 +1141,11 @@ impl Filter {
                     match &fid {
                         Some(f) if *f != ip => {
                             fail.insert("ip".into(), V::Addr(ipaddr));
-                            vec![Some(if defcidr_raw { Addr::raw(f.clone()) } else { make_addr(f, None) })]
+                            vec![Some(if defcidr_raw {
+                                Addr::raw(f.clone())
+                            } else {
+                                make_addr(f, None)
+                            })]
                         }
                         _ => vec![Some(ipaddr)],
                     }
@@ -1055,7 +1164,13 @@ impl Filter {
                     }
                     fields.insert(k.clone(), v.to_value());
                 }
-                out.push(Failure { regex_index: idx, id, time: date, fields, matches });
+                out.push(Failure {
+                    regex_index: idx,
+                    id,
+                    time: date,
+                    fields,
+                    matches,
+                });
             }
             if !self.check_all_regex {
                 break;
@@ -1066,7 +1181,10 @@ impl Filter {
 
     fn text_to_ip(&self, text: &str) -> Vec<Addr> {
         // IP_4_6_CRE full match (brackets allowed around IPv6)
-        let t = text.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(text);
+        let t = text
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(text);
         if let Some(ip) = f2b_core::addr::parse_ip(t) {
             return vec![Addr::Ip(ip)];
         }
@@ -1087,7 +1205,10 @@ fn make_addr(ip: &str, cidr: Option<i64>) -> Addr {
     match cidr {
         Some(-2) => Addr::raw(ip),
         Some(n) if n >= 0 => {
-            let t = ip.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(ip);
+            let t = ip
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .unwrap_or(ip);
             match t.parse::<std::net::IpAddr>() {
                 Ok(a) => {
                     let net = IpNet::new(a, n.min(255) as u8);
@@ -1133,9 +1254,15 @@ mod tests {
     #[test]
     fn simple_host_match() {
         let mut f = flt(&[r"sshd: Failed password for <F-USER>\S+</F-USER> from <HOST>"]);
-        let r = f.process_line("Aug 14 11:59:59 sshd: Failed password for root from 192.0.2.1 port 22", 1124013600.0);
+        let r = f.process_line(
+            "Aug 14 11:59:59 sshd: Failed password for root from 192.0.2.1 port 22",
+            1124013600.0,
+        );
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].id.as_ref().map(|a| a.to_string()).as_deref(), Some("192.0.2.1"));
+        assert_eq!(
+            r[0].id.as_ref().map(|a| a.to_string()).as_deref(),
+            Some("192.0.2.1")
+        );
         assert_eq!(r[0].field_str("user"), Some("root"));
         assert_eq!(r[0].matches.len(), 1);
     }
@@ -1151,7 +1278,10 @@ mod tests {
 
     #[test]
     fn no_failure_id_is_an_error() {
-        let e = Filter::new(FilterSpec { failregex: vec!["^foo$".into()], ..Default::default() });
+        let e = Filter::new(FilterSpec {
+            failregex: vec!["^foo$".into()],
+            ..Default::default()
+        });
         assert!(matches!(e, Err(FilterError::NoFailureId { .. })));
     }
 

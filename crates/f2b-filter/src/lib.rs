@@ -13,4 +13,6 @@ pub mod dialect;
 pub mod filter;
 pub mod tags;
 
-pub use filter::{Failure, Filter, FilterError, FilterSpec, Resolver, SystemResolver, TupleLine, UseDns};
+pub use filter::{
+    Failure, Filter, FilterError, FilterSpec, Resolver, SystemResolver, TupleLine, UseDns,
+};

@@ -121,7 +121,11 @@ fn subst(
     use_dns: UseDns,
 ) -> String {
     if tn == "HOST" {
-        return if use_dns != UseDns::No { r_host() } else { r_addr() };
+        return if use_dns != UseDns::No {
+            r_host()
+        } else {
+            r_addr()
+        };
     }
     if tn == "SKIPLINES" {
         let n = *nl;

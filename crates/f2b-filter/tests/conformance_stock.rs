@@ -61,7 +61,18 @@ fn load_py(root: &Path, name: &str, opts: &[(String, String)]) -> Result<FilterS
     let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("{e}: {line}"))?;
     let ok = v.get("ok").ok_or_else(|| format!("python: {}", v["err"]))?;
     let list = |k: &str| -> Vec<String> {
-        ok.get(k).and_then(|a| a.as_array()).map(|a| a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect()).unwrap_or_default()
+        ok.get(k)
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let first = |k: &str| list(k).into_iter().next();
     Ok(FilterSpec {
@@ -101,6 +112,15 @@ fn stock_filters_pass_sample_logs() {
     for f in &unexpected {
         eprintln!("{}:{} [{}] {}", f.file, f.line, f.filter, f.message);
     }
-    assert!(rep.annotations >= 1040, "too few annotations: {}", rep.summary());
-    assert!(unexpected.is_empty(), "{} unexpected failures; {}", unexpected.len(), rep.summary());
+    assert!(
+        rep.annotations >= 1040,
+        "too few annotations: {}",
+        rep.summary()
+    );
+    assert!(
+        unexpected.is_empty(),
+        "{} unexpected failures; {}",
+        unexpected.len(),
+        rep.summary()
+    );
 }
