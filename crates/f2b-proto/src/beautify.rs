@@ -556,7 +556,8 @@ fn stats_table(jails: &[(Value, Value)]) -> Option<String> {
         }
     }
     let pad = |s: &str, n: usize| format!("{s}{}", " ".repeat(n.saturating_sub(s.chars().count())));
-    let rpad = |s: &str, n: usize| format!("{}{s}", " ".repeat(n.saturating_sub(s.chars().count())));
+    let rpad =
+        |s: &str, n: usize| format!("{}{s}", " ".repeat(n.saturating_sub(s.chars().count())));
     let mut out = Vec::new();
     out.push(format!(
         "{} | {} | {} | {}",

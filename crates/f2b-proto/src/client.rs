@@ -61,13 +61,11 @@ impl Reply {
     /// Classifies a raw decoded reply.
     pub fn from_value(v: Value) -> Reply {
         match v {
-            Value::Tuple(mut t) | Value::List(mut t) if t.len() == 2 => {
-                match t[0] {
-                    Value::Int(0) | Value::Bool(false) => Reply::Ok(t.remove(1)),
-                    Value::Int(1) | Value::Bool(true) => Reply::Err(t.remove(1)),
-                    _ => Reply::Other(Value::Tuple(t)),
-                }
-            }
+            Value::Tuple(mut t) | Value::List(mut t) if t.len() == 2 => match t[0] {
+                Value::Int(0) | Value::Bool(false) => Reply::Ok(t.remove(1)),
+                Value::Int(1) | Value::Bool(true) => Reply::Err(t.remove(1)),
+                _ => Reply::Other(Value::Tuple(t)),
+            },
             other => Reply::Other(other),
         }
     }
@@ -84,7 +82,10 @@ pub struct Client {
 
 impl Client {
     /// Connects; `timeout` bounds every read and write (None = block).
-    pub fn connect(path: impl AsRef<Path>, timeout: Option<Duration>) -> Result<Client, ProtoError> {
+    pub fn connect(
+        path: impl AsRef<Path>,
+        timeout: Option<Duration>,
+    ) -> Result<Client, ProtoError> {
         let path = path.as_ref().to_path_buf();
         let sock = UnixStream::connect(&path).map_err(|source| ProtoError::Connect {
             path: path.clone(),

@@ -153,7 +153,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let first = needle[0];
     let mut i = 0;
     while i + needle.len() <= hay.len() {
-        match hay[i..=hay.len() - needle.len()].iter().position(|&b| b == first) {
+        match hay[i..=hay.len() - needle.len()]
+            .iter()
+            .position(|&b| b == first)
+        {
             None => return None,
             Some(p) => {
                 i += p;

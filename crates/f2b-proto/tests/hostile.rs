@@ -54,14 +54,20 @@ for p in payloads:
         // bytearray is data (protocol 5 BYTEARRAY8) and decodes; at lower
         // protocols it is a REDUCE of builtins.bytearray and is refused.
         if let Ok(v) = &r {
-            assert_eq!(v, &Value::Bytes(b"x".to_vec()), "unexpectedly accepted {line}");
+            assert_eq!(
+                v,
+                &Value::Bytes(b"x".to_vec()),
+                "unexpectedly accepted {line}"
+            );
             continue;
         }
         let e = r.unwrap_err();
         assert!(
             matches!(
                 e,
-                PickleError::Forbidden { .. } | PickleError::Truncated { .. } | PickleError::Malformed { .. }
+                PickleError::Forbidden { .. }
+                    | PickleError::Truncated { .. }
+                    | PickleError::Malformed { .. }
             ),
             "{line}: {e}"
         );
@@ -162,7 +168,11 @@ fn frames_split_anywhere_and_close() {
         }
         assert_eq!(
             got,
-            vec![Frame::Message(a.clone()), Frame::Message(b.clone()), Frame::Close],
+            vec![
+                Frame::Message(a.clone()),
+                Frame::Message(b.clone()),
+                Frame::Close
+            ],
             "step {step}"
         );
         assert_eq!(d.buffered(), 0);
@@ -180,12 +190,8 @@ fn frame_limit_is_exact() {
 
 fn nested_lists(depth: usize) -> Vec<u8> {
     let mut p = vec![0x80, 4];
-    for _ in 0..depth {
-        p.push(b']');
-    }
-    for _ in 1..depth {
-        p.push(b'a');
-    }
+    p.extend(std::iter::repeat_n(b']', depth));
+    p.extend(std::iter::repeat_n(b'a', depth - 1));
     p.push(b'.');
     p
 }
@@ -193,7 +199,10 @@ fn nested_lists(depth: usize) -> Vec<u8> {
 #[test]
 fn deep_nesting_is_refused() {
     assert!(decode(&nested_lists(60)).is_ok());
-    assert_eq!(decode(&nested_lists(100_000)), Err(PickleError::TooDeep { limit: 64 }));
+    assert_eq!(
+        decode(&nested_lists(100_000)),
+        Err(PickleError::TooDeep { limit: 64 })
+    );
     // Nested tuples via MARK
     let mut p = vec![0x80, 2];
     p.extend(std::iter::repeat_n(b'(', 200_000));
@@ -217,10 +226,13 @@ fn memo_attacks_are_refused() {
         decode(b"\x80\x04Nr\xff\xff\xff\xff0j\xff\xff\xff\xff.").unwrap(),
         Value::None
     );
-    assert_eq!(decode(b"Np99999999999999999999\n."), Err(PickleError::Malformed {
-        offset: 1,
-        reason: "memo index".into()
-    }));
+    assert_eq!(
+        decode(b"Np99999999999999999999\n."),
+        Err(PickleError::Malformed {
+            offset: 1,
+            reason: "memo index".into()
+        })
+    );
     // Too many distinct memo slots
     let mut p = vec![0x80, 4, b'N'];
     for i in 0..70_000u32 {
@@ -259,11 +271,17 @@ fn billion_laughs_is_refused() {
         p.push(0x86);
         p.push(0x94);
     }
-    p.extend_from_slice(&[b'}', b'j']);
+    p.extend_from_slice(b"}j");
     p.extend_from_slice(&64u32.to_le_bytes());
-    p.extend_from_slice(&[b'N', b's', b'.']);
+    p.extend_from_slice(b"Ns.");
     let e = decode(&p).unwrap_err();
-    assert!(matches!(e, PickleError::Expansion { .. } | PickleError::TooDeep { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            PickleError::Expansion { .. } | PickleError::TooDeep { .. }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -283,7 +301,10 @@ fn huge_length_claims_do_not_allocate() {
         b"\x80\x04\x95\xff\xff\xff\xff\xff\xff\xff\xff",
         b"\x80\x02T\xff\xff\xff\x7f",
     ] {
-        assert!(matches!(decode(p), Err(PickleError::Truncated { .. })), "{p:?}");
+        assert!(
+            matches!(decode(p), Err(PickleError::Truncated { .. })),
+            "{p:?}"
+        );
     }
 }
 

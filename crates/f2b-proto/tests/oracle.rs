@@ -40,8 +40,9 @@ fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::List),
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Tuple),
-            proptest::collection::btree_map("[a-z]{0,5}", inner, 0..5)
-                .prop_map(|m| Value::Dict(m.into_iter().map(|(k, v)| (Value::Str(k), v)).collect())),
+            proptest::collection::btree_map("[a-z]{0,5}", inner, 0..5).prop_map(|m| Value::Dict(
+                m.into_iter().map(|(k, v)| (Value::Str(k), v)).collect()
+            )),
             proptest::collection::btree_set("[a-z]{0,5}", 0..5)
                 .prop_map(|s| Value::Set(s.into_iter().map(Value::Str).collect())),
         ]
@@ -218,7 +219,11 @@ for c in cases:
         ]),
         Value::Tuple(vec![
             Value::Int(0),
-            Value::Dict((0..1500).map(|i| (s(&format!("k{i}")), Value::Int(i))).collect()),
+            Value::Dict(
+                (0..1500)
+                    .map(|i| (s(&format!("k{i}")), Value::Int(i)))
+                    .collect(),
+            ),
         ]),
         Value::Tuple(vec![
             Value::Int(1),
@@ -273,8 +278,7 @@ for proto in range(0, 6):
                 },
                 allow_exceptions: true,
             },
-        )
-        ;
+        );
         // Before protocol 4 (5 for bytearray) Python pickles sets and
         // bytearrays as `REDUCE(builtins.set, ...)`: refused, even in reply
         // mode. Python's own server always uses protocol 5.
@@ -292,7 +296,10 @@ for proto in range(0, 6):
             .replace("set()", "frozenset()")
             .replace("b'ab'", "bytearray(b'ab')");
         if r.contains("frozenset") || r.contains("bytearray") {
-            assert!(ours == r || py_repr(&d.value).contains("set()") || ours.contains("bytearray"), "{r}");
+            assert!(
+                ours == r || py_repr(&d.value).contains("set()") || ours.contains("bytearray"),
+                "{r}"
+            );
         } else {
             assert_eq!(ours, r, "protocol {proto}");
         }
@@ -310,15 +317,21 @@ fn cmd(words: &[&str]) -> Vec<String> {
 /// exercise the Beautifier's error path.
 fn reply() -> impl Strategy<Value = Value> {
     let s = || "[a-z0-9./ ]{0,6}".prop_map(Value::Str);
-    let pair = (s(), prop_oneof![
-        any::<i16>().prop_map(|i| Value::Int(i.into())),
+    let pair = (
         s(),
-        proptest::collection::vec(s(), 0..3).prop_map(Value::List),
-        proptest::collection::vec(s(), 0..3).prop_map(Value::Tuple),
-    ])
+        prop_oneof![
+            any::<i16>().prop_map(|i| Value::Int(i.into())),
+            s(),
+            proptest::collection::vec(s(), 0..3).prop_map(Value::List),
+            proptest::collection::vec(s(), 0..3).prop_map(Value::Tuple),
+        ],
+    )
         .prop_map(|(k, v)| Value::Tuple(vec![k, v]));
     let tree = proptest::collection::vec(
-        ("[A-Z][a-z]{0,5}".prop_map(Value::Str), proptest::collection::vec(pair.clone(), 0..4).prop_map(Value::List))
+        (
+            "[A-Z][a-z]{0,5}".prop_map(Value::Str),
+            proptest::collection::vec(pair.clone(), 0..4).prop_map(Value::List),
+        )
             .prop_map(|(k, v)| Value::Tuple(vec![k, v])),
         0..3,
     )
@@ -327,19 +340,36 @@ fn reply() -> impl Strategy<Value = Value> {
         Just(Value::None),
         s(),
         any::<i8>().prop_map(|i| Value::Int(i.into())),
-        prop_oneof![Just(20i64), Just(10), Just(25), Just(7), Just(5), Just(18), Just(1)].prop_map(Value::Int),
+        prop_oneof![
+            Just(20i64),
+            Just(10),
+            Just(25),
+            Just(7),
+            Just(5),
+            Just(18),
+            Just(1)
+        ]
+        .prop_map(Value::Int),
         any::<bool>().prop_map(Value::Bool),
         Just(Value::Float(3.75)),
         proptest::collection::vec(s(), 0..4).prop_map(Value::List),
         proptest::collection::vec(s(), 0..3).prop_map(Value::Tuple),
         (prop_oneof![Just(Value::None), s()], s()).prop_map(|(a, b)| Value::Tuple(vec![a, b])),
-        proptest::collection::vec(proptest::collection::vec(s(), 0..3).prop_map(Value::List), 0..3)
-            .prop_map(Value::List),
+        proptest::collection::vec(
+            proptest::collection::vec(s(), 0..3).prop_map(Value::List),
+            0..3
+        )
+        .prop_map(Value::List),
         proptest::collection::vec(pair, 0..4).prop_map(Value::List),
         tree,
-        proptest::collection::vec(any::<i8>().prop_map(|i| Value::Int(i.into())), 0..3).prop_map(Value::List),
+        proptest::collection::vec(any::<i8>().prop_map(|i| Value::Int(i.into())), 0..3)
+            .prop_map(Value::List),
         proptest::collection::btree_map("[a-z]{1,4}", any::<i8>(), 0..3).prop_map(|m| {
-            Value::Dict(m.into_iter().map(|(k, v)| (Value::Str(k), Value::Int(v.into()))).collect())
+            Value::Dict(
+                m.into_iter()
+                    .map(|(k, v)| (Value::Str(k), Value::Int(v.into())))
+                    .collect(),
+            )
         }),
         Just(Value::Bytes(b"ab".to_vec())),
     ]
@@ -417,7 +447,10 @@ fn beautifier_matches_python() {
         ("IndexError", "list index out of range"),
         ("KeyError", "x"),
         ("ValueError", "Invalid command"),
-        ("Exception", "Invalid command (no set action or not yet implemented)"),
+        (
+            "Exception",
+            "Invalid command (no set action or not yet implemented)",
+        ),
         ("TypeError", ""),
     ];
     for (class, message) in errors {
@@ -464,7 +497,9 @@ for line in sys.stdin:
             beautify(c, r)
         };
         if got != want {
-            mismatches.push(format!("{c:?} {r:?}\n  python: {want:?}\n  rust:   {got:?}"));
+            mismatches.push(format!(
+                "{c:?} {r:?}\n  python: {want:?}\n  rust:   {got:?}"
+            ));
         }
     }
     assert!(

@@ -143,9 +143,17 @@ enum Obj {
         frozen: bool,
     },
     /// A class reference (`GLOBAL`), only in exception mode.
-    Class { name: String },
+    Class {
+        name: String,
+    },
+    /// `builtins.str`, only in reply mode: fail2ban's `IPAddr` pickles
+    /// itself as `str('1.2.3.4')`.
+    StrType,
     /// `Class(*args)` (`REDUCE`), only in exception mode.
-    Exception { class: String, message: String },
+    Exception {
+        class: String,
+        message: String,
+    },
 }
 
 struct Machine<'a> {
@@ -633,6 +641,18 @@ impl<'a> Machine<'a> {
                 op::REDUCE if self.opts.allow_exceptions => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
+                    if matches!(self.arena[callable], Obj::StrType) {
+                        let s = match &self.arena[args] {
+                            Obj::Tuple(a) if a.len() == 1 => match &self.arena[a[0]] {
+                                Obj::Scalar(Value::Str(s)) => Some(s.clone()),
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        let s = s.ok_or_else(|| self.malformed("str() of a non-string"))?;
+                        self.push(Obj::Scalar(Value::Str(s)));
+                        continue;
+                    }
                     let Obj::Class { name } = &self.arena[callable] else {
                         return Err(self.forbidden(code));
                     };
@@ -690,6 +710,10 @@ impl<'a> Machine<'a> {
         // it is one (fail2ban's, `re.error`, ...). `set`, `bytearray`,
         // `os.system`, ... are refused even here.
         let builtin = matches!(module, "builtins" | "exceptions");
+        if builtin && name == "str" {
+            self.push(Obj::StrType);
+            return Ok(());
+        }
         let looks_like_exception = ["Error", "Exception", "Warning"]
             .iter()
             .any(|s| name.ends_with(s))
@@ -873,7 +897,9 @@ impl<'a> Machine<'a> {
             Obj::List(_) => return Err(unhashable("list")),
             Obj::Dict { .. } => return Err(unhashable("dict")),
             Obj::Set { .. } => return Err(unhashable("set")),
-            Obj::Class { .. } | Obj::Exception { .. } => return Err(unhashable("object")),
+            Obj::Class { .. } | Obj::StrType | Obj::Exception { .. } => {
+                return Err(unhashable("object"))
+            }
         }
         Ok(())
     }
@@ -888,9 +914,9 @@ impl<'a> Machine<'a> {
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.malformed("integer literal"));
         }
-        let mag: u64 = digits.parse().map_err(|_| PickleError::IntegerOverflow {
-            offset: self.op_at,
-        })?;
+        let mag: u64 = digits
+            .parse()
+            .map_err(|_| PickleError::IntegerOverflow { offset: self.op_at })?;
         let v = if neg {
             0i64.checked_sub_unsigned(mag)
         } else {
@@ -1087,7 +1113,7 @@ impl Materializer<'_> {
                     message: message.clone(),
                 })
             }
-            Obj::Class { .. } => {
+            Obj::Class { .. } | Obj::StrType => {
                 return Err(PickleError::Malformed {
                     offset: 0,
                     reason: "class reference used as a value".into(),
@@ -1122,7 +1148,7 @@ impl Materializer<'_> {
                 }
                 Value::Dict(out)
             }
-            Obj::Scalar(_) | Obj::Class { .. } | Obj::Exception { .. } => {
+            Obj::Scalar(_) | Obj::Class { .. } | Obj::StrType | Obj::Exception { .. } => {
                 return Err(PickleError::Malformed {
                     offset: 0,
                     reason: "internal: scalar as container".into(),

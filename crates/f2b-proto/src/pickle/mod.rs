@@ -23,6 +23,6 @@ mod encode;
 mod error;
 pub(crate) mod op;
 
-pub use decode::{decode, decode_reply, decode_with, Decoded, DecodeOptions, Limits};
+pub use decode::{decode, decode_reply, decode_with, DecodeOptions, Decoded, Limits};
 pub use encode::{encode, encode_with, exception_origin, Protocol};
 pub use error::PickleError;
