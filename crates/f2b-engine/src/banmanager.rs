@@ -267,7 +267,7 @@ impl BanManager {
             let Some(Reverse(top)) = self.heap.peek().copied() else {
                 break;
             };
-            if !(now > top.eob) {
+            if now <= top.eob || now.is_nan() {
                 break;
             }
             self.heap.pop();

@@ -113,9 +113,9 @@ impl Val {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Var {
-    BanTime,
-    BanCount,
-    BanFactor,
+    Time,
+    Count,
+    Factor,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -538,14 +538,14 @@ impl Parser<'_> {
             "ban" if formula => {
                 let a = self.attr()?;
                 return match a.as_str() {
-                    "Time" => Ok(Node::Var(Var::BanTime)),
-                    "Count" => Ok(Node::Var(Var::BanCount)),
+                    "Time" => Ok(Node::Var(Var::Time)),
+                    "Count" => Ok(Node::Var(Var::Count)),
                     _ => Err(self.err(&format!(
                         "ban has no attribute {a:?} (use ban.Time, ban.Count)"
                     ))),
                 };
             }
-            "banFactor" if formula => return Ok(Node::Var(Var::BanFactor)),
+            "banFactor" if formula => return Ok(Node::Var(Var::Factor)),
             "math" => {
                 let a = self.attr()?;
                 match a.as_str() {
@@ -608,9 +608,9 @@ impl Parser<'_> {
 fn eval(n: &Node, v: &Vars) -> Result<Val, EvalError> {
     Ok(match n {
         Node::Const(c) => *c,
-        Node::Var(Var::BanTime) => Val::from_num(v.time),
-        Node::Var(Var::BanCount) => Val::Int(v.count),
-        Node::Var(Var::BanFactor) => Val::from_num(v.factor),
+        Node::Var(Var::Time) => Val::from_num(v.time),
+        Node::Var(Var::Count) => Val::Int(v.count),
+        Node::Var(Var::Factor) => Val::from_num(v.factor),
         Node::Unary(op, a) => {
             let a = eval(a, v)?;
             match (op, a.i()) {
@@ -964,7 +964,7 @@ fn call(f: Func, a: &[Val]) -> Result<Val, EvalError> {
 }
 
 fn to_int(v: f64) -> Val {
-    if v >= -9.2e18 && v <= 9.2e18 {
+    if (-9.2e18..=9.2e18).contains(&v) {
         Val::Int(v as i64)
     } else {
         Val::Float(v)

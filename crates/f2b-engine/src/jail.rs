@@ -879,3 +879,7 @@ impl JailEngine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "jail_tests.rs"]
+mod tests;
