@@ -493,6 +493,20 @@ impl CommandAction {
             self.log(LogLevel::Debug, "fail2ban.CommandAction", "Nothing to do");
             return true;
         }
+        let res = self
+            .env
+            .executor
+            .run(cmd, self.timeout, &self.jail, &self.name)
+            .await;
+        self.log_outcome(cmd, res)
+    }
+
+    /// Logs like fail2ban's `Utils.executeCmd` and tells success.
+    fn log_outcome(
+        &mut self,
+        cmd: &RenderedCommand,
+        res: Result<crate::exec::ExecOutcome, ActionError>,
+    ) -> bool {
         self.cmd_seq += 1;
         let id = ((self as *const Self as usize as u64) << 16) ^ self.cmd_seq;
         let shown = if cmd.args.is_empty() {
@@ -505,11 +519,6 @@ impl CommandAction {
                     .collect::<Vec<_>>()
             )
         };
-        let res = self
-            .env
-            .executor
-            .run(cmd, self.timeout, &self.jail, &self.name)
-            .await;
         match res {
             Err(e) => {
                 self.log(
@@ -763,6 +772,118 @@ impl CommandAction {
         Ok(())
     }
 
+    /// Bans many tickets at once: families are started (on demand) first,
+    /// then the `actionban` commands run concurrently, at most `parallel` at
+    /// a time. A ticket whose command fails continues on fail2ban's serial
+    /// path (invariant check, repair, one more attempt). Results are in the
+    /// order of `tickets`.
+    pub async fn ban_many(
+        &mut self,
+        tickets: &[BanTicket],
+        parallel: usize,
+    ) -> Vec<Result<(), ActionError>> {
+        let mut results: Vec<Option<Result<(), ActionError>>> = (0..tickets.len()).map(|_| None).collect();
+        // 1. Start families on demand, serially.
+        if self.start_on_demand() {
+            let mut fams: Vec<&str> = Vec::new();
+            for t in tickets {
+                let f = t.family().map_or("", |f| f.as_str());
+                if !fams.contains(&f) {
+                    fams.push(f);
+                }
+            }
+            for f in fams {
+                if self.started_get(f).unwrap_or(0) == 0 {
+                    if let Err(e) = self.start_family(Some(f), true).await {
+                        // Like fail2ban: every ticket of the family fails.
+                        let msg = e.to_string();
+                        for (i, t) in tickets.iter().enumerate() {
+                            if t.family().map_or("", |x| x.as_str()) == f {
+                                results[i] = Some(Err(ActionError::Operation {
+                                    operation: "starting",
+                                    jail: self.jail.clone(),
+                                    action: self.name.clone(),
+                                    reason: msg.clone(),
+                                }));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // 2. Render.
+        let mut jobs: Vec<(usize, RenderedCommand)> = Vec::new();
+        for (i, t) in tickets.iter().enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
+            let family = t.family().map_or("", |f| f.as_str());
+            let rendered = match self.render_static("<actionban>", family) {
+                Ok(cmd) => {
+                    let host = if cmd.contains("<ip-host>") {
+                        self.resolve_ip_host(t).await
+                    } else {
+                        None
+                    };
+                    self.render_ticket_command("<actionban>", t, host.as_deref())
+                }
+                Err(e) => Err(e),
+            };
+            match rendered {
+                Ok(r) => jobs.push((i, r)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        // 3. Run concurrently.
+        let sem = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        for (i, cmd) in jobs {
+            let ex = self.env.executor.clone();
+            let (timeout, jail, name, sem) = (self.timeout, self.jail.clone(), self.name.clone(), sem.clone());
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let res = ex.run(&cmd, timeout, &jail, &name).await;
+                (i, cmd, res)
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(x) = r {
+                done.push(x);
+            }
+        }
+        done.sort_by_key(|(i, _, _)| *i);
+        // 4. Book-keep; failures take the serial repair path.
+        for (i, cmd, res) in done {
+            let t = &tickets[i];
+            let ok = self.log_outcome(&cmd, res)
+                || self.process_cmd_from("<actionban>", t, 1).await.unwrap_or(false);
+            results[i] = Some(if ok {
+                let f = t.family().map_or("", |f| f.as_str());
+                let v = self.started_get(f).unwrap_or(0);
+                self.started_set(f, v | STARTED | HAS_ITEMS);
+                Ok(())
+            } else {
+                Err(ActionError::Ticket {
+                    what: "banning",
+                    ip: t.id.clone(),
+                })
+            });
+        }
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.unwrap_or_else(|| {
+                    Err(ActionError::Ticket {
+                        what: "banning",
+                        ip: tickets[i].id.clone(),
+                    })
+                })
+            })
+            .collect()
+    }
+
     /// Prolongs a ban (`actionprolong`); callers check [`Self::prolongable`].
     pub async fn prolong(&mut self, ticket: &BanTicket) -> Result<(), ActionError> {
         if !self.process_cmd("<actionprolong>", ticket).await? {
@@ -924,8 +1045,17 @@ impl CommandAction {
     /// fail2ban's `_processCmd`: run; on failure run the invariant check
     /// (and repair) if `actioncheck` is set, then try once more.
     async fn process_cmd(&mut self, tag: &str, ticket: &BanTicket) -> Result<bool, ActionError> {
+        self.process_cmd_from(tag, ticket, 0).await
+    }
+
+    /// `process_cmd` entered after `repcnt` failed attempts.
+    async fn process_cmd_from(
+        &mut self,
+        tag: &str,
+        ticket: &BanTicket,
+        mut repcnt: u32,
+    ) -> Result<bool, ActionError> {
         let family = ticket.family().map_or("", |f| f.as_str()).to_owned();
-        let mut repcnt = 0;
         loop {
             if repcnt > 0 && self.truthy("actioncheck") {
                 let is_unban = tag == "<actionunban>";

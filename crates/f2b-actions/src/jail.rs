@@ -157,6 +157,40 @@ impl JailActions {
         fails
     }
 
+    /// Bans many new tickets at once (a ban storm): per action, the
+    /// commands of the tickets run concurrently, at most `parallel` at a
+    /// time (see [`CommandAction::ban_many`]); actions are taken one after
+    /// another. Returns the failures as (ticket index, failure).
+    pub async fn ban_many(
+        &mut self,
+        tickets: &[BanTicket],
+        parallel: usize,
+    ) -> Vec<(usize, ActionFailure)> {
+        let mut fails = Vec::new();
+        for a in 0..self.actions.len() {
+            let skip = self.actions[a].norestored();
+            let idx: Vec<usize> = (0..tickets.len())
+                .filter(|&i| !(skip && tickets[i].restored))
+                .collect();
+            let subset: Vec<BanTicket> = idx.iter().map(|&i| tickets[i].clone()).collect();
+            let res = self.actions[a].ban_many(&subset, parallel).await;
+            for (k, r) in res.into_iter().enumerate() {
+                if let Err(e) = r {
+                    let name = self.actions[a].name().to_owned();
+                    self.log(
+                        LogLevel::Error,
+                        &format!(
+                            "Failed to execute ban jail '{}' action '{}' info '{}': {}",
+                            self.jail, name, subset[k].id, e
+                        ),
+                    );
+                    fails.push((idx[k], ActionFailure { action: name, error: e }));
+                }
+            }
+        }
+        fails
+    }
+
     /// Re-bans a ticket: with `only_newer`, only actions whose ban epoch is
     /// newer than the ticket's (fail2ban after a repair). Stops at the first
     /// failure, as fail2ban does; returns whether all succeeded.

@@ -394,3 +394,43 @@ async fn a_slow_jail_does_not_delay_another() {
     assert!(!h.is_finished(), "the slow jail is still running");
     assert!(h.await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ban_many_runs_concurrently_and_keeps_fail2ban_semantics() {
+    let dir = common::TempDir::new("many");
+    let out = dir.path().join("out");
+    let o = out.display().to_string();
+    let mut env = (*common::env_with(Executor::new(), 1.0)).clone();
+    env.ipv6_allowed = true;
+    let mut ja = JailActions::new("j", Arc::new(env));
+    ja.add(
+        "m",
+        [
+            ("actionstart", format!("echo start <family> >> {o}")),
+            ("actioncheck", format!("echo check <family> >> {o}")),
+            ("actionban", format!("sleep 0.2; echo ban <ip> >> {o}; test <ip> != 192.0.2.13")),
+            ("x?family=inet6", "v6".to_owned()),
+        ],
+    )
+    .unwrap();
+    let mut tickets: Vec<BanTicket> = (0..40).map(|i| ticket(&format!("192.0.2.{i}"))).collect();
+    tickets.push(ticket("2001:db8::1"));
+    let t0 = Instant::now();
+    let fails = ja.ban_many(&tickets, 16).await;
+    let el = t0.elapsed();
+    // 41 commands of 0.2 s, 16 at a time: about 3 rounds, far below 8 s serial.
+    assert!(el < Duration::from_secs(3), "took {el:?}");
+    assert_eq!(fails.len(), 1);
+    assert_eq!(fails[0].0, 13);
+    let s = read(&out);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.iter().filter(|l| l.starts_with("start")).count(), 2);
+    assert!(lines[0].starts_with("start inet4") && lines[1].starts_with("start inet6"), "{s}");
+    for i in 0..40 {
+        let n = lines.iter().filter(|l| **l == format!("ban 192.0.2.{i}")).count();
+        // The failing one is retried once after the invariant check.
+        assert_eq!(n, if i == 13 { 2 } else { 1 }, "ban 192.0.2.{i}");
+    }
+    assert_eq!(lines.iter().filter(|l| **l == "check inet4").count(), 1);
+    assert!(lines.contains(&"ban 2001:db8::1"));
+}
