@@ -10,7 +10,7 @@ use f2b_core::value::Value;
 use thiserror::Error;
 
 use crate::frame::{close_message, frame, Frame, FrameDecoder, FrameError};
-use crate::pickle::{self, DecodeOptions, Limits, PickleError};
+use crate::pickle::{self, DecodeOptions, Limits, PickleError, Protocol};
 
 /// Default cap on a reply's size (a `status` or `banned` reply of a big
 /// server can be large): 64 MiB.
@@ -68,6 +68,22 @@ impl Reply {
             },
             other => Reply::Other(other),
         }
+    }
+}
+
+impl Reply {
+    /// The wire value: `(0, v)`, `(1, e)` or the bare value.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Reply::Ok(v) => Value::Tuple(vec![Value::Int(0), v.clone()]),
+            Reply::Err(e) => Value::Tuple(vec![Value::Int(1), e.clone()]),
+            Reply::Other(v) => v.clone(),
+        }
+    }
+
+    /// The complete server message: pickle at `protocol` + terminator.
+    pub fn to_frame(&self, protocol: Protocol) -> Vec<u8> {
+        frame(&pickle::encode_with(&self.to_value(), protocol))
     }
 }
 

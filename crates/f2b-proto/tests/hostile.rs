@@ -345,3 +345,59 @@ fn small_limits_are_honoured() {
     let e = pickle::decode_with(&pickle::encode(&v), &opts).unwrap_err();
     assert!(matches!(e, PickleError::ContainerTooLarge { limit: 3, .. }));
 }
+
+#[test]
+fn reply_mode_work_is_bounded() {
+    // One class and one big shared args tuple, applied 100k times: every
+    // REDUCE expands the args, so the shared node budget must stop it fast.
+    let mut p = vec![0x80, 4, 0x8c, 8];
+    p.extend_from_slice(b"builtins");
+    p.extend_from_slice(&[0x8c, 10]);
+    p.extend_from_slice(b"ValueError");
+    p.extend_from_slice(&[0x93, 0x94]); // class = memo 0
+    p.extend_from_slice(&[b']', 0x94]); // list = memo 1
+    p.push(b'(');
+    p.extend(std::iter::repeat_n(b'N', 2000));
+    p.push(b'e');
+    p.push(0x85); // (list,)
+    p.push(0x94); // memo 2
+    p.push(b'0');
+    for _ in 0..100_000 {
+        p.extend_from_slice(b"h\x00h\x02R0");
+    }
+    p.extend_from_slice(b"N.");
+    let t = std::time::Instant::now();
+    let e = decode_reply(&p).unwrap_err();
+    assert!(matches!(e, PickleError::Expansion { .. }), "{e}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    // Refused outright by the request decoder.
+    assert!(matches!(decode(&p), Err(PickleError::Forbidden { .. })));
+}
+
+#[test]
+fn reply_mode_refuses_non_exception_classes() {
+    for (m, n) in [
+        ("os", "system"),
+        ("builtins", "eval"),
+        ("builtins", "set"),
+        ("subprocess", "Popen"),
+    ] {
+        let mut p = vec![0x80, 4, 0x8c, m.len() as u8];
+        p.extend_from_slice(m.as_bytes());
+        p.extend_from_slice(&[0x8c, n.len() as u8]);
+        p.extend_from_slice(n.as_bytes());
+        p.extend_from_slice(b"\x93\x8c\x02id\x85R.");
+        assert!(
+            matches!(decode_reply(&p), Err(PickleError::Forbidden { .. })),
+            "{m}.{n}"
+        );
+    }
+    // builtins.str('1.2.3.4') is how fail2ban's IPAddr pickles: plain data.
+    let p = b"\x80\x04\x8c\x08builtins\x8c\x03str\x93\x8c\x071.2.3.4\x85R.";
+    assert_eq!(decode_reply(p).unwrap(), Value::Str("1.2.3.4".into()));
+    assert!(decode(p).is_err());
+}

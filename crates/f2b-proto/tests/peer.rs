@@ -12,7 +12,10 @@ use f2b_proto::{peer_allowed, peer_credentials};
 fn nobody_is_refused_and_root_is_allowed() {
     // SAFETY: trivial getter.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test needs root to switch the peer to uid 65534");
+    assert_eq!(
+        euid, 0,
+        "this test needs root to switch the peer to uid 65534"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let path = dir.path().join("s.sock");

@@ -115,9 +115,9 @@ pub fn decode_with(data: &[u8], opts: &DecodeOptions) -> Result<Decoded, PickleE
     let mut mat = Materializer {
         arena: &m.arena,
         limits: &opts.limits,
-        nodes: 0,
+        nodes: m.work,
         bytes: 0,
-        on_path: vec![false; m.arena.len()],
+        path: Vec::new(),
     };
     let value = mat.value(root, 0)?;
     Ok(Decoded {
@@ -734,28 +734,30 @@ impl<'a> Machine<'a> {
     /// `str(exc)`-like message from the exception's args tuple: the single
     /// string argument itself, `""` for no arguments, otherwise the Python
     /// `str()` of the argument (or of the whole tuple).
-    fn exception_message(&self, args: usize) -> Result<String, PickleError> {
-        let Obj::Tuple(items) = &self.arena[args] else {
+    fn exception_message(&mut self, args: usize) -> Result<String, PickleError> {
+        if !matches!(self.arena[args], Obj::Tuple(_)) {
             return Err(self.malformed("REDUCE arguments are not a tuple"));
-        };
+        }
         let mut mat = Materializer {
             arena: &self.arena,
             limits: &self.opts.limits,
-            nodes: 0,
+            nodes: self.work,
             bytes: 0,
-            on_path: vec![false; self.arena.len()],
+            path: Vec::new(),
         };
-        let tuple = mat.value(args, 0)?;
-        Ok(match items.len() {
-            0 => String::new(),
-            1 => match &self.arena[items[0]] {
-                Obj::Scalar(Value::Str(s)) => s.clone(),
-                _ => match tuple {
-                    Value::Tuple(mut v) => crate::pyfmt::py_str(&v.remove(0)),
+        let tuple = mat.value(args, 0);
+        // Exception arguments count against the same node budget.
+        self.work = mat.nodes;
+        Ok(match tuple? {
+            Value::Tuple(mut v) => match v.len() {
+                0 => String::new(),
+                1 => match v.remove(0) {
+                    Value::Str(s) => s,
                     other => crate::pyfmt::py_str(&other),
                 },
+                _ => crate::pyfmt::py_str(&Value::Tuple(v)),
             },
-            _ => crate::pyfmt::py_str(&tuple),
+            other => crate::pyfmt::py_str(&other),
         })
     }
 
@@ -1071,7 +1073,8 @@ struct Materializer<'a> {
     limits: &'a Limits,
     nodes: usize,
     bytes: usize,
-    on_path: Vec<bool>,
+    /// Containers being expanded (root to current): a cycle check.
+    path: Vec<usize>,
 }
 
 impl Materializer<'_> {
@@ -1087,9 +1090,6 @@ impl Materializer<'_> {
                 what: "nodes",
                 limit: self.limits.max_nodes,
             });
-        }
-        if self.on_path[id] {
-            return Err(PickleError::Cycle);
         }
         let v = match &self.arena[id] {
             Obj::Scalar(v) => {
@@ -1120,9 +1120,12 @@ impl Materializer<'_> {
                 })
             }
             _ => {
-                self.on_path[id] = true;
+                if self.path.contains(&id) {
+                    return Err(PickleError::Cycle);
+                }
+                self.path.push(id);
                 let r = self.container(id, depth);
-                self.on_path[id] = false;
+                self.path.pop();
                 r?
             }
         };

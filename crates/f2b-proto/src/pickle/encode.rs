@@ -20,6 +20,18 @@ pub enum Protocol {
     V5,
 }
 
+impl Protocol {
+    /// The protocol to answer a request pickled at `request` with: the
+    /// same one, so a Python 3.4–3.7 client (protocol 4) can read the reply.
+    pub fn for_request(request: u8) -> Protocol {
+        if request >= 5 {
+            Protocol::V5
+        } else {
+            Protocol::V4
+        }
+    }
+}
+
 const FRAME_SIZE_MIN: usize = 4;
 const FRAME_SIZE_TARGET: usize = 64 * 1024;
 const BATCH: usize = 1000;
