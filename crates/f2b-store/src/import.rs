@@ -82,15 +82,14 @@ fn import_attached(
         db: src_name.to_owned(),
         reason,
     };
-    let found = schema::read_version(conn, SRC).map_err(|source| match source
-        .sqlite_error_code()
-    {
-        Some(rusqlite::ErrorCode::NotADatabase) => not_db("not an SQLite database".into()),
-        _ => StoreError::Open {
-            db: src_name.to_owned(),
-            source,
-        },
-    })?;
+    let found =
+        schema::read_version(conn, SRC).map_err(|source| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => not_db("not an SQLite database".into()),
+            _ => StoreError::Open {
+                db: src_name.to_owned(),
+                source,
+            },
+        })?;
     let version = match found {
         Found::Version(v) if (1..=SCHEMA_VERSION).contains(&v) => v,
         Found::Version(v) if v > SCHEMA_VERSION => {

@@ -136,8 +136,7 @@ impl WriteBatch {
 
     /// Removes an ip's bans from a jail (see [`Store::remove_ban`]).
     pub fn remove_ban(&mut self, jail: &str, ip: &str) -> &mut Self {
-        self.ops
-            .push(Op::RemoveBan(jail.to_owned(), ip.to_owned()));
+        self.ops.push(Op::RemoveBan(jail.to_owned(), ip.to_owned()));
         self
     }
 
@@ -300,7 +299,9 @@ fn update_log(
 ) -> rusqlite::Result<()> {
     ensure_jail(conn, jail)?;
     let n = conn
-        .prepare_cached("UPDATE logs SET firstlinemd5 = ?1, lastfilepos = ?2 WHERE jail = ?3 AND path = ?4")?
+        .prepare_cached(
+            "UPDATE logs SET firstlinemd5 = ?1, lastfilepos = ?2 WHERE jail = ?3 AND path = ?4",
+        )?
         .execute(params![md5, pos, jail, path])?;
     if n == 0 {
         conn.prepare_cached(
@@ -418,7 +419,12 @@ impl Store {
         }
     }
 
-    fn init(conn: Connection, db: String, path: Option<PathBuf>, opts: &OpenOptions) -> Result<Store> {
+    fn init(
+        conn: Connection,
+        db: String,
+        path: Option<PathBuf>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
         let sql = |op: &'static str| {
             let db = db.clone();
             move |source| StoreError::Sql { db, op, source }
@@ -484,14 +490,13 @@ impl Store {
         }
         // WAL needs a lock no other process holds; if it cannot be had, keep
         // the current journal mode (reported by `journal_mode()`).
-        let journal_mode = match conn.query_row("PRAGMA journal_mode = WAL", [], |r| {
-            r.get::<_, String>(0)
-        }) {
-            Ok(m) => m,
-            Err(_) => conn
-                .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
-                .map_err(sql("read journal mode"))?,
-        };
+        let journal_mode =
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+                Ok(m) => m,
+                Err(_) => conn
+                    .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+                    .map_err(sql("read journal mode"))?,
+            };
         let sync = match opts.synchronous {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
@@ -724,13 +729,14 @@ impl Store {
         // ips unique; a plain scan is the fastest restore.)
         let max_matches = q.max_matches.unwrap_or(g.max_matches);
         let correct = q.max_bantime.filter(|m| *m != -1);
-        let unknown = q
-            .unknown_bantime
-            .unwrap_or(match correct {
-                Some(c) if c != 0 => c,
-                _ => 600,
-            });
-        let mut stmt = g.conn.prepare(&sql).map_err(self.err("read current bans"))?;
+        let unknown = q.unknown_bantime.unwrap_or(match correct {
+            Some(c) if c != 0 => c,
+            _ => 600,
+        });
+        let mut stmt = g
+            .conn
+            .prepare(&sql)
+            .map_err(self.err("read current bans"))?;
         let mut rows = stmt
             .query(rusqlite::params_from_iter(args))
             .map_err(self.err("read current bans"))?;
@@ -741,8 +747,7 @@ impl Store {
                 Some(ip) if !ip.is_empty() => ip,
                 _ => continue,
             };
-            let (Some(timeofban), Some(mut bantime)) =
-                (lenient_i64(get(1)?), lenient_i64(get(2)?))
+            let (Some(timeofban), Some(mut bantime)) = (lenient_i64(get(1)?), lenient_i64(get(2)?))
             else {
                 continue;
             };
@@ -1023,7 +1028,8 @@ impl Store {
     /// exact cursor when it is still current (see [`JOURNAL_CURSOR_PATH`]).
     pub fn journal_position(&self, jail: &str) -> Result<Option<JournalPosition>> {
         let g = self.lock();
-        let main = read_log(&g.conn, jail, JOURNAL_PATH).map_err(self.err("read journal position"))?;
+        let main =
+            read_log(&g.conn, jail, JOURNAL_PATH).map_err(self.err("read journal position"))?;
         let Some((iso, time)) = main else {
             return Ok(None);
         };

@@ -65,13 +65,17 @@ fn add_ban_caps_matches_and_restores_exactly() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].jail, "sshd");
     let b = &got[0].ban;
-    assert_eq!((b.ip.as_str(), b.timeofban, b.bantime, b.bancount), ("192.0.2.1", T0, 600, 3));
+    assert_eq!(
+        (b.ip.as_str(), b.timeofban, b.bantime, b.bancount),
+        ("192.0.2.1", T0, 600, 3)
+    );
     assert_eq!(b.matches(), vec!["l2", "l3"]);
     assert_eq!(b.failures(), Some(5));
     assert_eq!(b.data.get("F-USER"), Some(&json!("root")));
     // dbmaxmatches = 0 stores no matches at all.
     s.set_max_matches(0);
-    s.add_ban("sshd", &ban.clone().with_field("ip", "x")).expect("add");
+    s.add_ban("sshd", &ban.clone().with_field("ip", "x"))
+        .expect("add");
     let hist = s.bans(Some("sshd"), Some("192.0.2.1"), None).expect("bans");
     assert_eq!(hist.len(), 2);
     assert!(hist.iter().any(|h| !h.ban.data.contains_key("matches")));
@@ -80,12 +84,18 @@ fn add_ban_caps_matches_and_restores_exactly() {
 #[test]
 fn current_bans_expiry_permanent_and_newest_per_ip() {
     let s = mem();
-    s.add_ban("a", &BanRecord::new("10.0.0.1", T0, 100, 1)).expect("add");
-    s.add_ban("a", &BanRecord::new("10.0.0.2", T0, -1, 1)).expect("add");
-    s.add_ban("b", &BanRecord::new("10.0.0.1", T0 + 50, 1000, 2)).expect("add");
-    s.add_ban("b", &BanRecord::new("10.0.0.3", T0 - 10_000, 100, 1)).expect("add");
+    s.add_ban("a", &BanRecord::new("10.0.0.1", T0, 100, 1))
+        .expect("add");
+    s.add_ban("a", &BanRecord::new("10.0.0.2", T0, -1, 1))
+        .expect("add");
+    s.add_ban("b", &BanRecord::new("10.0.0.1", T0 + 50, 1000, 2))
+        .expect("add");
+    s.add_ban("b", &BanRecord::new("10.0.0.3", T0 - 10_000, 100, 1))
+        .expect("add");
     // Jail a at T0+100: 10.0.0.1 ended exactly now (timeofban+bantime <= now).
-    let a = s.current_bans(&CurrentBansQuery::jail("a", T0 + 100)).expect("a");
+    let a = s
+        .current_bans(&CurrentBansQuery::jail("a", T0 + 100))
+        .expect("a");
     assert_eq!(ips(&a), vec!["10.0.0.2"]);
     // All jails: newest row per ip, ordered by ip.
     let all = s.current_bans(&CurrentBansQuery::at(T0 + 60)).expect("all");
@@ -115,9 +125,12 @@ fn current_bans_expiry_permanent_and_newest_per_ip() {
 #[test]
 fn current_bans_corrections_like_fail2ban() {
     let s = mem();
-    s.add_ban("j", &BanRecord::new("10.0.0.1", T0, -1, 1)).expect("add");
-    s.add_ban("j", &BanRecord::new("10.0.0.2", T0, 5000, 1)).expect("add");
-    s.add_ban("j", &BanRecord::new("10.0.0.3", T0 - 500, 300, 1)).expect("add");
+    s.add_ban("j", &BanRecord::new("10.0.0.1", T0, -1, 1))
+        .expect("add");
+    s.add_ban("j", &BanRecord::new("10.0.0.2", T0, 5000, 1))
+        .expect("add");
+    s.add_ban("j", &BanRecord::new("10.0.0.3", T0 - 500, 300, 1))
+        .expect("add");
     // max_bantime shortens permanent and longer bans; those that thereby ended drop out.
     let q = CurrentBansQuery {
         max_bantime: Some(1000),
@@ -159,9 +172,12 @@ fn current_bans_corrections_like_fail2ban() {
 #[test]
 fn ban_history_scopes() {
     let s = mem();
-    s.add_ban("a", &BanRecord::new("10.0.0.1", T0, 600, 1)).expect("add");
-    s.add_ban("a", &BanRecord::new("10.0.0.1", T0 + 1000, 1200, 2)).expect("add");
-    s.add_ban("b", &BanRecord::new("10.0.0.1", T0 + 500, 300, 3)).expect("add");
+    s.add_ban("a", &BanRecord::new("10.0.0.1", T0, 600, 1))
+        .expect("add");
+    s.add_ban("a", &BanRecord::new("10.0.0.1", T0 + 1000, 1200, 2))
+        .expect("add");
+    s.add_ban("b", &BanRecord::new("10.0.0.1", T0 + 500, 300, 3))
+        .expect("add");
     let a = s
         .ban_history("10.0.0.1", HistoryScope::Jail("a"), None)
         .expect("a");
@@ -230,7 +246,8 @@ fn bans_merged_accumulates_matches_and_failures() {
             .with_field("F-X", "new"),
     )
     .expect("add");
-    s.add_ban("a", &BanRecord::new("10.0.0.2", T0, 600, 1)).expect("add");
+    s.add_ban("a", &BanRecord::new("10.0.0.2", T0, 600, 1))
+        .expect("add");
     let all = s.bans_merged(None, None, None).expect("merged");
     assert_eq!(all.len(), 2);
     let m = &all[0];
@@ -251,10 +268,14 @@ fn bans_merged_accumulates_matches_and_failures() {
 fn purge_follows_fail2ban() {
     let s = mem();
     s.set_purge_age(1000);
-    s.add_ban("a", &BanRecord::new("old", T0 - 5000, 100, 1)).expect("add");
-    s.add_ban("a", &BanRecord::new("longban", T0 - 5000, 2000, 1)).expect("add");
-    s.add_ban("a", &BanRecord::new("perm", T0 - 5000, -1, 1)).expect("add");
-    s.add_ban("a", &BanRecord::new("new", T0, 100, 1)).expect("add");
+    s.add_ban("a", &BanRecord::new("old", T0 - 5000, 100, 1))
+        .expect("add");
+    s.add_ban("a", &BanRecord::new("longban", T0 - 5000, 2000, 1))
+        .expect("add");
+    s.add_ban("a", &BanRecord::new("perm", T0 - 5000, -1, 1))
+        .expect("add");
+    s.add_ban("a", &BanRecord::new("new", T0, 100, 1))
+        .expect("add");
     s.add_jail("gone").expect("jail");
     s.del_jail("gone").expect("del");
     let st = s.purge(T0).expect("purge");
@@ -289,7 +310,10 @@ fn add_log_semantics() {
     // New file, no hash yet, pos 0: nothing stored, nothing returned.
     assert_eq!(s.add_log("j", "/var/log/x", 0, None).expect("add"), None);
     assert_eq!(s.log_position("j", "/var/log/x").expect("pos"), None);
-    assert_eq!(s.add_log("j", "/var/log/x", 0, Some("md5a")).expect("add"), None);
+    assert_eq!(
+        s.add_log("j", "/var/log/x", 0, Some("md5a")).expect("add"),
+        None
+    );
     s.set_log_position(
         "j",
         "/var/log/x",
@@ -305,7 +329,10 @@ fn add_log_semantics() {
         Some(4242)
     );
     // Rotated (other first line): start over.
-    assert_eq!(s.add_log("j", "/var/log/x", 0, Some("md5b")).expect("add"), None);
+    assert_eq!(
+        s.add_log("j", "/var/log/x", 0, Some("md5b")).expect("add"),
+        None
+    );
     assert_eq!(s.log_paths(Some("j")).expect("paths"), vec!["/var/log/x"]);
 }
 
@@ -371,7 +398,9 @@ fn write_batch_is_atomic() {
     assert_eq!(ok.len(), 2);
     s.apply(&ok).expect("apply");
     assert_eq!(
-        s.log_position("j", "/log").expect("pos").map(|p| p.lastfilepos),
+        s.log_position("j", "/log")
+            .expect("pos")
+            .map(|p| p.lastfilepos),
         Some(77)
     );
     // Another program makes every update of `logs` fail: the last op of the
@@ -395,7 +424,9 @@ fn write_batch_is_atomic() {
     let act = s.current_bans(&CurrentBansQuery::jail("j", T0)).expect("q");
     assert_eq!(ips(&act), vec!["10.0.0.1"]);
     assert_eq!(
-        s.log_position("j", "/log").expect("pos").map(|p| p.lastfilepos),
+        s.log_position("j", "/log")
+            .expect("pos")
+            .map(|p| p.lastfilepos),
         Some(77)
     );
     assert!(s.apply(&WriteBatch::new()).is_ok());
@@ -415,7 +446,11 @@ fn refuses_future_and_foreign_files() {
     s.close().expect("close");
     sqlite(&future, "UPDATE fail2banDb SET version = 7");
     match Store::open(&future, &OpenOptions::new(T0)) {
-        Err(StoreError::FutureVersion { found: 7, supported: 4, .. }) => {}
+        Err(StoreError::FutureVersion {
+            found: 7,
+            supported: 4,
+            ..
+        }) => {}
         other => panic!("expected FutureVersion, got {other:?}"),
     }
     sqlite(&future, "UPDATE fail2banDb SET version = 'x'");
@@ -467,7 +502,9 @@ fn upgrades_fail2ban_v1_and_v2_with_backup() {
         // jail's bantime.
         let hist = s.bans(Some(jail), None, None).expect("bans");
         assert!(!hist.is_empty(), "{name}");
-        assert!(hist.iter().all(|b| b.ban.bantime == -2 && b.ban.bancount == 1));
+        assert!(hist
+            .iter()
+            .all(|b| b.ban.bantime == -2 && b.ban.bancount == 1));
         let newest = hist.iter().map(|b| b.ban.timeofban).max().unwrap_or(0);
         let q = CurrentBansQuery {
             unknown_bantime: Some(600),
@@ -476,7 +513,7 @@ fn upgrades_fail2ban_v1_and_v2_with_backup() {
         let cur = s.current_bans(&q).expect("current");
         assert!(!cur.is_empty(), "{name}");
         assert!(cur.iter().all(|b| b.ban.bantime == 600));
-        assert!(s.log_paths(Some(jail)).expect("logs").len() >= 1);
+        assert!(!s.log_paths(Some(jail)).expect("logs").is_empty());
         // The backup itself is untouched (still the old version).
         let v = sqlite(&backup, "SELECT version FROM fail2banDb");
         assert_ne!(v.trim(), "4");
@@ -490,7 +527,8 @@ fn upgrades_fail2ban_v1_and_v2_with_backup() {
     assert_eq!(b[0].ban.failures(), Some(3));
     assert_eq!(b[0].ban.matches().len(), 3);
     assert_eq!(
-        s.log_position("pam-generic", "/var/log/auth.log").expect("pos"),
+        s.log_position("pam-generic", "/var/log/auth.log")
+            .expect("pos"),
         Some(LogPosition {
             firstlinemd5: Some("6c187bc8cb287130973fd01e9a2433e7".into()),
             lastfilepos: 46771
@@ -503,9 +541,13 @@ fn import_db_takes_over_and_is_idempotent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("src.sqlite3");
     let a = Store::open(&src, &OpenOptions::new(T0)).expect("src");
-    a.add_ban("sshd", &BanRecord::new("10.0.0.1", T0, 600, 2).with_failures(3))
+    a.add_ban(
+        "sshd",
+        &BanRecord::new("10.0.0.1", T0, 600, 2).with_failures(3),
+    )
+    .expect("add");
+    a.add_ban("sshd", &BanRecord::new("10.0.0.2", T0 - 10, -1, 1))
         .expect("add");
-    a.add_ban("sshd", &BanRecord::new("10.0.0.2", T0 - 10, -1, 1)).expect("add");
     a.set_log_position(
         "sshd",
         "/var/log/auth.log",
@@ -518,18 +560,29 @@ fn import_db_takes_over_and_is_idempotent() {
     a.close().expect("close");
     let before = std::fs::read(&src).expect("read");
     let dst = Store::open(dir.path().join("dst.sqlite3"), &OpenOptions::new(T0)).expect("dst");
-    dst.add_ban("sshd", &BanRecord::new("10.0.0.1", T0 + 100, 1200, 3)).expect("newer");
+    dst.add_ban("sshd", &BanRecord::new("10.0.0.1", T0 + 100, 1200, 3))
+        .expect("newer");
     let st = dst.import_db(&src).expect("import");
     assert_eq!(st.source_version, 4);
     assert_eq!(st.bans, 2);
     assert_eq!(st.bips, 1); // 10.0.0.1 is newer here already
     assert_eq!(st.logs, 1);
-    let cur = dst.current_bans(&CurrentBansQuery::jail("sshd", T0 + 1)).expect("q");
-    let mut got: Vec<(String, i64)> = cur.iter().map(|b| (b.ban.ip.clone(), b.ban.timeofban)).collect();
+    let cur = dst
+        .current_bans(&CurrentBansQuery::jail("sshd", T0 + 1))
+        .expect("q");
+    let mut got: Vec<(String, i64)> = cur
+        .iter()
+        .map(|b| (b.ban.ip.clone(), b.ban.timeofban))
+        .collect();
     got.sort();
-    assert_eq!(got, vec![("10.0.0.1".into(), T0 + 100), ("10.0.0.2".into(), T0 - 10)]);
     assert_eq!(
-        dst.log_position("sshd", "/var/log/auth.log").expect("pos").map(|p| p.lastfilepos),
+        got,
+        vec![("10.0.0.1".into(), T0 + 100), ("10.0.0.2".into(), T0 - 10)]
+    );
+    assert_eq!(
+        dst.log_position("sshd", "/var/log/auth.log")
+            .expect("pos")
+            .map(|p| p.lastfilepos),
         Some(99)
     );
     // Second import adds nothing; the source file was not modified.
@@ -537,7 +590,9 @@ fn import_db_takes_over_and_is_idempotent() {
     assert_eq!((again.bans, again.bips, again.jails), (0, 0, 0));
     assert_eq!(std::fs::read(&src).expect("read"), before);
     // Old schema source, and refusal of self-import / non-databases.
-    let v1 = dst.import_db(&fail2ban_test_db("database_v1.db")).expect("v1");
+    let v1 = dst
+        .import_db(&fail2ban_test_db("database_v1.db"))
+        .expect("v1");
     assert_eq!((v1.source_version, v1.bans, v1.bips), (1, 1, 1));
     assert!(matches!(
         dst.import_db(&dir.path().join("dst.sqlite3")),

@@ -178,7 +178,14 @@ fn f2b_reads_what_fail2ban_wrote() {
     cur.sort_by(|a, b| a.ban.ip.cmp(&b.ban.ip));
     let got: Vec<(&str, i64, i64, i64)> = cur
         .iter()
-        .map(|b| (b.ban.ip.as_str(), b.ban.timeofban, b.ban.bantime, b.ban.bancount))
+        .map(|b| {
+            (
+                b.ban.ip.as_str(),
+                b.ban.timeofban,
+                b.ban.bantime,
+                b.ban.bancount,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -216,7 +223,8 @@ fn f2b_reads_what_fail2ban_wrote() {
         })
     );
     assert_eq!(
-        s.add_log("sshd", "/var/log/auth.log", 0, Some("abc")).expect("add_log"),
+        s.add_log("sshd", "/var/log/auth.log", 0, Some("abc"))
+            .expect("add_log"),
         Some(12345)
     );
     let j = s.journal_position("nginx").expect("journal").expect("some");
@@ -342,7 +350,10 @@ fn fail2ban_reads_what_f2b_wrote() {
     let j = s.journal_position("nginx").expect("journal").expect("some");
     assert_eq!(j.cursor.as_deref(), Some("s=1;i=2"));
     // fail2ban's addLog(rotated) above reset nothing it should not:
-    assert!(s.log_position("sshd", "/var/log/auth.log").expect("pos").is_some());
+    assert!(s
+        .log_position("sshd", "/var/log/auth.log")
+        .expect("pos")
+        .is_some());
 }
 
 #[test]
