@@ -70,7 +70,9 @@ fn join_relative(dir: &Path, rel: &str) -> io::Result<PathBuf> {
     let mut out = dir.to_path_buf();
     for part in rel.split('/') {
         match Path::new(part).components().next() {
-            Some(Component::Normal(_)) if Path::new(part).components().count() == 1 => out.push(part),
+            Some(Component::Normal(_)) if Path::new(part).components().count() == 1 => {
+                out.push(part)
+            }
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -89,12 +91,21 @@ mod tests {
     #[test]
     fn files_are_sorted_and_unique() {
         let f = files();
-        assert!(f.windows(2).all(|w| w[0].0 < w[1].0), "paths must be strictly sorted");
+        assert!(
+            f.windows(2).all(|w| w[0].0 < w[1].0),
+            "paths must be strictly sorted"
+        );
     }
 
     #[test]
     fn core_files_present() {
-        for p in ["fail2ban.conf", "jail.conf", "paths-common.conf", "filter.d/common.conf", "filter.d/sshd.conf"] {
+        for p in [
+            "fail2ban.conf",
+            "jail.conf",
+            "paths-common.conf",
+            "filter.d/common.conf",
+            "filter.d/sshd.conf",
+        ] {
             let c = get(p).unwrap_or_else(|| panic!("{p} missing from the embedded tree"));
             assert!(!c.trim().is_empty(), "{p} is empty");
         }
@@ -113,9 +124,15 @@ mod tests {
         fs::write(tmp.path().join("jail.conf"), "changed").expect("write");
         let err = export(tmp.path(), false).expect_err("must refuse to overwrite");
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read_to_string(tmp.path().join("jail.conf")).expect("read"), "changed");
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("jail.conf")).expect("read"),
+            "changed"
+        );
         export(tmp.path(), true).expect("overwrite export");
-        assert_eq!(fs::read_to_string(tmp.path().join("jail.conf")).expect("read"), get("jail.conf").expect("jail.conf"));
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("jail.conf")).expect("read"),
+            get("jail.conf").expect("jail.conf")
+        );
     }
 
     #[test]
@@ -124,6 +141,9 @@ mod tests {
         assert!(join_relative(d, "../etc/passwd").is_err());
         assert!(join_relative(d, "/etc/passwd").is_err());
         assert!(join_relative(d, "a//b").is_err());
-        assert_eq!(join_relative(d, "filter.d/a.conf").expect("ok"), d.join("filter.d").join("a.conf"));
+        assert_eq!(
+            join_relative(d, "filter.d/a.conf").expect("ok"),
+            d.join("filter.d").join("a.conf")
+        );
     }
 }

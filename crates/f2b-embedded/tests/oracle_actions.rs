@@ -43,11 +43,24 @@ const COVERED: &[(&str, &str)] = &[
 ];
 
 /// Shared include files, not actions of their own.
-const INCLUDES: &[&str] = &["firewallcmd-common", "mail-common", "mail-common-cmd", "sendmail-common"];
+const INCLUDES: &[&str] = &[
+    "firewallcmd-common",
+    "mail-common",
+    "mail-common-cmd",
+    "sendmail-common",
+];
 
-const HOSTILE: &str = "Failed password for $(touch {D}/pwn1) `touch {D}/pwn2`; touch {D}/pwn3 | x & \"q\" 'q' \\n";
+const HOSTILE: &str =
+    "Failed password for $(touch {D}/pwn1) `touch {D}/pwn2`; touch {D}/pwn3 | x & \"q\" 'q' \\n";
 
-fn run_action(cfg: &Path, netns: Option<&str>, path: Option<&Path>, action: &str, params: &[&str], ops: &[&str]) -> String {
+fn run_action(
+    cfg: &Path,
+    netns: Option<&str>,
+    path: Option<&Path>,
+    action: &str,
+    params: &[&str],
+    ops: &[&str],
+) -> String {
     run_action_with(cfg, netns, path, "", action, params, ops)
 }
 
@@ -69,8 +82,14 @@ fn run_action_with(
         }
         None => Command::new(PYTHON),
     };
-    cmd.arg(script("run_action.py")).arg(cfg).arg(action).args(params).arg("--").args(ops);
-    cmd.env("F2B_TEST_MATCHES", matches).env("F2B_TEST_USER", "$(touch /tmp/f2b-emb-pwn-user)");
+    cmd.arg(script("run_action.py"))
+        .arg(cfg)
+        .arg(action)
+        .args(params)
+        .arg("--")
+        .args(ops);
+    cmd.env("F2B_TEST_MATCHES", matches)
+        .env("F2B_TEST_USER", "$(touch /tmp/f2b-emb-pwn-user)");
     if let Some(p) = path {
         let old = std::env::var("PATH").unwrap_or_default();
         cmd.env("PATH", format!("{}:{old}", p.display()));
@@ -87,7 +106,11 @@ fn run_action_with(
 
 /// Output of the n-th `run:` op.
 fn section(out: &str, n: usize) -> String {
-    out.split("=== run: ").nth(n + 1).and_then(|s| s.split("=== end").next()).unwrap_or("").to_string()
+    out.split("=== run: ")
+        .nth(n + 1)
+        .and_then(|s| s.split("=== end").next())
+        .unwrap_or("")
+        .to_string()
 }
 
 struct Netns(String);
@@ -112,7 +135,9 @@ impl Drop for Netns {
 }
 
 fn tool_present(t: &str) -> bool {
-    ["/usr/sbin/", "/sbin/", "/usr/bin/"].iter().any(|d| Path::new(&format!("{d}{t}")).exists())
+    ["/usr/sbin/", "/sbin/", "/usr/bin/"]
+        .iter()
+        .any(|d| Path::new(&format!("{d}{t}")).exists())
 }
 
 #[test]
@@ -124,7 +149,10 @@ fn every_action_is_tested() {
         .collect();
     assert!(untested.is_empty(), "actions without a test: {untested:?}");
     for (a, _) in COVERED {
-        assert!(names.iter().any(|n| n == a), "covered action {a} missing from action.d");
+        assert!(
+            names.iter().any(|n| n == a),
+            "covered action {a} missing from action.d"
+        );
     }
 }
 
@@ -132,7 +160,10 @@ fn every_action_is_tested() {
 fn netns_firewall_actions_ban_and_unban() {
     require_oracle();
     for t in ["nft", "iptables", "ip6tables", "ipset", "ip"] {
-        assert!(tool_present(t), "{t} missing: apt-get install -y nftables iptables ipset iproute2");
+        assert!(
+            tool_present(t),
+            "{t} missing: apt-get install -y nftables iptables ipset iproute2"
+        );
     }
     let cfg = exported();
     let v4 = "192.0.2.77";
@@ -169,13 +200,25 @@ fn netns_firewall_actions_ban_and_unban() {
         let unbanned = section(&out, 1);
         let stopped = section(&out, 2);
         for ip in [v4, v6] {
-            assert!(banned.contains(ip), "{action}: {ip} not in ruleset after ban:\n{banned}");
-            assert!(!unbanned.contains(ip), "{action}: {ip} still in ruleset after unban:\n{unbanned}");
+            assert!(
+                banned.contains(ip),
+                "{action}: {ip} not in ruleset after ban:\n{banned}"
+            );
+            assert!(
+                !unbanned.contains(ip),
+                "{action}: {ip} still in ruleset after unban:\n{unbanned}"
+            );
         }
         if action != "route" && action != "ipset" {
-            assert!(banned.contains("f2btest"), "{action}: no per-jail chain/set:\n{banned}");
+            assert!(
+                banned.contains("f2btest"),
+                "{action}: no per-jail chain/set:\n{banned}"
+            );
         }
-        assert!(!stopped.contains("f2btest"), "{action}: leftovers after stop:\n{stopped}");
+        assert!(
+            !stopped.contains("f2btest"),
+            "{action}: leftovers after stop:\n{stopped}"
+        );
     }
 }
 
@@ -194,27 +237,86 @@ fn mail_actions_send_whois_and_lines_without_executing_log_content() {
     let bin = d.join("bin");
     fs::create_dir_all(&bin).expect("mkdir");
     let log = d.join("sent.log");
-    fake_bin(&bin, "sendmail", &format!("printf 'ARGS:%s\\n' \"$*\" >> '{0}'; cat >> '{0}'; echo '--END--' >> '{0}'", log.display()));
-    fake_bin(&bin, "mail", &format!("printf 'ARGS:%s\\n' \"$*\" >> '{0}'; cat >> '{0}'; echo '--END--' >> '{0}'", log.display()));
+    fake_bin(
+        &bin,
+        "sendmail",
+        &format!(
+            "printf 'ARGS:%s\\n' \"$*\" >> '{0}'; cat >> '{0}'; echo '--END--' >> '{0}'",
+            log.display()
+        ),
+    );
+    fake_bin(
+        &bin,
+        "mail",
+        &format!(
+            "printf 'ARGS:%s\\n' \"$*\" >> '{0}'; cat >> '{0}'; echo '--END--' >> '{0}'",
+            log.display()
+        ),
+    );
     fake_bin(&bin, "whois", "echo \"WHOIS-RECORD-OF $1\"");
     let hostile = HOSTILE.replace("{D}", &d.display().to_string());
-    for action in ["sendmail", "sendmail-whois", "sendmail-whois-lines", "mail", "mail-whois", "mail-whois-lines"] {
+    for action in [
+        "sendmail",
+        "sendmail-whois",
+        "sendmail-whois-lines",
+        "mail",
+        "mail-whois",
+        "mail-whois-lines",
+    ] {
         let _ = fs::remove_file(&log);
-        run_action_with(cfg.path(), None, Some(&bin), &hostile, action, &["dest=admin@example.org", "sender=f2b@example.org"], &["start", "ban:192.0.2.55", "stop"]);
+        run_action_with(
+            cfg.path(),
+            None,
+            Some(&bin),
+            &hostile,
+            action,
+            &["dest=admin@example.org", "sender=f2b@example.org"],
+            &["start", "ban:192.0.2.55", "stop"],
+        );
         let sent = fs::read_to_string(&log).expect("mail was sent");
-        assert_eq!(sent.matches("--END--").count(), 3, "{action}: expected start, ban and stop mails:\n{sent}");
-        assert!(sent.contains("admin@example.org"), "{action}: recipient missing:\n{sent}");
-        assert!(sent.contains("banned 192.0.2.55"), "{action}: subject missing:\n{sent}");
+        assert_eq!(
+            sent.matches("--END--").count(),
+            3,
+            "{action}: expected start, ban and stop mails:\n{sent}"
+        );
+        assert!(
+            sent.contains("admin@example.org"),
+            "{action}: recipient missing:\n{sent}"
+        );
+        assert!(
+            sent.contains("banned 192.0.2.55"),
+            "{action}: subject missing:\n{sent}"
+        );
         if action.starts_with("sendmail") {
-            assert!(sent.contains("ARGS:-f f2b@example.org admin@example.org"), "{action}: sendmail args:\n{sent}");
-            assert!(sent.contains("Subject: [f2b] f2btest: banned 192.0.2.55"), "{action}: header:\n{sent}");
+            assert!(
+                sent.contains("ARGS:-f f2b@example.org admin@example.org"),
+                "{action}: sendmail args:\n{sent}"
+            );
+            assert!(
+                sent.contains("Subject: [f2b] f2btest: banned 192.0.2.55"),
+                "{action}: header:\n{sent}"
+            );
         }
-        assert_eq!(action.contains("whois"), sent.contains("WHOIS-RECORD-OF 192.0.2.55"), "{action}: whois body:\n{sent}");
-        assert_eq!(action.ends_with("lines"), sent.contains(&hostile), "{action}: log lines body:\n{sent}");
+        assert_eq!(
+            action.contains("whois"),
+            sent.contains("WHOIS-RECORD-OF 192.0.2.55"),
+            "{action}: whois body:\n{sent}"
+        );
+        assert_eq!(
+            action.ends_with("lines"),
+            sent.contains(&hostile),
+            "{action}: log lines body:\n{sent}"
+        );
         for f in ["pwn1", "pwn2", "pwn3"] {
-            assert!(!d.join(f).exists(), "{action}: log content was executed ({f})");
+            assert!(
+                !d.join(f).exists(),
+                "{action}: log content was executed ({f})"
+            );
         }
-        assert!(!Path::new("/tmp/f2b-emb-pwn-user").exists(), "{action}: user name was executed");
+        assert!(
+            !Path::new("/tmp/f2b-emb-pwn-user").exists(),
+            "{action}: user name was executed"
+        );
     }
 }
 
@@ -226,15 +328,43 @@ fn file_actions_hostsdeny_and_dummy() {
     let hd = tmp.path().join("hosts.deny");
     fs::write(&hd, "sshd: 10.1.1.1\n").expect("write");
     let file = format!("file={}", hd.display());
-    let out = run_action(cfg.path(), None, None, "hostsdeny", &[&file], &["start", "ban:192.0.2.1", "ban:2001:db8::1", &format!("run:cat {}", hd.display()), "unban:192.0.2.1", "unban:2001:db8::1", "stop"]);
+    let out = run_action(
+        cfg.path(),
+        None,
+        None,
+        "hostsdeny",
+        &[&file],
+        &[
+            "start",
+            "ban:192.0.2.1",
+            "ban:2001:db8::1",
+            &format!("run:cat {}", hd.display()),
+            "unban:192.0.2.1",
+            "unban:2001:db8::1",
+            "stop",
+        ],
+    );
     let banned = section(&out, 0);
-    assert!(banned.contains("ALL: 192.0.2.1\n") && banned.contains("ALL: [2001:db8::1]\n"), "{banned}");
+    assert!(
+        banned.contains("ALL: 192.0.2.1\n") && banned.contains("ALL: [2001:db8::1]\n"),
+        "{banned}"
+    );
     assert_eq!(fs::read_to_string(&hd).expect("read"), "sshd: 10.1.1.1\n");
 
     let target = tmp.path().join("dummy");
     let t = format!("target={}", target.display());
-    run_action(cfg.path(), None, None, "dummy", &[&t], &["start", "ban:192.0.2.9", "unban:192.0.2.9", "stop"]);
-    assert_eq!(fs::read_to_string(&target).expect("read"), "start f2btest\n+192.0.2.9\n-192.0.2.9\nstop f2btest\n");
+    run_action(
+        cfg.path(),
+        None,
+        None,
+        "dummy",
+        &[&t],
+        &["start", "ban:192.0.2.9", "unban:192.0.2.9", "stop"],
+    );
+    assert_eq!(
+        fs::read_to_string(&target).expect("read"),
+        "start f2btest\n+192.0.2.9\n-192.0.2.9\nstop f2btest\n"
+    );
 }
 
 #[test]
@@ -247,7 +377,14 @@ fn fake_tools_ufw_firewalld_abuseipdb_commands() {
     fs::create_dir_all(&bin).expect("mkdir");
     let log = d.join("calls.log");
     for tool in ["ufw", "firewall-cmd", "ipset", "curl"] {
-        fake_bin(&bin, tool, &format!("for a in \"$@\"; do printf '[%s]' \"$a\" >> '{0}'; done; printf '\\n' >> '{0}'", log.display()));
+        fake_bin(
+            &bin,
+            tool,
+            &format!(
+                "for a in \"$@\"; do printf '[%s]' \"$a\" >> '{0}'; done; printf '\\n' >> '{0}'",
+                log.display()
+            ),
+        );
     }
     let hostile = HOSTILE.replace("{D}", &d.display().to_string());
     let cases: &[(&str, &[&str], &[&str])] = &[
@@ -261,16 +398,33 @@ fn fake_tools_ufw_firewalld_abuseipdb_commands() {
     ];
     for (action, params, expect) in cases {
         let _ = fs::remove_file(&log);
-        run_action_with(cfg.path(), None, Some(&bin), &hostile, action, params, &["start", "ban:192.0.2.3", "unban:192.0.2.3", "stop"]);
+        run_action_with(
+            cfg.path(),
+            None,
+            Some(&bin),
+            &hostile,
+            action,
+            params,
+            &["start", "ban:192.0.2.3", "unban:192.0.2.3", "stop"],
+        );
         let calls = fs::read_to_string(&log).unwrap_or_default();
         for e in *expect {
-            assert!(calls.contains(e), "{action}: expected call {e} in:\n{calls}");
+            assert!(
+                calls.contains(e),
+                "{action}: expected call {e} in:\n{calls}"
+            );
         }
         if *action == "abuseipdb" {
-            assert!(calls.contains(&format!("[comment={hostile}]")), "abuseipdb: comment must carry the raw lines:\n{calls}");
+            assert!(
+                calls.contains(&format!("[comment={hostile}]")),
+                "abuseipdb: comment must carry the raw lines:\n{calls}"
+            );
         }
         for f in ["pwn1", "pwn2", "pwn3"] {
-            assert!(!d.join(f).exists(), "{action}: log content was executed ({f})");
+            assert!(
+                !d.join(f).exists(),
+                "{action}: log content was executed ({f})"
+            );
         }
     }
 }

@@ -12,7 +12,10 @@ pub const PYTHON: &str = "/usr/bin/python3";
 /// Fails with a clear message when the Python fail2ban oracle is missing.
 pub fn require_oracle() {
     let ok = Command::new(PYTHON)
-        .args(["-c", "import fail2ban.client.actionreader, fail2ban.server.filter"])
+        .args([
+            "-c",
+            "import fail2ban.client.actionreader, fail2ban.server.filter",
+        ])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
@@ -25,7 +28,10 @@ pub fn require_oracle() {
 
 /// Path of a helper script in tests/py.
 pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("py").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("py")
+        .join(name)
 }
 
 /// Exports the embedded tree into a fresh temporary directory.
@@ -37,7 +43,8 @@ pub fn exported() -> tempfile::TempDir {
 
 /// Runs a command, returning its output (panics with context if it cannot start).
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Names of the files in `dir` of the embedded tree ending in `.conf`, without the extension.
