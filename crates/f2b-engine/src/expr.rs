@@ -707,6 +707,25 @@ fn py_fmod(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Python's float floor division (CPython `float_floor_div` via divmod).
+fn py_floordiv(vx: f64, wx: f64) -> f64 {
+    let m = vx % wx;
+    let mut div = (vx - m) / wx;
+    if m != 0.0 && ((wx < 0.0) != (m < 0.0)) {
+        div -= 1.0;
+    }
+    if div != 0.0 {
+        let f = div.floor();
+        if div - f > 0.5 {
+            f + 1.0
+        } else {
+            f
+        }
+    } else {
+        0.0f64.copysign(vx / wx)
+    }
+}
+
 fn binop(op: BinOp, a: Val, b: Val) -> Result<Val, EvalError> {
     let ints = a.i().zip(b.i());
     let zero = || eval_err("ZeroDivisionError", "division by zero");
@@ -748,7 +767,7 @@ fn binop(op: BinOp, a: Val, b: Val) -> Result<Val, EvalError> {
                         })
                     },
                 ),
-                None => Val::Float((a.f() / b.f()).floor()),
+                None => Val::Float(py_floordiv(a.f(), b.f())),
             }
         }
         BinOp::Mod => {

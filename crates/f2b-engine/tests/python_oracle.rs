@@ -609,3 +609,122 @@ print(' '.join(sorted(str(x) for x in f.getIgnoreIP())))
     ours.sort();
     assert_eq!(ours.join(" "), listed);
 }
+
+// ------------------------------------------------------------ random expressions
+
+fn gen_expr(r: &mut XorShift, depth: u32) -> String {
+    let pick = |r: &mut XorShift, n: usize| (r.next_f64() * n as f64) as usize % n;
+    if depth == 0 || r.next_f64() < 0.25 {
+        return match pick(r, 7) {
+            0 => "ban.Time".into(),
+            1 => "ban.Count".into(),
+            2 => "banFactor".into(),
+            3 => format!("{}", pick(r, 21)),
+            4 => ["1.5", "0.25", "2.0", "1e2", "0x10", "True", "False"][pick(r, 7)].into(),
+            5 => format!("-{}", pick(r, 10)),
+            _ => format!("{}", pick(r, 5)),
+        };
+    }
+    let a = gen_expr(r, depth - 1);
+    let b = gen_expr(r, depth - 1);
+    match pick(r, 22) {
+        0 => format!("({a} + {b})"),
+        1 => format!("({a} - {b})"),
+        2 => format!("({a} * {b})"),
+        3 => format!("({a} / {b})"),
+        4 => format!("({a} // {b})"),
+        5 => format!("({a} % {b})"),
+        6 => format!("({a} ** {})", pick(r, 4)),
+        7 => format!("({a} << {})", pick(r, 9)),
+        8 => format!("({a} >> {})", pick(r, 4)),
+        9 => format!("({a} & {b})"),
+        10 => format!("({a} | {b} ^ {a})"),
+        11 => format!("({a} < {b} <= {a})"),
+        12 => format!("({a} if {b} > 3 else {a} * 2)"),
+        13 => format!("({a} and {b} or not {a})"),
+        14 => format!("min({a}, {b}, 7)"),
+        15 => format!("max({a}, {b})"),
+        16 => format!("abs({a}) + int({b})"),
+        17 => format!("float({a}) - round({b})"),
+        18 => format!("math.exp(min({a}, 20)) + math.floor({b})"),
+        19 => format!("math.log(abs({a}) + 1) * math.ceil({b})"),
+        20 => format!("round({a}, 2) + math.sqrt(abs({b})) + math.pow(2, min({b}, 5))"),
+        _ => format!("-({a}) + ~int({b}) + (+{a})"),
+    }
+}
+
+#[test]
+fn random_expressions_match_python() {
+    let mut r = XorShift::new(20241122);
+    let mut exprs = Vec::new();
+    while exprs.len() < 2000 {
+        exprs.push(gen_expr(&mut r, 4));
+    }
+    let vars = [
+        (600i64, 1i64, Num::Int(1)),
+        (60, 7, Num::Float(1.5)),
+        (3600, 0, Num::Int(2)),
+    ];
+    let mut input = String::new();
+    for e in &exprs {
+        input.push_str(e);
+        input.push('\n');
+    }
+    let script = r#"
+import sys, math
+class B:
+    def __init__(s, t, c): s.Time = t; s.Count = c
+vars = [(600, 1, 1), (60, 7, 1.5), (3600, 0, 2)]
+for line in sys.stdin.read().splitlines():
+    res = []
+    for t, c, f in vars:
+        try:
+            v = eval(line, {'math': math}, {'ban': B(t, c), 'banFactor': f})
+            if isinstance(v, bool): v = int(v)
+            if isinstance(v, int) and abs(v) >= 2**63: res.append('big:' + repr(float(v)))
+            else: res.append(('f:' if isinstance(v, float) else 'i:') + repr(v))
+        except Exception as e:
+            res.append('E:' + type(e).__name__)
+    print(' '.join(res))
+"#;
+    let py = python(script, &input);
+    let mut checked = 0;
+    let mut values = 0;
+    for (e, line) in exprs.iter().zip(py.lines()) {
+        let compiled = f2b_engine::expr::Expr::compile(e, f2b_engine::expr::Scope::Formula)
+            .unwrap_or_else(|err| panic!("{e}: {err}"));
+        for ((t, c, f), exp) in vars.iter().zip(line.split(' ')) {
+            let got = compiled.eval(&f2b_engine::expr::Vars {
+                time: Num::Int(*t),
+                count: *c,
+                factor: *f,
+            });
+            let (kind, text) = exp.split_once(':').unwrap_or(("?", exp));
+            let ok = match (&got, kind) {
+                (Ok(Num::Int(v)), "i") => text.parse::<i64>().is_ok_and(|x| x == *v),
+                (Ok(Num::Float(v)), "f") => {
+                    let x: f64 = text.parse().unwrap_or(f64::NAN);
+                    x == *v
+                        || (x - v).abs() <= 1e-9 * x.abs().max(1.0)
+                        || (x.is_nan() && v.is_nan())
+                }
+                // Python big integers: f2b promotes to float (documented); or errors in later int-only ops
+                (_, "big") => true,
+                (Err(err), "E") => err.class == text,
+                _ => false,
+            };
+            assert!(ok, "expression {e} with ban.Time={t} ban.Count={c} banFactor={f:?}: python {exp}, f2b {got:?}");
+            checked += 1;
+            values += usize::from(kind != "E");
+        }
+    }
+    assert_eq!(
+        checked,
+        exprs.len() * vars.len(),
+        "python answered every expression"
+    );
+    assert!(
+        values > checked / 4,
+        "too few expressions evaluated without error ({values}/{checked})"
+    );
+}
