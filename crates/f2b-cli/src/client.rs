@@ -478,7 +478,7 @@ fn read_config(o: &ClientOpts, log: &Log) -> (bool, Option<Config>) {
         Ok(c) => {
             for d in &c.diagnostics {
                 log.diag(d);
-                if o.test && d.level == Level::Error && d.file.is_some() {
+                if o.test && d.level >= Level::Warning && d.file.is_some() {
                     let _ = writeln!(std::io::stderr(), "  at {}", d.location());
                 }
             }

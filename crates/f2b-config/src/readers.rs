@@ -195,7 +195,22 @@ impl ReadError {
 }
 
 fn get_err(cfg: &Cfg, sec: &str, opt: &str, err: GetError) -> ReadError {
-    let origin = cfg.raw(sec, opt).and_then(|o| o.origin.clone());
+    let mut origin = cfg.raw(sec, opt).and_then(|o| o.origin.clone());
+    // point at the option that holds the bad reference rather than at the
+    // option whose interpolation failed, when it can be found
+    if let GetError::Missing { key, .. } = &err {
+        let needle = format!("%({key})s");
+        let holder = cfg
+            .sections
+            .get(sec)
+            .into_iter()
+            .flat_map(|s| s.values())
+            .chain(cfg.defaults.values())
+            .find(|o| py::lower(&o.value).contains(&needle) && o.origin.is_some());
+        if let Some(h) = holder {
+            origin = h.origin.clone();
+        }
+    }
     ReadError::Get { err, origin }
 }
 
@@ -825,7 +840,8 @@ pub(crate) fn read_jail(
         );
         st.error = Some(msg);
     }
-    loader.diags.append(&mut diags);
+    diags.append(&mut loader.diags);
+    loader.diags = diags;
     st
 }
 
@@ -859,11 +875,12 @@ fn read_jail_inner(
             message: format!("Invalid filter definition {}: {}", py_repr(&flt), e),
             origin: jail_origin(jail_cfg, &name, "filter"),
         })?;
-        let mut f = DefReader::new(loader, DefKind::Filter, &fname, &name, fopts, false)
-            .ok_or_else(|| ReadError::Jail {
-                message: format!("Unable to read the filter {}", py_repr(&fname)),
-                origin: jail_origin(jail_cfg, &name, "filter"),
-            })?;
+        let f = DefReader::new(loader, DefKind::Filter, &fname, &name, fopts, false);
+        diags.append(&mut loader.diags);
+        let mut f = f.ok_or_else(|| ReadError::Jail {
+            message: format!("Unable to read the filter {}", py_repr(&fname)),
+            origin: jail_origin(jail_cfg, &name, "filter"),
+        })?;
         let backend = st.opts.get("backend").and_then(py_str).unwrap_or_default();
         f.apply_auto_options(&backend);
         f.get_options(&st.opts, true, diags)?;
@@ -928,11 +945,12 @@ fn read_jail_inner(
             });
             continue;
         }
-        let mut a = DefReader::new(loader, DefKind::Action, &aname, &name, aopts, false)
-            .ok_or_else(|| ReadError::Jail {
-                message: format!("Unable to read action {}", py_repr(&aname)),
-                origin: act_origin.clone(),
-            })?;
+        let a = DefReader::new(loader, DefKind::Action, &aname, &name, aopts, false);
+        diags.append(&mut loader.diags);
+        let mut a = a.ok_or_else(|| ReadError::Jail {
+            message: format!("Unable to read action {}", py_repr(&aname)),
+            origin: act_origin.clone(),
+        })?;
         a.get_options(&st.opts, false, diags).map_err(|e| match e {
             ReadError::Get { err, origin } => ReadError::Jail {
                 message: format!(

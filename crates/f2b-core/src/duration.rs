@@ -14,6 +14,8 @@ pub enum Num {
     Int(i128),
     /// `float`
     Float(f64),
+    /// `()`, which Python's `eval` accepts too (fail2ban would then fail to use it).
+    EmptyTuple,
 }
 
 impl Num {
@@ -22,6 +24,7 @@ impl Num {
         match self {
             Num::Int(i) => i as f64,
             Num::Float(f) => f,
+            Num::EmptyTuple => f64::NAN,
         }
     }
 }
@@ -32,6 +35,7 @@ impl fmt::Display for Num {
         match self {
             Num::Int(i) => write!(f, "{i}"),
             Num::Float(x) => f.write_str(&crate::value::repr_float(*x)),
+            Num::EmptyTuple => f.write_str("()"),
         }
     }
 }
@@ -162,7 +166,12 @@ pub fn str2sec_num(s: &str) -> Result<Num, Str2SecError> {
 
 /// `MyTime.str2seconds(s)` as `f64` (callers typically truncate to seconds).
 pub fn str2sec(s: &str) -> Result<f64, Str2SecError> {
-    str2sec_num(s).map(Num::as_f64)
+    match str2sec_num(s)? {
+        Num::EmptyTuple => Err(Str2SecError::Syntax(
+            "float() argument must be a string or a real number, not 'tuple'".into(),
+        )),
+        n => Ok(n.as_f64()),
+    }
 }
 
 // --- a tiny Python-expression evaluator (numbers and arithmetic only) -------
@@ -216,9 +225,17 @@ fn lex(src: &str) -> Result<Vec<Tok>, Str2SecError> {
                 while i < chars.len() && (chars[i].is_digit(radix) || chars[i] == '_') {
                     i += 1;
                 }
+                let kind = match radix {
+                    16 => "hexadecimal",
+                    8 => "octal",
+                    _ => "binary",
+                };
+                if let Some(&bad) = chars.get(i).filter(|c| c.is_ascii_digit()) {
+                    return Err(syntax(&format!("invalid digit '{bad}' in {kind} literal")));
+                }
                 let digits: String = chars[ds..i].iter().filter(|c| **c != '_').collect();
-                let v =
-                    i128::from_str_radix(&digits, radix).map_err(|_| syntax("invalid syntax"))?;
+                let v = i128::from_str_radix(&digits, radix)
+                    .map_err(|_| syntax(&format!("invalid {kind} literal")))?;
                 toks.push(Tok::Num(Num::Int(v)));
                 continue;
             }
@@ -245,8 +262,14 @@ fn lex(src: &str) -> Result<Vec<Tok>, Str2SecError> {
                     }
                 }
             }
-            let text: String = chars[start..i].iter().filter(|c| **c != '_').collect();
-            if i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+            let raw: String = chars[start..i].iter().collect();
+            let text: String = raw.chars().filter(|c| *c != '_').collect();
+            if (i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_'))
+                || raw.contains("__")
+                || raw.ends_with('_')
+                || raw.contains("_.")
+                || raw.contains("._")
+            {
                 return Err(syntax("invalid decimal literal"));
             }
             let n = if is_float {
@@ -425,6 +448,7 @@ impl Parser {
                 match self.unary()? {
                     Num::Int(i) => Ok(Num::Int(-i)),
                     Num::Float(f) => Ok(Num::Float(-f)),
+                    Num::EmptyTuple => Ok(Num::EmptyTuple),
                 }
             }
             Some(Tok::Op("+")) => {
@@ -435,7 +459,7 @@ impl Parser {
                 self.pos += 1;
                 match self.unary()? {
                     Num::Int(i) => Ok(Num::Int(!i)),
-                    Num::Float(_) => Err(Str2SecError::Syntax(
+                    Num::Float(_) | Num::EmptyTuple => Err(Str2SecError::Syntax(
                         "bad operand type for unary ~: 'float'".into(),
                     )),
                 }
@@ -498,6 +522,14 @@ impl Parser {
 
 fn eval(expr: &str) -> Result<Num, Str2SecError> {
     let toks = lex(expr)?;
+    if !toks.is_empty()
+        && toks.len() % 2 == 0
+        && toks[..toks.len() / 2].iter().all(|t| *t == Tok::LParen)
+        && toks[toks.len() / 2..].iter().all(|t| *t == Tok::RParen)
+    {
+        // `()`: the empty tuple
+        return Ok(Num::EmptyTuple);
+    }
     if toks.is_empty() {
         return Err(Str2SecError::Syntax(
             "invalid syntax (<string>, line 0)".into(),
@@ -531,7 +563,11 @@ fn check_syntax(toks: &[Tok]) -> Result<(), Str2SecError> {
         match t {
             Tok::Num(_) | Tok::Name(_) => {
                 if !want_operand {
-                    return Err(syntax("invalid syntax. Perhaps you forgot a comma?"));
+                    return Err(syntax(if depth > 0 {
+                        "invalid syntax. Perhaps you forgot a comma?"
+                    } else {
+                        "invalid syntax"
+                    }));
                 }
                 want_operand = false;
             }
