@@ -20,7 +20,12 @@ async fn main() {
     let env = Arc::new(ActionEnv::default());
 
     let tickets: Vec<BanTicket> = (0..n)
-        .map(|i| BanTicket::new(format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255), 0.0))
+        .map(|i| {
+            BanTicket::new(
+                format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
+                0.0,
+            )
+        })
         .collect();
     let mut one = JailActions::new("one", env.clone());
     one.add("a", action.clone()).expect("action");

@@ -782,7 +782,8 @@ impl CommandAction {
         tickets: &[BanTicket],
         parallel: usize,
     ) -> Vec<Result<(), ActionError>> {
-        let mut results: Vec<Option<Result<(), ActionError>>> = (0..tickets.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Result<(), ActionError>>> =
+            (0..tickets.len()).map(|_| None).collect();
         // 1. Start families on demand, serially.
         if self.start_on_demand() {
             let mut fams: Vec<&str> = Vec::new();
@@ -839,7 +840,12 @@ impl CommandAction {
         let mut set = tokio::task::JoinSet::new();
         for (i, cmd) in jobs {
             let ex = self.env.executor.clone();
-            let (timeout, jail, name, sem) = (self.timeout, self.jail.clone(), self.name.clone(), sem.clone());
+            let (timeout, jail, name, sem) = (
+                self.timeout,
+                self.jail.clone(),
+                self.name.clone(),
+                sem.clone(),
+            );
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let res = ex.run(&cmd, timeout, &jail, &name).await;
@@ -857,7 +863,10 @@ impl CommandAction {
         for (i, cmd, res) in done {
             let t = &tickets[i];
             let ok = self.log_outcome(&cmd, res)
-                || self.process_cmd_from("<actionban>", t, 1).await.unwrap_or(false);
+                || self
+                    .process_cmd_from("<actionban>", t, 1)
+                    .await
+                    .unwrap_or(false);
             results[i] = Some(if ok {
                 let f = t.family().map_or("", |f| f.as_str());
                 let v = self.started_get(f).unwrap_or(0);

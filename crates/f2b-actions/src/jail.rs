@@ -184,7 +184,13 @@ impl JailActions {
                             self.jail, name, subset[k].id, e
                         ),
                     );
-                    fails.push((idx[k], ActionFailure { action: name, error: e }));
+                    fails.push((
+                        idx[k],
+                        ActionFailure {
+                            action: name,
+                            error: e,
+                        },
+                    ));
                 }
             }
         }

@@ -22,6 +22,7 @@ pub mod error;
 pub mod exec;
 pub mod info;
 pub mod jail;
+pub mod stream;
 pub mod tags;
 
 pub use action::{parse_bool, parse_seconds, ActionEnv, Clock, CommandAction, LogLevel, LogSink};

@@ -408,7 +408,10 @@ async fn ban_many_runs_concurrently_and_keeps_fail2ban_semantics() {
         [
             ("actionstart", format!("echo start <family> >> {o}")),
             ("actioncheck", format!("echo check <family> >> {o}")),
-            ("actionban", format!("sleep 0.2; echo ban <ip> >> {o}; test <ip> != 192.0.2.13")),
+            (
+                "actionban",
+                format!("sleep 0.2; echo ban <ip> >> {o}; test <ip> != 192.0.2.13"),
+            ),
             ("x?family=inet6", "v6".to_owned()),
         ],
     )
@@ -425,9 +428,15 @@ async fn ban_many_runs_concurrently_and_keeps_fail2ban_semantics() {
     let s = read(&out);
     let lines: Vec<&str> = s.lines().collect();
     assert_eq!(lines.iter().filter(|l| l.starts_with("start")).count(), 2);
-    assert!(lines[0].starts_with("start inet4") && lines[1].starts_with("start inet6"), "{s}");
+    assert!(
+        lines[0].starts_with("start inet4") && lines[1].starts_with("start inet6"),
+        "{s}"
+    );
     for i in 0..40 {
-        let n = lines.iter().filter(|l| **l == format!("ban 192.0.2.{i}")).count();
+        let n = lines
+            .iter()
+            .filter(|l| **l == format!("ban 192.0.2.{i}"))
+            .count();
         // The failing one is retried once after the invariant check.
         assert_eq!(n, if i == 13 { 2 } else { 1 }, "ban 192.0.2.{i}");
     }
