@@ -11,7 +11,9 @@
 use std::fs::{self, OpenOptions};
 use std::time::Duration;
 
-use f2b_tail::{FileTail, Start, TailOptions};
+use f2b_tail::{
+    Backend, FileTail, LogPathOptions, Start, SubscriberId, TailOptions, Tailer, TailerOptions,
+};
 use proptest::prelude::*;
 
 use crate::util::{numbers, Writer};
@@ -100,7 +102,30 @@ impl Model {
     }
 }
 
-fn run(ops: &[Op], grace: bool) -> Result<(), TestCaseError> {
+/// The reader under test: a bare `FileTail`, or the same file through a
+/// polling `Tailer` (registry, fan-out) driven by `mark_all_dirty` + `read`.
+enum Subject {
+    File(FileTail),
+    Tailer(Tailer),
+}
+
+impl Subject {
+    fn read(&mut self, got: &mut Vec<String>) {
+        match self {
+            Subject::File(t) => {
+                t.read_lines(&mut |l| got.push(l.text.to_owned()))
+                    .expect("read_lines");
+            }
+            Subject::Tailer(t) => {
+                t.mark_all_dirty();
+                let r = t.read(&mut |_, l| got.push(l.text.to_owned()));
+                assert!(r.errors.is_empty(), "{:?}", r.errors);
+            }
+        }
+    }
+}
+
+fn run(ops: &[Op], grace: bool, via_tailer: bool) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("a.log");
     let mut w = Writer::new(&path);
@@ -113,7 +138,26 @@ fn run(ops: &[Op], grace: bool) -> Result<(), TestCaseError> {
         },
         ..TailOptions::default()
     };
-    let mut tail = FileTail::open(&path, Start::Head, opts).expect("open");
+    let mut tail = if via_tailer {
+        let mut t = Tailer::new(TailerOptions {
+            backend: Backend::Polling,
+            glob_interval: Duration::from_secs(3600),
+            tail: opts,
+            ..TailerOptions::default()
+        });
+        let added = t
+            .add_logpath(
+                SubscriberId(7),
+                &path.to_string_lossy(),
+                LogPathOptions::default(),
+                &mut |_| None,
+            )
+            .expect("add");
+        assert_eq!(added.len(), 1);
+        Subject::Tailer(t)
+    } else {
+        Subject::File(FileTail::open(&path, Start::Head, opts).expect("open"))
+    };
     let mut model = Model {
         gens: vec![Gen::default()],
         at_path: Some(0),
@@ -123,10 +167,6 @@ fn run(ops: &[Op], grace: bool) -> Result<(), TestCaseError> {
     let mut next = 1u32;
     let mut got: Vec<String> = Vec::new();
     let mut rotations = 0;
-    let read = |tail: &mut FileTail, got: &mut Vec<String>| {
-        tail.read_lines(&mut |l| got.push(l.text.to_owned()))
-            .expect("read_lines");
-    };
     for op in ops {
         match op {
             Op::Write(n) => {
@@ -142,7 +182,7 @@ fn run(ops: &[Op], grace: bool) -> Result<(), TestCaseError> {
                 let line = format!("line {next}\n");
                 let cut = usize::from(*cut).min(line.len() - 1);
                 w.raw(&line.as_bytes()[..cut]);
-                read(&mut tail, &mut got);
+                tail.read(&mut got);
                 model.read();
                 w.raw(&line.as_bytes()[cut..]);
                 model.gens[g].lines.push(next);
@@ -178,23 +218,30 @@ fn run(ops: &[Op], grace: bool) -> Result<(), TestCaseError> {
                 }
             }
             Op::Read => {
-                read(&mut tail, &mut got);
+                tail.read(&mut got);
                 model.read();
             }
         }
     }
-    read(&mut tail, &mut got);
+    tail.read(&mut got);
     let want: Vec<u32> = (1..next).filter(|n| !model.lost.contains(n)).collect();
     prop_assert_eq!(numbers(&got), want);
     Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    // PROPTEST_CASES overrides the default of 200 for longer local runs.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
+    ))]
 
     #[test]
-    fn delivered_equals_written(ops in prop::collection::vec(op(), 1..60), grace: bool) {
-        run(&ops, grace)?;
+    fn delivered_equals_written(
+        ops in prop::collection::vec(op(), 1..60),
+        grace: bool,
+        via_tailer: bool,
+    ) {
+        run(&ops, grace, via_tailer)?;
     }
 }
 
@@ -213,6 +260,7 @@ fn no_loss_when_each_rotation_is_followed_by_a_read() {
         ops.push(Op::Write(2));
         ops.push(Op::Read);
     }
-    run(&ops, false).expect("exact");
-    run(&ops, true).expect("exact");
+    for (grace, via_tailer) in [(false, false), (true, false), (false, true), (true, true)] {
+        run(&ops, grace, via_tailer).expect("exact");
+    }
 }
