@@ -106,7 +106,7 @@ impl Model {
 /// polling `Tailer` (registry, fan-out) driven by `mark_all_dirty` + `read`.
 enum Subject {
     File(FileTail),
-    Tailer(Tailer),
+    Tailer(Box<Tailer>),
 }
 
 impl Subject {
@@ -154,7 +154,7 @@ fn run(ops: &[Op], grace: bool, via_tailer: bool) -> Result<(), TestCaseError> {
             )
             .expect("add");
         assert_eq!(added.len(), 1);
-        Subject::Tailer(t)
+        Subject::Tailer(Box::new(t))
     } else {
         Subject::File(FileTail::open(&path, Start::Head, opts).expect("open"))
     };
