@@ -105,7 +105,7 @@ impl Model {
 /// The reader under test: a bare `FileTail`, or the same file through a
 /// polling `Tailer` (registry, fan-out) driven by `mark_all_dirty` + `read`.
 enum Subject {
-    File(FileTail),
+    File(Box<FileTail>),
     Tailer(Box<Tailer>),
 }
 
@@ -156,7 +156,9 @@ fn run(ops: &[Op], grace: bool, via_tailer: bool) -> Result<(), TestCaseError> {
         assert_eq!(added.len(), 1);
         Subject::Tailer(Box::new(t))
     } else {
-        Subject::File(FileTail::open(&path, Start::Head, opts).expect("open"))
+        Subject::File(Box::new(
+            FileTail::open(&path, Start::Head, opts).expect("open"),
+        ))
     };
     let mut model = Model {
         gens: vec![Gen::default()],
