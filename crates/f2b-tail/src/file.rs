@@ -16,7 +16,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -550,12 +550,18 @@ impl Reader {
             source,
         };
         // std opens with O_CLOEXEC, so actions never inherit log descriptors.
-        let mut file = File::open(path).map_err(open_err)?;
+        // O_NONBLOCK keeps a FIFO put in place of the log from blocking the
+        // open; it has no effect on reading regular files.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(open_err)?;
         let meta = file.metadata().map_err(open_err)?;
-        if meta.is_dir() {
+        if !meta.is_file() {
             return Err(open_err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "is a directory",
+                "not a regular file",
             )));
         }
         let size = meta.len();

@@ -87,7 +87,8 @@ pub struct TailerReport {
     pub events: Vec<(PathBuf, TailEvent)>,
     /// Read errors on open files (the file stays followed and is retried).
     pub errors: Vec<TailError>,
-    /// Files that started being followed (glob matches), with subscriber.
+    /// Files that started being followed after `add_logpath` returned (new
+    /// glob matches, files created later), with subscriber.
     pub added: Vec<(SubscriberId, PathBuf)>,
     /// Files no longer followed (glob matches that disappeared).
     pub removed: Vec<(SubscriberId, PathBuf)>,
@@ -107,6 +108,8 @@ struct Sub {
 struct Entry {
     tail: FileTail,
     subs: Vec<Sub>,
+    /// Names registered with the watcher and `by_path` for this entry.
+    watched: Vec<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -130,6 +133,8 @@ pub struct Tailer {
     by_path: HashMap<PathBuf, PathBuf>,
     patterns: Vec<Pattern>,
     dirty: HashSet<PathBuf>,
+    /// Paths that could not be opened, with the error last reported.
+    failed: HashMap<PathBuf, std::io::ErrorKind>,
     rescan_due: bool,
     next_glob: Instant,
     pending: TailerReport,
@@ -147,6 +152,7 @@ impl Tailer {
             by_path: HashMap::new(),
             patterns: Vec::new(),
             dirty: HashSet::new(),
+            failed: HashMap::new(),
             rescan_due: false,
             pending: TailerReport::default(),
         }
@@ -214,7 +220,7 @@ impl Tailer {
                 StartMode::Tail => Start::Tail,
                 StartMode::Head => checkpoint(&path).map(Start::At).unwrap_or(Start::Head),
             };
-            if self.attach(idx, &path, start) {
+            if self.attach(idx, &path, start, false) {
                 out.push(path);
             }
         }
@@ -448,7 +454,7 @@ impl Tailer {
 
     /// Attaches the file `path` for pattern `idx`. Returns whether the
     /// subscriber now follows it.
-    fn attach(&mut self, idx: usize, path: &Path, start: Start) -> bool {
+    fn attach(&mut self, idx: usize, path: &Path, start: Start, report: bool) -> bool {
         let Some(p) = self.patterns.get(idx) else {
             return false;
         };
@@ -458,49 +464,66 @@ impl Tailer {
             via: p.text.clone(),
             encoding: p.opts.encoding,
         };
+        let id = p.id;
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         if let Some(e) = self.entries.get_mut(&key) {
             if e.subs.iter().any(|s| s.id == sub.id) {
                 return false;
             }
             e.subs.push(sub);
-            self.pending.added.push((p.id, path.to_path_buf()));
-            return true;
+        } else {
+            let opts = TailOptions {
+                encoding: sub.encoding,
+                ..self.opts.tail.clone()
+            };
+            match FileTail::open(path, start, opts) {
+                Ok(tail) => {
+                    self.failed.remove(path);
+                    self.dirty.insert(key.clone());
+                    self.entries.insert(
+                        key.clone(),
+                        Entry {
+                            tail,
+                            subs: vec![sub],
+                            watched: Vec::new(),
+                        },
+                    );
+                }
+                Err(TailError::Open { source, .. }) => {
+                    // Report each distinct failure once; rescans retry.
+                    if self.failed.get(path) != Some(&source.kind()) {
+                        self.failed.insert(path.to_path_buf(), source.kind());
+                        self.pending.events.push((
+                            path.to_path_buf(),
+                            TailEvent::Unavailable {
+                                kind: source.kind(),
+                                message: source.to_string(),
+                            },
+                        ));
+                    }
+                    return false;
+                }
+                Err(e) => {
+                    self.pending.errors.push(e);
+                    return false;
+                }
+            }
         }
-        let opts = TailOptions {
-            encoding: sub.encoding,
-            ..self.opts.tail.clone()
-        };
-        match FileTail::open(path, start, opts) {
-            Ok(tail) => {
-                self.watcher.watch_file(path);
-                self.by_path.insert(path.to_path_buf(), key.clone());
-                self.dirty.insert(key.clone());
-                self.pending.added.push((p.id, path.to_path_buf()));
-                self.entries.insert(
-                    key,
-                    Entry {
-                        tail,
-                        subs: vec![sub],
-                    },
-                );
-                true
-            }
-            Err(TailError::Open { source, .. }) => {
-                self.pending.events.push((
-                    path.to_path_buf(),
-                    TailEvent::Unavailable {
-                        kind: source.kind(),
-                        message: source.to_string(),
-                    },
-                ));
-                false
-            }
-            Err(e) => {
-                self.pending.errors.push(e);
-                false
+        // Watch the name the jail uses and, for symlinks, the target: writes
+        // show up as events in the target's directory.
+        for name in [path.to_path_buf(), key.clone()] {
+            if !self.by_path.contains_key(&name) {
+                self.watcher.watch_file(&name);
+                self.by_path.insert(name.clone(), key.clone());
+                if let Some(e) = self.entries.get_mut(&key) {
+                    e.watched.push(name);
+                }
             }
         }
+        if report {
+            self.pending.added.push((id, path.to_path_buf()));
+        }
+        true
     }
 
     /// Re-evaluates every glob: attaches new matches (from the head: they
@@ -519,7 +542,7 @@ impl Tailer {
                     .and_then(|k| self.entries.get(k))
                     .is_some_and(|e| e.subs.iter().any(|s| s.id == id));
                 if !already {
-                    self.attach(idx, path, Start::Head);
+                    self.attach(idx, path, Start::Head, true);
                 }
             }
             if is_glob {
@@ -564,9 +587,10 @@ impl Tailer {
         }
         for key in emptied {
             if let Some(e) = self.entries.remove(&key) {
-                let path = e.tail.path().to_path_buf();
-                self.watcher.unwatch_file(&path);
-                self.by_path.remove(&path);
+                for name in &e.watched {
+                    self.watcher.unwatch_file(name);
+                    self.by_path.remove(name);
+                }
                 self.dirty.remove(&key);
             }
         }

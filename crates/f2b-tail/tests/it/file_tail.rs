@@ -341,3 +341,36 @@ fn seek_to_time_finds_first_line_at_or_after_target() {
     assert_eq!(pos, content.len() as u64);
     assert!(read(&mut t).is_empty());
 }
+
+#[test]
+fn fifo_in_place_of_the_log_does_not_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("a.log");
+    let mut w = Writer::new(&path);
+    w.lines(1..=1);
+    w.close();
+    let mut t = open(&path, Start::Head);
+    assert_eq!(read(&mut t), numbered(1..=1));
+    fs::remove_file(&path).expect("rm");
+    let c = std::ffi::CString::new(path.to_string_lossy().as_bytes()).expect("cstring");
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let r = t.read_lines(&mut |_| {}).expect("read");
+    let r2 = t.read_lines(&mut |_| {}).expect("read");
+    let unavailable: Vec<_> = r
+        .events
+        .iter()
+        .chain(r2.events.iter())
+        .filter(|e| {
+            matches!(
+                e,
+                TailEvent::Unavailable {
+                    kind: std::io::ErrorKind::InvalidInput,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(unavailable.len(), 1, "{:?} {:?}", r.events, r2.events);
+    assert!(!t.is_open());
+}

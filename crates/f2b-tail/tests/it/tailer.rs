@@ -354,3 +354,86 @@ fn seek_to_time_through_tailer_only_before_first_read() {
     // Already reading: a later seek (e.g. a second jail) does not move it.
     assert_eq!(t.seek_to_time(&a, 6.0, &mut time_of).expect("seek"), None);
 }
+
+#[test]
+fn symlinked_log_gets_events_from_target_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(dir.path().join("data")).expect("mkdir");
+    fs::create_dir(dir.path().join("log")).expect("mkdir");
+    let target = dir.path().join("data/auth.log");
+    let link = dir.path().join("log/auth.log");
+    fs::write(&target, "").expect("create");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    // A long poll interval: only inotify can deliver within the deadline.
+    let mut t = Tailer::new(TailerOptions {
+        backend: Backend::Inotify,
+        poll_interval: Duration::from_secs(60),
+        glob_interval: Duration::from_secs(60),
+        ..TailerOptions::default()
+    });
+    t.add_logpath(
+        A,
+        &link.to_string_lossy(),
+        LogPathOptions::default(),
+        &mut no_cp,
+    )
+    .expect("add");
+    t.add_logpath(
+        B,
+        &target.to_string_lossy(),
+        LogPathOptions::default(),
+        &mut no_cp,
+    )
+    .expect("add");
+    assert_eq!(t.followed_files(), 1);
+    t.read(&mut |_, _| {});
+    Writer::new(&target).lines(1..=1);
+    let mut got = Got::new();
+    let start = Instant::now();
+    while got.len() < 2 && start.elapsed() < Duration::from_secs(5) {
+        t.wait(Duration::from_secs(5)).expect("wait");
+        t.read(&mut |s, l| got.push((s, l.file.to_path_buf(), l.text.to_owned())));
+    }
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(texts(&got, A), numbered(1..=1));
+    assert_eq!(texts(&got, B), numbered(1..=1));
+    // Each jail sees the file under its own name.
+    assert!(got.iter().any(|(s, f, _)| *s == A && *f == link));
+    assert!(got.iter().any(|(s, f, _)| *s == B && *f == target));
+    assert_eq!(t.checkpoint_of(&link), t.checkpoint_of(&target));
+}
+
+#[test]
+fn non_regular_files_are_never_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let looped = dir.path().join("loop.log");
+    // A symlink loop cannot be opened, even by root.
+    std::os::unix::fs::symlink(&looped, &looped).expect("symlink");
+    // Opening a FIFO would block the tailer until a writer appears.
+    let fifo = dir.path().join("fifo.log");
+    let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).expect("cstring");
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let mut t = tailer(Backend::Polling);
+    let files = t
+        .add_logpath(
+            A,
+            &looped.to_string_lossy(),
+            LogPathOptions::default(),
+            &mut no_cp,
+        )
+        .expect("add");
+    assert!(files.is_empty());
+    let pattern = format!("{}/*.log", dir.path().display());
+    let files = t
+        .add_logpath(B, &pattern, LogPathOptions::default(), &mut no_cp)
+        .expect("add");
+    assert!(files.is_empty());
+    let mut events = 0;
+    for _ in 0..3 {
+        t.wait(Duration::from_millis(60)).expect("wait");
+        events += t.read(&mut |_, _| {}).events.len();
+    }
+    assert_eq!(events, 0);
+    assert_eq!(t.followed_files(), 0);
+}
