@@ -621,7 +621,14 @@ fn expand(pattern: &str, is_glob: bool) -> Vec<PathBuf> {
         let p = PathBuf::from(pattern);
         return if p.is_file() { vec![p] } else { Vec::new() };
     }
-    let Ok(paths) = glob::glob(pattern) else {
+    // Python's glob (used by fail2ban's client): `*` and `?` do not match a
+    // leading dot or a `/`, matching is case-sensitive.
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    let Ok(paths) = glob::glob_with(pattern, options) else {
         return Vec::new();
     };
     let mut v: Vec<PathBuf> = paths

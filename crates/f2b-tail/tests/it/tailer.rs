@@ -79,6 +79,8 @@ fn glob_picks_up_new_files() {
         let a = dir.path().join("a.log");
         Writer::new(&a).lines(1..=2);
         fs::write(dir.path().join("ignored.txt"), "x\n").expect("write");
+        // Like Python's glob, `*` does not match a leading dot.
+        fs::write(dir.path().join(".hidden.log"), "x\n").expect("write");
         let mut t = tailer(backend);
         let pattern = format!("{}/*.log", dir.path().display());
         let files = t
