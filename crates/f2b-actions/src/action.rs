@@ -106,6 +106,15 @@ const DEFAULT_PROPS: [&str; 9] = [
     "actionunban",
 ];
 
+/// A family as fail2ban keys its state: `Some("inet4")`, `Some("inet6")`,
+/// `Some("")` (family-less actions) or `None` (tickets that are not
+/// addresses; also "every family" as an argument of start/stop).
+type Fam = Option<String>;
+
+fn ticket_fam(t: &BanTicket) -> Fam {
+    t.family().map(|f| f.as_str().to_owned())
+}
+
 /// Started-state bits per family (fail2ban's `__started`).
 const STARTED: u8 = 1;
 const HAS_ITEMS: u8 = 2;
@@ -187,8 +196,8 @@ pub struct CommandAction {
     name: String,
     props: BTreeMap<String, String>,
     timeout: Duration,
-    started: Vec<(String, u8)>,
-    executed: BTreeMap<String, Vec<(String, String)>>,
+    started: Vec<(Fam, u8)>,
+    executed: BTreeMap<String, Vec<(Fam, String)>>,
     subst_cache: HashMap<String, Arc<BTreeMap<String, String>>>,
     op_cache: HashMap<(String, String), String>,
     ban_epoch: u64,
@@ -323,7 +332,8 @@ impl CommandAction {
     }
 
     /// Families started so far and their state bits (1 started, 2 holds bans).
-    pub fn started_families(&self) -> Vec<(String, u8)> {
+    /// `None` is the family of tickets whose id is not an address.
+    pub fn started_families(&self) -> Vec<(Option<String>, u8)> {
         self.started.clone()
     }
 
@@ -342,22 +352,22 @@ impl CommandAction {
         })
     }
 
-    fn families(&self) -> Vec<String> {
+    fn families(&self) -> Vec<Fam> {
         if let Some(f) = self.props.get("families").filter(|v| !v.is_empty()) {
             return f
                 .split(|c: char| c == ',' || c.is_whitespace())
                 .filter(|s| !s.is_empty())
-                .map(str::to_owned)
+                .map(|s| Some(s.to_owned()))
                 .collect();
         }
         if self.has_cond_section() {
             if self.env.ipv6_allowed {
-                vec!["inet4".into(), "inet6".into()]
+                vec![Some("inet4".into()), Some("inet6".into())]
             } else {
-                vec!["inet4".into()]
+                vec![Some("inet4".into())]
             }
         } else {
-            vec![String::new()]
+            vec![Some(String::new())]
         }
     }
 
@@ -371,14 +381,14 @@ impl CommandAction {
         }
     }
 
-    fn started_get(&self, fam: &str) -> Option<u8> {
+    fn started_get(&self, fam: &Fam) -> Option<u8> {
         self.started.iter().find(|(f, _)| f == fam).map(|(_, v)| *v)
     }
 
-    fn started_set(&mut self, fam: &str, v: u8) {
+    fn started_set(&mut self, fam: &Fam, v: u8) {
         match self.started.iter_mut().find(|(f, _)| f == fam) {
             Some(slot) => slot.1 = v,
-            None => self.started.push((fam.to_owned(), v)),
+            None => self.started.push((fam.clone(), v)),
         }
     }
 
@@ -414,9 +424,12 @@ impl CommandAction {
     }
 
     /// fail2ban's `_getOperation`: static substitution, then `<family>`.
-    fn get_operation(&mut self, tag: &str, family: &str) -> Result<String, ActionError> {
+    fn get_operation(&mut self, tag: &str, family: &Fam) -> Result<String, ActionError> {
+        let Some(family) = family.as_deref().filter(|f| !f.is_empty()) else {
+            return self.render_static(tag, "");
+        };
         let cmd = self.render_static(tag, family)?;
-        if family.is_empty() || !cmd.contains('<') {
+        if !cmd.contains('<') {
             return Ok(cmd);
         }
         let r = replace_dynamic_tags(
@@ -462,16 +475,17 @@ impl CommandAction {
         family: &str,
         now: f64,
     ) -> Result<RenderedCommand, ActionError> {
-        let cmd = self.get_operation(tag, family)?;
-        Ok(self.dynamic_for_operation(&cmd, family, now))
+        let fam = Some(family.to_owned());
+        let cmd = self.get_operation(tag, &fam)?;
+        Ok(self.dynamic_for_operation(&cmd, &fam, now))
     }
 
-    fn dynamic_for_operation(&self, cmd: &str, family: &str, now: f64) -> RenderedCommand {
+    fn dynamic_for_operation(&self, cmd: &str, family: &Fam, now: f64) -> RenderedCommand {
         let empty = BanTicket::new("", now);
         let ctx = TagContext {
             ticket: &empty,
             jail: self.env.jail_info.as_ref(),
-            family: Some(family),
+            family: Some(family.as_deref().unwrap_or("None")),
             time: Some(now),
             ip_host: None,
         };
@@ -613,7 +627,7 @@ impl CommandAction {
         }
     }
 
-    fn executed_by_others(&self, tag: &str, fam: &str) -> Vec<String> {
+    fn executed_by_others(&self, tag: &str, fam: &Fam) -> Vec<String> {
         self.executed
             .get(tag)
             .map(|v| {
@@ -625,13 +639,13 @@ impl CommandAction {
             .unwrap_or_default()
     }
 
-    fn executed_set(&mut self, tag: &str, fam: &str, cmd: Option<String>) {
+    fn executed_set(&mut self, tag: &str, fam: &Fam, cmd: Option<String>) {
         match cmd.filter(|c| !c.is_empty()) {
             Some(cmd) => {
                 let v = self.executed.entry(tag.to_owned()).or_default();
                 match v.iter_mut().find(|(f, _)| f == fam) {
                     Some(slot) => slot.1 = cmd,
-                    None => v.push((fam.to_owned(), cmd)),
+                    None => v.push((fam.clone(), cmd)),
                 }
             }
             None => {
@@ -649,7 +663,7 @@ impl CommandAction {
         &mut self,
         tag: &str,
         operation: &'static str,
-        families: Option<Vec<String>>,
+        families: Option<Vec<Fam>>,
         after: After,
     ) -> Result<bool, ActionError> {
         let mut res = true;
@@ -717,24 +731,19 @@ impl CommandAction {
         self.start_family(None, false).await
     }
 
-    async fn start_family(
-        &mut self,
-        family: Option<&str>,
-        force: bool,
-    ) -> Result<bool, ActionError> {
+    /// fail2ban's `_start(family, forceStart)`; `None` means every family.
+    async fn start_family(&mut self, family: Fam, force: bool) -> Result<bool, ActionError> {
         if self.start_on_demand() {
             if !force {
                 return Ok(true);
             }
         } else if !force {
-            if let Some(f) = family {
-                if self.started_get(f).is_some_and(|v| v != 0) {
-                    return Ok(true);
-                }
+            if self.started_get(&family).is_some_and(|v| v != 0) {
+                return Ok(true);
             }
         }
         let fams = match family {
-            Some(f) => vec![f.to_owned()],
+            Some(f) => vec![Some(f)],
             None => self.families(),
         };
         self.execute_operation("<actionstart>", "starting", Some(fams), After::Start)
@@ -757,9 +766,9 @@ impl CommandAction {
     }
 
     async fn ban_with(&mut self, ticket: &BanTicket, tag: &str) -> Result<(), ActionError> {
-        let family = ticket.family().map_or("", |f| f.as_str());
-        if self.start_on_demand() && self.started_get(family).unwrap_or(0) == 0 {
-            self.start_family(Some(family), true).await?;
+        let family = ticket_fam(ticket);
+        if self.start_on_demand() && self.started_get(&family).unwrap_or(0) == 0 {
+            self.start_family(family.clone(), true).await?;
         }
         if !self.process_cmd(tag, ticket).await? {
             return Err(ActionError::Ticket {
@@ -767,8 +776,8 @@ impl CommandAction {
                 ip: ticket.id.clone(),
             });
         }
-        let v = self.started_get(family).unwrap_or(0);
-        self.started_set(family, v | STARTED | HAS_ITEMS);
+        let v = self.started_get(&family).unwrap_or(0);
+        self.started_set(&family, v | STARTED | HAS_ITEMS);
         Ok(())
     }
 
@@ -786,20 +795,20 @@ impl CommandAction {
             (0..tickets.len()).map(|_| None).collect();
         // 1. Start families on demand, serially.
         if self.start_on_demand() {
-            let mut fams: Vec<&str> = Vec::new();
+            let mut fams: Vec<Fam> = Vec::new();
             for t in tickets {
-                let f = t.family().map_or("", |f| f.as_str());
+                let f = ticket_fam(t);
                 if !fams.contains(&f) {
                     fams.push(f);
                 }
             }
             for f in fams {
-                if self.started_get(f).unwrap_or(0) == 0 {
-                    if let Err(e) = self.start_family(Some(f), true).await {
+                if self.started_get(&f).unwrap_or(0) == 0 {
+                    if let Err(e) = self.start_family(f.clone(), true).await {
                         // Like fail2ban: every ticket of the family fails.
                         let msg = e.to_string();
                         for (i, t) in tickets.iter().enumerate() {
-                            if t.family().map_or("", |x| x.as_str()) == f {
+                            if ticket_fam(t) == f {
                                 results[i] = Some(Err(ActionError::Operation {
                                     operation: "starting",
                                     jail: self.jail.clone(),
@@ -868,9 +877,9 @@ impl CommandAction {
                     .await
                     .unwrap_or(false);
             results[i] = Some(if ok {
-                let f = t.family().map_or("", |f| f.as_str());
-                let v = self.started_get(f).unwrap_or(0);
-                self.started_set(f, v | STARTED | HAS_ITEMS);
+                let f = ticket_fam(t);
+                let v = self.started_get(&f).unwrap_or(0);
+                self.started_set(&f, v | STARTED | HAS_ITEMS);
                 Ok(())
             } else {
                 Err(ActionError::Ticket {
@@ -906,8 +915,8 @@ impl CommandAction {
 
     /// Unbans a ticket (`actionunban`), only if its family holds bans.
     pub async fn unban(&mut self, ticket: &BanTicket) -> Result<(), ActionError> {
-        let family = ticket.family().map_or("", |f| f.as_str());
-        if self.started_get(family).unwrap_or(0) & HAS_ITEMS != 0
+        let family = ticket_fam(ticket);
+        if self.started_get(&family).unwrap_or(0) & HAS_ITEMS != 0
             && !self.process_cmd("<actionunban>", ticket).await?
         {
             return Err(ActionError::Ticket {
@@ -920,7 +929,7 @@ impl CommandAction {
 
     /// Runs `actionflush` for every family holding bans.
     pub async fn flush(&mut self) -> Result<bool, ActionError> {
-        let fams: Vec<String> = self
+        let fams: Vec<Fam> = self
             .started
             .iter()
             .filter(|(_, v)| v & (STARTED | HAS_ITEMS) == STARTED | HAS_ITEMS)
@@ -938,10 +947,11 @@ impl CommandAction {
         self.stop_family(None).await
     }
 
-    async fn stop_family(&mut self, family: Option<&str>) -> Result<bool, ActionError> {
+    /// fail2ban's `_stop(family)`; `None` means every started family.
+    async fn stop_family(&mut self, family: Fam) -> Result<bool, ActionError> {
         let fams = match family {
             None => {
-                let f: Vec<String> = self
+                let f: Vec<Fam> = self
                     .started
                     .iter()
                     .filter(|(_, v)| *v != 0)
@@ -954,11 +964,12 @@ impl CommandAction {
                 f
             }
             Some(f) => {
-                if self.started_get(f).is_none() {
+                let f = Some(f);
+                if self.started_get(&f).is_none() {
                     return Ok(true);
                 }
-                self.started_set(f, 0);
-                vec![f.to_owned()]
+                self.started_set(&f, 0);
+                vec![f]
             }
         };
         self.execute_operation("<actionstop>", "stopping", Some(fams), After::Stop)
@@ -999,11 +1010,11 @@ impl CommandAction {
     /// repaired because `before_repair` said no.
     async fn invariant_check(
         &mut self,
-        family: &str,
+        family: &Fam,
         before_repair: Option<&(dyn Fn() -> bool + Send + Sync)>,
         force_start: bool,
     ) -> Result<i8, ActionError> {
-        if !force_start && self.started_get(family).is_none() {
+        if !force_start && family.is_some() && self.started_get(family).is_none() {
             return Ok(1);
         }
         let check = self.get_operation("<actioncheck>", family)?;
@@ -1034,9 +1045,9 @@ impl CommandAction {
             }
             self.started_set(family, STARTED);
         } else {
-            let _ = self.stop_family(Some(family)).await;
+            let _ = self.stop_family(family.clone()).await;
             let force = force_start || !self.start_on_demand();
-            self.start_family(Some(family), force).await?;
+            self.start_family(family.clone(), force).await?;
         }
         if self.started_get(family).unwrap_or(0) != 0
             && !self.run(&RenderedCommand::plain(check)).await
@@ -1064,7 +1075,7 @@ impl CommandAction {
         ticket: &BanTicket,
         mut repcnt: u32,
     ) -> Result<bool, ActionError> {
-        let family = ticket.family().map_or("", |f| f.as_str()).to_owned();
+        let family = ticket_fam(ticket);
         loop {
             if repcnt > 0 && self.truthy("actioncheck") {
                 let is_unban = tag == "<actionunban>";
@@ -1089,7 +1100,7 @@ impl CommandAction {
                     return Ok(false);
                 }
             }
-            let cmd = self.render_static(tag, &family)?;
+            let cmd = self.render_static(tag, family.as_deref().unwrap_or(""))?;
             let ip_host = if cmd.contains("<ip-host>") {
                 self.resolve_ip_host(ticket).await
             } else {

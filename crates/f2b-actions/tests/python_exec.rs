@@ -71,6 +71,7 @@ async fn check_repair_restart_flush_like_python() {
     let t1 = json!({"id": "192.0.2.1", "time": 10.0});
     let t2 = json!({"id": "192.0.2.2", "time": 11.0});
     let t6 = json!({"id": "2001:db8::1", "time": 12.0});
+    let tid = json!({"id": "user-42", "time": 13.0});
     let rmflags = format!("rm -f {d}/*.flag");
     let scenario = json!({
         "now": 1_700_000_000.0,
@@ -88,6 +89,11 @@ async fn check_repair_restart_flush_like_python() {
             {"op": "unban", "ticket": t1},
             {"op": "sh", "cmd": rmflags},
             {"op": "unban", "ticket": t2},
+            {"op": "ban", "ticket": tid},
+            {"op": "sh", "cmd": rmflags},
+            {"op": "ban", "ticket": tid},
+            {"op": "check"},
+            {"op": "unban", "ticket": tid},
             {"op": "flush"},
             {"op": "stop"}
         ]

@@ -85,6 +85,13 @@ fn tickets() -> (Value, Value) {
 
 fn scenario() -> Value {
     let (t4, t6) = tickets();
+    let tid = json!({
+        "id": "bob's box; $(id)",
+        "time": 1_699_999_992.75,
+        "failures": 1,
+        "matches": ["m"],
+        "data": {"user": "bob"}
+    });
     json!({
         "now": NOW,
         "steps": [
@@ -93,6 +100,8 @@ fn scenario() -> Value {
             {"op": "ban", "ticket": t6},
             {"op": "reban", "ticket": t4},
             {"op": "unban", "ticket": t4},
+            {"op": "ban", "ticket": tid},
+            {"op": "unban", "ticket": tid},
             {"op": "flush"},
             {"op": "stop"}
         ]
