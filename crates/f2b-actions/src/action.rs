@@ -737,10 +737,8 @@ impl CommandAction {
             if !force {
                 return Ok(true);
             }
-        } else if !force {
-            if self.started_get(&family).is_some_and(|v| v != 0) {
-                return Ok(true);
-            }
+        } else if !force && self.started_get(&family).is_some_and(|v| v != 0) {
+            return Ok(true);
         }
         let fams = match family {
             Some(f) => vec![Some(f)],
