@@ -518,16 +518,18 @@ fn read_all(
         }
         if rotation == Rotation::NewFile {
             match Reader::open(sink.path, &Start::Head, sink.opts.max_line_bytes) {
-                Ok(mut r) => {
+                Ok(r) => {
                     sink.report.events.push(TailEvent::Opened { pos: 0 });
-                    drain(&mut r, buf, false, sink).map_err(|source| TailError::Read {
+                    // Keep the reader even if draining fails, so that what it
+                    // delivered is not delivered again by a reopen.
+                    let r = cur.insert(r);
+                    drain(r, buf, false, sink).map_err(|source| TailError::Read {
                         path: sink.path.to_path_buf(),
                         source,
                     })?;
                     if !r.first.is_known() {
                         r.first = checkpoint::first_line(&r.file).unwrap_or_default();
                     }
-                    *cur = Some(r);
                 }
                 Err(TailError::Open { source, .. }) => {
                     *open_error = Some(source.kind());
