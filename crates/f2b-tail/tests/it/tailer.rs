@@ -439,3 +439,28 @@ fn non_regular_files_are_never_opened() {
     assert_eq!(events, 0);
     assert_eq!(t.followed_files(), 0);
 }
+
+#[test]
+fn shared_file_decoded_per_subscriber_encoding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a.log");
+    fs::write(&a, b"user J\xfcrgen\n").expect("write");
+    let mut t = tailer(Backend::Polling);
+    let latin1 = LogPathOptions {
+        encoding: f2b_tail::LogEncoding::Latin1,
+        ..LogPathOptions::default()
+    };
+    t.add_logpath(
+        A,
+        &a.to_string_lossy(),
+        LogPathOptions::default(),
+        &mut no_cp,
+    )
+    .expect("add");
+    t.add_logpath(B, &a.to_string_lossy(), latin1, &mut no_cp)
+        .expect("add");
+    let mut got = Got::new();
+    pump(&mut t, &mut got, 2);
+    assert_eq!(texts(&got, A), ["user J\u{fffd}rgen"]);
+    assert_eq!(texts(&got, B), ["user J\u{fc}rgen"]);
+}
