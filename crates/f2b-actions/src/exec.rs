@@ -165,6 +165,9 @@ impl Executor {
         let started = Instant::now();
         let mut child = c.spawn().map_err(spawn_err)?;
         let pid = child.id().map(|p| p as libc::pid_t);
+        // If this future is dropped before the command ends (shutdown,
+        // cancelled task), the guard kills the whole group.
+        let mut guard = GroupGuard(pid);
         let out_task = child.stdout.take().map(|s| tokio::spawn(read_capped(s)));
         let err_task = child.stderr.take().map(|s| tokio::spawn(read_capped(s)));
 
@@ -193,6 +196,7 @@ impl Executor {
                 }
             }
         };
+        guard.0 = None;
         let elapsed = started.elapsed();
         let stdout = drain(out_task).await;
         let stderr = drain(err_task).await;
@@ -205,6 +209,16 @@ impl Executor {
             stderr,
             elapsed,
         })
+    }
+}
+
+struct GroupGuard(Option<libc::pid_t>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            kill_group(pid, libc::SIGKILL);
+        }
     }
 }
 

@@ -443,3 +443,20 @@ async fn ban_many_runs_concurrently_and_keeps_fail2ban_semantics() {
     assert_eq!(lines.iter().filter(|l| **l == "check inet4").count(), 1);
     assert!(lines.contains(&"ban 2001:db8::1"));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_a_running_command_kills_its_group() {
+    let dir = common::TempDir::new("drop");
+    let pidf = dir.path().join("pid");
+    let ex = Executor::new();
+    let cmd = RenderedCommand::plain(format!("sleep 100 & echo $! > {}; wait", pidf.display()));
+    let fut = ex.run(&cmd, Duration::from_secs(100), "j", "a");
+    // Give the shell time to start the grandchild, then drop the future.
+    let _ = tokio::time::timeout(Duration::from_millis(500), fut).await;
+    let pid: i32 = read(&pidf).trim().parse().expect("grandchild pid");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false);
+    assert!(!alive, "grandchild {pid} survived a dropped command");
+}
