@@ -427,6 +427,42 @@ pub fn replace_dynamic_tags(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The hand-written scanners agree with fail2ban's regexes.
+        #[test]
+        fn scanners_match_the_regexes(s in "[<> aF\\-Z0-9_*]{0,40}") {
+            let tag = regex::Regex::new(r"<([^ <>]+)>").unwrap();
+            let ours = sub_tags(&s, |t| Some(format!("[{t}]")));
+            let theirs = tag.replace_all(&s, "[$1]").into_owned();
+            prop_assert_eq!(ours, theirs);
+            let ftag = regex::Regex::new(r"<F-([A-Z0-9_\-]+)>").unwrap();
+            let mut found = Vec::new();
+            let mut pos = 0;
+            while let Some(m) = find_ftag(&s, pos) {
+                found.push((m.start, m.end));
+                pos = m.end;
+            }
+            let expect: Vec<(usize, usize)> = ftag.find_iter(&s).map(|m| (m.start(), m.end())).collect();
+            prop_assert_eq!(found, expect);
+        }
+
+        /// A value with a shell-significant character never appears in the
+        /// script; one without appears verbatim.
+        #[test]
+        fn values_are_variables_or_inert(v in "\\PC{0,20}") {
+            let data = BTreeMap::from([("user".to_owned(), v.clone())]);
+            let r = replace_dynamic_tags("x <F-USER> y", |_| None, Some(&data), &BuiltinTags::default());
+            if needs_shell_var(&v) {
+                prop_assert_eq!(r.script, "f2bV_F_user=$0 \nx $f2bV_F_user y");
+                prop_assert_eq!(r.args, vec![v.replace('\0', "\u{FFFD}")]);
+            } else {
+                prop_assert_eq!(r.script, format!("x {v} y"));
+                prop_assert!(r.args.is_empty());
+            }
+        }
+    }
 
     fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()
