@@ -128,62 +128,19 @@ pub fn parse_bool(v: &str) -> bool {
     )
 }
 
-/// Parses fail2ban time expressions as used for `timeout`: a number, or
-/// summed groups like `1h 30m`, `2d`, `90s`, `1.5`.
-pub fn parse_seconds(v: &str) -> Option<f64> {
-    let s = v.trim().to_ascii_lowercase();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(n) = s.parse::<f64>() {
-        return Some(n);
-    }
-    let mut total = 0.0;
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut any = false;
-    while i < b.len() {
-        while i < b.len() && (b[i] == b' ' || b[i] == b'+') {
-            i += 1;
-        }
-        if i >= b.len() {
-            break;
-        }
-        let st = i;
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
-            i += 1;
-        }
-        let num: f64 = s[st..i].parse().ok()?;
-        while i < b.len() && b[i] == b' ' {
-            i += 1;
-        }
-        let us = i;
-        while i < b.len() && b[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let mult = match &s[us..i] {
-            "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
-            "m" | "mm" | "min" | "mins" | "minute" | "minutes" => 60.0,
-            "h" | "hh" | "hour" | "hours" => 3600.0,
-            "d" | "dd" | "day" | "days" => 86400.0,
-            "w" | "ww" | "week" | "weeks" => 7.0 * 86400.0,
-            "mo" | "mon" | "month" | "months" => 365.25 * 86400.0 / 12.0,
-            "y" | "yy" | "year" | "years" => 365.25 * 86400.0,
-            _ => return None,
-        };
-        total += num * mult;
-        any = true;
-    }
-    any.then_some(total)
-}
-
-/// Python `str()` of a number that `str2seconds` produced.
-fn seconds_repr(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        crate::info::py_float(v)
-    }
+/// fail2ban's `MyTime.str2seconds` as used for `timeout` (`60`, `1m`,
+/// `1h 30m`, `2*60`): seconds, and the text Python's `str()` gives the
+/// resulting number (`60`, `1.5`). `None` if it is not a finite,
+/// non-negative number.
+pub fn parse_seconds(v: &str) -> Option<(f64, String)> {
+    use f2b_core::duration::{str2sec_num, Num};
+    let n = str2sec_num(v).ok()?;
+    let secs = match n {
+        Num::Int(i) => i as f64,
+        Num::Float(f) => f,
+        Num::EmptyTuple => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| (secs, n.to_string()))
 }
 
 /// One shell action of one jail (fail2ban's `CommandAction`).
@@ -270,14 +227,13 @@ impl CommandAction {
         let value = match key.as_str() {
             "bantime" => return Ok(()),
             "timeout" => {
-                let secs = parse_seconds(&value)
-                    .filter(|s| *s >= 0.0 && s.is_finite())
-                    .ok_or_else(|| ActionError::InvalidProperty {
+                let (secs, text) =
+                    parse_seconds(&value).ok_or_else(|| ActionError::InvalidProperty {
                         property: key.clone(),
                         value: value.clone(),
                     })?;
                 self.timeout = Duration::from_secs_f64(secs);
-                seconds_repr(secs)
+                text
             }
             _ => value,
         };
@@ -572,7 +528,7 @@ impl CommandAction {
                         "fail2ban.utils",
                         &format!(
                             "{id:x} -- timed out after {} seconds.",
-                            seconds_repr(self.timeout.as_secs_f64())
+                            self.props.get("timeout").map_or("60", String::as_str)
                         ),
                     );
                 }
@@ -1152,13 +1108,12 @@ mod tests {
 
     #[test]
     fn seconds() {
-        assert_eq!(parse_seconds("60"), Some(60.0));
-        assert_eq!(parse_seconds("1m"), Some(60.0));
-        assert_eq!(parse_seconds("1h 30m"), Some(5400.0));
-        assert_eq!(parse_seconds("1.5"), Some(1.5));
+        assert_eq!(parse_seconds("60"), Some((60.0, "60".into())));
+        assert_eq!(parse_seconds("1m"), Some((60.0, "60".into())));
+        assert_eq!(parse_seconds("1h 30m"), Some((5400.0, "5400".into())));
+        assert_eq!(parse_seconds("1.5"), Some((1.5, "1.5".into())));
         assert_eq!(parse_seconds("x"), None);
-        assert_eq!(seconds_repr(60.0), "60");
-        assert_eq!(seconds_repr(1.5), "1.5");
+        assert_eq!(parse_seconds("-5"), None);
     }
 
     #[test]
