@@ -314,6 +314,10 @@ fn mail_actions_send_whois_and_lines_without_executing_log_content() {
             );
         }
         assert!(
+            sent.contains("User name given (if any): $(touch /tmp/f2b-emb-pwn-user)\n"),
+            "{action}: hostile user name must appear verbatim:\n{sent}"
+        );
+        assert!(
             !Path::new("/tmp/f2b-emb-pwn-user").exists(),
             "{action}: user name was executed"
         );
