@@ -15,7 +15,12 @@ struct Netns(String);
 
 impl Netns {
     fn create() -> Netns {
-        let name = format!("f2bt-act-{}", std::process::id());
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "f2bt-act-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         let out = Command::new("ip")
             .args(["netns", "add", &name])
@@ -69,13 +74,15 @@ fn ensure_iptables() {
     );
 }
 
-fn stock_props(dir: &std::path::Path) -> Vec<(String, Vec<(String, String)>)> {
+type Props = Vec<(String, Vec<(String, String)>)>;
+
+fn stock_props(dir: &std::path::Path, actions: &[&str]) -> Props {
     let log = dir.join("auth.log");
     std::fs::write(&log, "").unwrap();
     let jail_local = format!(
-        "[sshd]\nenabled = true\nbackend = polling\nlogpath = {}\n\
-         action = iptables-multiport[name=sshd, port=\"ssh,2222\"]\n         iptables-allports[name=all]\n",
-        log.display()
+        "[sshd]\nenabled = true\nbackend = polling\nlogpath = {}\naction = {}\n",
+        log.display(),
+        actions.join("\n         ")
     );
     let conf = common::config_copy(dir, &jail_local);
     let out = Command::new("/usr/bin/python3")
@@ -129,7 +136,13 @@ async fn stock_iptables_actions_in_a_namespace() {
     common::require_python_fail2ban();
     ensure_iptables();
     let dir = common::TempDir::new("netns");
-    let props = stock_props(dir.path());
+    let props = stock_props(
+        dir.path(),
+        &[
+            "iptables-multiport[name=sshd, port=\"ssh,2222\"]",
+            "iptables-allports[name=all]",
+        ],
+    );
     let host_before = host_rules();
     let ns = Netns::create();
 
@@ -199,6 +212,88 @@ async fn stock_iptables_actions_in_a_namespace() {
         "stop left chains:\n{v4}\n{v6}"
     );
 
+    drop(ns);
+    assert_eq!(host_rules(), host_before, "the host ruleset changed");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn more_stock_actions_in_a_namespace() {
+    common::require_python_fail2ban();
+    ensure_iptables();
+    let dir = common::TempDir::new("netns2");
+    let deny = dir.path().join("hosts.deny");
+    std::fs::write(&deny, "ALL: 10.9.9.9\n").unwrap();
+    let hostsdeny = format!("hostsdeny[file={}]", deny.display());
+    let props = stock_props(
+        dir.path(),
+        &[
+            "iptables-new[name=new, port=ssh]",
+            "iptables-ipset[name=ips, port=ssh]",
+            "route",
+            &hostsdeny,
+        ],
+    );
+    let host_before = host_rules();
+    let ns = Netns::create();
+    let mut env = (*common::env_with(
+        Executor::new().with_prefix(vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            ns.0.clone(),
+        ]),
+        1.0,
+    ))
+    .clone();
+    env.ipv6_allowed = true;
+    let mut ja = JailActions::new("sshd", Arc::new(env));
+    for (name, p) in props {
+        ja.add(&name, p).unwrap();
+    }
+    assert!(ja.start().await.is_empty());
+    let t4 = BanTicket::new("192.0.2.7", 1.0);
+    let t6 = BanTicket::new("2001:db8::7", 1.0);
+    for t in [&t4, &t6] {
+        let f = ja.ban(t).await;
+        assert!(f.is_empty(), "ban {}: {f:?}", t.id);
+    }
+    let v4 = ns.exec(&["iptables-save"]);
+    for needle in [
+        "-A f2b-new -s 192.0.2.7/32 -j REJECT --reject-with icmp-port-unreachable",
+        "--state NEW",
+        "--match-set f2b-ips src -j REJECT --reject-with icmp-port-unreachable",
+    ] {
+        assert!(v4.contains(needle), "iptables-save lacks {needle:?}:\n{v4}");
+    }
+    assert!(ns.exec(&["ipset", "list", "f2b-ips"]).contains("192.0.2.7"));
+    assert!(ns
+        .exec(&["ipset", "list", "f2b-ips6"])
+        .contains("2001:db8::7"));
+    assert!(ns
+        .exec(&["ip", "route", "show", "type", "unreachable"])
+        .contains("192.0.2.7"));
+    assert!(ns
+        .exec(&["ip", "-6", "route", "show", "type", "unreachable"])
+        .contains("2001:db8::7"));
+    assert_eq!(
+        std::fs::read_to_string(&deny).unwrap(),
+        "ALL: 10.9.9.9\nALL: 192.0.2.7\nALL: [2001:db8::7]\n"
+    );
+
+    for t in [&t4, &t6] {
+        let f = ja.unban(t).await;
+        assert!(f.is_empty(), "unban {}: {f:?}", t.id);
+    }
+    assert_eq!(std::fs::read_to_string(&deny).unwrap(), "ALL: 10.9.9.9\n");
+    assert!(!ns.exec(&["iptables-save"]).contains("192.0.2.7"));
+    assert!(!ns.exec(&["ipset", "list", "f2b-ips"]).contains("192.0.2.7"));
+    assert!(!ns
+        .exec(&["ip", "route", "show", "type", "unreachable"])
+        .contains("192.0.2.7"));
+    assert!(ja.stop(&[]).await.is_empty());
+    let v4 = ns.exec(&["iptables-save"]);
+    assert!(!v4.contains("f2b-"), "stop left rules:\n{v4}");
+    assert!(!ns.exec(&["ipset", "list", "-n"]).contains("f2b-"));
     drop(ns);
     assert_eq!(host_rules(), host_before, "the host ruleset changed");
 }
