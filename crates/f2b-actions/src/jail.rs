@@ -395,3 +395,29 @@ impl JailActions {
         fails
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The server spawns these futures on a multi-threaded runtime.
+    #[test]
+    fn futures_are_send() {
+        let mut ja = JailActions::new("j", Arc::new(ActionEnv::default()));
+        let t = BanTicket::new("192.0.2.1", 0.0);
+        let ts = [t.clone()];
+        assert_send(&ja);
+        assert_send(&ja.start());
+        assert_send(&ja.ban(&t));
+        assert_send(&ja.ban_many(&ts, 4));
+        assert_send(&ja.reban(&t, true));
+        assert_send(&ja.prolong(&t));
+        assert_send(&ja.unban(&t));
+        assert_send(&ja.flush(&ts, true));
+        assert_send(&ja.stop(&ts));
+        assert_send(&ja.consistency_check());
+        assert_send(&ja.reload());
+    }
+}
