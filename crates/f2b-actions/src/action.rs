@@ -482,12 +482,12 @@ impl CommandAction {
         let shown = if cmd.args.is_empty() {
             cmd.script.clone()
         } else {
-            format!(
-                "{:?}",
-                std::iter::once(&cmd.script)
-                    .chain(&cmd.args)
-                    .collect::<Vec<_>>()
-            )
+            // Python logs the argv list with its repr.
+            let items: Vec<String> = std::iter::once(&cmd.script)
+                .chain(&cmd.args)
+                .map(|a| crate::info::py_str_repr(a))
+                .collect();
+            format!("[{}]", items.join(", "))
         };
         match res {
             Err(e) => {
@@ -1114,6 +1114,39 @@ mod tests {
         assert_eq!(parse_seconds("1.5"), Some((1.5, "1.5".into())));
         assert_eq!(parse_seconds("x"), None);
         assert_eq!(parse_seconds("-5"), None);
+    }
+
+    #[test]
+    fn changed_properties_change_the_rendering() {
+        let env = Arc::new(ActionEnv::default());
+        let mut a = CommandAction::new(
+            "j",
+            "a",
+            [("actionban", "<fw> -I <ip>"), ("fw", "iptables")],
+            env,
+        )
+        .unwrap();
+        let t = BanTicket::new("192.0.2.1", 0.0);
+        assert_eq!(
+            a.render_ticket_command("<actionban>", &t, None)
+                .unwrap()
+                .script,
+            "iptables -I 192.0.2.1"
+        );
+        a.set_property("fw".into(), "nft".into()).unwrap();
+        assert_eq!(
+            a.render_ticket_command("<actionban>", &t, None)
+                .unwrap()
+                .script,
+            "nft -I 192.0.2.1"
+        );
+        a.unset_property("fw");
+        assert_eq!(
+            a.render_ticket_command("<actionban>", &t, None)
+                .unwrap()
+                .script,
+            "<fw> -I 192.0.2.1"
+        );
     }
 
     #[test]
