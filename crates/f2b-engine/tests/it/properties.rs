@@ -131,6 +131,9 @@ proptest! {
             prop_assert_eq!(s.total_banned, banned);
             prop_assert_eq!(s.currently_banned as u64, banned - unbanned);
             prop_assert_eq!(s.banned.len(), s.currently_banned);
+            // at most one active ban per id
+            let uniq: std::collections::HashSet<_> = s.banned.iter().collect();
+            prop_assert_eq!(uniq.len(), s.banned.len());
             let min_end = j.bans().tickets().iter().map(|t| t.end_of_ban(j.bantime())).fold(f64::INFINITY, f64::min);
             let next = j.next_unban_time();
             if s.currently_banned == 0 {
