@@ -59,7 +59,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     store.add_jail("sshd")?;
     let mut batch = Vec::with_capacity(50_000);
     for i in 0..n {
-        let ip = format!("{}.{}.{}.{}", 1 + (i >> 24) % 223, (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        let ip = format!(
+            "{}.{}.{}.{}",
+            1 + (i >> 24) % 223,
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        );
         let lines = (0..matches).map(|k| {
             format!(
                 "2023-11-14T22:13:{k:02} host sshd[{i}]: Failed password for invalid user admin from {ip} port 4{k}222 ssh2"
@@ -68,10 +74,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // A mix of permanent and long bans, all active at NOW.
         let bantime = if i % 10 == 0 { -1 } else { 86_400 * 7 };
         batch.push(
-            BanRecord::new(ip.clone(), NOW - (i % 3600) as i64, bantime, 1 + (i % 4) as i64)
-                .with_matches(lines)
-                .with_failures(5)
-                .with_field("F-USER", "admin"),
+            BanRecord::new(
+                ip.clone(),
+                NOW - (i % 3600) as i64,
+                bantime,
+                1 + (i % 4) as i64,
+            )
+            .with_matches(lines)
+            .with_failures(5)
+            .with_field("F-USER", "admin"),
         );
         if batch.len() == batch.capacity() {
             store.add_bans("sshd", &batch)?;
