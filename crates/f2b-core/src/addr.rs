@@ -231,13 +231,15 @@ impl Addr {
         };
         let mut out = String::new();
         match ip {
-            IpAddr::V4(v4) => {
-                let o = v4.octets();
-                for (i, b) in o.iter().rev().enumerate() {
+            IpAddr::V4(_) => {
+                // fail2ban reverses the dotted text, so a subnet's "/plen"
+                // stays glued to the last octet ("0/24.3.2.1.")
+                let text = self.to_string();
+                for (i, part) in text.split('.').rev().enumerate() {
                     if i > 0 {
                         out.push('.');
                     }
-                    out.push_str(&b.to_string());
+                    out.push_str(part);
                 }
             }
             IpAddr::V6(v6) => {
@@ -438,5 +440,6 @@ mod tests {
         assert!(r.ends_with("8.b.d.0.1.0.0.2."));
         assert_eq!(r.len(), 64);
         assert_eq!(Addr::raw("x").ip_rev(), "");
+        assert_eq!(p("1.2.3.4/24").ip_rev(), "0/24.3.2.1.");
     }
 }

@@ -1031,3 +1031,64 @@ fn increment_flow_matches_python() {
     }
     eprintln!("increment trace kinds: {seen:?}");
 }
+
+#[test]
+fn addr_text_forms_match_python() {
+    let mut r = XorShift::new(77);
+    let mut inputs: Vec<String> = vec![
+        "1.2.3.4".into(),
+        "01.2.3.4".into(),
+        "1.2.3.4/24".into(),
+        "1.2.3.4/255.255.0.0".into(),
+        "1.2.3.4/0".into(),
+        "[2001:db8::1]".into(),
+        "::ffff:1.2.3.4".into(),
+        "::ffff:1.2.3.4/120".into(),
+        "::1.2.3.4".into(),
+        "fe80::1/ffff:ffff:ffff:ffff::".into(),
+        "example.com".into(),
+        "user@host".into(),
+    ];
+    for _ in 0..400 {
+        // IPv6 with random zero runs
+        let words: Vec<String> = (0..8)
+            .map(|_| {
+                if r.next_f64() < 0.5 {
+                    "0".to_string()
+                } else {
+                    format!("{:x}", (r.next_f64() * 65536.0) as u32)
+                }
+            })
+            .collect();
+        let mut s = words.join(":");
+        if r.next_f64() < 0.3 {
+            s = format!("{s}/{}", (r.next_f64() * 129.0) as u32);
+        }
+        inputs.push(s);
+        let v4 = (r.next_f64() * 4294967296.0) as u32;
+        inputs.push(format!(
+            "{}/{}",
+            std::net::Ipv4Addr::from(v4),
+            (r.next_f64() * 33.0) as u32
+        ));
+    }
+    let script = r#"
+import sys
+from fail2ban.server.ipdns import IPAddr
+for l in sys.stdin.read().splitlines():
+    a = IPAddr(l)
+    print("%s|%s|%s|%s" % (a.ntoa, a.familyStr, a.isSingle, a.getPTR('')))
+"#;
+    let py = python(script, &inputs.join("\n"));
+    for (inp, line) in inputs.iter().zip(py.lines()) {
+        let a = Addr::parse(inp).unwrap_or_else(|e| panic!("{inp}: {e}"));
+        let ours = format!(
+            "{}|{}|{}|{}",
+            a,
+            a.family().unwrap_or("None"),
+            if a.is_single() { "True" } else { "False" },
+            a.ip_rev()
+        );
+        assert_eq!(ours, line, "address text {inp:?}");
+    }
+}
