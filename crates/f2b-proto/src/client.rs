@@ -109,8 +109,13 @@ impl Client {
         })?;
         sock.set_read_timeout(timeout)?;
         sock.set_write_timeout(timeout)?;
+        // Replies come from the (root-owned) server and can be large, e.g.
+        // `banned` on a host with a million bans: generous but finite.
         let limits = Limits {
             max_input: DEFAULT_MAX_REPLY,
+            max_container_len: 1 << 25,
+            max_nodes: 1 << 25,
+            max_output_bytes: 1 << 30,
             ..Limits::default()
         };
         Ok(Client {

@@ -30,10 +30,10 @@ pub struct Limits {
     /// Most elements in one list/tuple/dict/set (default 1 048 576).
     pub max_container_len: usize,
     /// Most nodes in the decoded value, counting every expansion of a shared
-    /// memo reference (default 2 097 152).
+    /// memo reference (default 1 048 576).
     pub max_nodes: usize,
     /// Most string/bytes payload in the decoded value, counting every
-    /// expansion of a shared reference (default 64 MiB).
+    /// expansion of a shared reference (default 16 MiB).
     pub max_output_bytes: usize,
 }
 
@@ -44,8 +44,8 @@ impl Default for Limits {
             max_depth: 64,
             max_memo: 1 << 16,
             max_container_len: 1 << 20,
-            max_nodes: 1 << 21,
-            max_output_bytes: 64 << 20,
+            max_nodes: 1 << 20,
+            max_output_bytes: 16 << 20,
         }
     }
 }
