@@ -17,6 +17,7 @@ pub mod failmanager;
 pub mod ignore;
 pub mod increment;
 pub mod jail;
+pub mod logline;
 pub mod num;
 pub mod ticket;
 
@@ -28,5 +29,6 @@ pub use jail::{
     BanHistory, BanRecord, Event, Failure, JailEngine, JailStatus, LineTime, UnbanError,
     UnbanReason,
 };
+pub use logline::{LogLevel, LogLine, Logger};
 pub use num::{seconds2str, Num};
 pub use ticket::{Ticket, MAX_TIME};

@@ -24,7 +24,12 @@ use f2b_engine::{
 const PY: &str = "/usr/bin/python3";
 
 fn python(script: &str, input: &str) -> String {
+    python_tz(script, input, "UTC")
+}
+
+fn python_tz(script: &str, input: &str, tz: &str) -> String {
     let mut child = Command::new(PY)
+        .env("TZ", tz)
         .arg("-c")
         .arg(script)
         .stdin(Stdio::piped())
@@ -747,6 +752,8 @@ out = []
 class Cap(logging.Handler):
     def emit(self, r):
         m = r.msg
+        if r.name == 'fail2ban.observer' and r.levelno >= logging.INFO:
+            out.append("log %s %s %s" % (r.name, r.levelname, r.getMessage()))
         if isinstance(m, str) and 'Found %s, bad' in m:
             out.append("bad %s %s %r %s" % (r.args[1], r.args[3], r.args[4], 'Ban' if r.args[5] else '-'))
         elif isinstance(m, str) and 'Increase Ban' in m:
@@ -826,6 +833,29 @@ impl f2b_engine::BanHistory for FakeDb {
     }
 }
 
+/// `MyTime.time2str` in UTC (the Python side runs with `TZ=UTC`).
+fn utc_time2str(t: f64) -> String {
+    let secs = t.floor() as i64;
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // civil from days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 fn num_repr(n: Option<Num>) -> String {
     match n {
         None => "None".into(),
@@ -870,7 +900,7 @@ fn increment_flow_matches_python() {
                 "{maxretry} {findtime} {bantime}\n{opts}\n{}",
                 events.join("\n")
             );
-            let py = python(INCR_DRIVER, &input);
+            let py = python_tz(INCR_DRIVER, &input, "UTC");
 
             let mut j = JailEngine::new("j");
             j.set_maxretry(maxretry);
@@ -914,6 +944,19 @@ fn increment_flow_matches_python() {
                     }
                 }
                 // Python's log order differs (threads): compare per kind in order
+                for e in &ev {
+                    if let Some(l) = e.log_line("j", &utc_time2str) {
+                        if l.logger == f2b_engine::Logger::Observer
+                            && l.level >= f2b_engine::LogLevel::Info
+                        {
+                            ours.push(
+                                format!("log {} {:?} {}", l.logger.name(), l.level, l.text)
+                                    .replace(" Info ", " INFO ")
+                                    .replace(" Notice ", " NOTICE "),
+                            );
+                        }
+                    }
+                }
                 for e in ev {
                     match e {
                         Event::Found { id, .. } => ours.push(format!("found {id}")),
@@ -987,7 +1030,13 @@ fn increment_flow_matches_python() {
             let by_kind = |v: &[String]| {
                 let mut m = std::collections::BTreeMap::<String, Vec<String>>::new();
                 for l in v {
-                    let kind = l.split(' ').next().unwrap_or("").to_owned();
+                    let w: Vec<&str> = l.split(' ').collect();
+                    let kind = if w[0] == "log" {
+                        // one kind per log message type (Python's thread order differs)
+                        format!("log-{}", w.get(4).copied().unwrap_or(""))
+                    } else {
+                        w[0].to_owned()
+                    };
                     m.entry(kind).or_default().push(l.clone());
                 }
                 m
@@ -1023,7 +1072,18 @@ fn increment_flow_matches_python() {
             );
         }
     }
-    for kind in ["bad", "ban", "badip", "increase", "store", "final", "unban"] {
+    for kind in [
+        "bad",
+        "ban",
+        "badip",
+        "increase",
+        "store",
+        "final",
+        "unban",
+        "log-Found",
+        "log-IP",
+        "log-Increase",
+    ] {
         assert!(
             seen.get(kind).copied().unwrap_or(0) > 2,
             "increment scripts never produced {kind:?}: {seen:?}"
