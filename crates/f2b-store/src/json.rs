@@ -62,17 +62,9 @@ pub(crate) fn decode(value: ValueRef<'_>) -> BanData {
         ValueRef::Text(b) | ValueRef::Blob(b) => b,
         _ => return BanData::new(),
     };
-    let parsed: Result<serde_json::Value, _> = serde_json::from_slice(bytes);
-    let parsed = match parsed {
-        Ok(v) => v,
-        Err(_) => match serde_json::from_str(&String::from_utf8_lossy(bytes)) {
-            Ok(v) => v,
-            Err(_) => return BanData::new(),
-        },
-    };
-    match parsed {
-        serde_json::Value::Object(map) => map,
-        _ => BanData::new(),
+    match serde_json::from_slice::<BanData>(bytes) {
+        Ok(d) => d,
+        Err(_) => serde_json::from_str(&String::from_utf8_lossy(bytes)).unwrap_or_default(),
     }
 }
 
@@ -83,8 +75,10 @@ mod tests {
 
     #[test]
     fn python_separators_and_raw_utf8() {
-        let v = json!({"matches": ["a b", "ü\n"], "failures": 3, "F-USER": "root"});
-        let map = v.as_object().cloned().unwrap_or_default();
+        let mut map = BanData::new();
+        map.insert("matches", json!(["a b", "ü\n"]));
+        map.insert("failures", json!(3));
+        map.insert("F-USER", json!("root"));
         let s = String::from_utf8(encode(&map)).unwrap_or_default();
         assert_eq!(
             s,
@@ -111,8 +105,8 @@ mod tests {
             for (i, k) in keys.iter().enumerate() {
                 map.insert(k.clone(), json!(strs.get(i).cloned().unwrap_or_default()));
             }
-            map.insert("failures".into(), json!(n));
-            map.insert("matches".into(), json!(strs));
+            map.insert("failures", json!(n));
+            map.insert("matches", json!(strs));
             let back = decode(ValueRef::Blob(&encode(&map)));
             proptest::prop_assert_eq!(back, map);
         }

@@ -3,9 +3,136 @@
 use serde_json::Value;
 
 /// A ticket's `data` dict as fail2ban stores it: `matches` (list of log
-/// lines), `failures` (int) and any `F-*` fields captured by the filter
-/// (insertion order is kept, like a Python dict).
-pub type BanData = serde_json::Map<String, Value>;
+/// lines), `failures` (int) and any `F-*` fields captured by the filter.
+///
+/// Keys keep their insertion order like a Python dict (so f2b writes the same
+/// bytes as fail2ban); a handful of keys, so lookups are linear scans, which
+/// is also what makes restoring a million bans cheap.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BanData {
+    entries: Vec<(String, Value)>,
+}
+
+impl BanData {
+    /// An empty dict.
+    pub fn new() -> Self {
+        BanData::default()
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries.iter().find(|e| e.0 == key).map(|e| &e.1)
+    }
+
+    /// The value of `key`, mutable.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.entries
+            .iter_mut()
+            .find(|e| e.0 == key)
+            .map(|e| &mut e.1)
+    }
+
+    /// `true` if `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` (an existing key keeps its position, like Python); returns
+    /// the previous value.
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) -> Option<Value> {
+        let key = key.into();
+        match self.get_mut(&key) {
+            Some(slot) => Some(std::mem::replace(slot, value)),
+            None => {
+                self.entries.push((key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key`, keeping the order of the others.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let i = self.entries.iter().position(|e| e.0 == key)?;
+        Some(self.entries.remove(i).1)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// `true` without keys.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Keys and values in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// As a JSON object value.
+    pub fn to_json(&self) -> Value {
+        Value::Object(self.entries.iter().cloned().collect())
+    }
+}
+
+impl FromIterator<(String, Value)> for BanData {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        let mut d = BanData::new();
+        for (k, v) in iter {
+            d.insert(k, v);
+        }
+        d
+    }
+}
+
+impl IntoIterator for BanData {
+    type Item = (String, Value);
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl serde::Serialize for BanData {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = ser.serialize_map(Some(self.entries.len()))?;
+        for (k, v) in &self.entries {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BanData {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = BanData;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<BanData, A::Error> {
+                let mut d = BanData {
+                    entries: Vec::with_capacity(a.size_hint().unwrap_or(4)),
+                };
+                while let Some((k, v)) = a.next_entry::<String, Value>()? {
+                    d.insert(k, v);
+                }
+                Ok(d)
+            }
+        }
+        de.deserialize_map(Visit)
+    }
+}
 
 /// One ban as stored in the `bans` (history) and `bips` (latest per ip and
 /// jail) tables.
@@ -42,13 +169,13 @@ impl BanRecord {
             .into_iter()
             .map(|m| Value::String(m.into()))
             .collect();
-        self.data.insert("matches".into(), Value::Array(list));
+        self.data.insert("matches", Value::Array(list));
         self
     }
 
     /// Sets `data["failures"]`.
     pub fn with_failures(mut self, failures: i64) -> Self {
-        self.data.insert("failures".into(), Value::from(failures));
+        self.data.insert("failures", Value::from(failures));
         self
     }
 

@@ -226,15 +226,12 @@ fn cap_matches(data: &BanData, max: usize) -> Cow<'_, BanData> {
     match data.get("matches") {
         Some(Value::Array(list)) if max > 0 && list.len() > max => {
             let mut d = data.clone();
-            d.insert(
-                "matches".into(),
-                Value::Array(list[list.len() - max..].to_vec()),
-            );
+            d.insert("matches", Value::Array(list[list.len() - max..].to_vec()));
             Cow::Owned(d)
         }
         Some(_) if max == 0 => {
             let mut d = data.clone();
-            d.shift_remove("matches");
+            d.remove("matches");
             Cow::Owned(d)
         }
         _ => Cow::Borrowed(data),
@@ -243,7 +240,7 @@ fn cap_matches(data: &BanData, max: usize) -> Cow<'_, BanData> {
 
 fn cap_matches_owned(data: &mut BanData, max: usize) {
     if max == 0 {
-        data.shift_remove("matches");
+        data.remove("matches");
     } else if let Some(Value::Array(list)) = data.get_mut("matches") {
         if list.len() > max {
             list.drain(..list.len() - max);
@@ -927,9 +924,8 @@ impl Store {
             for (k, v) in ban.data {
                 m.data.insert(k, v);
             }
-            m.data.insert("failures".into(), Value::from(m.failures));
-            m.data
-                .insert("matches".into(), Value::Array(m.matches.clone()));
+            m.data.insert("failures", Value::from(m.failures));
+            m.data.insert("matches", Value::Array(m.matches.clone()));
             m.timeofban = ban.timeofban;
         })?;
         out.extend(cur);
