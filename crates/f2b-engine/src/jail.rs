@@ -868,6 +868,42 @@ impl JailEngine {
         self.check_ban(ticket, now, &mut None, out);
     }
 
+    /// `get <jail> banip [--with-time]` ids, ordered by end of ban (ties in
+    /// ban order).
+    pub fn banned_ordered(&self) -> Vec<Addr> {
+        self.bans
+            .ordered()
+            .into_iter()
+            .map(|(t, _)| t.id.clone())
+            .collect()
+    }
+
+    /// `get <jail> banip --with-time` lines: `"<id> \t<start> + <bantime> =
+    /// <end>"`, `time2str` formatting local time (`%Y-%m-%d %H:%M:%S`);
+    /// times past year 9999 print as `9999-12-31 23:59:59` like fail2ban.
+    pub fn banned_with_time(&self, time2str: &dyn Fn(f64) -> String) -> Vec<String> {
+        let fmt = |t: f64| {
+            if t < 253_402_214_400.0 {
+                time2str(t)
+            } else {
+                "9999-12-31 23:59:59".to_owned()
+            }
+        };
+        self.bans
+            .ordered()
+            .into_iter()
+            .map(|(t, end)| {
+                format!(
+                    "{} \t{} + {} = {}",
+                    t.id,
+                    fmt(t.time),
+                    t.bantime_or(self.bans.bantime()).trunc(),
+                    fmt(end)
+                )
+            })
+            .collect()
+    }
+
     /// `status <jail>` numbers.
     pub fn status(&self) -> JailStatus {
         JailStatus {

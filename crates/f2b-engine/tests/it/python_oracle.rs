@@ -282,6 +282,7 @@ for l in lines[1:]:
     elif op == 'status':
         out.append("status %d %d %d %d %s" % (fm.size(), fm.getFailTotal(), bm.size(), bm.getBanTotal(),
             ','.join(str(i) for i in bm.getBanList(ordered=True))))
+        for l in bm.getBanList(ordered=True, withTime=True): out.append("withtime " + l)
 print('\n'.join(out))
 "#;
 
@@ -442,6 +443,9 @@ fn run_engine(cfg: Cfg, events: &[String]) -> Vec<String> {
                     s.total_banned,
                     ordered.join(",")
                 ));
+                for l in j.banned_with_time(&utc_time2str) {
+                    out.push(format!("withtime {l}"));
+                }
             }
             other => panic!("bad op {other}"),
         }
