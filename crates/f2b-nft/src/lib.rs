@@ -1,0 +1,984 @@
+//! Native nftables ban backend for f2b.
+//!
+//! One `inet` table (default `f2b-table`) holds, per jail, four sets
+//! (`f2b-<jail>-v4`/`-v6` hash sets of single addresses, `-n4`/`-n6`
+//! interval sets of CIDR prefixes, all with `flags timeout`) and a base
+//! chain `f2b-<jail>` hooked at `input` with a priority before the usual
+//! filter chains (default -1), so banned packets are refused before any
+//! `ct state established accept`. Element timeouts carry the remaining
+//! bantime: the kernel expires bans even when f2b is not running.
+//!
+//! The control plane (table/sets/chains/rules) goes through libnftables
+//! (loaded with dlopen) in nft syntax; the hot path (set elements) and the
+//! connection teardown (ctnetlink, sock_diag) speak netlink directly. No
+//! process is spawned per ban. See docs/arch/nft.md.
+
+pub mod libnft;
+pub mod netns;
+mod nfset;
+mod nl;
+pub mod ports;
+mod teardown;
+
+use f2b_core::addr::IpNet;
+use nfset::{Op, WireElem};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use ports::{PortError, PortRange, Services};
+pub use teardown::TeardownStats;
+
+/// Errors of the nftables backend.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    /// libnftables could not be loaded.
+    #[error(transparent)]
+    Library(#[from] libnft::LibError),
+    /// A netlink socket could not be opened or used.
+    #[error("netlink {what}: {source}")]
+    Netlink {
+        /// Which socket/operation.
+        what: &'static str,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The kernel refused a netlink request.
+    #[error("kernel refused {what} on set {set} of table {table}: {message}")]
+    Kernel {
+        /// Operation.
+        what: &'static str,
+        /// Table name.
+        table: String,
+        /// Set name.
+        set: String,
+        /// errno.
+        errno: i32,
+        /// Rendered error (with extended ack text when present).
+        message: String,
+    },
+    /// libnftables rejected a control-plane script.
+    #[error("nft {op} for jail {jail:?} in table {table}: {error}")]
+    Script {
+        /// What was being done (ensure_jail, remove_jail, teardown).
+        op: &'static str,
+        /// Table name.
+        table: String,
+        /// Jail name (empty for table-wide operations).
+        jail: String,
+        /// libnftables' error text.
+        error: String,
+    },
+    /// A jail was used before [`NftBackend::ensure_jail`].
+    #[error("jail {jail:?} is not set up in the nftables backend")]
+    UnknownJail {
+        /// Jail name.
+        jail: String,
+    },
+    /// The jail's `port` value is invalid.
+    #[error("jail {jail:?}: {source}")]
+    Ports {
+        /// Jail name.
+        jail: String,
+        /// Parse error.
+        source: PortError,
+    },
+    /// The jail's `protocol` value is invalid.
+    #[error("jail {jail:?}: invalid protocol {protocol:?}: {reason}")]
+    Protocol {
+        /// Jail name.
+        jail: String,
+        /// The value.
+        protocol: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An option value is invalid.
+    #[error("invalid nftables option {option}: {reason}")]
+    Option {
+        /// Option name.
+        option: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Result alias.
+pub type Result<T, E = NftError> = std::result::Result<T, E>;
+
+/// Backend options (one table per backend).
+#[derive(Debug, Clone)]
+pub struct NftOptions {
+    /// nftables table name (family `inet`). Default `f2b-table`.
+    pub table: String,
+    /// Priority of the jails' input base chains. Default -1 (before
+    /// `filter` = 0, so before typical `ct state established accept`).
+    pub hook_priority: i32,
+    /// Keep the table and its bans when [`NftBackend::stop`] is called (the
+    /// kernel still expires them by timeout). Default false.
+    pub keep_on_stop: bool,
+    /// libnftables to dlopen. Default `libnftables.so.1`.
+    pub library: String,
+    /// Services file for port names. Default `/etc/services`.
+    pub services: PathBuf,
+    /// Reconciliation leaves an element alone when its kernel expiry and
+    /// the desired remaining bantime differ by at most this. Default 5 s.
+    pub reconcile_tolerance: Duration,
+}
+
+impl Default for NftOptions {
+    fn default() -> Self {
+        NftOptions {
+            table: "f2b-table".into(),
+            hook_priority: -1,
+            keep_on_stop: false,
+            library: "libnftables.so.1".into(),
+            services: PathBuf::from("/etc/services"),
+            reconcile_tolerance: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What happens to a banned packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocktype {
+    /// `reject`: ICMP / ICMPv6 port-unreachable (fail2ban's default).
+    Reject,
+    /// `drop`: silently discard.
+    Drop,
+    /// A verbatim nft verdict statement, e.g. `reject with icmpx type
+    /// admin-prohibited`.
+    Raw(String),
+}
+
+impl Blocktype {
+    /// Parses fail2ban's `blocktype` value (case-insensitive `reject` /
+    /// `drop`, anything else verbatim).
+    pub fn parse(s: &str) -> Blocktype {
+        let t = s.trim();
+        match t.to_ascii_lowercase().as_str() {
+            "" | "reject" => Blocktype::Reject,
+            "drop" => Blocktype::Drop,
+            _ => Blocktype::Raw(t.to_string()),
+        }
+    }
+
+    fn stmt(&self) -> &str {
+        match self {
+            Blocktype::Reject => "reject",
+            Blocktype::Drop => "drop",
+            Blocktype::Raw(s) => s,
+        }
+    }
+}
+
+/// A jail's firewall shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailSpec {
+    /// Jail name.
+    pub name: String,
+    /// fail2ban `port` value (`ssh`, `http,https`, `1000:2000`); ignored
+    /// when `allports`.
+    pub ports: String,
+    /// fail2ban `protocol` value (`tcp`, `udp`, `tcp,udp`, `all`).
+    pub protocol: String,
+    /// Block every port (nftables-allports).
+    pub allports: bool,
+    /// What to do with banned packets.
+    pub blocktype: Blocktype,
+    /// Tear down open connections of banned addresses (conntrack delete +
+    /// SOCK_DESTROY). Default on.
+    pub teardown: bool,
+}
+
+impl JailSpec {
+    /// A multiport tcp jail with reject and teardown on.
+    pub fn new(name: &str, ports: &str) -> JailSpec {
+        JailSpec {
+            name: name.into(),
+            ports: ports.into(),
+            protocol: "tcp".into(),
+            allports: false,
+            blocktype: Blocktype::Reject,
+            teardown: true,
+        }
+    }
+}
+
+/// What the kernel and libraries support, probed once in
+/// [`NftBackend::new`]. `None` means supported; `Some(reason)` means the
+/// feature is off (the backend carries on without it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The libnftables that was loaded.
+    pub library: String,
+    /// Why conntrack deletion is unavailable, if it is.
+    pub conntrack: Option<String>,
+    /// Why SOCK_DESTROY is unavailable, if it is.
+    pub sock_destroy: Option<String>,
+}
+
+impl Capabilities {
+    /// One line per missing feature, to log once at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(r) = &self.conntrack {
+            v.push(format!("connection teardown: conntrack deletion off: {r}"));
+        }
+        if let Some(r) = &self.sock_destroy {
+            v.push(format!("connection teardown: socket destroy off: {r}"));
+        }
+        v
+    }
+}
+
+/// One ban as read back from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelBan {
+    /// Address or prefix.
+    pub net: IpNet,
+    /// Timeout the element was created with (`None`: permanent).
+    pub timeout: Option<Duration>,
+    /// Time left before the kernel removes it (`None`: permanent).
+    pub expires: Option<Duration>,
+}
+
+/// Outcome of [`NftBackend::ban`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BanReport {
+    /// Elements now in the kernel.
+    pub applied: usize,
+    /// Elements the kernel refused, with the reason.
+    pub refused: Vec<(IpNet, String)>,
+    /// Connections torn down.
+    pub teardown: TeardownStats,
+    /// Why teardown failed (the bans themselves are in place).
+    pub teardown_error: Option<String>,
+}
+
+/// Outcome of [`NftBackend::reconcile`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileStats {
+    /// Elements found in the kernel.
+    pub found: usize,
+    /// Elements already right (left untouched).
+    pub unchanged: usize,
+    /// Missing elements added.
+    pub added: usize,
+    /// Elements not desired, removed.
+    pub removed: usize,
+    /// Elements whose timeout was replaced.
+    pub updated: usize,
+    /// Elements the kernel refused, with the reason.
+    pub refused: Vec<(IpNet, String)>,
+}
+
+/// Names of one jail's nft objects.
+#[derive(Debug, Clone)]
+struct JailObjs {
+    chain: String,
+    /// [v4 single, v6 single, v4 prefix, v6 prefix]
+    sets: [String; 4],
+    teardown: bool,
+    /// Teardown filter: protocol numbers (empty = any) and local ports
+    /// (empty = any).
+    protos: Vec<u8>,
+    ports: Vec<PortRange>,
+}
+
+const SET_V4: usize = 0;
+const SET_V6: usize = 1;
+const SET_N4: usize = 2;
+const SET_N6: usize = 3;
+
+fn set_index(net: &IpNet) -> usize {
+    match (net.addr().is_ipv4(), net.is_single()) {
+        (true, true) => SET_V4,
+        (false, true) => SET_V6,
+        (true, false) => SET_N4,
+        (false, false) => SET_N6,
+    }
+}
+
+/// Turns a jail name into an nft identifier part: `[A-Za-z0-9_-]`, other
+/// characters replaced, plus a hash suffix when anything was replaced so
+/// distinct jails never collide.
+fn ident(jail: &str) -> String {
+    let clean: String = jail
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(180)
+        .collect();
+    if clean == jail {
+        return clean;
+    }
+    // FNV-1a, stable across runs.
+    let mut h: u32 = 0x811c9dc5;
+    for b in jail.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x01000193);
+    }
+    format!("{clean}-{h:08x}")
+}
+
+fn proto_num(p: &str) -> Option<u8> {
+    Some(match p {
+        "tcp" => 6,
+        "udp" => 17,
+        "sctp" => 132,
+        "dccp" => 33,
+        "udplite" => 136,
+        "icmp" => 1,
+        "icmpv6" | "ipv6-icmp" => 58,
+        _ => return None,
+    })
+}
+
+fn is_table_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(x) if x.is_ascii_alphabetic())
+        && s.len() <= 200
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn to_ms(d: Duration) -> u64 {
+    (d.as_millis().min(u128::from(u64::MAX / 2)) as u64).max(1)
+}
+
+/// The native nftables backend. Owns its netlink sockets, bound to the
+/// network namespace of the thread that called [`NftBackend::new`].
+pub struct NftBackend {
+    opts: NftOptions,
+    nft: libnft::Nft,
+    nfsock: nl::NlSocket,
+    ctsock: Option<nl::NlSocket>,
+    diagsock: Option<nl::NlSocket>,
+    caps: Capabilities,
+    services: Services,
+    jails: HashMap<String, JailObjs>,
+}
+
+impl std::fmt::Debug for NftBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NftBackend")
+            .field("opts", &self.opts)
+            .field("caps", &self.caps)
+            .field("jails", &self.jails.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl NftBackend {
+    /// Loads libnftables, opens the netlink sockets and probes what the
+    /// kernel supports. Touches no ruleset.
+    pub fn new(opts: NftOptions) -> Result<NftBackend> {
+        if !is_table_name(&opts.table) {
+            return Err(NftError::Option {
+                option: "table",
+                reason: format!(
+                    "{:?}: must start with a letter and contain only letters, digits, '_' and '-'",
+                    opts.table
+                ),
+            });
+        }
+        let nft = libnft::Nft::open(&opts.library)?;
+        let nfsock =
+            nl::NlSocket::open(libc::NETLINK_NETFILTER).map_err(|source| NftError::Netlink {
+                what: "nf_tables socket",
+                source,
+            })?;
+        let mut conntrack = None;
+        let ctsock = match nl::NlSocket::open(libc::NETLINK_NETFILTER) {
+            Ok(mut s) => match teardown::probe_conntrack(&mut s) {
+                Ok(()) => Some(s),
+                Err(e) => {
+                    conntrack = Some(e);
+                    None
+                }
+            },
+            Err(e) => {
+                conntrack = Some(format!("netlink socket: {e}"));
+                None
+            }
+        };
+        let mut sock_destroy = None;
+        let diagsock = match nl::NlSocket::open(libc::NETLINK_SOCK_DIAG) {
+            Ok(mut s) => match teardown::probe_sock_destroy(&mut s) {
+                Ok(()) => Some(s),
+                Err(e) => {
+                    sock_destroy = Some(e);
+                    None
+                }
+            },
+            Err(e) => {
+                sock_destroy = Some(format!("sock_diag socket: {e}"));
+                None
+            }
+        };
+        let services = Services::load(&opts.services);
+        Ok(NftBackend {
+            caps: Capabilities {
+                library: opts.library.clone(),
+                conntrack,
+                sock_destroy,
+            },
+            opts,
+            nft,
+            nfsock,
+            ctsock,
+            diagsock,
+            services,
+            jails: HashMap::new(),
+        })
+    }
+
+    /// What the kernel supports (probed once at start-up).
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &NftOptions {
+        &self.opts
+    }
+
+    /// Creates (or updates in place) a jail's sets and chain. Idempotent;
+    /// existing bans in its sets are kept; the chain's rules are replaced
+    /// atomically (one transaction).
+    pub fn ensure_jail(&mut self, spec: &JailSpec) -> Result<()> {
+        let id = ident(&spec.name);
+        let chain = format!("f2b-{id}");
+        let sets = [
+            format!("f2b-{id}-v4"),
+            format!("f2b-{id}-v6"),
+            format!("f2b-{id}-n4"),
+            format!("f2b-{id}-n6"),
+        ];
+        let mut protos: Vec<String> = spec
+            .protocol
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        protos.dedup();
+        let all_protos = protos.is_empty() || protos.iter().any(|p| p == "all");
+        let mut proto_nums = Vec::new();
+        if !all_protos {
+            for p in &protos {
+                match proto_num(p) {
+                    Some(n) => proto_nums.push(n),
+                    None => return Err(NftError::Protocol {
+                        jail: spec.name.clone(),
+                        protocol: spec.protocol.clone(),
+                        reason:
+                            "unknown protocol (tcp, udp, sctp, dccp, udplite, icmp, icmpv6, all)",
+                    }),
+                }
+            }
+        }
+        let mut port_ranges = Vec::new();
+        let matcher = if spec.allports {
+            if all_protos {
+                String::new()
+            } else {
+                format!("meta l4proto {{ {} }} ", protos.join(", "))
+            }
+        } else {
+            if all_protos {
+                return Err(NftError::Protocol {
+                    jail: spec.name.clone(),
+                    protocol: spec.protocol.clone(),
+                    reason: "a port list needs a port-carrying protocol (use allports for all)",
+                });
+            }
+            if proto_nums.iter().any(|p| *p == 1 || *p == 58) {
+                return Err(NftError::Protocol {
+                    jail: spec.name.clone(),
+                    protocol: spec.protocol.clone(),
+                    reason: "icmp has no ports (use allports)",
+                });
+            }
+            port_ranges =
+                ports::parse_ports(&spec.ports, &protos[0], &self.services).map_err(|source| {
+                    NftError::Ports {
+                        jail: spec.name.clone(),
+                        source,
+                    }
+                })?;
+            let plist: Vec<String> = port_ranges.iter().map(|r| r.to_string()).collect();
+            format!(
+                "meta l4proto {{ {} }} th dport {{ {} }} ",
+                protos.join(", "),
+                plist.join(", ")
+            )
+        };
+        let t = &self.opts.table;
+        let verdict = spec.blocktype.stmt();
+        let mut s = String::new();
+        s.push_str(&format!("add table inet {t}\n"));
+        for (i, name) in sets.iter().enumerate() {
+            let ty = if i % 2 == 0 { "ipv4_addr" } else { "ipv6_addr" };
+            let flags = if i >= 2 {
+                "interval, timeout"
+            } else {
+                "timeout"
+            };
+            s.push_str(&format!(
+                "add set inet {t} {name} {{ type {ty}; flags {flags}; }}\n"
+            ));
+        }
+        s.push_str(&format!(
+            "add chain inet {t} {chain} {{ type filter hook input priority {}; policy accept; }}\n",
+            self.opts.hook_priority
+        ));
+        s.push_str(&format!("flush chain inet {t} {chain}\n"));
+        for (i, name) in sets.iter().enumerate() {
+            let fam = if i % 2 == 0 { "ip" } else { "ip6" };
+            s.push_str(&format!(
+                "add rule inet {t} {chain} {matcher}{fam} saddr @{name} {verdict}\n"
+            ));
+        }
+        self.nft.run(&s).map_err(|error| NftError::Script {
+            op: "ensure_jail",
+            table: t.clone(),
+            jail: spec.name.clone(),
+            error,
+        })?;
+        self.jails.insert(
+            spec.name.clone(),
+            JailObjs {
+                chain,
+                sets,
+                teardown: spec.teardown,
+                protos: proto_nums,
+                ports: if spec.allports {
+                    Vec::new()
+                } else {
+                    port_ranges
+                },
+            },
+        );
+        Ok(())
+    }
+
+    fn jail(&self, jail: &str) -> Result<JailObjs> {
+        self.jails
+            .get(jail)
+            .cloned()
+            .ok_or_else(|| NftError::UnknownJail {
+                jail: jail.to_string(),
+            })
+    }
+
+    /// Groups items by target set: `(set index, elements, their nets)`.
+    fn group<'a>(
+        items: impl Iterator<Item = (&'a IpNet, Option<Duration>)>,
+    ) -> [(Vec<WireElem>, Vec<IpNet>); 4] {
+        let mut g: [(Vec<WireElem>, Vec<IpNet>); 4] = Default::default();
+        for (net, ttl) in items {
+            let i = set_index(net);
+            let (key, end) = nfset::net_keys(net);
+            g[i].0.push(WireElem {
+                key,
+                end,
+                timeout_ms: ttl.map(to_ms),
+            });
+            g[i].1.push(*net);
+        }
+        g
+    }
+
+    fn apply(
+        &mut self,
+        op: Op,
+        objs: &JailObjs,
+        groups: [(Vec<WireElem>, Vec<IpNet>); 4],
+        tolerate: &[i32],
+    ) -> Result<(usize, Vec<(IpNet, String)>)> {
+        let mut applied = 0;
+        let mut refused = Vec::new();
+        for (i, (elems, nets)) in groups.into_iter().enumerate() {
+            if elems.is_empty() {
+                continue;
+            }
+            let out = nfset::apply(
+                &mut self.nfsock,
+                op,
+                &self.opts.table,
+                &objs.sets[i],
+                i >= 2,
+                &elems,
+                tolerate,
+            )
+            .map_err(|source| NftError::Netlink {
+                what: "set element batch",
+                source,
+            })?;
+            applied += out.applied;
+            for (idx, errno, msg) in out.refused {
+                let mut m = std::io::Error::from_raw_os_error(errno).to_string();
+                if let Some(x) = msg {
+                    m.push_str(&format!(" ({x})"));
+                }
+                if let Some(n) = nets.get(idx) {
+                    refused.push((*n, m));
+                }
+            }
+        }
+        Ok((applied, refused))
+    }
+
+    /// Adds bans: each `(net, ttl)` with `ttl` the remaining bantime
+    /// (`None`: permanent). Re-banning an element already present replaces
+    /// its timeout. All elements go to the kernel in as few transactions as
+    /// possible (one per ~40k elements). If the jail has teardown on, open
+    /// connections from the banned nets are then torn down.
+    pub fn ban(&mut self, jail: &str, items: &[(IpNet, Option<Duration>)]) -> Result<BanReport> {
+        let objs = self.jail(jail)?;
+        let groups = Self::group(items.iter().map(|(n, t)| (n, *t)));
+        let (applied, refused) = self.apply(Op::Add, &objs, groups, &[])?;
+        let mut rep = BanReport {
+            applied,
+            refused,
+            ..Default::default()
+        };
+        if objs.teardown && !items.is_empty() {
+            let nets: Vec<IpNet> = items
+                .iter()
+                .map(|(n, _)| *n)
+                .filter(|n| !rep.refused.iter().any(|(r, _)| r == n))
+                .collect();
+            let (stats, err) = self.teardown_conns(&objs, &nets);
+            rep.teardown = stats;
+            rep.teardown_error = err;
+        }
+        Ok(rep)
+    }
+
+    /// Tears down connections from `nets` that the jail's rules cover
+    /// (conntrack entries and local TCP sockets). Returns counts and the
+    /// first error, if any.
+    pub fn teardown_connections(
+        &mut self,
+        jail: &str,
+        nets: &[IpNet],
+    ) -> Result<(TeardownStats, Option<String>)> {
+        let objs = self.jail(jail)?;
+        Ok(self.teardown_conns(&objs, nets))
+    }
+
+    fn teardown_conns(
+        &mut self,
+        objs: &JailObjs,
+        nets: &[IpNet],
+    ) -> (TeardownStats, Option<String>) {
+        let mut stats = TeardownStats::default();
+        let mut err = None;
+        let filter = teardown::Filter {
+            protos: &objs.protos,
+            ports: &objs.ports,
+        };
+        if let Some(s) = self.ctsock.as_mut() {
+            match teardown::conntrack_delete(s, nets, &filter) {
+                Ok(n) => stats.conntrack_deleted = n,
+                Err(e) => err = Some(format!("conntrack delete: {e}")),
+            }
+        }
+        if let Some(s) = self.diagsock.as_mut() {
+            match teardown::destroy_sockets(s, nets, &filter) {
+                Ok(n) => stats.sockets_destroyed = n,
+                Err(e) => {
+                    err.get_or_insert(format!("socket destroy: {e}"));
+                }
+            }
+        }
+        (stats, err)
+    }
+
+    /// Removes bans. Elements already gone (expired, never added) are not
+    /// an error. Returns how many were processed.
+    pub fn unban(&mut self, jail: &str, nets: &[IpNet]) -> Result<usize> {
+        let objs = self.jail(jail)?;
+        let groups = Self::group(nets.iter().map(|n| (n, None)));
+        let (applied, refused) = self.apply(Op::Del, &objs, groups, &[libc::ENOENT])?;
+        if let Some((net, msg)) = refused.into_iter().next() {
+            return Err(NftError::Kernel {
+                what: "unban",
+                table: self.opts.table.clone(),
+                set: format!("{} ({net})", objs.chain),
+                errno: 0,
+                message: msg,
+            });
+        }
+        Ok(applied)
+    }
+
+    fn dump_jail(&mut self, objs: &JailObjs) -> Result<Vec<(usize, WireElem, KernelBan)>> {
+        let mut out = Vec::new();
+        for (i, set) in objs.sets.iter().enumerate() {
+            let elems = nfset::dump(&mut self.nfsock, &self.opts.table, set).map_err(|e| {
+                NftError::Kernel {
+                    what: "list set",
+                    table: self.opts.table.clone(),
+                    set: set.clone(),
+                    errno: e.errno(),
+                    message: e.to_string(),
+                }
+            })?;
+            if i < 2 {
+                for d in elems {
+                    let Some(addr) = nfset::key_addr(&d.key) else {
+                        continue;
+                    };
+                    let net = IpNet::new(addr, if addr.is_ipv4() { 32 } else { 128 });
+                    let kb = KernelBan {
+                        net,
+                        timeout: d.timeout_ms.map(Duration::from_millis),
+                        expires: d.timeout_ms.and(d.expires_ms).map(Duration::from_millis),
+                    };
+                    out.push((
+                        i,
+                        WireElem {
+                            key: d.key,
+                            end: None,
+                            timeout_ms: None,
+                        },
+                        kb,
+                    ));
+                }
+            } else {
+                for (start, end) in nfset::pair_intervals(elems) {
+                    let net = nfset::interval_to_net(&start.key, end.as_deref());
+                    let kb = KernelBan {
+                        // A range that is not a prefix (added by hand) is
+                        // reported as its start address; reconcile removes
+                        // it through its raw keys.
+                        net: net.unwrap_or_else(|| {
+                            let a = nfset::key_addr(&start.key)
+                                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+                            IpNet::new(a, if a.is_ipv4() { 32 } else { 128 })
+                        }),
+                        timeout: start.timeout_ms.map(Duration::from_millis),
+                        expires: start
+                            .timeout_ms
+                            .and(start.expires_ms)
+                            .map(Duration::from_millis),
+                    };
+                    let foreign = net.is_none();
+                    out.push((
+                        i + if foreign { 10 } else { 0 },
+                        WireElem {
+                            key: start.key,
+                            end,
+                            timeout_ms: None,
+                        },
+                        kb,
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lists a jail's bans as the kernel holds them.
+    pub fn list(&mut self, jail: &str) -> Result<Vec<KernelBan>> {
+        let objs = self.jail(jail)?;
+        Ok(self
+            .dump_jail(&objs)?
+            .into_iter()
+            .map(|(_, _, kb)| kb)
+            .collect())
+    }
+
+    /// Makes the kernel's sets equal `desired` (`(net, remaining bantime)`,
+    /// `None` = permanent) by applying only the difference: missing elements
+    /// are added, undesired ones removed, and elements whose expiry differs
+    /// from the desired remaining time by more than
+    /// [`NftOptions::reconcile_tolerance`] (or whose permanence differs) are
+    /// replaced. Correct elements are not touched.
+    pub fn reconcile(
+        &mut self,
+        jail: &str,
+        desired: &[(IpNet, Option<Duration>)],
+    ) -> Result<ReconcileStats> {
+        let objs = self.jail(jail)?;
+        let current = self.dump_jail(&objs)?;
+        let mut want: HashMap<IpNet, Option<Duration>> = HashMap::with_capacity(desired.len());
+        for (n, t) in desired {
+            want.entry(*n)
+                .and_modify(|old| {
+                    *old = match (*old, *t) {
+                        (None, _) | (_, None) => None,
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                    }
+                })
+                .or_insert(*t);
+        }
+        let mut stats = ReconcileStats {
+            found: current.len(),
+            ..Default::default()
+        };
+        let tol = self.opts.reconcile_tolerance;
+        let mut del: [(Vec<WireElem>, Vec<IpNet>); 4] = Default::default();
+        let mut upd: Vec<(IpNet, Option<Duration>)> = Vec::new();
+        let mut seen: HashMap<IpNet, ()> = HashMap::with_capacity(current.len());
+        for (i, wire, kb) in current {
+            let set = i % 10;
+            let foreign = i >= 10;
+            match (!foreign).then(|| want.get(&kb.net)).flatten() {
+                None => {
+                    del[set].0.push(wire);
+                    del[set].1.push(kb.net);
+                }
+                Some(t) => {
+                    seen.insert(kb.net, ());
+                    let same = match (t, kb.expires) {
+                        (None, None) => true,
+                        (Some(w), Some(e)) => {
+                            let d = w.abs_diff(e);
+                            d <= tol
+                        }
+                        _ => false,
+                    };
+                    if same {
+                        stats.unchanged += 1;
+                    } else {
+                        upd.push((kb.net, *t));
+                    }
+                }
+            }
+        }
+        let adds: Vec<(IpNet, Option<Duration>)> = want
+            .iter()
+            .filter(|(n, _)| !seen.contains_key(*n))
+            .map(|(n, t)| (*n, *t))
+            .collect();
+        if del.iter().any(|g| !g.0.is_empty()) {
+            let (n, refused) = self.apply(Op::Del, &objs, del, &[libc::ENOENT])?;
+            stats.removed = n;
+            stats.refused.extend(refused);
+        }
+        if !upd.is_empty() {
+            // Replace: delete then add. Done as two transactions; the
+            // elements are absent for the time between (sub-millisecond).
+            let g = Self::group(upd.iter().map(|(n, t)| (n, *t)));
+            let gd = Self::group(upd.iter().map(|(n, _)| (n, None)));
+            self.apply(Op::Del, &objs, gd, &[libc::ENOENT])?;
+            let (n, refused) = self.apply(Op::Add, &objs, g, &[])?;
+            stats.updated = n;
+            stats.refused.extend(refused);
+        }
+        if !adds.is_empty() {
+            let g = Self::group(adds.iter().map(|(n, t)| (n, *t)));
+            let (n, refused) = self.apply(Op::Add, &objs, g, &[])?;
+            stats.added = n;
+            stats.refused.extend(refused);
+        }
+        Ok(stats)
+    }
+
+    /// Deletes a jail's chain and sets (its bans go with them).
+    pub fn remove_jail(&mut self, jail: &str) -> Result<()> {
+        let objs = self.jail(jail)?;
+        let t = &self.opts.table;
+        let mut s = format!("delete chain inet {t} {}\n", objs.chain);
+        for set in &objs.sets {
+            s.push_str(&format!("delete set inet {t} {set}\n"));
+        }
+        self.nft.run(&s).map_err(|error| NftError::Script {
+            op: "remove_jail",
+            table: t.clone(),
+            jail: jail.to_string(),
+            error,
+        })?;
+        self.jails.remove(jail);
+        Ok(())
+    }
+
+    /// Deletes the whole table (all jails, all bans). Succeeds if the table
+    /// does not exist.
+    pub fn teardown(&mut self) -> Result<()> {
+        let t = &self.opts.table;
+        // `add` first makes `delete` succeed when the table is absent.
+        let s = format!("add table inet {t}\ndelete table inet {t}\n");
+        self.nft.run(&s).map_err(|error| NftError::Script {
+            op: "teardown",
+            table: t.clone(),
+            jail: String::new(),
+            error,
+        })?;
+        self.jails.clear();
+        Ok(())
+    }
+
+    /// Stop hook for the server: [`NftBackend::teardown`] unless
+    /// `keep_on_stop`, in which case the kernel keeps the bans (and expires
+    /// them by their timeouts) for the next start's [`NftBackend::reconcile`].
+    pub fn stop(&mut self) -> Result<()> {
+        if self.opts.keep_on_stop {
+            self.jails.clear();
+            Ok(())
+        } else {
+            self.teardown()
+        }
+    }
+
+    /// Runs an nft command through the backend's libnftables context and
+    /// returns its output (diagnostics, e.g. `list table inet f2b-table`).
+    pub fn nft_command(&mut self, cmd: &str) -> Result<String> {
+        self.nft.run(cmd).map_err(|error| NftError::Script {
+            op: "nft_command",
+            table: self.opts.table.clone(),
+            jail: String::new(),
+            error,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ident_is_stable_and_safe() {
+        assert_eq!(ident("sshd"), "sshd");
+        assert_eq!(ident("nginx-http-auth"), "nginx-http-auth");
+        let a = ident("my jail.1");
+        assert!(a.starts_with("my_jail_1-"));
+        assert_eq!(a, ident("my jail.1"));
+        assert_ne!(ident("a.b"), ident("a b"));
+    }
+
+    #[test]
+    fn blocktype_parse() {
+        assert_eq!(Blocktype::parse("REJECT"), Blocktype::Reject);
+        assert_eq!(Blocktype::parse("drop"), Blocktype::Drop);
+        assert_eq!(
+            Blocktype::parse("reject with icmpx type admin-prohibited"),
+            Blocktype::Raw("reject with icmpx type admin-prohibited".into())
+        );
+    }
+
+    #[test]
+    fn set_index_by_family_and_prefix() {
+        let n = |s: &str, p| IpNet::new(s.parse().unwrap(), p);
+        assert_eq!(set_index(&n("1.2.3.4", 32)), SET_V4);
+        assert_eq!(set_index(&n("1.2.3.0", 24)), SET_N4);
+        assert_eq!(set_index(&n("2001:db8::1", 128)), SET_V6);
+        assert_eq!(set_index(&n("2001:db8::", 64)), SET_N6);
+    }
+
+    #[test]
+    fn table_names() {
+        assert!(is_table_name("f2b-table"));
+        assert!(!is_table_name("1x"));
+        assert!(!is_table_name("a b"));
+    }
+}
