@@ -17,9 +17,11 @@ Needs: Debian's fail2ban package (the peer) and a release build of f2b.
 """
 import argparse
 import os
+import pickle
 import random
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -63,12 +65,6 @@ def server_cmd(kind, f2b, d):
     return ["/usr/bin/fail2ban-server", "-f", "-x", "-c", d, "start"]
 
 
-def client_cmd(kind, f2b, d, *args):
-    if kind == "f2b":
-        return [f2b, "client", "-c", d] + list(args)
-    return ["/usr/bin/fail2ban-client", "-c", d] + list(args)
-
-
 def rss_kib(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -92,20 +88,38 @@ def ban_count(d):
         return sum(1 for _ in f)
 
 
+def ask(d, *cmd):
+    """One command over the control socket, the way fail2ban-client sends it."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(os.path.join(d, "f2b.sock"))
+    s.sendall(pickle.dumps(list(cmd), 4) + b"<F2B_END_COMMAND>")
+    buf = b""
+    while not buf.endswith(b"<F2B_END_COMMAND>"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    try:
+        s.sendall(b"<F2B_CLOSE_COMMAND><F2B_END_COMMAND>")
+    except OSError:
+        pass  # the server closes first after `stop`
+    s.close()
+    return pickle.loads(buf[: -len(b"<F2B_END_COMMAND>")])
+
+
 def wait_ready(kind, f2b, d, proc, timeout=30.0):
-    sock = os.path.join(d, "f2b.sock")
+    """Ready = the socket answers and the jail `lat` is running."""
     t0 = time.time()
     while time.time() - t0 < timeout:
         if proc.poll() is not None:
             raise RuntimeError("%s server exited with %s" % (kind, proc.returncode))
-        if os.path.exists(sock):
-            r = subprocess.run(client_cmd(kind, f2b, d, "ping"), capture_output=True, text=True)
-            if r.returncode == 0 and "pong" in r.stdout:
-                # ready means the jails run too
-                r = subprocess.run(client_cmd(kind, f2b, d, "status", "lat"), capture_output=True, text=True)
-                if r.returncode == 0:
-                    return time.time() - t0
-        time.sleep(0.002)
+        try:
+            if ask(d, "ping") == (0, "pong") and ask(d, "status", "lat")[0] == 0:
+                return time.time() - t0
+        except (OSError, EOFError, pickle.UnpicklingError):
+            pass
+        time.sleep(0.001)
     raise RuntimeError("%s server not ready in %ss" % (kind, timeout))
 
 
@@ -182,7 +196,7 @@ def run(kind, f2b, trials, burst_lines, backend):
         res["burst_bans"] = ban_count(d) - trials
         res["burst_cpu_s"] = cpu_s(proc.pid) - cpu0
         res["rss_after_mib"] = rss_kib(proc.pid) / 1024
-        subprocess.run(client_cmd(kind, f2b, d, "stop"), capture_output=True, timeout=60)
+        ask(d, "stop")
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:

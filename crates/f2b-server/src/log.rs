@@ -1,0 +1,454 @@
+//! The server's own log, in fail2ban's exact format, so that the `recidive` jail and
+//! admins' `awk '/Ban/'` scripts keep working on it:
+//!
+//! ```text
+//! 2006-02-13 15:52:30,388 fail2ban.actions        [123]: NOTICE  [sshd] Ban 1.2.3.4
+//! ```
+//!
+//! That is `%(asctime)s %(name)-24s[%(process)d]: %(levelname)-7s %(message)s`; the time is
+//! left out for SYSLOG and SYSTEMD-JOURNAL targets (syslog adds its own), and syslog lines
+//! are not padded (fail2ban's default for its syslog handler).
+//!
+//! Writing never fails the caller: a full disk or a vanished syslog socket loses the line
+//! (counted in [`Logger::dropped`]), never the daemon.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// A log level, with fail2ban's extra levels (NOTICE, MSG, TRACEDEBUG, HEAVYDEBUG).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Level(pub u8);
+
+impl Level {
+    /// CRITICAL (50)
+    pub const CRITICAL: Level = Level(50);
+    /// ERROR (40)
+    pub const ERROR: Level = Level(40);
+    /// WARNING (30)
+    pub const WARNING: Level = Level(30);
+    /// NOTICE (25), fail2ban's level for Ban/Unban lines.
+    pub const NOTICE: Level = Level(25);
+    /// INFO (20)
+    pub const INFO: Level = Level(20);
+    /// MSG (18)
+    pub const MSG: Level = Level(18);
+    /// DEBUG (10)
+    pub const DEBUG: Level = Level(10);
+    /// TRACEDEBUG (7), printed as `TRACE`.
+    pub const TRACEDEBUG: Level = Level(7);
+    /// HEAVYDEBUG (5), printed as `HEAVY`.
+    pub const HEAVYDEBUG: Level = Level(5);
+
+    /// Parses a level as `set loglevel` accepts it: a name (any case) or a number.
+    pub fn parse(s: &str) -> Option<Level> {
+        let s = s.trim();
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s.parse::<u8>().ok().map(Level);
+        }
+        Some(match s.to_ascii_uppercase().as_str() {
+            "CRITICAL" | "FATAL" => Level::CRITICAL,
+            "ERROR" => Level::ERROR,
+            "WARNING" | "WARN" => Level::WARNING,
+            "NOTICE" => Level::NOTICE,
+            "INFO" => Level::INFO,
+            "MSG" => Level::MSG,
+            "DEBUG" => Level::DEBUG,
+            "TRACEDEBUG" => Level::TRACEDEBUG,
+            "HEAVYDEBUG" => Level::HEAVYDEBUG,
+            "NOTSET" => Level(0),
+            _ => return None,
+        })
+    }
+
+    /// The level name as Python's logging prints it.
+    pub fn name(self) -> String {
+        match self.0 {
+            50 => "CRITICAL".into(),
+            40 => "ERROR".into(),
+            30 => "WARNING".into(),
+            25 => "NOTICE".into(),
+            20 => "INFO".into(),
+            18 => "MSG".into(),
+            10 => "DEBUG".into(),
+            7 => "TRACE".into(),
+            5 => "HEAVY".into(),
+            0 => "NOTSET".into(),
+            n => format!("Level {n}"),
+        }
+    }
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Standard output (also `SYSOUT`, which drops the time).
+    Stdout {
+        /// `SYSOUT`: no time stamp.
+        no_time: bool,
+    },
+    /// Standard error.
+    Stderr,
+    /// The syslog socket (`syslogsocket`, `auto` = `/dev/log`).
+    Syslog,
+    /// The systemd journal's native socket.
+    Journal,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+impl Target {
+    /// Parses a `logtarget` value as fail2ban does (reserved names in any case, else a path;
+    /// options in `[...]` after the name are ignored here).
+    pub fn parse(s: &str) -> Target {
+        let name = s.split('[').next().unwrap_or(s).trim();
+        match name.to_ascii_uppercase().as_str() {
+            "STDOUT" => Target::Stdout { no_time: false },
+            "SYSOUT" => Target::Stdout { no_time: true },
+            "STDERR" => Target::Stderr,
+            "SYSLOG" => Target::Syslog,
+            "SYSTEMD-JOURNAL" => Target::Journal,
+            _ => Target::File(PathBuf::from(name)),
+        }
+    }
+}
+
+enum Sink {
+    Stdout,
+    Stderr,
+    Syslog(UnixDatagram),
+    Journal(UnixDatagram),
+    File(File),
+}
+
+struct Inner {
+    level: Level,
+    level_text: String,
+    target_text: String,
+    target: Target,
+    syslog_socket: String,
+    sink: Sink,
+}
+
+/// The server log. Cheap to call from any thread.
+pub struct Logger {
+    inner: Mutex<Inner>,
+    pid: u32,
+    dropped: AtomicU64,
+}
+
+/// An error setting up a log target.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The file could not be opened for appending.
+    #[error("Unable to log to {path:?}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The syslog or journal socket is missing.
+    #[error("Syslog socket file: {path} does not exists or is not a socket")]
+    Socket {
+        /// The socket path.
+        path: String,
+    },
+    /// An unknown level name.
+    #[error("Invalid log level {0:?}")]
+    Level(String),
+}
+
+fn open_sink(target: &Target, syslog_socket: &str) -> Result<Sink, LogError> {
+    Ok(match target {
+        Target::Stdout { .. } => Sink::Stdout,
+        Target::Stderr => Sink::Stderr,
+        Target::Syslog => {
+            let path = if syslog_socket == "auto" {
+                "/dev/log"
+            } else {
+                syslog_socket
+            };
+            let sock =
+                UnixDatagram::unbound().map_err(|_| LogError::Socket { path: path.into() })?;
+            sock.connect(path)
+                .map_err(|_| LogError::Socket { path: path.into() })?;
+            Sink::Syslog(sock)
+        }
+        Target::Journal => {
+            let path = "/run/systemd/journal/socket";
+            let sock =
+                UnixDatagram::unbound().map_err(|_| LogError::Socket { path: path.into() })?;
+            sock.connect(path)
+                .map_err(|_| LogError::Socket { path: path.into() })?;
+            Sink::Journal(sock)
+        }
+        Target::File(p) => Sink::File(open_append(p)?),
+    })
+}
+
+fn open_append(p: &Path) -> Result<File, LogError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .map_err(|source| LogError::File {
+            path: p.to_owned(),
+            source,
+        })
+}
+
+/// Formats one line the way fail2ban's formatter does (without the trailing newline).
+pub fn format_line(
+    time: Option<&chrono::DateTime<chrono::Local>>,
+    name: &str,
+    pid: u32,
+    level: Level,
+    msg: &str,
+    padding: bool,
+) -> String {
+    let mut s = String::with_capacity(64 + msg.len());
+    if let Some(t) = time {
+        s.push_str(&t.format("%Y-%m-%d %H:%M:%S,%3f").to_string());
+        s.push(' ');
+    }
+    if padding {
+        s.push_str(&format!("{name:<24}[{pid}]: {:<7} {msg}", level.name()));
+    } else {
+        s.push_str(&format!("{name}[{pid}]: {} {msg}", level.name()));
+    }
+    s
+}
+
+impl Logger {
+    /// A logger writing to `target` at `level`.
+    pub fn new(target: &str, level: &str, syslog_socket: &str) -> Result<Logger, LogError> {
+        let lvl = Level::parse(level).ok_or_else(|| LogError::Level(level.into()))?;
+        let t = Target::parse(target);
+        let sink = open_sink(&t, syslog_socket)?;
+        Ok(Logger {
+            inner: Mutex::new(Inner {
+                level: lvl,
+                level_text: level.to_ascii_uppercase(),
+                target_text: target.to_owned(),
+                target: t,
+                syslog_socket: syslog_socket.to_owned(),
+                sink,
+            }),
+            pid: std::process::id(),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a line at `level` would be written.
+    pub fn enabled(&self, level: Level) -> bool {
+        level >= self.lock().level
+    }
+
+    /// Writes one line from logger `name` (e.g. `fail2ban.actions`).
+    pub fn log(&self, name: &str, level: Level, msg: &str) {
+        let mut g = self.lock();
+        if level < g.level {
+            return;
+        }
+        let ok = match &mut g.sink {
+            Sink::Stdout | Sink::Stderr | Sink::File(_) => {
+                let no_time = matches!(g.target, Target::Stdout { no_time: true });
+                let now = chrono::Local::now();
+                let mut line =
+                    format_line((!no_time).then_some(&now), name, self.pid, level, msg, true);
+                line.push('\n');
+                match &mut g.sink {
+                    Sink::Stdout => std::io::stdout().write_all(line.as_bytes()).is_ok(),
+                    Sink::Stderr => std::io::stderr().write_all(line.as_bytes()).is_ok(),
+                    Sink::File(f) => f.write_all(line.as_bytes()).is_ok(),
+                    _ => true,
+                }
+            }
+            Sink::Syslog(sock) => {
+                // <PRI> with facility DAEMON (3): 3*8 + severity.
+                let sev = match level.0 {
+                    50.. => 2,
+                    40..=49 => 3,
+                    30..=39 => 4,
+                    25..=29 => 5,
+                    11..=24 => 6,
+                    _ => 7,
+                };
+                let line = format!(
+                    "<{}>{}",
+                    24 + sev,
+                    format_line(None, name, self.pid, level, msg, false)
+                );
+                sock.send(line.as_bytes()).is_ok()
+            }
+            Sink::Journal(sock) => {
+                let prio = match level.0 {
+                    50.. => 2,
+                    40..=49 => 3,
+                    30..=39 => 4,
+                    25..=29 => 5,
+                    11..=24 => 6,
+                    _ => 7,
+                };
+                let text = format_line(None, name, self.pid, level, msg, true);
+                let mut d = Vec::with_capacity(text.len() + 64);
+                d.extend_from_slice(
+                    format!("PRIORITY={prio}\nSYSLOG_IDENTIFIER=fail2ban\n").as_bytes(),
+                );
+                // MESSAGE may contain newlines: use the binary-safe length form.
+                d.extend_from_slice(b"MESSAGE\n");
+                d.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                d.extend_from_slice(text.as_bytes());
+                d.push(b'\n');
+                sock.send(&d).is_ok()
+            }
+        };
+        if !ok {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Lines lost to write errors (full disk, vanished socket).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// `set loglevel`.
+    pub fn set_level(&self, level: &str) -> Result<(), LogError> {
+        let lvl = Level::parse(level).ok_or_else(|| LogError::Level(level.into()))?;
+        let mut g = self.lock();
+        g.level = lvl;
+        g.level_text = level.to_ascii_uppercase();
+        Ok(())
+    }
+
+    /// `get loglevel`: the text last set, upper-cased, as fail2ban answers.
+    pub fn level_text(&self) -> String {
+        self.lock().level_text.clone()
+    }
+
+    /// `set logtarget`. On failure the previous target stays.
+    pub fn set_target(&self, target: &str) -> Result<(), LogError> {
+        let t = Target::parse(target);
+        let mut g = self.lock();
+        if g.target_text == target {
+            return Ok(());
+        }
+        let sink = open_sink(&t, &g.syslog_socket)?;
+        g.sink = sink;
+        g.target = t;
+        g.target_text = target.to_owned();
+        Ok(())
+    }
+
+    /// `get logtarget`.
+    pub fn target_text(&self) -> String {
+        self.lock().target_text.clone()
+    }
+
+    /// `set syslogsocket`; reopens the sink when logging to syslog.
+    pub fn set_syslog_socket(&self, path: &str) -> Result<(), LogError> {
+        let mut g = self.lock();
+        g.syslog_socket = path.to_owned();
+        if g.target == Target::Syslog {
+            g.sink = open_sink(&Target::Syslog, path)?;
+        }
+        Ok(())
+    }
+
+    /// `get syslogsocket`.
+    pub fn syslog_socket(&self) -> String {
+        self.lock().syslog_socket.clone()
+    }
+
+    /// `flushlogs` / SIGUSR1: reopens a file target (after logrotate moved it) and answers
+    /// as fail2ban does: `rolled over` for files, `flushed` otherwise.
+    pub fn flush(&self) -> &'static str {
+        let mut g = self.lock();
+        match g.target.clone() {
+            Target::File(p) => {
+                if let Ok(f) = open_append(&p) {
+                    g.sink = Sink::File(f);
+                }
+                "rolled over"
+            }
+            _ => {
+                let _ = std::io::stdout().flush();
+                "flushed"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn line_format_matches_fail2ban() {
+        let t = chrono::Local
+            .with_ymd_and_hms(2006, 2, 13, 15, 52, 30)
+            .unwrap()
+            + chrono::Duration::milliseconds(388);
+        assert_eq!(
+            format_line(
+                Some(&t),
+                "fail2ban.actions",
+                123,
+                Level::NOTICE,
+                "[sshd] Ban 1.2.3.4",
+                true
+            ),
+            "2006-02-13 15:52:30,388 fail2ban.actions        [123]: NOTICE  [sshd] Ban 1.2.3.4"
+        );
+        assert_eq!(
+            format_line(None, "fail2ban.server", 9, Level::INFO, "x", false),
+            "fail2ban.server[9]: INFO x"
+        );
+    }
+
+    #[test]
+    fn levels_parse_like_fail2ban() {
+        assert_eq!(Level::parse("notice"), Some(Level::NOTICE));
+        assert_eq!(Level::parse("25"), Some(Level::NOTICE));
+        assert_eq!(
+            Level::parse("TRACEDEBUG").map(Level::name),
+            Some("TRACE".into())
+        );
+        assert_eq!(Level::parse("bogus"), None);
+    }
+
+    #[test]
+    fn file_target_filters_by_level_and_reopens() {
+        let dir = std::env::temp_dir().join(format!("f2b-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f2b.log");
+        let log = Logger::new(p.to_str().unwrap(), "NOTICE", "auto").unwrap();
+        log.log("fail2ban.filter", Level::INFO, "hidden");
+        log.log("fail2ban.actions", Level::NOTICE, "[sshd] Ban 1.2.3.4");
+        std::fs::rename(&p, dir.join("f2b.log.1")).unwrap();
+        assert_eq!(log.flush(), "rolled over");
+        log.log("fail2ban.actions", Level::NOTICE, "[sshd] Unban 1.2.3.4");
+        let old = std::fs::read_to_string(dir.join("f2b.log.1")).unwrap();
+        let new = std::fs::read_to_string(&p).unwrap();
+        assert!(!old.contains("hidden"));
+        assert!(
+            old.trim_end().ends_with("NOTICE  [sshd] Ban 1.2.3.4"),
+            "{old}"
+        );
+        assert!(
+            new.trim_end().ends_with("NOTICE  [sshd] Unban 1.2.3.4"),
+            "{new}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,1309 @@
+//! A running jail: log lines in, bans out.
+//!
+//! ```text
+//!   reader thread (one for the server)           per jail
+//!   ─────────────────────────────────            ───────────────────────────────────────
+//!   Tailer::wait → Tailer::read ──lines──▶ JailCore::process_line
+//!                                            Filter::process_line → JailEngine::on_failure
+//!                                            events: StoreBan → Store::add_ban (committed)
+//!                                                    Ban/Unban → action worker (tokio task)
+//!   unban timer (tokio task) ───────────▶ JailEngine::unban_expired → action worker
+//! ```
+//!
+//! Invariants:
+//! - a ban is written to the database before its ban action is queued (the events of one
+//!   line are applied in two passes: database first, then logs and actions);
+//! - the actions of one jail run in order on that jail's worker; other jails never wait
+//!   for them, and log reading never waits for any action;
+//! - a line is delivered to a jail once (the tailer guarantees it across rotations), and
+//!   positions are saved only after the lines before them were processed.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use f2b_actions::{ActionEnv, BanTicket, Executor, JailActions, JailInfo, LogLevel};
+use f2b_core::addr::Addr;
+use f2b_engine::{
+    BanRecord as EngineBanRecord, Event, FileStamp, IgnoreEnv, JailEngine, LineTime, Num, Ticket,
+    UnbanReason,
+};
+use f2b_filter::{Filter, FilterSpec, UseDns};
+use f2b_store::{BanRecord, CurrentBansQuery, HistoryScope, LogPosition, OpenOptions, Store};
+use f2b_tail::{Checkpoint, LogEncoding, LogPathOptions, StartMode, SubscriberId, Tailer};
+use tokio::sync::mpsc;
+
+use crate::jail::JailSettings;
+use crate::log::{Level, Logger};
+
+/// An error starting a jail.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The filter does not compile.
+    #[error("{0}")]
+    Filter(String),
+    /// The backend cannot be used.
+    #[error("{0}")]
+    Backend(String),
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `time2str`: local time as fail2ban prints it in `Found` lines.
+fn time2str(t: f64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(t as i64, 0) {
+        chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
+            d.format("%Y-%m-%d %H:%M:%S").to_string()
+        }
+        chrono::LocalResult::None => format!("{t}"),
+    }
+}
+
+/// What every jail shares: the store, the tailer and its reader thread, the runtime.
+#[derive(Clone)]
+pub struct RuntimeEnv {
+    inner: Arc<EnvInner>,
+}
+
+struct EnvInner {
+    store: Mutex<Option<Arc<Store>>>,
+    rt: tokio::runtime::Handle,
+    tailer: Mutex<Tailer>,
+    subs: Mutex<HashMap<SubscriberId, Weak<Mutex<JailCore>>>>,
+    next_sub: AtomicU64,
+    reader_started: AtomicBool,
+    stopping: AtomicBool,
+    log: Mutex<Option<Arc<Logger>>>,
+    /// Prefix for action commands (tests run actions inside a network namespace).
+    exec_prefix: Vec<String>,
+}
+
+impl RuntimeEnv {
+    /// A new environment on the tokio runtime `rt`.
+    pub fn new(rt: tokio::runtime::Handle, exec_prefix: Vec<String>) -> RuntimeEnv {
+        RuntimeEnv {
+            inner: Arc::new(EnvInner {
+                store: Mutex::new(None),
+                rt,
+                tailer: Mutex::new(Tailer::new(Default::default())),
+                subs: Mutex::new(HashMap::new()),
+                next_sub: AtomicU64::new(1),
+                reader_started: AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
+                log: Mutex::new(None),
+                exec_prefix,
+            }),
+        }
+    }
+
+    fn store(&self) -> Option<Arc<Store>> {
+        lock(&self.inner.store).clone()
+    }
+
+    /// Opens the database (`set dbfile`).
+    pub fn open_store(&self, path: &str, log: &Arc<Logger>) -> Result<(), f2b_store::StoreError> {
+        let opts = OpenOptions::new(now() as i64);
+        let store = if path == ":memory:" {
+            Store::open_in_memory(&opts)?
+        } else {
+            Store::open(path, &opts)?
+        };
+        log.log(
+            "fail2ban.database",
+            Level::INFO,
+            &format!("Connected to fail2ban persistent database '{path}'"),
+        );
+        *lock(&self.inner.store) = Some(Arc::new(store));
+        *lock(&self.inner.log) = Some(log.clone());
+        Ok(())
+    }
+
+    /// Closes the database (`set dbfile None`, shutdown).
+    pub fn close_store(&self) {
+        if let Some(s) = lock(&self.inner.store).take() {
+            if let Ok(s) = Arc::try_unwrap(s) {
+                let _ = s.close();
+            }
+        }
+    }
+
+    /// `add <jail>`: registers the jail in the database.
+    pub fn jail_added(&self, name: &str) {
+        if let Some(s) = self.store() {
+            let _ = s.add_jail(name);
+        }
+    }
+
+    /// `unban --all`: forget every ban in the database.
+    pub fn clear_bans(&self) {
+        if let Some(s) = self.store() {
+            if let Ok(jails) = s.jail_names(None) {
+                for j in jails {
+                    let _ = s.remove_all_bans(&j);
+                }
+            }
+        }
+    }
+
+    /// Forgets one ban in the database (`unbanip`: always, banned or not).
+    pub fn del_ban(&self, jail: &str, id: &str) {
+        if let Some(s) = self.store() {
+            let _ = s.remove_ban(jail, id);
+        }
+    }
+
+    /// Saves every followed file's position to the database.
+    pub fn save_positions(&self) {
+        let Some(store) = self.store() else { return };
+        let cps = lock(&self.inner.tailer).checkpoints();
+        let subs = lock(&self.inner.subs);
+        for cp in cps {
+            let Some(core) = subs.get(&cp.subscriber).and_then(Weak::upgrade) else {
+                continue;
+            };
+            let name = lock(&core).name.clone();
+            let _ = store.set_log_position(
+                &name,
+                &cp.path.to_string_lossy(),
+                &LogPosition {
+                    firstlinemd5: Some(cp.checkpoint.firstlinemd5.clone()),
+                    lastfilepos: cp.checkpoint.pos,
+                },
+            );
+        }
+    }
+
+    /// Stops the reader thread (shutdown).
+    pub fn stop_reader(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+    }
+
+    fn ensure_reader(&self) {
+        if self.inner.reader_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let env = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("f2b-reader".into())
+            .spawn(move || env.reader_loop());
+    }
+
+    fn reader_loop(&self) {
+        let mut last_save = std::time::Instant::now();
+        let mut batch: Vec<(SubscriberId, String)> = Vec::new();
+        while !self.inner.stopping.load(Ordering::SeqCst) {
+            let ready = {
+                let mut t = lock(&self.inner.tailer);
+                t.wait(Duration::from_millis(100)).unwrap_or(true)
+            };
+            if ready {
+                let report = {
+                    let mut t = lock(&self.inner.tailer);
+                    t.read(&mut |sub, line| batch.push((sub, line.text.to_owned())))
+                };
+                if let Some(log) = lock(&self.inner.log).clone() {
+                    for ev in &report.events {
+                        log.log("fail2ban.filter", Level::INFO, &format!("{ev:?}"));
+                    }
+                    for e in &report.errors {
+                        log.log("fail2ban.filter", Level::ERROR, &format!("{e:?}"));
+                    }
+                }
+                self.dispatch(&mut batch);
+            }
+            if last_save.elapsed() >= Duration::from_secs(5) {
+                self.save_positions();
+                let subs: Vec<Arc<Mutex<JailCore>>> = lock(&self.inner.subs)
+                    .values()
+                    .filter_map(Weak::upgrade)
+                    .collect();
+                for c in subs {
+                    lock(&c).engine.service(now(), false);
+                }
+                last_save = std::time::Instant::now();
+            }
+        }
+    }
+
+    fn dispatch(&self, batch: &mut Vec<(SubscriberId, String)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let subs = lock(&self.inner.subs).clone();
+        let mut start = 0;
+        while start < batch.len() {
+            let sub = batch[start].0;
+            let mut end = start;
+            while end < batch.len() && batch[end].0 == sub {
+                end += 1;
+            }
+            if let Some(core) = subs.get(&sub).and_then(Weak::upgrade) {
+                let mut c = lock(&core);
+                let t = now();
+                for (_, line) in &batch[start..end] {
+                    c.process_line(line, t);
+                }
+                c.engine.lines_processed((end - start) as u64, t);
+                c.in_operation = true;
+            }
+            start = end;
+        }
+        batch.clear();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A job for a jail's action worker.
+enum Job {
+    Start,
+    Ban(BanTicket),
+    Unban(BanTicket),
+    Flush(Vec<BanTicket>),
+    Stop(Vec<BanTicket>, std::sync::mpsc::Sender<()>),
+    Add(String, Vec<(String, String)>),
+    Del(String),
+    Set(String, String, String),
+}
+
+/// Counters the action tags `<jail.banned>` etc. read.
+#[derive(Default)]
+struct Counters {
+    banned: AtomicU64,
+    banned_total: AtomicU64,
+    found: AtomicU64,
+    found_total: AtomicU64,
+    bantime: std::sync::atomic::AtomicI64,
+}
+
+struct SharedInfo(Arc<Counters>);
+
+impl JailInfo for SharedInfo {
+    fn banned(&self) -> u64 {
+        self.0.banned.load(Ordering::Relaxed)
+    }
+    fn banned_total(&self) -> u64 {
+        self.0.banned_total.load(Ordering::Relaxed)
+    }
+    fn found(&self) -> u64 {
+        self.0.found.load(Ordering::Relaxed)
+    }
+    fn found_total(&self) -> u64 {
+        self.0.found_total.load(Ordering::Relaxed)
+    }
+    fn bantime(&self) -> i64 {
+        self.0.bantime.load(Ordering::Relaxed)
+    }
+}
+
+/// The filter, engine and action queue of one jail (behind a mutex; the reader thread,
+/// the unban timer and commands all come through it).
+struct JailCore {
+    name: String,
+    filter: Filter,
+    engine: JailEngine,
+    log: Arc<Logger>,
+    env: RuntimeEnv,
+    jobs: mpsc::UnboundedSender<Job>,
+    wake_unban: Arc<tokio::sync::Notify>,
+    counters: Arc<Counters>,
+    in_operation: bool,
+    dbmaxmatches: usize,
+    ignore_env: ServerIgnoreEnv,
+    warned_no_date: bool,
+}
+
+fn ticket_to_action(t: &Ticket, restored: bool) -> BanTicket {
+    BanTicket {
+        id: t.id.to_string(),
+        time: t.time,
+        bantime: t.bantime.map(|b| b.trunc()),
+        bancount: u64::from(t.bancount),
+        failures: u64::from(t.failures),
+        matches: t.matches.clone(),
+        restored: restored || t.restored,
+        data: t.data.iter().cloned().collect(),
+        ip_merged: None,
+        ipjail_merged: None,
+        ban_epoch: 0,
+    }
+}
+
+struct StoreHistory<'a>(&'a Store);
+
+impl f2b_engine::BanHistory for StoreHistory<'_> {
+    fn get_ban(&mut self, id: &Addr, jail: &str, overalljails: bool) -> Option<EngineBanRecord> {
+        let scope = if overalljails {
+            HistoryScope::Overall
+        } else {
+            HistoryScope::Jail(jail)
+        };
+        let h = self.0.ban_history(&id.to_string(), scope, None).ok()??;
+        Some(EngineBanRecord {
+            ban_count: h.bancount.max(0) as u32,
+            time_of_ban: h.last_timeofban as f64,
+            bantime: h.last_bantime as f64,
+        })
+    }
+}
+
+impl JailCore {
+    fn log(&self, logger: &str, level: Level, msg: &str) {
+        self.log.log(logger, level, msg);
+    }
+
+    fn process_line(&mut self, line: &str, t: f64) {
+        let failures = self.filter.process_line(line, t);
+        for w in std::mem::take(&mut self.filter.warnings) {
+            self.log(
+                "fail2ban.filter",
+                Level::WARNING,
+                &format!("[{}] {w}", self.name),
+            );
+        }
+        for f in failures {
+            let Some(id) = f.id.clone() else { continue };
+            if f.is_nofail() {
+                continue;
+            }
+            let Some(date) = f.time else {
+                if !self.warned_no_date {
+                    self.warned_no_date = true;
+                    self.log(
+                        "fail2ban.filter",
+                        Level::WARNING,
+                        &format!(
+                            "[{}] Found a match but no valid date/time found for {}.",
+                            self.name,
+                            crate::args::py_str_repr("")
+                        ),
+                    );
+                    self.log(
+                        "fail2ban.filter",
+                        Level::WARNING,
+                        &format!("[{}] Match without a timestamp: {line}", self.name),
+                    );
+                    self.log(
+                        "fail2ban.filter",
+                        Level::WARNING,
+                        &format!(
+                            "[{}] Please try setting a custom date pattern (see man page jail.conf(5)).",
+                            self.name
+                        ),
+                    );
+                }
+                continue;
+            };
+            let time = match f2b_engine::jail::line_time(
+                date,
+                t,
+                self.in_operation,
+                self.engine.findtime(),
+            ) {
+                LineTime::Use(d) => d,
+                LineTime::Simulated { now, .. } => now,
+                LineTime::Obsolete => continue,
+            };
+            let data = f
+                .fields
+                .iter()
+                .filter(|(k, _)| k.as_str() != "matches")
+                .map(|(k, v)| (k.clone(), crate::args::py_str(v)))
+                .collect();
+            let ef = f2b_engine::Failure {
+                id,
+                ip: None,
+                time,
+                matches: f.matches.clone(),
+                data,
+            };
+            let mut events = Vec::new();
+            let store = self.env.store();
+            let mut hist = store.as_deref().map(StoreHistory);
+            self.engine.on_failure(
+                ef,
+                t,
+                &mut self.ignore_env,
+                hist.as_mut().map(|h| h as &mut dyn f2b_engine::BanHistory),
+                &mut events,
+            );
+            self.apply(events);
+        }
+    }
+
+    /// Applies engine events: database writes first, then logs and actions.
+    fn apply(&mut self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(store) = self.env.store() {
+            for ev in &events {
+                if let Event::StoreBan { ticket } = ev {
+                    let rec = self.record(ticket);
+                    if let Err(e) = store.add_ban(&self.name, &rec) {
+                        self.log(
+                            "fail2ban.database",
+                            Level::ERROR,
+                            &format!("[{}] Failed to store ban: {e}", self.name),
+                        );
+                    }
+                }
+            }
+        }
+        let jail = self.name.clone();
+        for ev in events {
+            match ev {
+                Event::Ignored { id, source } => self.log(
+                    "fail2ban.filter",
+                    Level::INFO,
+                    &format!("[{jail}] Ignore {id} by {}", source.as_str()),
+                ),
+                Event::Found { id, time } => self.log(
+                    "fail2ban.filter",
+                    Level::INFO,
+                    &format!("[{jail}] Found {id} - {}", time2str(time)),
+                ),
+                Event::Attempt { id, time } => self.log(
+                    "fail2ban.filter",
+                    Level::INFO,
+                    &format!("[{jail}] Attempt {id} - {}", time2str(time)),
+                ),
+                Event::FoundBad {
+                    id,
+                    time,
+                    bancount,
+                    retry,
+                    ban,
+                } => self.log(
+                    "fail2ban.observer",
+                    Level::INFO,
+                    &format!(
+                        "[{jail}] Found {id}, bad - {}, {bancount} # -> {}{}",
+                        time2str(time),
+                        retry,
+                        if ban { ", Ban" } else { "" }
+                    ),
+                ),
+                Event::BeforeLastBan {
+                    id,
+                    time,
+                    time_of_ban,
+                } => self.log(
+                    "fail2ban.observer",
+                    Level::DEBUG,
+                    &format!(
+                        "[{jail}] Ignore failure {id} before last ban {time} < {time_of_ban}, restored"
+                    ),
+                ),
+                Event::Ban { ticket, restored } => {
+                    self.log(
+                        "fail2ban.actions",
+                        Level::NOTICE,
+                        &format!(
+                            "[{jail}] {}Ban {}",
+                            if restored { "Restore " } else { "" },
+                            ticket.id
+                        ),
+                    );
+                    self.counters.banned_total.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.jobs.send(Job::Ban(ticket_to_action(&ticket, restored)));
+                    self.wake_unban.notify_one();
+                }
+                Event::BadIp {
+                    id,
+                    bancount,
+                    last_ban,
+                    old,
+                    new,
+                } => self.log(
+                    "fail2ban.observer",
+                    Level::INFO,
+                    &format!(
+                        "[{jail}] IP {id} is bad: {bancount} # last {} - incr {} to {}",
+                        time2str(last_ban),
+                        f2b_engine::seconds2str(old),
+                        f2b_engine::seconds2str(new)
+                    ),
+                ),
+                Event::IncreaseBan {
+                    id,
+                    bancount,
+                    bantime,
+                    end,
+                } => self.log(
+                    "fail2ban.observer",
+                    Level::NOTICE,
+                    &format!(
+                        "[{jail}] Increase Ban {id} ({bancount} # {} -> {})",
+                        f2b_engine::seconds2str(bantime),
+                        end.map(time2str).unwrap_or_else(|| "infinite".into())
+                    ),
+                ),
+                Event::StoreBan { .. } => {}
+                Event::ExpiredBan { id } => self.log(
+                    "fail2ban.actions",
+                    Level::INFO,
+                    &format!("[{jail}] Ignore {id}, expired bantime"),
+                ),
+                Event::AlreadyBanned { id, since } => {
+                    let level = if since < 3.0 {
+                        Level::DEBUG
+                    } else if since < 60.0 {
+                        Level::NOTICE
+                    } else {
+                        Level::WARNING
+                    };
+                    self.log(
+                        "fail2ban.actions",
+                        level,
+                        &format!("[{jail}] {id} already banned"),
+                    );
+                }
+                Event::Unban { ticket, reason } => {
+                    if reason != UnbanReason::Flush {
+                        self.log(
+                            "fail2ban.actions",
+                            Level::NOTICE,
+                            &format!("[{jail}] Unban {}", ticket.id),
+                        );
+                    }
+                    let _ = self.jobs.send(Job::Unban(ticket_to_action(&ticket, false)));
+                }
+                Event::NotBanned { id } => self.log(
+                    "fail2ban.actions",
+                    Level::MSG,
+                    &format!("[{jail}] {id} is not banned"),
+                ),
+                Event::Error { message } => self.log(
+                    "fail2ban.actions",
+                    Level::ERROR,
+                    &format!("[{jail}] {message}"),
+                ),
+                Event::Warning { message } => self.log(
+                    "fail2ban.filter",
+                    Level::WARNING,
+                    &format!("[{jail}] {message}"),
+                ),
+            }
+        }
+        self.update_counters();
+    }
+
+    fn update_counters(&self) {
+        let st = self.engine.status();
+        self.counters
+            .banned
+            .store(st.currently_banned as u64, Ordering::Relaxed);
+        self.counters
+            .found
+            .store(st.currently_failed as u64, Ordering::Relaxed);
+        self.counters
+            .found_total
+            .store(st.total_failed, Ordering::Relaxed);
+        self.counters
+            .bantime
+            .store(self.engine.bantime().trunc(), Ordering::Relaxed);
+    }
+
+    fn record(&self, t: &Ticket) -> BanRecord {
+        let mut matches = t.matches.clone();
+        if matches.len() > self.dbmaxmatches {
+            matches.drain(..matches.len() - self.dbmaxmatches);
+        }
+        let mut rec = BanRecord::new(
+            t.id.to_string(),
+            t.time.round() as i64,
+            t.bantime_or(self.engine.bantime()).trunc(),
+            i64::from(t.bancount),
+        )
+        .with_matches(matches)
+        .with_failures(i64::from(t.failures));
+        for (k, v) in &t.data {
+            rec = rec.with_field(k.clone(), v.clone());
+        }
+        rec
+    }
+}
+
+/// A started jail.
+pub struct JailRuntime {
+    core: Arc<Mutex<JailCore>>,
+    sub: SubscriberId,
+    env: RuntimeEnv,
+    stop_timer: Arc<tokio::sync::Notify>,
+    stopped: Arc<AtomicBool>,
+    applied: JailSettings,
+}
+
+fn filter_spec(s: &JailSettings) -> FilterSpec {
+    FilterSpec {
+        prefregex: s.prefregex.clone(),
+        failregex: s.failregex.clone(),
+        ignoreregex: s.ignoreregex.clone(),
+        maxlines: s.maxlines.max(1) as usize,
+        datepattern: s.datepattern.clone(),
+        logtimezone: s.logtimezone.clone(),
+        usedns: UseDns::parse(&s.usedns),
+    }
+}
+
+fn configure_engine(engine: &mut JailEngine, s: &JailSettings, log: &Logger) {
+    engine.set_maxretry(s.maxretry.max(0) as u32);
+    engine.set_findtime(s.findtime as f64);
+    engine.set_maxmatches(s.maxmatches.max(0) as usize);
+    engine.set_bantime(s.bantime);
+    for (k, v) in &s.banextra {
+        let text = crate::args::py_str(v);
+        let to_seconds = |v: &str| f2b_core::duration::str2sec(v).ok().map(Num::Float);
+        if let Err(e) = engine.set_bantime_extra(k, &text, &to_seconds) {
+            log.log(
+                "fail2ban.jail",
+                Level::ERROR,
+                &format!("[{}] bantime.{k}: {e}", s.name),
+            );
+        }
+    }
+    let ig = engine.ignore_mut();
+    ig.clear();
+    for e in &s.ignoreip {
+        if let Err(err) = ig.add(e) {
+            log.log(
+                "fail2ban.filter",
+                Level::ERROR,
+                &format!("[{}] ignoreip {e}: {err}", s.name),
+            );
+        }
+    }
+    ig.set_ignore_self(s.ignoreself);
+    ig.set_command(if s.ignorecommand.is_empty() {
+        None
+    } else {
+        Some(&s.ignorecommand)
+    });
+    ig.set_cache(s.ignorecache.as_ref().map(|o| ignore_cache_config(o)));
+}
+
+/// `ignorecache = key="<ip>", max-count=100, max-time=5m` with fail2ban's defaults.
+fn ignore_cache_config(opts: &[(String, String)]) -> f2b_engine::IgnoreCacheConfig {
+    let get = |k: &str| opts.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    f2b_engine::IgnoreCacheConfig {
+        key: get("key").unwrap_or("<ip>").to_owned(),
+        max_count: get("max-count")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(100),
+        max_time: get("max-time")
+            .and_then(|v| f2b_core::duration::str2sec(v).ok())
+            .unwrap_or(300.0),
+    }
+}
+
+fn action_log(log: Arc<Logger>) -> f2b_actions::LogSink {
+    Arc::new(move |level, name, msg| {
+        let l = match level {
+            LogLevel::Critical => Level::CRITICAL,
+            LogLevel::Error => Level::ERROR,
+            LogLevel::Warning => Level::WARNING,
+            LogLevel::Notice => Level::NOTICE,
+            LogLevel::Info => Level::INFO,
+            LogLevel::Debug => Level::DEBUG,
+        };
+        log.log(name, l, msg);
+    })
+}
+
+impl JailRuntime {
+    /// Starts a jail from its settings: compiles the filter, restores bans from the
+    /// database, starts the actions and follows the log files.
+    pub fn start(
+        s: &JailSettings,
+        env: &RuntimeEnv,
+        log: &Arc<Logger>,
+        dbmaxmatches: i64,
+    ) -> Result<JailRuntime, RuntimeError> {
+        if s.is_journal() {
+            return Err(RuntimeError::Backend(format!(
+                "Jail '{}': backend 'systemd' (the journal) is not supported yet",
+                s.name
+            )));
+        }
+        let filter =
+            Filter::new(filter_spec(s)).map_err(|e| RuntimeError::Filter(e.to_string()))?;
+        let mut engine = JailEngine::new(s.name.clone());
+        configure_engine(&mut engine, s, log);
+        let counters = Arc::new(Counters::default());
+        let action_env = Arc::new(ActionEnv {
+            executor: Executor::new().with_prefix(env.inner.exec_prefix.clone()),
+            jail_info: Arc::new(SharedInfo(counters.clone())),
+            log: action_log(log.clone()),
+            ..ActionEnv::default()
+        });
+        let mut actions = JailActions::new(s.name.clone(), action_env);
+        for (name, def) in &s.actions {
+            if let Err(e) = actions.add(name, def.props.clone()) {
+                log.log(
+                    "fail2ban.actions",
+                    Level::ERROR,
+                    &format!("[{}] action {name}: {e}", s.name),
+                );
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let wake_unban = Arc::new(tokio::sync::Notify::new());
+        let core = Arc::new(Mutex::new(JailCore {
+            name: s.name.clone(),
+            filter,
+            engine,
+            log: log.clone(),
+            env: env.clone(),
+            jobs: tx.clone(),
+            wake_unban: wake_unban.clone(),
+            counters,
+            in_operation: false,
+            dbmaxmatches: dbmaxmatches.max(0) as usize,
+            ignore_env: ServerIgnoreEnv::default(),
+            warned_no_date: false,
+        }));
+        env.inner.rt.spawn(action_worker(actions, rx));
+        let _ = tx.send(Job::Start);
+        for (k, v) in [
+            ("maxRetry", s.maxretry.to_string()),
+            ("findtime", s.findtime.to_string()),
+        ] {
+            log.log("fail2ban.filter", Level::INFO, &format!("  {k}: {v}"));
+        }
+        log.log(
+            "fail2ban.actions",
+            Level::INFO,
+            &format!("  banTime: {}", s.bantime),
+        );
+        // Restore active bans.
+        if let Some(store) = env.store() {
+            let t = now();
+            let mut q = CurrentBansQuery::jail(&s.name, t as i64);
+            let maxbt = lock(&core).engine.max_ban_time().trunc();
+            q.max_bantime = Some(maxbt);
+            q.unknown_bantime = Some(s.bantime);
+            if let Ok(bans) = store.current_bans(&q) {
+                let mut c = lock(&core);
+                let mut events = Vec::new();
+                for b in bans {
+                    let Ok(id) = Addr::parse(&b.ban.ip) else {
+                        continue;
+                    };
+                    let mut tk = Ticket::new(id, b.ban.timeofban as f64, b.ban.matches());
+                    tk.bantime = Some(Num::Int(b.ban.bantime));
+                    tk.bancount = b.ban.bancount.max(0) as u32;
+                    tk.failures = b.ban.failures().unwrap_or(0).max(0) as u32;
+                    let c2 = &mut *c;
+                    c2.engine
+                        .restore_ban(tk, t, &mut c2.ignore_env, &mut events);
+                }
+                c.apply(events);
+            }
+        }
+        // Follow the log files.
+        let sub = SubscriberId(env.inner.next_sub.fetch_add(1, Ordering::SeqCst));
+        lock(&env.inner.subs).insert(sub, Arc::downgrade(&core));
+        let enc = LogEncoding::from_name(&s.logencoding).unwrap_or_default();
+        {
+            let store = env.store();
+            let mut tailer = lock(&env.inner.tailer);
+            for lp in &s.logpaths {
+                let opts = LogPathOptions {
+                    start: if lp.tail {
+                        StartMode::Tail
+                    } else {
+                        StartMode::Head
+                    },
+                    encoding: enc,
+                };
+                let jail = s.name.clone();
+                let st = store.clone();
+                let mut lookup = move |p: &std::path::Path| -> Option<Checkpoint> {
+                    let pos = st
+                        .as_ref()?
+                        .log_position(&jail, &p.to_string_lossy())
+                        .ok()??;
+                    Some(Checkpoint {
+                        pos: pos.lastfilepos,
+                        firstlinemd5: pos.firstlinemd5.unwrap_or_default(),
+                    })
+                };
+                match tailer.add_logpath(sub, &lp.path, opts, &mut lookup) {
+                    Ok(files) => {
+                        for f in files {
+                            let cp = tailer.checkpoint_of(&f);
+                            log.log(
+                                "fail2ban.filter",
+                                Level::INFO,
+                                &format!(
+                                    "Added logfile: '{}' (pos = {}, hash = {})",
+                                    f.display(),
+                                    cp.as_ref().map(|c| c.pos).unwrap_or(0),
+                                    cp.map(|c| c.firstlinemd5).unwrap_or_default()
+                                ),
+                            );
+                        }
+                    }
+                    Err(e) => log.log(
+                        "fail2ban.filter",
+                        Level::ERROR,
+                        &format!("[{}] {}: {e}", s.name, lp.path),
+                    ),
+                }
+            }
+            tailer.mark_all_dirty();
+        }
+        env.ensure_reader();
+        // Unban timer.
+        let stop_timer = Arc::new(tokio::sync::Notify::new());
+        let stopped = Arc::new(AtomicBool::new(false));
+        env.inner.rt.spawn(unban_timer(
+            Arc::downgrade(&core),
+            wake_unban,
+            stop_timer.clone(),
+            stopped.clone(),
+        ));
+        Ok(JailRuntime {
+            core,
+            sub,
+            env: env.clone(),
+            stop_timer,
+            stopped,
+            applied: s.clone(),
+        })
+    }
+
+    /// Picks up changed settings (`set <jail> ...` while running, reload).
+    pub fn apply_settings(&mut self, s: &JailSettings, log: &Arc<Logger>) {
+        let old = std::mem::replace(&mut self.applied, s.clone());
+        let mut c = lock(&self.core);
+        let c = &mut *c;
+        configure_engine(&mut c.engine, s, log);
+        let regex_changed = old.prefregex != s.prefregex
+            || old.failregex != s.failregex
+            || old.ignoreregex != s.ignoreregex
+            || old.datepattern != s.datepattern
+            || old.logtimezone != s.logtimezone
+            || old.maxlines != s.maxlines
+            || old.usedns != s.usedns;
+        if regex_changed {
+            match Filter::new(filter_spec(s)) {
+                Ok(f) => c.filter = f,
+                Err(e) => log.log(
+                    "fail2ban.filter",
+                    Level::ERROR,
+                    &format!("[{}] filter not changed: {e}", s.name),
+                ),
+            }
+        }
+        // Actions: added, removed, changed properties.
+        for name in old.actions.keys() {
+            if !s.actions.contains_key(name) {
+                let _ = c.jobs.send(Job::Del(name.clone()));
+            }
+        }
+        for (name, def) in &s.actions {
+            match old.actions.get(name) {
+                None => {
+                    let _ = c.jobs.send(Job::Add(
+                        name.clone(),
+                        def.props
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ));
+                }
+                Some(o) => {
+                    for (k, v) in &def.props {
+                        if o.props.get(k) != Some(v) {
+                            let _ = c.jobs.send(Job::Set(name.clone(), k.clone(), v.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        // Log paths.
+        let mut tailer = lock(&self.env.inner.tailer);
+        let new_paths: Vec<_> = s.logpaths.iter().map(|l| l.path.clone()).collect();
+        let enc = LogEncoding::from_name(&s.logencoding).unwrap_or_default();
+        for lp in &s.logpaths {
+            let opts = LogPathOptions {
+                start: if lp.tail {
+                    StartMode::Tail
+                } else {
+                    StartMode::Head
+                },
+                encoding: enc,
+            };
+            let _ = tailer.add_logpath(self.sub, &lp.path, opts, &mut |_| None);
+        }
+        let followed: Vec<String> = tailer
+            .files(self.sub)
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        for f in followed {
+            if !new_paths.contains(&f) && !new_paths.iter().any(|p| p.contains(['*', '?', '['])) {
+                tailer.remove_logpath(self.sub, &f);
+            }
+        }
+        tailer.set_encoding(self.sub, enc);
+        c.update_counters();
+    }
+
+    /// Stops the jail: no more lines, bans flushed (actionflush or per-ip unban), actions
+    /// stopped. Blocks until the actions finished; call from a blocking context.
+    pub fn stop(self, _log: &Arc<Logger>) {
+        lock(&self.env.inner.tailer).remove_subscriber(self.sub);
+        self.env.save_positions();
+        lock(&self.env.inner.subs).remove(&self.sub);
+        self.stopped.store(true, Ordering::SeqCst);
+        self.stop_timer.notify_one();
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let mut c = lock(&self.core);
+            let remaining: Vec<BanTicket> = c
+                .engine
+                .bans_mut()
+                .flush()
+                .iter()
+                .map(|t| ticket_to_action(t, false))
+                .collect();
+            let _ = c.jobs.send(Job::Stop(remaining, tx));
+        }
+        let _ = rx.recv_timeout(Duration::from_secs(120));
+    }
+
+    /// `unban --all` for this jail: returns how many were unbanned.
+    pub fn unban_all(&mut self) -> i64 {
+        let mut c = lock(&self.core);
+        let tickets: Vec<BanTicket> = c
+            .engine
+            .bans_mut()
+            .flush()
+            .iter()
+            .map(|t| ticket_to_action(t, false))
+            .collect();
+        let n = tickets.len() as i64;
+        let _ = c.jobs.send(Job::Flush(tickets));
+        c.update_counters();
+        n
+    }
+
+    /// `unbanip <id>`: whether it was banned (and is now unbanned).
+    pub fn unban(&mut self, id: &str) -> bool {
+        let mut c = lock(&self.core);
+        let c = &mut *c;
+        let mut events = Vec::new();
+        let ok = c
+            .engine
+            .unban_ip(Some(&[id]), true, now(), &mut c.ignore_env, &mut events)
+            .map(|n| n > 0)
+            .unwrap_or(false);
+        c.apply(events);
+        ok
+    }
+
+    /// The banned ids, in ban order.
+    pub fn ban_list(&self) -> Vec<String> {
+        lock(&self.core)
+            .engine
+            .status()
+            .banned
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    /// The banned ids ordered by end of ban; with times as fail2ban prints them
+    /// (`id \t<ban time> + <bantime> = <end>`).
+    pub fn ban_list_ordered(&self, with_time: bool) -> Vec<String> {
+        let c = lock(&self.core);
+        let default = c.engine.bantime();
+        c.engine
+            .bans()
+            .ordered()
+            .into_iter()
+            .map(|(t, eob)| {
+                if with_time {
+                    format!(
+                        "{} \t{} + {} = {}",
+                        t.id,
+                        time2str(t.time),
+                        t.bantime_or(default).trunc(),
+                        time2str(eob)
+                    )
+                } else {
+                    t.id.to_string()
+                }
+            })
+            .collect()
+    }
+
+    /// Whether `id` is banned.
+    pub fn is_banned(&self, id: &str) -> bool {
+        match Addr::parse(id) {
+            Ok(a) => lock(&self.core).engine.bans().contains(&a),
+            Err(_) => false,
+        }
+    }
+
+    /// (currently failed, total failed, currently banned, total banned, banned list).
+    pub fn counters(&self) -> (i64, i64, i64, i64, Vec<String>) {
+        let st = lock(&self.core).engine.status();
+        (
+            st.currently_failed as i64,
+            st.total_failed as i64,
+            st.currently_banned as i64,
+            st.total_banned as i64,
+            st.banned.iter().map(|a| a.to_string()).collect(),
+        )
+    }
+
+    /// The files followed.
+    pub fn file_list(&self) -> Vec<String> {
+        lock(&self.env.inner.tailer)
+            .files(self.sub)
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// `banip <id>...`: how many were newly banned.
+    pub fn ban_manual(&mut self, ids: &[String]) -> i64 {
+        let store = self.env.store();
+        let mut c = lock(&self.core);
+        let c = &mut *c;
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut events = Vec::new();
+        let mut hist = store.as_deref().map(StoreHistory);
+        let n = c
+            .engine
+            .ban_ip(
+                &refs,
+                now(),
+                hist.as_mut().map(|h| h as &mut dyn f2b_engine::BanHistory),
+                &mut events,
+            )
+            .unwrap_or(0);
+        c.apply(events);
+        i64::from(n)
+    }
+
+    /// `attempt <ip> [failure...]`: the id's failure count after the attempt.
+    pub fn attempt(&mut self, ip: &str, failures: &[String]) -> i64 {
+        let Ok(id) = Addr::parse(ip) else { return 0 };
+        let store = self.env.store();
+        let mut c = lock(&self.core);
+        let c = &mut *c;
+        let mut events = Vec::new();
+        let mut hist = store.as_deref().map(StoreHistory);
+        c.engine.on_attempt(
+            id.clone(),
+            failures.to_vec(),
+            now(),
+            hist.as_mut().map(|h| h as &mut dyn f2b_engine::BanHistory),
+            &mut events,
+        );
+        c.apply(events);
+        let banned = c.engine.bans().contains(&id);
+        let n = c.engine.failures().get(&id).map(|t| t.retry()).unwrap_or(0);
+        if banned {
+            1
+        } else {
+            i64::from(n)
+        }
+    }
+}
+
+async fn action_worker(mut actions: JailActions, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Start => {
+                actions.start().await;
+            }
+            Job::Ban(mut t) => {
+                t.ban_epoch = actions.ban_epoch();
+                actions.ban(&t).await;
+            }
+            Job::Unban(t) => {
+                actions.unban(&t).await;
+            }
+            Job::Flush(ts) => {
+                actions.flush(&ts, false).await;
+            }
+            Job::Stop(remaining, done) => {
+                actions.stop(&remaining).await;
+                let _ = done.send(());
+                return;
+            }
+            Job::Add(name, props) => {
+                let _ = actions.add(&name, props);
+            }
+            Job::Del(name) => {
+                actions.remove(&name);
+            }
+            Job::Set(name, k, v) => {
+                if let Ok(a) = actions.get_mut(&name) {
+                    let _ = a.set_property(k, v);
+                }
+            }
+        }
+    }
+}
+
+async fn unban_timer(
+    core: Weak<Mutex<JailCore>>,
+    wake: Arc<tokio::sync::Notify>,
+    stop: Arc<tokio::sync::Notify>,
+    stopped: Arc<AtomicBool>,
+) {
+    loop {
+        if stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let next = {
+            let Some(c) = core.upgrade() else { return };
+            let mut c = lock(&c);
+            let t = now();
+            let mut events = Vec::new();
+            c.engine.unban_expired(t, &mut events);
+            c.apply(events);
+            c.engine.next_unban_time()
+        };
+        let wait = match next {
+            Some(n) => Duration::from_secs_f64((n - now()).clamp(0.0, 3600.0)),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = wake.notified() => {}
+            _ = stop.notified() => return,
+        }
+    }
+}
+
+/// The outside world of the ignore rules: DNS, own addresses, files, `ignorecommand`.
+#[derive(Default)]
+struct ServerIgnoreEnv {
+    self_ips: Option<Vec<IpAddr>>,
+}
+
+impl IgnoreEnv for ServerIgnoreEnv {
+    fn resolve(&mut self, name: &str) -> Vec<IpAddr> {
+        (name, 0)
+            .to_socket_addrs()
+            .map(|it| it.map(|a| a.ip()).collect())
+            .unwrap_or_default()
+    }
+
+    fn self_ips(&mut self) -> Vec<IpAddr> {
+        if let Some(v) = &self.self_ips {
+            return v.clone();
+        }
+        let mut v: Vec<IpAddr> = Vec::new();
+        if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+            for a in addrs {
+                if let Some(sa) = a.address {
+                    if let Some(s4) = sa.as_sockaddr_in() {
+                        v.push(IpAddr::V4(s4.ip()));
+                    } else if let Some(s6) = sa.as_sockaddr_in6() {
+                        v.push(IpAddr::V6(s6.ip()));
+                    }
+                }
+            }
+        }
+        v.extend(self.resolve("localhost"));
+        if let Ok(h) = nix::unistd::gethostname() {
+            let h = h.to_string_lossy().into_owned();
+            v.extend(self.resolve(&h));
+        }
+        v.sort();
+        v.dedup();
+        self.self_ips = Some(v.clone());
+        v
+    }
+
+    fn file_stamp(&mut self, path: &str) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ino: m.ino(),
+            size: m.size(),
+        })
+    }
+
+    fn read_file(&mut self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
+    }
+
+    fn ignore_command(
+        &mut self,
+        command: &str,
+        id: &Addr,
+        ticket: Option<&Ticket>,
+    ) -> Result<bool, String> {
+        // Validated values are substituted; anything captured from a log line reaches
+        // the shell only as an environment variable, never as script text.
+        let ip = id.to_string();
+        let mut script = command
+            .replace("<ip>", &ip)
+            .replace("<fid>", &ip)
+            .replace("<family>", id.family().unwrap_or(""))
+            .replace("<ip-rev>", &id.ip_rev());
+        let mut envs: Vec<(String, String)> = Vec::new();
+        if let Some(t) = ticket {
+            for (k, v) in &t.data {
+                let tag = format!("<F-{}>", k.to_ascii_uppercase());
+                if script.contains(&tag) {
+                    let var = format!(
+                        "f2bV_F_{}",
+                        k.chars()
+                            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                            .collect::<String>()
+                    );
+                    script = script.replace(&tag, &format!("\"${var}\""));
+                    envs.push((var, v.clone()));
+                }
+            }
+        }
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .envs(envs)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => {
+                    return match st.code() {
+                        Some(0) => Ok(true),
+                        Some(1) => Ok(false),
+                        other => Err(format!("ignorecommand returned {other:?}")),
+                    }
+                }
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err("ignorecommand timed out".into());
+                }
+            }
+        }
+    }
+}
