@@ -1,6 +1,7 @@
 //! Active bans (fail2ban's `BanManager`), built for a million entries.
 //!
-//! Storage: tickets in a slab (stable slots), an id → slot index, and a
+//! Storage: tickets in a slab (stable slots), an id → slot index (a hash
+//! table of slot numbers only; the id lives once, in the ticket), and a
 //! min-heap of end-of-ban times with lazy invalidation, so the next unban is
 //! found in O(log n) instead of fail2ban's full scan.  Every change of a
 //! ticket's end time pushes a fresh heap entry; stale entries are skipped
@@ -9,7 +10,11 @@
 //! sequence number per ticket.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::hash_map::RandomState;
+use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use f2b_core::addr::Addr;
 
@@ -62,7 +67,8 @@ struct Entry {
 pub struct BanManager {
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
-    index: HashMap<Addr, u32>,
+    index: HashTable<u32>,
+    hasher: RandomState,
     heap: BinaryHeap<Reverse<HeapItem>>,
     seq: u64,
     bantime: Num,
@@ -74,7 +80,8 @@ impl Default for BanManager {
         BanManager {
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
             heap: BinaryHeap::new(),
             seq: 0,
             bantime: Num::Int(600),
@@ -84,6 +91,32 @@ impl Default for BanManager {
 }
 
 impl BanManager {
+    fn slot_of(&self, id: &Addr) -> Option<u32> {
+        let h = self.hasher.hash_one(id);
+        let slots = &self.slots;
+        self.index
+            .find(h, |&s| {
+                slots[s as usize]
+                    .as_ref()
+                    .is_some_and(|e| e.ticket.id == *id)
+            })
+            .copied()
+    }
+
+    fn index_insert(&mut self, slot: u32) {
+        let slots = &self.slots;
+        let hasher = &self.hasher;
+        let Some(e) = slots[slot as usize].as_ref() else {
+            return;
+        };
+        let h = hasher.hash_one(&e.ticket.id);
+        self.index.insert_unique(h, slot, |&s| {
+            slots[s as usize]
+                .as_ref()
+                .map_or(0, |e| hasher.hash_one(&e.ticket.id))
+        });
+    }
+
     /// The jail's default ban time (seconds, `-1` permanent).
     pub fn bantime(&self) -> Num {
         self.bantime
@@ -112,12 +145,12 @@ impl BanManager {
 
     /// Whether `id` is banned.
     pub fn contains(&self, id: &Addr) -> bool {
-        self.index.contains_key(id)
+        self.slot_of(id).is_some()
     }
 
     /// The ban ticket of `id`.
     pub fn get(&self, id: &Addr) -> Option<&Ticket> {
-        let slot = *self.index.get(id)?;
+        let slot = self.slot_of(id)?;
         self.slots[slot as usize].as_ref().map(|e| &e.ticket)
     }
 
@@ -131,7 +164,7 @@ impl BanManager {
         if eob < now {
             return AddBan::Expired;
         }
-        if let Some(&slot) = self.index.get(&ticket.id) {
+        if let Some(slot) = self.slot_of(&ticket.id) {
             let default = self.bantime;
             let Some(entry) = self.slots[slot as usize].as_mut() else {
                 return AddBan::Expired;
@@ -178,8 +211,8 @@ impl BanManager {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(ticket.id.clone(), slot);
         self.slots[slot as usize] = Some(Entry { seq, ticket });
+        self.index_insert(slot);
         self.heap.push(Reverse(HeapItem { eob, seq, slot }));
         self.total += 1;
         AddBan::Added
@@ -188,7 +221,7 @@ impl BanManager {
     /// Mutable access to a ban ticket; the end-of-ban index is refreshed
     /// after `f` runs (use it to set an incremented ban time or flags).
     pub fn update<R>(&mut self, id: &Addr, f: impl FnOnce(&mut Ticket) -> R) -> Option<R> {
-        let slot = *self.index.get(id)?;
+        let slot = self.slot_of(id)?;
         let default = self.bantime;
         let entry = self.slots[slot as usize].as_mut()?;
         let before = entry.ticket.end_of_ban(default);
@@ -251,8 +284,13 @@ impl BanManager {
     }
 
     fn remove_slot(&mut self, slot: u32) -> Option<(u64, Ticket)> {
+        let h = self
+            .hasher
+            .hash_one(&self.slots.get(slot as usize)?.as_ref()?.ticket.id);
+        if let Ok(entry) = self.index.find_entry(h, |&s| s == slot) {
+            entry.remove();
+        }
         let e = self.slots.get_mut(slot as usize)?.take()?;
-        self.index.remove(&e.ticket.id);
         self.free.push(slot);
         Some((e.seq, e.ticket))
     }
@@ -281,7 +319,7 @@ impl BanManager {
 
     /// fail2ban's `getTicketByID`: removes and returns `id`'s ban.
     pub fn take(&mut self, id: &Addr) -> Option<Ticket> {
-        let slot = *self.index.get(id)?;
+        let slot = self.slot_of(id)?;
         self.remove_slot(slot).map(|(_, t)| t)
     }
 

@@ -909,7 +909,12 @@ fn call(f: Func, a: &[Val]) -> Result<Val, EvalError> {
                 let m = 10f64.powi(nd.clamp(-300, 300) as i32);
                 match x.i() {
                     Some(i) if nd >= 0 => Val::Int(i),
-                    _ => Val::Float(py_round(x.f() * m) as f64 / m),
+                    // int with negative ndigits stays int (half to even)
+                    Some(i) => {
+                        let unit = 10f64.powi((-nd).min(300) as i32);
+                        to_int(py_round(i as f64 / unit) as f64 * unit)
+                    }
+                    None => Val::Float(py_round(x.f() * m) as f64 / m),
                 }
             } else {
                 match x {
@@ -1030,6 +1035,8 @@ mod tests {
         assert_eq!(ev("max(1, 2.0, 2)", 0, 0), Num::Float(2.0));
         assert_eq!(ev("math.floor(2.5) + math.ceil(2.1)", 0, 0), Num::Int(5));
         assert_eq!(ev("True + True", 0, 0), Num::Int(2));
+        assert_eq!(ev("round(1250, -2)", 0, 0), Num::Int(1200));
+        assert_eq!(ev("round(1351, -2)", 0, 0), Num::Int(1400));
     }
 
     #[test]
