@@ -499,7 +499,7 @@ impl Store {
             Synchronous::Full => "FULL",
         };
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = {sync}; PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -32000;"
+            "PRAGMA synchronous = {sync}; PRAGMA journal_size_limit = 67108864;"
         ))
         .map_err(sql("set pragmas"))?;
         let mut conn = conn;
