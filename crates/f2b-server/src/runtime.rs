@@ -28,7 +28,6 @@ use f2b_actions::{ActionEnv, BanTicket, Executor, JailActions, JailInfo, LogLeve
 use f2b_core::addr::Addr;
 use f2b_engine::{
     BanRecord as EngineBanRecord, Event, FileStamp, IgnoreEnv, JailEngine, LineTime, Num, Ticket,
-    UnbanReason,
 };
 use f2b_filter::{Filter, FilterSpec, UseDns};
 use f2b_store::{BanRecord, CurrentBansQuery, HistoryScope, LogPosition, OpenOptions, Store};
@@ -459,140 +458,23 @@ impl JailCore {
                 }
             }
         }
-        let jail = self.name.clone();
         for ev in events {
+            if let Some(line) = ev.log_line(&self.name, &time2str) {
+                let level = Level(line.level as u8);
+                self.log(line.logger.name(), level, &line.text);
+            }
             match ev {
-                Event::Ignored { id, source } => self.log(
-                    "fail2ban.filter",
-                    Level::INFO,
-                    &format!("[{jail}] Ignore {id} by {}", source.as_str()),
-                ),
-                Event::Found { id, time } => self.log(
-                    "fail2ban.filter",
-                    Level::INFO,
-                    &format!("[{jail}] Found {id} - {}", time2str(time)),
-                ),
-                Event::Attempt { id, time } => self.log(
-                    "fail2ban.filter",
-                    Level::INFO,
-                    &format!("[{jail}] Attempt {id} - {}", time2str(time)),
-                ),
-                Event::FoundBad {
-                    id,
-                    time,
-                    bancount,
-                    retry,
-                    ban,
-                } => self.log(
-                    "fail2ban.observer",
-                    Level::INFO,
-                    &format!(
-                        "[{jail}] Found {id}, bad - {}, {bancount} # -> {}{}",
-                        time2str(time),
-                        retry,
-                        if ban { ", Ban" } else { "" }
-                    ),
-                ),
-                Event::BeforeLastBan {
-                    id,
-                    time,
-                    time_of_ban,
-                } => self.log(
-                    "fail2ban.observer",
-                    Level::DEBUG,
-                    &format!(
-                        "[{jail}] Ignore failure {id} before last ban {time} < {time_of_ban}, restored"
-                    ),
-                ),
                 Event::Ban { ticket, restored } => {
-                    self.log(
-                        "fail2ban.actions",
-                        Level::NOTICE,
-                        &format!(
-                            "[{jail}] {}Ban {}",
-                            if restored { "Restore " } else { "" },
-                            ticket.id
-                        ),
-                    );
                     self.counters.banned_total.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.jobs.send(Job::Ban(ticket_to_action(&ticket, restored)));
+                    let _ = self
+                        .jobs
+                        .send(Job::Ban(ticket_to_action(&ticket, restored)));
                     self.wake_unban.notify_one();
                 }
-                Event::BadIp {
-                    id,
-                    bancount,
-                    last_ban,
-                    old,
-                    new,
-                } => self.log(
-                    "fail2ban.observer",
-                    Level::INFO,
-                    &format!(
-                        "[{jail}] IP {id} is bad: {bancount} # last {} - incr {} to {}",
-                        time2str(last_ban),
-                        f2b_engine::seconds2str(old),
-                        f2b_engine::seconds2str(new)
-                    ),
-                ),
-                Event::IncreaseBan {
-                    id,
-                    bancount,
-                    bantime,
-                    end,
-                } => self.log(
-                    "fail2ban.observer",
-                    Level::NOTICE,
-                    &format!(
-                        "[{jail}] Increase Ban {id} ({bancount} # {} -> {})",
-                        f2b_engine::seconds2str(bantime),
-                        end.map(time2str).unwrap_or_else(|| "infinite".into())
-                    ),
-                ),
-                Event::StoreBan { .. } => {}
-                Event::ExpiredBan { id } => self.log(
-                    "fail2ban.actions",
-                    Level::INFO,
-                    &format!("[{jail}] Ignore {id}, expired bantime"),
-                ),
-                Event::AlreadyBanned { id, since } => {
-                    let level = if since < 3.0 {
-                        Level::DEBUG
-                    } else if since < 60.0 {
-                        Level::NOTICE
-                    } else {
-                        Level::WARNING
-                    };
-                    self.log(
-                        "fail2ban.actions",
-                        level,
-                        &format!("[{jail}] {id} already banned"),
-                    );
-                }
-                Event::Unban { ticket, reason } => {
-                    if reason != UnbanReason::Flush {
-                        self.log(
-                            "fail2ban.actions",
-                            Level::NOTICE,
-                            &format!("[{jail}] Unban {}", ticket.id),
-                        );
-                    }
+                Event::Unban { ticket, .. } => {
                     let _ = self.jobs.send(Job::Unban(ticket_to_action(&ticket, false)));
                 }
-                Event::NotBanned { id } => self.log(
-                    "fail2ban.actions",
-                    Level::MSG,
-                    &format!("[{jail}] {id} is not banned"),
-                ),
-                Event::Error { message } => self.log(
-                    "fail2ban.actions",
-                    Level::ERROR,
-                    &format!("[{jail}] {message}"),
-                ),
-                Event::Warning { message } => self.log(
-                    "fail2ban.filter",
-                    Level::WARNING,
-                    &format!("[{jail}] {message}"),
-                ),
+                _ => {}
             }
         }
         self.update_counters();
@@ -644,7 +526,8 @@ pub struct JailRuntime {
     applied: JailSettings,
 }
 
-fn filter_spec(s: &JailSettings) -> FilterSpec {
+/// The filter specification of a jail's settings.
+pub fn filter_spec(s: &JailSettings) -> FilterSpec {
     FilterSpec {
         prefregex: s.prefregex.clone(),
         failregex: s.failregex.clone(),

@@ -443,6 +443,19 @@ impl Server {
         Ok(Value::List(list.into_iter().map(Value::Str).collect()))
     }
 
+    /// `get <jail> failregex|prefregex`: the regexes with their tags expanded, as
+    /// fail2ban reports them.
+    pub fn expanded_regex(&mut self, name: &str, opt: &str) -> CmdResult {
+        let j = self.jail(name)?;
+        let f = f2b_filter::Filter::new(crate::runtime::filter_spec(&j.settings))
+            .map_err(|e| CmdError::exception(e.to_string()))?;
+        Ok(if opt == "prefregex" {
+            Value::Str(f.prefregex_expanded().unwrap_or_default())
+        } else {
+            Value::List(f.failregex_expanded().into_iter().map(Value::Str).collect())
+        })
+    }
+
     /// `status`.
     pub fn status(&self) -> Value {
         let mut names: Vec<&String> = self.jails.keys().collect();

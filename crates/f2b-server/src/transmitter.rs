@@ -300,6 +300,9 @@ impl<'a> Transmitter<'a> {
             let ids: Vec<String> = cmd[2..].iter().map(py_str).collect();
             return srv.banned(Some(&name), &ids);
         }
+        if opt == "failregex" || opt == "prefregex" {
+            return srv.expanded_regex(&name, &opt);
+        }
         if opt == "banip" {
             let with_time = cmd.get(2).map(py_str).as_deref() == Some("--with-time");
             return srv.ban_list(&name, with_time);
