@@ -954,9 +954,18 @@ impl Store {
             Ok(PurgeStats { bans, bips, jails })
         })?;
         let g = self.lock();
-        g.conn
-            .execute_batch("PRAGMA incremental_vacuum;")
+        // Each step of this pragma frees one page: step it to the end
+        // (`execute_batch` would step only once).
+        let mut stmt = g
+            .conn
+            .prepare("PRAGMA incremental_vacuum")
             .map_err(self.err("incremental vacuum"))?;
+        let mut rows = stmt.query([]).map_err(self.err("incremental vacuum"))?;
+        while rows
+            .next()
+            .map_err(self.err("incremental vacuum"))?
+            .is_some()
+        {}
         Ok(stats)
     }
 

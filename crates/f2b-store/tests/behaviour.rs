@@ -605,3 +605,33 @@ fn import_db_takes_over_and_is_idempotent() {
     assert_eq!(dst.integrity_check().expect("check"), vec!["ok"]);
     let _: Value = json!(null);
 }
+
+#[test]
+fn purge_gives_space_back_and_full_sync_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v.sqlite3");
+    let opts = OpenOptions {
+        synchronous: f2b_store::Synchronous::Full,
+        ..OpenOptions::new(T0)
+    };
+    let s = Store::open(&path, &opts).expect("open");
+    let bans: Vec<BanRecord> = (0..3000)
+        .map(|i| {
+            BanRecord::new(format!("10.1.{}.{}", i / 256, i % 256), T0 - 10_000, 60, 1)
+                .with_matches([format!("{i} {}", "x".repeat(200))])
+        })
+        .collect();
+    s.add_bans("j", &bans).expect("add");
+    s.close().expect("close");
+    let big = std::fs::metadata(&path).expect("meta").len();
+    let s = Store::open(&path, &opts).expect("reopen");
+    s.set_purge_age(100);
+    let st = s.purge(T0).expect("purge");
+    assert_eq!((st.bans, st.bips), (3000, 3000));
+    s.close().expect("close");
+    let small = std::fs::metadata(&path).expect("meta").len();
+    assert!(
+        small * 4 < big,
+        "incremental vacuum did not shrink the file: {big} -> {small}"
+    );
+}

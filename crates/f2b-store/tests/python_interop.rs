@@ -373,3 +373,21 @@ fn fail2ban_reads_while_f2b_has_the_db_open() {
         3
     );
 }
+
+#[test]
+fn vacuum_converts_a_fail2ban_file_and_fail2ban_still_reads_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("fail2ban.sqlite3");
+    python("write", &db);
+    let s = Store::open(&db, &opts()).expect("open");
+    // A file made by fail2ban has no auto-vacuum; f2b leaves it so until asked.
+    assert_eq!(s.auto_vacuum().expect("auto_vacuum"), 0);
+    s.vacuum().expect("vacuum");
+    assert_eq!(s.auto_vacuum().expect("auto_vacuum"), 2);
+    assert_eq!(s.integrity_check().expect("check"), vec!["ok"]);
+    s.close().expect("close");
+    let out = python("read", &db);
+    let v: Value = serde_json::from_str(out.trim()).expect("python JSON");
+    assert_eq!(v["cur_sshd"].as_array().map(Vec::len), Some(3), "{out}");
+    assert_eq!(v["addlog_same"], json!(12345));
+}
