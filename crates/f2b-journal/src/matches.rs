@@ -41,7 +41,7 @@ impl MatchGroup {
                 .terms
                 .iter()
                 .filter(|t| Self::field(t) == field)
-                .any(|t| data.iter().any(|d| *d == t.as_slice()));
+                .any(|t| data.contains(&t.as_slice()));
             if !ok {
                 return false;
             }

@@ -611,7 +611,7 @@ impl Journal {
                         if f.monotonic_usec == 0 {
                             f.monotonic_usec = self.raw.monotonic_usec().unwrap_or(0);
                         }
-                        texts.push((s.encoding.clone(), format_line(&f, &s.encoding)));
+                        texts.push((s.encoding, format_line(&f, &s.encoding)));
                         texts.len() - 1
                     }
                 };

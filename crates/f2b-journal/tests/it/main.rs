@@ -91,7 +91,7 @@ fn sshd_sample_matches_and_formats_like_fail2ban() {
         .into_iter()
         .map(|(_, t, tm)| (t, tm))
         .collect();
-    let theirs = oracle(&[path.clone()]);
+    let theirs = oracle(std::slice::from_ref(&path));
     assert_eq!(ours.len(), ents.len());
     assert_eq!(ours, theirs);
 }
@@ -159,7 +159,7 @@ fn edge_entries_equal_oracle_and_hostile_are_counted() {
             .f("OTHER", "x"),
     ];
     write_journal(&path, &ents);
-    let theirs = oracle(&[path.clone()]);
+    let theirs = oracle(std::slice::from_ref(&path));
     let mut j = open_file(&path);
     j.subscribe(
         SubscriberId(1),
