@@ -1,11 +1,9 @@
 //! Python's `repr()` and `str()` of a [`Value`], as `fail2ban-client`
 //! prints replies it does not beautify (`print(obj)` is `str(obj)`).
 //!
-//! Known approximation: Python escapes non-printable characters using the
-//! full Unicode database (`str.isprintable`); here control characters,
-//! separators other than the ASCII space, common format characters and
-//! private-use characters are escaped, while unassigned code points are
-//! printed as is.
+//! Scalars use `f2b_core::value`'s `repr_str`/`repr_bytes`/`repr_float`
+//! (Unicode-database `isprintable`); unlike `Value::repr`, an exception
+//! prints its bare class name (`error('x')` for `re.error`) as Python does.
 
 use f2b_core::value::Value;
 
@@ -36,12 +34,7 @@ pub(crate) fn exception_str(class: &str, message: &str) -> String {
     }
 }
 
-/// `repr(str)`.
-pub fn repr_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    repr_str_into(s, &mut out);
-    out
-}
+pub use f2b_core::value::{repr_bytes, repr_float, repr_str};
 
 fn repr_into(v: &Value, out: &mut String) {
     match v {
@@ -50,8 +43,8 @@ fn repr_into(v: &Value, out: &mut String) {
         Value::Bool(false) => out.push_str("False"),
         Value::Int(i) => out.push_str(&i.to_string()),
         Value::Float(f) => out.push_str(&repr_float(*f)),
-        Value::Str(s) => repr_str_into(s, out),
-        Value::Bytes(b) => repr_bytes_into(b, out),
+        Value::Str(s) => out.push_str(&repr_str(s)),
+        Value::Bytes(b) => out.push_str(&repr_bytes(b)),
         Value::List(items) => {
             out.push('[');
             seq_into(items, out);
@@ -89,7 +82,7 @@ fn repr_into(v: &Value, out: &mut String) {
         Value::Exception { class, message } => {
             out.push_str(class.rsplit('.').next().unwrap_or(class));
             out.push('(');
-            repr_str_into(message, out);
+            out.push_str(&repr_str(message));
             out.push(')');
         }
     }
@@ -102,121 +95,6 @@ fn seq_into(items: &[Value], out: &mut String) {
         }
         repr_into(it, out);
     }
-}
-
-/// `repr(float)`: shortest round-trip digits, fixed notation for decimal
-/// exponents in [-4, 16), scientific otherwise, `.0` on integral values.
-pub fn repr_float(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits: "d.ddde[-]x".
-    let sci = format!("{:e}", f.abs());
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    let sign = if f < 0.0 { "-" } else { "" };
-    let decpt = exp + 1; // position of the decimal point after digit 0
-    let body = if -4 < decpt && decpt <= 16 {
-        if decpt <= 0 {
-            format!("0.{}{}", "0".repeat((-decpt) as usize), digits)
-        } else if decpt as usize >= digits.len() {
-            format!("{}{}.0", digits, "0".repeat(decpt as usize - digits.len()))
-        } else {
-            let (a, b) = digits.split_at(decpt as usize);
-            format!("{a}.{b}")
-        }
-    } else {
-        let (a, b) = digits.split_at(1);
-        let m = if b.is_empty() {
-            a.to_owned()
-        } else {
-            format!("{a}.{b}")
-        };
-        let e = decpt - 1;
-        format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
-    };
-    format!("{sign}{body}")
-}
-
-fn printable(c: char) -> bool {
-    let u = c as u32;
-    if c.is_control() {
-        return false;
-    }
-    !matches!(u,
-        0xa0 | 0xad | 0x1680 | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x2064
-        | 0x2066..=0x206f | 0x3000 | 0xfeff | 0xfff9..=0xfffb | 0xe000..=0xf8ff
-        | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e
-        | 0xf0000..=0x10ffff | 0xe0001 | 0xe0020..=0xe007f)
-}
-
-fn repr_str_into(s: &str, out: &mut String) {
-    let q = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    out.push(q);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == q => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if printable(c) => out.push(c),
-            c => {
-                let u = c as u32;
-                if u <= 0xff {
-                    out.push_str(&format!("\\x{u:02x}"));
-                } else if u <= 0xffff {
-                    out.push_str(&format!("\\u{u:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{u:08x}"));
-                }
-            }
-        }
-    }
-    out.push(q);
-}
-
-fn repr_bytes_into(b: &[u8], out: &mut String) {
-    let q = if b.contains(&b'\'') && !b.contains(&b'"') {
-        b'"'
-    } else {
-        b'\''
-    };
-    out.push('b');
-    out.push(q as char);
-    for &c in b {
-        match c {
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            c if c == q => {
-                out.push('\\');
-                out.push(c as char);
-            }
-            0x20..=0x7e => out.push(c as char),
-            c => out.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    out.push(q as char);
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! The one exception is [`decode_reply`], used by the *client* to read a
 //! server's `(1, SomeError('message'))` error reply: there a class reference
 //! may be applied to an argument tuple, and the result is recorded as
-//! [`Value::Exception`] — purely as data, nothing is imported or called.
+//! [`Value::Exception`](f2b_core::value::Value::Exception) — purely as data, nothing is imported or called.
 //!
 //! [`encode`] writes what CPython's C pickler writes for the same value at
 //! protocol 4/5 (framing, memoization, batching), so a stock Python client
