@@ -174,6 +174,36 @@ proptest! {
         }
     }
 
+    /// The formula parser and evaluator never panic, whatever the text.
+    #[test]
+    fn expressions_never_panic(src in "[0-9a-zA-Z_ .()<>=!+*/%&|^~,-]{0,40}", t in -5i64..5000, c in -3i64..70) {
+        use f2b_engine::expr::{Expr, Scope, Vars};
+        for scope in [Scope::Formula, Scope::Constant] {
+            if let Ok(e) = Expr::compile(&src, scope) {
+                let _ = e.eval(&Vars { time: f2b_engine::Num::Int(t), count: c, factor: f2b_engine::Num::Float(1.5) });
+            }
+        }
+        // and the stock formula keeps working for any count
+        let e = Expr::compile(f2b_engine::increment::DEFAULT_FORMULA, Scope::Formula).unwrap();
+        // (ban counts are never negative; Python also fails on `1 << -1`)
+        let vars = Vars { time: f2b_engine::Num::Int(t), count: c.max(0), factor: f2b_engine::Num::Int(1) };
+        let ok = e.eval(&vars).is_ok();
+        prop_assert!(ok, "default formula failed for time {} count {}", t, c);
+    }
+
+    /// Address parsing never panics and is stable under re-parsing.
+    #[test]
+    fn addr_parse_never_panics(s in "[0-9a-fA-F:./\\[\\]x -]{0,45}") {
+        if let Ok(a) = Addr::parse(&s) {
+            let _ = (a.family(), a.ip_rev(), a.is_single());
+            if let Ok(b) = Addr::parse(&a.to_string()) {
+                if a.is_ip() && !(matches!(a, Addr::Net(n) if n.plen() == 0)) {
+                    prop_assert_eq!(b, a);
+                }
+            }
+        }
+    }
+
     /// Address text round-trips and subnet containment agrees with integer masks.
     #[test]
     fn addr_roundtrip_and_contains(a in any::<u32>(), b in any::<u32>(), plen in 0u8..=32, v6 in any::<u128>(), plen6 in 0u8..=128) {
