@@ -12,6 +12,7 @@
 //! - [`frame`]: [`FrameDecoder`], a pure push parser splitting a byte stream
 //!   at the terminator, bounded in memory.
 //! - [`peer`]: `SO_PEERCRED` checks ([`peer_allowed`]).
+//! - [`request`]: server-side [`decode_request`] and [`load_error_reply`].
 //! - [`client`]: a blocking [`Client`] that works against f2b and against
 //!   Python's `fail2ban-server`.
 //! - [`beautify()`](beautify::beautify): the exact text `fail2ban-client`
@@ -37,6 +38,7 @@ pub mod json;
 pub mod peer;
 pub mod pickle;
 pub mod pyfmt;
+pub mod request;
 
 pub use beautify::{beautify, beautify_error};
 pub use client::{Client, ProtoError, Reply};
@@ -44,3 +46,4 @@ pub use frame::{Frame, FrameDecoder, FrameError};
 pub use json::{reply_to_json, to_json};
 pub use peer::{peer_allowed, peer_allowed_by, peer_credentials, PeerCred, PeerPolicy};
 pub use pickle::PickleError;
+pub use request::{decode_request, load_error_reply, Request};

@@ -11,8 +11,8 @@ use std::process::Command;
 
 use f2b_core::value::Value;
 use f2b_proto::frame::{Frame, FrameDecoder};
-use f2b_proto::pickle::{self, Protocol};
-use f2b_proto::{beautify, beautify_error, peer_allowed, Reply};
+use f2b_proto::pickle::{Limits, Protocol};
+use f2b_proto::{beautify, beautify_error, decode_request, peer_allowed, Reply};
 
 fn s(x: &str) -> Value {
     Value::Str(x.into())
@@ -112,17 +112,14 @@ fn stock_client_reads_our_replies() {
                     match f {
                         Frame::Close => break 'conn,
                         Frame::Message(m) => {
-                            let req =
-                                pickle::decode_with(&m, &Default::default()).expect("request");
+                            let req = decode_request(&m, &Limits::default()).expect("request");
                             protocols.push(req.protocol);
-                            let Value::List(args) = req.value else {
-                                panic!("request is not a list")
-                            };
+                            let args = req.args().expect("request is a list");
                             let cmd: Vec<String> =
                                 args.iter().map(f2b_proto::pyfmt::py_str).collect();
                             stop = cmd == ["stop"];
                             let reply = answer(&cmd);
-                            conn.write_all(&reply.to_frame(Protocol::for_request(req.protocol)))
+                            conn.write_all(&reply.to_frame(req.protocol))
                                 .expect("write");
                             served += 1;
                         }
@@ -193,5 +190,8 @@ fn stock_client_reads_our_replies() {
     }
     let (served, protocols) = server.join().expect("server thread");
     assert_eq!(served, cmds.len());
-    assert!(protocols.iter().all(|&p| p == 5), "{protocols:?}");
+    assert!(
+        protocols.iter().all(|&p| p == Protocol::V5),
+        "{protocols:?}"
+    );
 }
