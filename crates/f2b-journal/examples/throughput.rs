@@ -84,9 +84,15 @@ fn run(dir: &Path, m: JournalMatch, label: &str) -> Result<(), Box<dyn std::erro
         }
     }
     let s = t.elapsed().as_secs_f64();
+    // cost of a read at the end of the journal (what a poll tick costs)
+    let idle = Instant::now();
+    for _ in 0..10_000 {
+        j.read(10_000, &mut |_, _| {})?;
+    }
+    let idle_us = idle.elapsed().as_secs_f64() * 1e6 / 10_000.0;
     let st = j.stats();
     println!(
-        "{label}: {} entries read, {lines} lines ({bytes} bytes) in {s:.2} s: {:.0} entries/s, {:.0} lines/s",
+        "{label}: {} entries read, {lines} lines ({bytes} bytes) in {s:.2} s: {:.0} entries/s, {:.0} lines/s; read at end of journal: {idle_us:.2} µs",
         st.entries,
         st.entries as f64 / s,
         lines as f64 / s

@@ -422,3 +422,95 @@ mod tests {
         assert_eq!(entry_usec(&f), 5);
     }
 }
+
+/// `pid_suffix` against Python itself: python-systemd's `int` converter
+/// followed by fail2ban's `[%i]` / `int(v, 0)` / `[%s]` fallbacks.
+#[cfg(test)]
+mod python_oracle {
+    use super::pid_suffix;
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, TestRunner};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    const SCRIPT: &str = r#"
+import sys
+for line in sys.stdin:
+    v = bytes.fromhex(line.strip())
+    try:
+        v = int(v)
+    except ValueError:
+        pass
+    if not v:
+        print("-")
+        continue
+    try:
+        s = "[%i]" % v
+    except TypeError:
+        try:
+            s = "[%i]" % int(v, 0)
+        except (TypeError, ValueError):
+            s = "[%s]" % v
+    print(s.encode("utf-8").hex())
+"#;
+
+    #[test]
+    fn pid_suffix_equals_python() {
+        let alphabet: Vec<u8> = b"0123456789_ -+xXoObBafAF'\"\\\t\n\x00\xff".to_vec();
+        let mut runner = TestRunner::new(Config::with_cases(1));
+        let strat = proptest::collection::vec(
+            proptest::collection::vec(proptest::sample::select(alphabet), 0..8),
+            3000,
+        );
+        let mut inputs = strat.new_tree(&mut runner).expect("inputs").current();
+        for fixed in [
+            &b"0x1f"[..],
+            b"007",
+            b"0_7",
+            b"0b101",
+            b"0o17",
+            b" 12 ",
+            b"-0",
+            b"",
+        ] {
+            inputs.push(fixed.to_vec());
+        }
+        let mut child = Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(SCRIPT)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("/usr/bin/python3 is needed as the oracle of this test");
+        let mut input = String::new();
+        for v in &inputs {
+            for b in v {
+                input.push_str(&format!("{b:02x}"));
+            }
+            input.push('\n');
+        }
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("feed python");
+        let out = child.wait_with_output().expect("python");
+        assert!(out.status.success(), "python oracle failed");
+        let text = String::from_utf8(out.stdout).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), inputs.len());
+        for (v, l) in inputs.iter().zip(lines) {
+            let want = if l == "-" {
+                None
+            } else {
+                let bytes: Vec<u8> = (0..l.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&l[i..i + 2], 16).expect("hex"))
+                    .collect();
+                Some(String::from_utf8(bytes).expect("utf8"))
+            };
+            assert_eq!(pid_suffix(v), want, "input {v:?}");
+        }
+    }
+}

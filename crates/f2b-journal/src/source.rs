@@ -73,7 +73,8 @@ impl JournalSource {
     /// Builds the source from the options of `backend = systemd[...]`
     /// (names as fail2ban's `extractOptions` returns them). Accepted:
     /// `journalpath`, `journalfiles` (globs, split on spaces/commas),
-    /// `journalflags` (integer), `namespace`, and `rotated` (fail2ban
+    /// `journalflags` (integer; default `$F2B_SYSTEMD_DEFAULT_FLAGS`, else
+    /// [`SYSTEM_ONLY`]), `namespace`, and `rotated` (fail2ban
     /// 1.1; accepted, see docs/compat/journal.md). `path` wins over
     /// `files`, `files` over `namespace`, as in python-systemd.
     pub fn from_options<'a, I>(options: I) -> Result<JournalSource, JournalError>
@@ -123,14 +124,19 @@ impl JournalSource {
                 pattern: pat.to_owned(),
             });
         }
+        // fail2ban: default flags from $F2B_SYSTEMD_DEFAULT_FLAGS, else 4
+        let default_flags = std::env::var("F2B_SYSTEMD_DEFAULT_FLAGS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(SYSTEM_ONLY);
         if let Some(ns) = namespace {
             return Ok(JournalSource::Namespace {
                 namespace: ns.to_owned(),
-                flags: flags.unwrap_or(SYSTEM_ONLY),
+                flags: flags.unwrap_or(default_flags),
             });
         }
         Ok(JournalSource::Local {
-            flags: flags.unwrap_or(SYSTEM_ONLY),
+            flags: flags.unwrap_or(default_flags),
         })
     }
 

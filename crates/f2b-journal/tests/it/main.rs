@@ -1,5 +1,6 @@
 //! Integration tests on real journal files written by systemd-journal-remote.
 
+mod nonotify;
 mod util;
 
 use std::collections::HashMap;
