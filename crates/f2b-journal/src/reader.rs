@@ -651,3 +651,37 @@ impl Journal {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_is_send() {
+        fn send<T: Send>() {}
+        send::<Journal>();
+    }
+
+    #[test]
+    fn resume_rule() {
+        let c = "s=0123456789abcdef0123456789abcdef;i=1;b=0123456789abcdef0123456789abcdef;m=1;t=6553f100;x=1";
+        // cursor realtime 0x6553f100 µs = 1700.000000 s
+        assert!(matches!(
+            Start::resume(Some(c), Some(1700.0), 1800.0, 600.0),
+            Start::After { .. }
+        ));
+        // cursor older than now - findtime: findtime floor
+        assert_eq!(
+            Start::resume(Some(c), Some(1700.0), 2400.0, 600.0),
+            Start::Since(1800.0)
+        );
+        assert_eq!(
+            Start::resume(Some("bogus"), Some(1700.0), 1800.0, 600.0),
+            Start::Since(1700.0 + 1e-6)
+        );
+        assert_eq!(
+            Start::resume(None, None, 1800.0, 600.0),
+            Start::Since(1200.0)
+        );
+    }
+}

@@ -225,6 +225,13 @@ pub fn sshd_sample_lines() -> Vec<String> {
         .collect()
 }
 
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+/// Descriptors of this process open on files under `dir` (other tests run
+/// in parallel threads, so the process-wide count is not usable).
+pub fn open_fds_under(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    rd.flatten()
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with(dir)))
+        .count()
 }
