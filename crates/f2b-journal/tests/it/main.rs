@@ -6,7 +6,7 @@ mod util;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use f2b_journal::{Journal, JournalMatch, JournalOptions, JournalSource, Start};
+use f2b_journal::{iso_local, Journal, JournalMatch, JournalOptions, JournalSource, Start};
 use f2b_tail::{LogEncoding, SubscriberId};
 use util::*;
 
@@ -17,10 +17,19 @@ fn sshd_match() -> JournalMatch {
 }
 
 fn read_all(j: &mut Journal) -> Vec<(SubscriberId, String, f64)> {
+    read_all_iso(j)
+        .into_iter()
+        .map(|(id, t, tm, _)| (id, t, tm))
+        .collect()
+}
+
+fn read_all_iso(j: &mut Journal) -> Vec<(SubscriberId, String, f64, String)> {
     let mut out = Vec::new();
     loop {
         let r = j
-            .read(1000, &mut |id, l| out.push((id, l.text.to_owned(), l.time)))
+            .read(1000, &mut |id, l| {
+                out.push((id, l.text.to_owned(), l.time, iso_local(l.usec)))
+            })
             .unwrap();
         if !r.more {
             break;
@@ -88,9 +97,9 @@ fn sshd_sample_matches_and_formats_like_fail2ban() {
         Start::Head,
     )
     .unwrap();
-    let ours: Vec<(String, f64)> = read_all(&mut all)
+    let ours: Vec<(String, f64, String)> = read_all_iso(&mut all)
         .into_iter()
-        .map(|(_, t, tm)| (t, tm))
+        .map(|(_, t, tm, iso)| (t, tm, iso))
         .collect();
     let theirs = oracle(std::slice::from_ref(&path));
     assert_eq!(ours.len(), ents.len());
@@ -169,12 +178,32 @@ fn edge_entries_equal_oracle_and_hostile_are_counted() {
         Start::Head,
     )
     .unwrap();
-    let ours: Vec<(String, f64)> = read_all(&mut j)
+    let ours: Vec<(String, f64, String)> = read_all_iso(&mut j)
         .into_iter()
-        .map(|(_, t, tm)| (t, tm))
+        .map(|(_, t, tm, iso)| (t, tm, iso))
         .collect();
     assert_eq!(ours, theirs);
     assert_eq!(j.stats().lossy, 1);
+    // a second jail with another encoding on the same reader
+    let mut two = open_file(&path);
+    two.subscribe(
+        SubscriberId(1),
+        JournalMatch::all(),
+        LogEncoding::Utf8,
+        Start::Head,
+    )
+    .unwrap();
+    let bin = JournalMatch::parse(&["SYSLOG_IDENTIFIER=bin"]).unwrap();
+    two.subscribe(SubscriberId(2), bin, LogEncoding::Latin1, Start::Head)
+        .unwrap();
+    let got = read_all(&mut two);
+    assert_eq!(got.len(), ents.len() + 1);
+    let latin: Vec<&str> = got
+        .iter()
+        .filter(|(id, _, _)| *id == SubscriberId(2))
+        .map(|(_, t, _)| t.as_str())
+        .collect();
+    assert_eq!(latin, ["bin: bad \u{ff}\u{fe} bytes \0 nul"]);
 
     write_journal(&path, &hostile);
     let got = read_all(&mut j);

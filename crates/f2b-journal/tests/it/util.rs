@@ -142,8 +142,9 @@ pub fn now_usec() -> u64 {
 }
 
 /// fail2ban's formatting of every entry of a journal file, through
-/// /usr/bin/python3 with fail2ban and python3-systemd: (line, time) pairs.
-pub fn oracle(files: &[PathBuf]) -> Vec<(String, f64)> {
+/// /usr/bin/python3 with fail2ban and python3-systemd: (line, time, ISO
+/// time) triples.
+pub fn oracle(files: &[PathBuf]) -> Vec<(String, f64, String)> {
     let script = r#"
 import sys, json
 from fail2ban.server.filtersystemd import FilterSystemd
@@ -154,7 +155,7 @@ while True:
     if not e:
         break
     line, t = f.formatJournalEntry(e)
-    print(json.dumps([line[2], t]))
+    print(json.dumps([line[2], t, line[1].strip()]))
 "#;
     let out = Command::new("/usr/bin/python3")
         .arg("-c")
@@ -170,11 +171,22 @@ while True:
     String::from_utf8(out.stdout)
         .expect("utf8")
         .lines()
-        .map(|l| {
-            let v: (String, f64) = parse_pair(l);
-            v
-        })
+        .map(parse_triple)
         .collect()
+}
+
+/// Parses `["text", number, "iso"]` as printed by json.dumps.
+fn parse_triple(l: &str) -> (String, f64, String) {
+    let (iso_start, iso) = {
+        let end = l.rfind('"').expect("iso end");
+        let start = l[..end].rfind('"').expect("iso start");
+        (start, l[start + 1..end].to_owned())
+    };
+    let (text, t) = parse_pair(&format!(
+        "{}]",
+        l[..iso_start].trim_end().trim_end_matches(',')
+    ));
+    (text, t, iso)
 }
 
 /// Parses `["text", number]` as printed by json.dumps (ASCII escapes).
