@@ -284,13 +284,27 @@ fn py_str(v: &Value) -> String {
     }
 }
 
-fn time_str(t: Option<f64>) -> String {
-    t.map(repr_float).unwrap_or_else(|| "None".into())
+fn time_str(f: &Failure) -> String {
+    match f.time {
+        Some(t) if f.time_is_int => format!("{}", t as i64),
+        Some(t) => repr_float(t),
+        None => "None".into(),
+    }
+}
+
+/// A ticket's time: the failure time, or "now" when none was found
+/// (fail2ban's `Ticket(time=None)`).
+fn ticket_time_str(f: &Failure, now: f64) -> String {
+    if f.time.is_none() {
+        repr_float(now)
+    } else {
+        time_str(f)
+    }
 }
 
 /// `-o <tag template>`: replaces `<ip>`, `<fid>`, `<time>`, `<matches>`,
 /// `<msg>`, `<F-NAME>` and ticket fields.
-fn format_out(tpl: &str, f: &Failure) -> Vec<String> {
+fn format_out(tpl: &str, f: &Failure, now: f64) -> Vec<String> {
     let id =
         f.id.as_ref()
             .map(|a| a.to_string())
@@ -319,7 +333,7 @@ fn format_out(tpl: &str, f: &Failure) -> Vec<String> {
         let rep: Option<String> = match tag {
             "ip" => Some(f.fields.get("ip").map(py_str).unwrap_or_else(|| id.clone())),
             "fid" => Some(id.clone()),
-            "time" => Some(time_str(f.time)),
+            "time" => Some(ticket_time_str(f, now)),
             "failures" => Some("1".into()),
             "matches" => Some(f.matches.join("\n")),
             "msg" => {
@@ -339,9 +353,19 @@ fn format_out(tpl: &str, f: &Failure) -> Vec<String> {
                     "port" => "fport".to_string(),
                     _ => k,
                 };
-                Some(f.fields.get(&k).map(py_str).unwrap_or_default())
+                Some(
+                    f.fields
+                        .get(&k)
+                        .filter(|v| !matches!(v, Value::None))
+                        .map(py_str)
+                        .unwrap_or_default(),
+                )
             }
-            t => f.fields.get(t).map(py_str),
+            t => f
+                .fields
+                .get(t)
+                .filter(|v| !matches!(v, Value::None))
+                .map(py_str),
         };
         match rep {
             Some(r) => s.push_str(&if tag == "msg" {
@@ -364,7 +388,7 @@ fn format_out(tpl: &str, f: &Failure) -> Vec<String> {
     }
 }
 
-fn out_failure(fmt: &str, f: &Failure, w: &mut impl Write) -> std::io::Result<()> {
+fn out_failure(fmt: &str, f: &Failure, now: f64, w: &mut impl Write) -> std::io::Result<()> {
     let id =
         f.id.as_ref()
             .map(|a| a.to_string())
@@ -388,7 +412,7 @@ fn out_failure(fmt: &str, f: &Failure, w: &mut impl Write) -> std::io::Result<()
                 w,
                 "[{},\t{},\t{{{}}}],",
                 Value::Str(id).repr(),
-                time_str(f.time),
+                time_str(f),
                 d.join(", ")
             )
         }
@@ -401,7 +425,7 @@ fn out_failure(fmt: &str, f: &Failure, w: &mut impl Write) -> std::io::Result<()
                 .unwrap_or_else(|| "None".into())
         ),
         tpl => {
-            for l in format_out(tpl, f) {
+            for l in format_out(tpl, f, now) {
                 writeln!(w, "{l}")?;
             }
             Ok(())
@@ -520,6 +544,9 @@ fn run(o: &Opts) -> Result<i32, String> {
             let mut buf = Vec::new();
             match rd.read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => None,
+                // fail2ban's FileContainer waits for the line end: a last
+                // line without newline is not (yet) processed
+                Ok(_) if !buf.ends_with(b"\n") => None,
                 Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
             }
         }))
@@ -627,7 +654,7 @@ fn run(o: &Opts) -> Result<i32, String> {
         if let Some(fmt) = &o.out {
             if !ret.is_empty() && !is_ignored {
                 for f in &ret {
-                    out_failure(fmt, f, &mut w).map_err(|e| e.to_string())?;
+                    out_failure(fmt, f, now, &mut w).map_err(|e| e.to_string())?;
                 }
             }
             continue;

@@ -645,6 +645,22 @@ impl Template {
         sp.get(1)
     }
 
+    /// True if fail2ban would produce a Python `int` (not `float`) for this
+    /// match: TAI64N, or a pattern date with an explicit/default zone
+    /// (`calendar.timegm`). Only affects textual output (`-o <time>`).
+    pub fn date_is_int(&self, sp: &Spans, ctx: &TimeCtx) -> bool {
+        match self.kind {
+            Kind::Tai64n => true,
+            Kind::Epoch { .. } => false,
+            Kind::Pattern => {
+                ctx.default_tz.is_some()
+                    || self.re.names().iter().enumerate().any(|(i, n)| {
+                        matches!(n.as_deref(), Some("z") | Some("Z")) && sp.get(i).is_some()
+                    })
+            }
+        }
+    }
+
     /// `getDate`: the Unix time of a match.
     pub fn get_date(&self, line: &str, sp: &Spans, ctx: &TimeCtx) -> Option<f64> {
         match self.kind {
@@ -1349,6 +1365,13 @@ impl DateDetector {
             self.first_unused += 1;
         }
         pos
+    }
+
+    /// See [`Template::date_is_int`].
+    pub fn time_is_int(&self, tm: &TimeMatch, ctx: &TimeCtx) -> bool {
+        self.templates
+            .get(tm.template)
+            .is_some_and(|t| t.t.date_is_int(&tm.groups, ctx))
     }
 
     /// `getTime(line, timeMatch)`.

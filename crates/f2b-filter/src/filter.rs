@@ -199,6 +199,9 @@ pub struct Failure {
     /// Unix time of the failure (may be `None` if no date was found and
     /// find-time checks are off).
     pub time: Option<f64>,
+    /// True if fail2ban would hold the time as a Python `int` (dates with an
+    /// explicit zone, TAI64N); only matters for textual output.
+    pub time_is_int: bool,
     /// All fields fail2ban keeps in the ticket data: `user`, `fid`, `ip4`,
     /// `mlfid`, `nofail`, `users`, `F-ALT_*`/`F-TUPLE_*` results, custom
     /// `F-*` groups... (`matches` is kept separately below).
@@ -522,6 +525,8 @@ pub struct Filter {
     line_buffer: Vec<TupleLine>,
     last_time_text: String,
     last_date: Option<f64>,
+    last_date_int: bool,
+    date_int: bool,
     logtimezone: Option<String>,
     date_detector: DateDetector,
     datepattern: Option<String>,
@@ -572,6 +577,8 @@ impl Filter {
             line_buffer: Vec::new(),
             last_time_text: String::new(),
             last_date: None,
+            last_date_int: false,
+            date_int: false,
             logtimezone: None,
             date_detector: DateDetector::new(),
             datepattern: None,
@@ -797,6 +804,7 @@ impl Filter {
     pub fn process_line(&mut self, line: &str, now: f64) -> Vec<Failure> {
         let mut no_date = false;
         let mut date: Option<f64> = None;
+        self.date_int = false;
         let tuple: TupleLine;
         match self.date_detector.match_time(line, now) {
             Some(tm) => {
@@ -807,8 +815,10 @@ impl Filter {
                     date = self.date_detector.get_time(line, &tm, &self.ctx(now));
                     match date {
                         Some(d) => {
+                            self.date_int = self.date_detector.time_is_int(&tm, &self.ctx(now));
                             self.last_time_text = m.to_string();
                             self.last_date = Some(d);
+                            self.last_date_int = self.date_int;
                         }
                         None => self
                             .warnings
@@ -817,6 +827,7 @@ impl Filter {
                 } else if self.last_date.is_some_and(|d| d > now - 60.0) {
                     t = (String::new(), self.last_time_text.clone(), line.to_string());
                     date = self.last_date;
+                    self.date_int = self.last_date_int;
                 } else {
                     date = Some(now);
                 }
@@ -830,6 +841,7 @@ impl Filter {
             if self.last_date.is_some_and(|d| d > now - 60.0) {
                 tuple = (String::new(), self.last_time_text.clone(), line.to_string());
                 date = self.last_date;
+                self.date_int = self.last_date_int;
             } else if self.check_find_time && self.in_operation {
                 date = Some(now);
             }
@@ -842,6 +854,8 @@ impl Filter {
     pub fn process_line_with_time(&mut self, line: TupleLine, date: f64, now: f64) -> Vec<Failure> {
         self.last_time_text = line.1.clone();
         self.last_date = Some(date);
+        self.date_int = false;
+        self.last_date_int = false;
         self.finish_line(line, Some(date), false, now)
     }
 
@@ -859,6 +873,8 @@ impl Filter {
                     if delta.abs() > 60 {
                         date = Some(now);
                         self.last_date = date;
+                        self.date_int = false;
+                        self.last_date_int = false;
                     }
                 } else if d < now - self.find_time {
                     return Vec::new();
@@ -1168,6 +1184,7 @@ impl Filter {
                     regex_index: idx,
                     id,
                     time: date,
+                    time_is_int: self.date_int && date.is_some(),
                     fields,
                     matches,
                 });
