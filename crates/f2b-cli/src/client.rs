@@ -43,6 +43,10 @@ pub struct ClientOpts {
     pub async_: bool,
     /// `--timeout` in seconds.
     pub timeout: f64,
+    /// `--json` (f2b's addition): replies as JSON.
+    pub json: bool,
+    /// `--embedded` (f2b's addition): use the embedded configuration.
+    pub embedded: bool,
 }
 
 impl Default for ClientOpts {
@@ -63,12 +67,16 @@ impl Default for ClientOpts {
             background: true,
             async_: false,
             timeout: 30.0,
+            json: false,
+            embedded: false,
         }
     }
 }
 
 const SHORT: &str = "hc:s:p:xfbdtviqV";
-const LONG: [&str; 15] = [
+const LONG: [&str; 17] = [
+    "json",
+    "embedded",
     "loglevel=",
     "logtarget=",
     "syslogsocket=",
@@ -88,7 +96,10 @@ const LONG: [&str; 15] = [
 
 /// Python's `getopt.getopt(argv, SHORT, LONG)`: options stop at the first
 /// non-option; long options may be abbreviated to a unique prefix.
-fn getopt(args: &[String]) -> Result<(Vec<(String, String)>, Vec<String>), String> {
+/// Parsed options (name, value) and the remaining arguments.
+type Parsed = (Vec<(String, String)>, Vec<String>);
+
+fn getopt(args: &[String]) -> Result<Parsed, String> {
     let mut opts = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -432,6 +443,8 @@ pub fn main(args: &[String]) -> i32 {
             "--logtarget" => o.logtarget = Some(v.clone()),
             "--syslogsocket" => o.syslogsocket = Some(v.clone()),
             "--pname" => o.pname = Some(v.clone()),
+            "--json" => o.json = true,
+            "--embedded" => o.embedded = true,
             _ => {}
         }
     }
@@ -590,22 +603,29 @@ fn offline(o: &mut ClientOpts, rest: &[String], log: &Log) -> Flow {
     Flow::Continue
 }
 
-/// Sends a command to a running server. The socket client is not part of
-/// this crate yet: this reports that no server could be reached, the way
-/// fail2ban-client does when the socket is missing.
+/// Sends a command to a running server (or starts one): see [`crate::client_online`].
 pub fn run_online(opts: &ClientOpts, cmd: &[String]) -> i32 {
-    let sock = opts
-        .socket
-        .clone()
-        .unwrap_or_else(|| "/var/run/fail2ban/fail2ban.sock".into());
-    let log = Log::new(opts.verbose);
-    let _ = cmd;
-    log.emit(
-        Level::Error,
-        "fail2ban",
-        &format!("Failed to access socket path: {sock}. Is fail2ban running?"),
-    );
-    255
+    let online = crate::client_online::Online {
+        conf: opts.conf.clone(),
+        embedded: opts.embedded,
+        socket: opts
+            .socket
+            .clone()
+            .unwrap_or_else(|| "/var/run/fail2ban/fail2ban.sock".into()),
+        pidfile: opts
+            .pidfile
+            .clone()
+            .unwrap_or_else(|| "/var/run/fail2ban/fail2ban.pid".into()),
+        loglevel: opts.loglevel.clone(),
+        logtarget: opts.logtarget.clone(),
+        syslogsocket: opts.syslogsocket.clone(),
+        background: opts.background,
+        force: opts.force,
+        timeout: opts.timeout,
+        json: opts.json,
+        interactive: opts.interactive,
+    };
+    online.run(cmd)
 }
 
 #[cfg(test)]

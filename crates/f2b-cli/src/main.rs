@@ -4,6 +4,7 @@
 //! no tool name `f2b` behaves as the client (`f2b -c DIR -d`, `f2b --str2sec 1h`).
 
 mod client;
+mod client_online;
 mod config_cmd;
 mod regex_cmd;
 mod server_cmd;

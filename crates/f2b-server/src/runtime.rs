@@ -30,8 +30,12 @@ use f2b_engine::{
     BanRecord as EngineBanRecord, Event, FileStamp, IgnoreEnv, JailEngine, LineTime, Num, Ticket,
 };
 use f2b_filter::{Filter, FilterSpec, UseDns};
-use f2b_store::{BanRecord, CurrentBansQuery, HistoryScope, LogPosition, OpenOptions, Store};
-use f2b_tail::{Checkpoint, LogEncoding, LogPathOptions, StartMode, SubscriberId, Tailer};
+use f2b_store::{
+    BanRecord, CurrentBansQuery, HistoryScope, LogPosition, OpenOptions, Store, WriteBatch,
+};
+use f2b_tail::{
+    Checkpoint, FileCheckpoint, LogEncoding, LogPathOptions, StartMode, SubscriberId, Tailer,
+};
 use tokio::sync::mpsc;
 
 use crate::jail::JailSettings;
@@ -195,17 +199,31 @@ impl RuntimeEnv {
     }
 
     fn reader_loop(&self) {
-        let mut last_save = std::time::Instant::now();
+        let mut last_svc = std::time::Instant::now();
         let mut batch: Vec<(SubscriberId, String)> = Vec::new();
         while !self.inner.stopping.load(Ordering::SeqCst) {
-            let ready = {
-                let mut t = lock(&self.inner.tailer);
-                t.wait(Duration::from_millis(100)).unwrap_or(true)
-            };
+            // Sleep on the inotify descriptor without holding the tailer, so commands
+            // (status, addlogpath) never wait for the reader.
+            let fd = lock(&self.inner.tailer).watcher().as_raw_fd();
+            match fd {
+                Some(fd) => {
+                    use std::os::fd::BorrowedFd;
+                    // SAFETY: the descriptor belongs to the tailer, which lives as long as
+                    // the environment; it is only borrowed for this poll.
+                    let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+                    let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
+                    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+            let ready = lock(&self.inner.tailer)
+                .wait(Duration::ZERO)
+                .unwrap_or(true);
             if ready {
-                let report = {
+                let (report, positions) = {
                     let mut t = lock(&self.inner.tailer);
-                    t.read(&mut |sub, line| batch.push((sub, line.text.to_owned())))
+                    let r = t.read(&mut |sub, line| batch.push((sub, line.text.to_owned())));
+                    (r, t.checkpoints())
                 };
                 if let Some(log) = lock(&self.inner.log).clone() {
                     for ev in &report.events {
@@ -215,10 +233,9 @@ impl RuntimeEnv {
                         log.log("fail2ban.filter", Level::ERROR, &format!("{e:?}"));
                     }
                 }
-                self.dispatch(&mut batch);
+                self.dispatch(&mut batch, positions);
             }
-            if last_save.elapsed() >= Duration::from_secs(5) {
-                self.save_positions();
+            if last_svc.elapsed() >= Duration::from_secs(5) {
                 let subs: Vec<Arc<Mutex<JailCore>>> = lock(&self.inner.subs)
                     .values()
                     .filter_map(Weak::upgrade)
@@ -226,16 +243,26 @@ impl RuntimeEnv {
                 for c in subs {
                     lock(&c).engine.service(now(), false);
                 }
-                last_save = std::time::Instant::now();
+                last_svc = std::time::Instant::now();
             }
         }
     }
 
-    fn dispatch(&self, batch: &mut Vec<(SubscriberId, String)>) {
-        if batch.is_empty() {
-            return;
-        }
+    /// Runs a batch of lines through their jails. Per jail, the bans the lines caused
+    /// and the file positions after them are committed in one transaction, and only
+    /// then are the ban actions queued: a crash never loses a ban nor counts a line twice.
+    fn dispatch(&self, batch: &mut Vec<(SubscriberId, String)>, positions: Vec<FileCheckpoint>) {
         let subs = lock(&self.inner.subs).clone();
+        let mut by_sub: HashMap<SubscriberId, Vec<(String, LogPosition)>> = HashMap::new();
+        for cp in positions {
+            by_sub.entry(cp.subscriber).or_default().push((
+                cp.path.to_string_lossy().into_owned(),
+                LogPosition {
+                    firstlinemd5: Some(cp.checkpoint.firstlinemd5),
+                    lastfilepos: cp.checkpoint.pos,
+                },
+            ));
+        }
         let mut start = 0;
         while start < batch.len() {
             let sub = batch[start].0;
@@ -251,8 +278,19 @@ impl RuntimeEnv {
                 }
                 c.engine.lines_processed((end - start) as u64, t);
                 c.in_operation = true;
+                c.commit(by_sub.remove(&sub).unwrap_or_default());
             }
             start = end;
+        }
+        // Jails whose files moved without delivering lines (non-matching content is
+        // still "read") keep their positions too.
+        for (sub, pos) in by_sub {
+            if pos.is_empty() {
+                continue;
+            }
+            if let Some(core) = subs.get(&sub).and_then(Weak::upgrade) {
+                lock(&core).commit(pos);
+            }
         }
         batch.clear();
     }
@@ -319,11 +357,13 @@ struct JailCore {
     dbmaxmatches: usize,
     ignore_env: ServerIgnoreEnv,
     warned_no_date: bool,
+    pending_bans: Vec<BanRecord>,
+    pending_jobs: Vec<Job>,
 }
 
 fn ticket_to_action(t: &Ticket, restored: bool) -> BanTicket {
     BanTicket {
-        id: t.id.to_string(),
+        id: t.ip().to_string(),
         time: t.time,
         bantime: t.bantime.map(|b| b.trunc()),
         bancount: u64::from(t.bancount),
@@ -439,45 +479,69 @@ impl JailCore {
         }
     }
 
-    /// Applies engine events: database writes first, then logs and actions.
+    /// Applies engine events: logs them, stages database writes and action jobs.
+    /// [`JailCore::commit`] writes the staged bans and then releases the jobs.
     fn apply(&mut self, events: Vec<Event>) {
-        if events.is_empty() {
-            return;
-        }
-        if let Some(store) = self.env.store() {
-            for ev in &events {
-                if let Event::StoreBan { ticket } = ev {
-                    let rec = self.record(ticket);
-                    if let Err(e) = store.add_ban(&self.name, &rec) {
-                        self.log(
-                            "fail2ban.database",
-                            Level::ERROR,
-                            &format!("[{}] Failed to store ban: {e}", self.name),
-                        );
-                    }
-                }
-            }
-        }
         for ev in events {
             if let Some(line) = ev.log_line(&self.name, &time2str) {
                 let level = Level(line.level as u8);
                 self.log(line.logger.name(), level, &line.text);
             }
             match ev {
+                Event::StoreBan { ticket } => {
+                    let rec = self.record(&ticket);
+                    self.pending_bans.push(rec);
+                }
                 Event::Ban { ticket, restored } => {
                     self.counters.banned_total.fetch_add(1, Ordering::Relaxed);
-                    let _ = self
-                        .jobs
-                        .send(Job::Ban(ticket_to_action(&ticket, restored)));
-                    self.wake_unban.notify_one();
+                    self.pending_jobs
+                        .push(Job::Ban(ticket_to_action(&ticket, restored)));
                 }
                 Event::Unban { ticket, .. } => {
-                    let _ = self.jobs.send(Job::Unban(ticket_to_action(&ticket, false)));
+                    self.pending_jobs
+                        .push(Job::Unban(ticket_to_action(&ticket, false)));
                 }
                 _ => {}
             }
         }
         self.update_counters();
+    }
+
+    /// Commits staged bans together with `positions` (one transaction), then queues
+    /// the staged action jobs.
+    fn commit(&mut self, positions: Vec<(String, LogPosition)>) {
+        if let Some(store) = self.env.store() {
+            if !self.pending_bans.is_empty() || !positions.is_empty() {
+                let mut b = WriteBatch::new();
+                for rec in self.pending_bans.drain(..) {
+                    b.add_ban(&self.name, rec);
+                }
+                for (path, pos) in positions {
+                    b.set_log_position(&self.name, &path, pos);
+                }
+                if let Err(e) = store.apply(&b) {
+                    self.log(
+                        "fail2ban.database",
+                        Level::ERROR,
+                        &format!("[{}] Failed to store bans and positions: {e}", self.name),
+                    );
+                }
+            }
+        }
+        self.pending_bans.clear();
+        let had_jobs = !self.pending_jobs.is_empty();
+        for job in self.pending_jobs.drain(..) {
+            let _ = self.jobs.send(job);
+        }
+        if had_jobs {
+            self.wake_unban.notify_one();
+        }
+    }
+
+    /// [`JailCore::apply`] then [`JailCore::commit`] (commands and timers).
+    fn apply_now(&mut self, events: Vec<Event>) {
+        self.apply(events);
+        self.commit(Vec::new());
     }
 
     fn update_counters(&self) {
@@ -654,7 +718,10 @@ impl JailRuntime {
             dbmaxmatches: dbmaxmatches.max(0) as usize,
             ignore_env: ServerIgnoreEnv::default(),
             warned_no_date: false,
+            pending_bans: Vec::new(),
+            pending_jobs: Vec::new(),
         }));
+        lock(&core).update_counters();
         env.inner.rt.spawn(action_worker(actions, rx));
         let _ = tx.send(Job::Start);
         for (k, v) in [
@@ -690,7 +757,7 @@ impl JailRuntime {
                     c2.engine
                         .restore_ban(tk, t, &mut c2.ignore_env, &mut events);
                 }
-                c.apply(events);
+                c.apply_now(events);
             }
         }
         // Follow the log files.
@@ -893,7 +960,7 @@ impl JailRuntime {
             .unban_ip(Some(&[id]), true, now(), &mut c.ignore_env, &mut events)
             .map(|n| n > 0)
             .unwrap_or(false);
-        c.apply(events);
+        c.apply_now(events);
         ok
     }
 
@@ -979,7 +1046,7 @@ impl JailRuntime {
                 &mut events,
             )
             .unwrap_or(0);
-        c.apply(events);
+        c.apply_now(events);
         i64::from(n)
     }
 
@@ -998,7 +1065,7 @@ impl JailRuntime {
             hist.as_mut().map(|h| h as &mut dyn f2b_engine::BanHistory),
             &mut events,
         );
-        c.apply(events);
+        c.apply_now(events);
         let banned = c.engine.bans().contains(&id);
         let n = c.engine.failures().get(&id).map(|t| t.retry()).unwrap_or(0);
         if banned {
@@ -1061,7 +1128,7 @@ async fn unban_timer(
             let t = now();
             let mut events = Vec::new();
             c.engine.unban_expired(t, &mut events);
-            c.apply(events);
+            c.apply_now(events);
             c.engine.next_unban_time()
         };
         let wait = match next {
