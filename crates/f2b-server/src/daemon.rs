@@ -132,8 +132,10 @@ pub fn read_stream(src: &dyn ConfigSource, o: &ServerOptions) -> Result<Vec<Valu
             main_overrides.push((k.to_owned(), v.clone()));
         }
     }
+    // Jails whose log files are missing still come through: the server decides
+    // (fail2ban 1.1's `systemd_if_nologs`: read the journal instead, else skip the jail).
     let lo = LoadOptions {
-        allow_no_files: false,
+        allow_no_files: true,
         ignore_wrong: true,
         force_enable: false,
         jail: None,
@@ -262,19 +264,18 @@ async fn serve(
         match read_stream(src.as_ref(), &o) {
             Ok(stream) => {
                 let srv = server.clone();
-                let res = tokio::task::spawn_blocking(move || {
-                    let mut g = srv.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut t = Transmitter::new(&mut g);
-                    t.proceed(&[Value::str("server-stream"), Value::List(stream)])
+                // Command by command: a jail that fails to start is reported and
+                // skipped, the others still start.
+                let _ = tokio::task::spawn_blocking(move || {
+                    for cmd in stream {
+                        let Value::List(cmd) = cmd else { continue };
+                        let mut g = srv.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut t = Transmitter::new(&mut g);
+                        t.set_quiet();
+                        let _ = t.proceed(&cmd);
+                    }
                 })
                 .await;
-                if let Ok(Err(e)) = res {
-                    log.log(
-                        "fail2ban",
-                        Level::ERROR,
-                        &format!("Failed during configuration: {e}"),
-                    );
-                }
             }
             Err(e) => {
                 log.log(

@@ -232,11 +232,12 @@ impl JailSettings {
                 changed("logencoding")
             }
             "addjournalmatch" => {
-                if self.is_journal() {
-                    let m: Vec<String> = a.iter().map(py_str).collect();
-                    for group in split_journalmatch(&m) {
-                        self.journalmatch.push(group);
-                    }
+                // Kept for every backend: `auto` switches to the journal when the jail
+                // has no log file (fail2ban 1.1); `get journalmatch` shows them only for
+                // journal jails, as fail2ban does.
+                let m: Vec<String> = a.iter().map(py_str).collect();
+                for group in split_journalmatch(&m) {
+                    self.journalmatch.push(group);
                 }
                 changed("journalmatch")
             }
@@ -457,6 +458,7 @@ impl JailSettings {
                     .collect(),
             ),
             "logencoding" => Value::Str(self.logencoding.clone()),
+            "journalmatch" if !self.is_journal() => Value::List(Vec::new()),
             "journalmatch" => Value::List(self.journalmatch.iter().map(|g| strs(g)).collect()),
             "ignoreself" => Value::Bool(self.ignoreself),
             "ignoreip" => strs(&self.ignoreip),

@@ -30,8 +30,10 @@ use f2b_engine::{
     BanRecord as EngineBanRecord, Event, FileStamp, IgnoreEnv, JailEngine, LineTime, Num, Ticket,
 };
 use f2b_filter::{Filter, FilterSpec, UseDns};
+use f2b_journal::{Journal, JournalMatch, JournalOptions, JournalSource, Start as JournalStart};
 use f2b_store::{
-    BanRecord, CurrentBansQuery, HistoryScope, LogPosition, OpenOptions, Store, WriteBatch,
+    BanRecord, CurrentBansQuery, HistoryScope, JournalPosition, LogPosition, OpenOptions, Store,
+    WriteBatch,
 };
 use f2b_tail::{
     Checkpoint, FileCheckpoint, LogEncoding, LogPathOptions, StartMode, SubscriberId, Tailer,
@@ -84,6 +86,7 @@ struct EnvInner {
     reader_started: AtomicBool,
     stopping: AtomicBool,
     log: Mutex<Option<Arc<Logger>>>,
+    journals: Mutex<HashMap<JournalSource, Arc<JournalReader>>>,
     /// Prefix for action commands (tests run actions inside a network namespace).
     exec_prefix: Vec<String>,
 }
@@ -101,6 +104,7 @@ impl RuntimeEnv {
                 reader_started: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
                 log: Mutex::new(None),
+                journals: Mutex::new(HashMap::new()),
                 exec_prefix,
             }),
         }
@@ -183,9 +187,112 @@ impl RuntimeEnv {
         }
     }
 
-    /// Stops the reader thread (shutdown).
+    /// Stops the reader threads (shutdown).
     pub fn stop_reader(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// The shared reader of a journal source, opened (with its thread) on first use.
+    fn journal(&self, src: &JournalSource) -> Result<Arc<JournalReader>, String> {
+        let mut map = lock(&self.inner.journals);
+        if let Some(r) = map.get(src) {
+            return Ok(r.clone());
+        }
+        let j = Journal::open(src, JournalOptions::default()).map_err(|e| e.to_string())?;
+        let r = Arc::new(JournalReader {
+            journal: Mutex::new(j),
+        });
+        map.insert(src.clone(), r.clone());
+        let env = self.clone();
+        let reader = r.clone();
+        let _ = std::thread::Builder::new()
+            .name("f2b-journal".into())
+            .spawn(move || env.journal_loop(&reader));
+        Ok(r)
+    }
+
+    /// Follows one journal: waits on its descriptor (with a short timeout, since
+    /// journald batches its change notifications), reads new entries, runs them through
+    /// the subscribed jails and commits bans with the exact cursor.
+    fn journal_loop(&self, reader: &JournalReader) {
+        let mut lines: Vec<(SubscriberId, String, f64)> = Vec::new();
+        while !self.inner.stopping.load(Ordering::SeqCst) {
+            let fd = lock(&reader.journal).as_raw_fd();
+            {
+                use std::os::fd::BorrowedFd;
+                // SAFETY: the descriptor belongs to the journal, which outlives this loop.
+                let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+                let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5u16));
+            }
+            let mut positions: HashMap<SubscriberId, JournalPosition> = HashMap::new();
+            {
+                let mut j = lock(&reader.journal);
+                let _ = j.process();
+                loop {
+                    let rep = j.read(1000, &mut |sub, l| {
+                        lines.push((sub, l.text.to_owned(), l.time))
+                    });
+                    match rep {
+                        Ok(rep) => {
+                            if let Some(log) = lock(&self.inner.log).clone() {
+                                for sk in &rep.skipped {
+                                    log.log("fail2ban.filtersystemd", Level::WARNING, sk);
+                                }
+                            }
+                            if !rep.more {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            if let Some(log) = lock(&self.inner.log).clone() {
+                                log.log("fail2ban.filtersystemd", Level::ERROR, &e.to_string());
+                            }
+                            break;
+                        }
+                    }
+                }
+                let subs: Vec<SubscriberId> = lines.iter().map(|l| l.0).collect();
+                for sub in subs {
+                    if positions.contains_key(&sub) {
+                        continue;
+                    }
+                    if let Some(p) = j.position(sub) {
+                        positions.insert(
+                            sub,
+                            JournalPosition {
+                                time: p.time,
+                                iso: Some(p.iso),
+                                cursor: p.cursor,
+                            },
+                        );
+                    }
+                }
+            }
+            if lines.is_empty() {
+                continue;
+            }
+            let subs = lock(&self.inner.subs).clone();
+            let t = now();
+            let mut touched: Vec<SubscriberId> = Vec::new();
+            for (sub, text, time) in lines.drain(..) {
+                if let Some(core) = subs.get(&sub).and_then(Weak::upgrade) {
+                    let mut c = lock(&core);
+                    c.process_line(&text, Some(time), t);
+                    c.engine.lines_processed(1, t);
+                    if !touched.contains(&sub) {
+                        touched.push(sub);
+                    }
+                }
+            }
+            for sub in touched {
+                if let Some(core) = subs.get(&sub).and_then(Weak::upgrade) {
+                    let mut c = lock(&core);
+                    c.in_operation = true;
+                    c.commit_with(Vec::new(), positions.remove(&sub));
+                }
+            }
+        }
     }
 
     fn ensure_reader(&self) {
@@ -274,7 +381,7 @@ impl RuntimeEnv {
                 let mut c = lock(&core);
                 let t = now();
                 for (_, line) in &batch[start..end] {
-                    c.process_line(line, t);
+                    c.process_line(line, None, t);
                 }
                 c.engine.lines_processed((end - start) as u64, t);
                 c.in_operation = true;
@@ -294,6 +401,11 @@ impl RuntimeEnv {
         }
         batch.clear();
     }
+}
+
+/// A shared journal (one per distinct source) and its subscriptions.
+struct JournalReader {
+    journal: Mutex<Journal>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -400,8 +512,17 @@ impl JailCore {
         self.log.log(logger, level, msg);
     }
 
-    fn process_line(&mut self, line: &str, t: f64) {
-        let failures = self.filter.process_line(line, t);
+    /// One line: from a file (the filter finds the date) or from the journal (`date`
+    /// is the entry's time).
+    fn process_line(&mut self, line: &str, date: Option<f64>, t: f64) {
+        let failures = match date {
+            None => self.filter.process_line(line, t),
+            Some(d) => self.filter.process_line_with_time(
+                (String::new(), String::new(), line.to_owned()),
+                d,
+                t,
+            ),
+        };
         for w in std::mem::take(&mut self.filter.warnings) {
             self.log(
                 "fail2ban.filter",
@@ -510,14 +631,26 @@ impl JailCore {
     /// Commits staged bans together with `positions` (one transaction), then queues
     /// the staged action jobs.
     fn commit(&mut self, positions: Vec<(String, LogPosition)>) {
+        self.commit_with(positions, None);
+    }
+
+    /// [`JailCore::commit`] with the journal position of a journal jail.
+    fn commit_with(
+        &mut self,
+        positions: Vec<(String, LogPosition)>,
+        journal: Option<JournalPosition>,
+    ) {
         if let Some(store) = self.env.store() {
-            if !self.pending_bans.is_empty() || !positions.is_empty() {
+            if !self.pending_bans.is_empty() || !positions.is_empty() || journal.is_some() {
                 let mut b = WriteBatch::new();
                 for rec in self.pending_bans.drain(..) {
                     b.add_ban(&self.name, rec);
                 }
                 for (path, pos) in positions {
                     b.set_log_position(&self.name, &path, pos);
+                }
+                if let Some(j) = journal {
+                    b.set_journal_position(&self.name, j);
                 }
                 if let Err(e) = store.apply(&b) {
                     self.log(
@@ -584,6 +717,8 @@ impl JailCore {
 pub struct JailRuntime {
     core: Arc<Mutex<JailCore>>,
     sub: SubscriberId,
+    /// The journal the jail reads, when it reads one.
+    journal: Option<Arc<JournalReader>>,
     env: RuntimeEnv,
     stop_timer: Arc<tokio::sync::Notify>,
     stopped: Arc<AtomicBool>,
@@ -639,6 +774,21 @@ fn configure_engine(engine: &mut JailEngine, s: &JailSettings, log: &Logger) {
     ig.set_cache(s.ignorecache.as_ref().map(|o| ignore_cache_config(o)));
 }
 
+/// Opens (or shares) the journal a jail's `backend = systemd[...]` names.
+fn open_journal(s: &JailSettings, env: &RuntimeEnv) -> Result<Arc<JournalReader>, String> {
+    let opts: Vec<(String, String)> = if s.backend.contains('[') {
+        match f2b_config::helpers::extract_options(&s.backend) {
+            Ok((_, o)) => o.into_iter().collect(),
+            Err(e) => return Err(format!("invalid backend {}: {e}", s.backend)),
+        }
+    } else {
+        Vec::new()
+    };
+    let src = JournalSource::from_options(opts.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| e.to_string())?;
+    env.journal(&src)
+}
+
 /// `ignorecache = key="<ip>", max-count=100, max-time=5m` with fail2ban's defaults.
 fn ignore_cache_config(opts: &[(String, String)]) -> f2b_engine::IgnoreCacheConfig {
     let get = |k: &str| opts.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -676,11 +826,26 @@ impl JailRuntime {
         log: &Arc<Logger>,
         dbmaxmatches: i64,
     ) -> Result<JailRuntime, RuntimeError> {
-        if s.is_journal() {
+        // fail2ban 1.1's `systemd_if_nologs`: `auto` with no log file at all reads the
+        // journal when the filter says what to match there.
+        let no_files = s.logpaths.is_empty();
+        let use_journal =
+            s.is_journal() || (no_files && s.backend == "auto" && !s.journalmatch.is_empty());
+        if !use_journal && no_files {
             return Err(RuntimeError::Backend(format!(
-                "Jail '{}': backend 'systemd' (the journal) is not supported yet",
+                "Have not found any log file for {} jail",
                 s.name
             )));
+        }
+        if use_journal && !s.is_journal() {
+            log.log(
+                "fail2ban.jail",
+                Level::WARNING,
+                &format!(
+                    "Have not found any log file for {} jail, switching backend to systemd",
+                    s.name
+                ),
+            );
         }
         let filter =
             Filter::new(filter_spec(s)).map_err(|e| RuntimeError::Filter(e.to_string()))?;
@@ -760,9 +925,52 @@ impl JailRuntime {
                 c.apply_now(events);
             }
         }
-        // Follow the log files.
         let sub = SubscriberId(env.inner.next_sub.fetch_add(1, Ordering::SeqCst));
         lock(&env.inner.subs).insert(sub, Arc::downgrade(&core));
+        let journal = if use_journal {
+            let reader = match open_journal(s, env) {
+                Ok(r) => r,
+                Err(e) => {
+                    lock(&env.inner.subs).remove(&sub);
+                    let _ = tx.send(Job::Stop(Vec::new(), std::sync::mpsc::channel().0));
+                    return Err(RuntimeError::Backend(e));
+                }
+            };
+            let findtime = s.findtime as f64;
+            let pos = env
+                .store()
+                .and_then(|st| st.journal_position(&s.name).ok().flatten());
+            let start = JournalStart::resume(
+                pos.as_ref().and_then(|p| p.cursor.as_deref()),
+                pos.as_ref().map(|p| p.time),
+                now(),
+                findtime,
+            );
+            let mut m = JournalMatch::all();
+            if !s.journalmatch.is_empty() {
+                m = JournalMatch::parse(&s.journalmatch[0])
+                    .map_err(|e| RuntimeError::Backend(e.to_string()))?;
+                for g in &s.journalmatch[1..] {
+                    m.add(g).map_err(|e| RuntimeError::Backend(e.to_string()))?;
+                }
+            }
+            let enc = LogEncoding::from_name(&s.logencoding).unwrap_or_default();
+            lock(&reader.journal)
+                .subscribe(sub, m, enc, start)
+                .map_err(|e| RuntimeError::Backend(e.to_string()))?;
+            log.log(
+                "fail2ban.jail",
+                Level::INFO,
+                &format!(
+                    "Jail {} uses systemd {{}}",
+                    crate::args::py_str_repr(&s.name)
+                ),
+            );
+            Some(reader)
+        } else {
+            None
+        };
+        // Follow the log files.
         let enc = LogEncoding::from_name(&s.logencoding).unwrap_or_default();
         {
             let store = env.store();
@@ -826,6 +1034,7 @@ impl JailRuntime {
         Ok(JailRuntime {
             core,
             sub,
+            journal,
             env: env.clone(),
             stop_timer,
             stopped,
@@ -915,6 +1124,22 @@ impl JailRuntime {
     /// stopped. Blocks until the actions finished; call from a blocking context.
     pub fn stop(self, _log: &Arc<Logger>) {
         lock(&self.env.inner.tailer).remove_subscriber(self.sub);
+        if let Some(j) = &self.journal {
+            let mut jr = lock(&j.journal);
+            if let Some(p) = jr.position(self.sub) {
+                if let Some(store) = self.env.store() {
+                    let _ = store.set_journal_position(
+                        &lock(&self.core).name,
+                        &JournalPosition {
+                            time: p.time,
+                            iso: Some(p.iso),
+                            cursor: p.cursor,
+                        },
+                    );
+                }
+            }
+            let _ = jr.unsubscribe(self.sub);
+        }
         self.env.save_positions();
         lock(&self.env.inner.subs).remove(&self.sub);
         self.stopped.store(true, Ordering::SeqCst);
@@ -1018,6 +1243,11 @@ impl JailRuntime {
             st.total_banned as i64,
             st.banned.iter().map(|a| a.to_string()).collect(),
         )
+    }
+
+    /// Whether the jail reads the systemd journal.
+    pub fn is_journal(&self) -> bool {
+        self.journal.is_some()
     }
 
     /// The files followed.

@@ -245,12 +245,12 @@ impl Server {
         if let Some(mut j) = self.jails.shift_remove(name) {
             if let Some(rt) = j.runtime.take() {
                 rt.stop(&self.log);
+                self.log.log(
+                    "fail2ban.jail",
+                    Level::INFO,
+                    &format!("Jail {} stopped", py_str_repr(name)),
+                );
             }
-            self.log.log(
-                "fail2ban.jail",
-                Level::INFO,
-                &format!("Jail {} stopped", py_str_repr(name)),
-            );
         }
     }
 
@@ -486,7 +486,7 @@ impl Server {
             pair("Currently failed", Value::Int(cur_failed)),
             pair("Total failed", Value::Int(tot_failed)),
         ];
-        if j.settings.is_journal() {
+        if j.settings.is_journal() || j.runtime.as_ref().is_some_and(|r| r.is_journal()) {
             let m: Vec<String> = j
                 .settings
                 .journalmatch

@@ -38,6 +38,11 @@ impl<'a> Transmitter<'a> {
         }
     }
 
+    /// Answers `set` commands with None, as inside a configuration stream.
+    pub fn set_quiet(&mut self) {
+        self.quiet = 1;
+    }
+
     /// Runs one command; errors become `(1, exception)` replies and are logged as fail2ban does.
     pub fn proceed(&mut self, cmd: &[Value]) -> CmdResult {
         let r = self.handle(cmd);
