@@ -6,6 +6,7 @@
 mod client;
 mod client_online;
 mod config_cmd;
+mod import_cmd;
 mod regex_cmd;
 mod server_cmd;
 
@@ -18,6 +19,7 @@ enum Tool {
     Server,
     Regex,
     Config,
+    ImportDb,
 }
 
 /// Picks the tool from the program name, then from the first argument.
@@ -38,6 +40,7 @@ fn pick_tool(argv0: &str, first: Option<&str>) -> (Tool, usize) {
         Some("server") => (Tool::Server, 1),
         Some("regex") => (Tool::Regex, 1),
         Some("config") => (Tool::Config, 1),
+        Some("import-db") => (Tool::ImportDb, 1),
         _ => (Tool::Client, 0),
     }
 }
@@ -54,6 +57,7 @@ fn main() {
         Tool::Server => server_cmd::main(args),
         Tool::Regex => regex_cmd::main(args),
         Tool::Config => config_cmd::main(args),
+        Tool::ImportDb => import_cmd::main(args),
     };
     std::process::exit(code);
 }

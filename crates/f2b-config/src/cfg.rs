@@ -92,7 +92,7 @@ pub(crate) fn py_repr(s: &str) -> String {
 }
 
 /// Variables passed to `get(..., vars=...)`: lower-cased keys, `None` allowed.
-pub type Vars = IndexMap<String, Option<String>>;
+pub type Vars = IndexMap<String, Option<String>, rustc_hash::FxBuildHasher>;
 
 /// A merged configuration (sections and defaults) of one reader.
 #[derive(Debug, Clone, Default)]
@@ -469,7 +469,8 @@ mod tests {
         ]);
         assert_eq!(c.get("s", "c", None).as_deref(), Ok("X A %"));
         assert_eq!(c.get("s", "b", None).as_deref(), Ok("new A-s"));
-        assert_eq!(c.get_ex("s", "known/b", None).as_deref(), Ok("A-s"));
+        // like Python, the shadow section is the interpolation context
+        assert_eq!(c.get_ex("s", "known/b", None).as_deref(), Ok("A-KNOWN/s"));
     }
 
     #[test]

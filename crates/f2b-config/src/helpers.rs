@@ -25,14 +25,12 @@ static OPTION_SPLIT_CRE: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("static regex")
 });
-static TAG_CRE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"<([^ <>]+)>").expect("static regex"));
 
 /// Ordered string map (Python dict of str).
-pub type StrMap = IndexMap<String, String>;
+pub type StrMap = IndexMap<String, String, rustc_hash::FxBuildHasher>;
 
 /// Ordered map of optional strings (Python dict of `str` or `None`).
-pub type PyStrMap = IndexMap<String, Option<String>>;
+pub type PyStrMap = IndexMap<String, Option<String>, rustc_hash::FxBuildHasher>;
 
 /// Why `name[k=v,...]` could not be parsed (fail2ban's `extractOptions` ValueError).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,7 +72,7 @@ pub fn extract_options(option: &str) -> Result<(String, StrMap), OptionSyntaxErr
         .captures(option)
         .ok_or(OptionSyntaxError::Unexpected)?;
     let name = m.get(1).map_or("", |x| x.as_str()).to_owned();
-    let mut opts = StrMap::new();
+    let mut opts = StrMap::default();
     if let Some(optstr) = m.get(2).map(|x| x.as_str()).filter(|s| !s.is_empty()) {
         for c in OPTION_EXTRACT_CRE.captures_iter(optstr) {
             if let Some(w) = c.name("wrngA") {
@@ -130,57 +128,76 @@ pub fn splitwords(s: &str) -> Vec<String> {
 /// fail2ban's `MAX_TAG_REPLACE_COUNT`.
 pub const MAX_TAG_REPLACE_COUNT: u32 = 25;
 
+/// Longest value tag substitution may build (fail2ban has no limit and can
+/// grow a value exponentially; f2b stops with an error instead).
+pub const MAX_TAG_VALUE_LEN: usize = 1 << 20;
+
 /// Error of recursive tag substitution.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("properties contain self referencing definitions and cannot be resolved, fail tag: {tag}, found: {found} in {counts}, value: {value}")]
-pub struct TagRecursionError {
-    /// The tag being substituted.
-    pub tag: String,
-    /// The tag found inside it.
-    pub found: String,
-    /// Python repr of the replacement counts.
-    pub counts: String,
-    /// The value at the time of failure.
-    pub value: String,
+pub enum TagRecursionError {
+    /// fail2ban's "self referencing definitions" error.
+    #[error("properties contain self referencing definitions and cannot be resolved, fail tag: {tag}, found: {found} in {counts}, value: {value}")]
+    SelfReference {
+        /// The tag being substituted.
+        tag: String,
+        /// The tag found inside it.
+        found: String,
+        /// Python repr of the replacement counts.
+        counts: String,
+        /// The value at the time of failure.
+        value: String,
+    },
+    /// The substituted value grew beyond [`MAX_TAG_VALUE_LEN`].
+    #[error("tag substitution of {tag} grows beyond {MAX_TAG_VALUE_LEN} characters (replacing <{found}>)")]
+    TooLarge {
+        /// The tag being substituted.
+        tag: String,
+        /// The tag being replaced when the limit was hit.
+        found: String,
+    },
 }
 
 /// fail2ban's `substituteRecursiveTags(tags, ignore=ignore, addrepl=addrepl)`:
 /// replaces `<tag>` in every value by the value of that tag, repeatedly.
 /// `addrepl` resolves tags missing from the map.
 pub fn substitute_recursive_tags(
-    inptags: &PyStrMap,
+    inptags: PyStrMap,
     ignore: &std::collections::HashSet<String>,
     addrepl: &mut dyn FnMut(&str) -> Option<String>,
 ) -> Result<PyStrMap, TagRecursionError> {
-    let mut tags = inptags.clone();
-    let mut done: std::collections::HashSet<String> = Default::default();
-    let mut rep_counts: std::collections::HashMap<String, IndexMap<String, u32>> =
-        Default::default();
+    let mut tags = inptags;
+    let n = tags.len();
+    let mut done = vec![false; n];
+    let mut rep_counts: Vec<Option<Vec<(String, u32)>>> = vec![None; n];
+    let ignored: Vec<bool> = tags.keys().map(|k| ignore.contains(k)).collect();
     loop {
         let mut rep_flag = false;
-        let keys: Vec<String> = tags.keys().cloned().collect();
-        for tag in keys {
-            if ignore.contains(&tag) || done.contains(&tag) {
+        for idx in 0..n {
+            if ignored[idx] || done[idx] {
                 continue;
             }
-            let Some(Some(orgval)) = tags.get(&tag).cloned() else {
+            let Some((tag, Some(orgval))) = tags.get_index(idx) else {
                 // Python `None` stays `None` (its str() holds no tag)
                 continue;
             };
+            if find_tag(orgval, 0).is_none() {
+                if !orgval.contains('<') {
+                    done[idx] = true;
+                }
+                continue;
+            }
             let mut value = orgval.clone();
-            let mut rplc = rep_counts.get(&tag).cloned().unwrap_or_default();
+            let existed = rep_counts[idx].is_some();
+            let mut rplc = rep_counts[idx].take().unwrap_or_default();
             let mut pos = 0usize;
-            while let Some(c) = TAG_CRE.captures_at(&value, pos) {
-                let (Some(whole), Some(rt)) = (c.get(0), c.get(1)) else {
-                    break;
-                };
-                let rtag = rt.as_str().to_owned();
-                let (mstart, mend) = (whole.start(), whole.end());
-                if ignore.contains(&rtag) {
+            while let Some((mstart, mend)) = find_tag(&value, pos) {
+                let rtag = &value[mstart + 1..mend - 1];
+                if ignore.contains(rtag) {
                     pos = mend;
                     continue;
                 }
-                if rtag == tag || rplc.get(&rtag).copied().unwrap_or(1) > MAX_TAG_REPLACE_COUNT {
+                let count = rplc.iter().find(|(k, _)| k == rtag).map(|(_, c)| *c);
+                if rtag == tag || count.unwrap_or(1) > MAX_TAG_REPLACE_COUNT {
                     let counts = format!(
                         "{{{}}}",
                         rplc.iter()
@@ -188,39 +205,66 @@ pub fn substitute_recursive_tags(
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
-                    return Err(TagRecursionError {
-                        tag,
-                        found: rtag,
+                    return Err(TagRecursionError::SelfReference {
+                        tag: tag.clone(),
+                        found: rtag.to_owned(),
                         counts,
                         value,
                     });
                 }
-                let repl = match tags.get(&rtag) {
-                    Some(Some(v)) => Some(v.clone()),
-                    _ => addrepl(&rtag),
+                let owned;
+                let repl: &str = match tags.get(rtag) {
+                    Some(Some(v)) => v,
+                    _ => match addrepl(rtag) {
+                        Some(v) => {
+                            owned = v;
+                            &owned
+                        }
+                        None => {
+                            pos = mend;
+                            continue;
+                        }
+                    },
                 };
-                let Some(repl) = repl else {
-                    pos = mend;
-                    continue;
-                };
-                value = value.replace(&format!("<{rtag}>"), &repl);
-                *rplc.entry(rtag).or_insert(0) += 1;
+                let rtag = rtag.to_owned();
+                // every earlier occurrence of <rtag> was already replaced or
+                // skipped, so replacing from here on equals Python's replace-all
+                let tail = value[mstart..].replace(&value[mstart..mend], repl);
+                value.truncate(mstart);
+                value.push_str(&tail);
+                if value.len() > MAX_TAG_VALUE_LEN {
+                    return Err(TagRecursionError::TooLarge {
+                        tag: tag.clone(),
+                        found: rtag,
+                    });
+                }
+                match rplc.iter_mut().find(|(k, _)| *k == rtag) {
+                    Some((_, c)) => *c += 1,
+                    None => rplc.push((rtag, 1)),
+                }
                 pos = mstart;
             }
-            let existed = rep_counts.contains_key(&tag);
-            if orgval != value {
-                if TAG_CRE.is_match(&value) {
-                    rep_counts.insert(tag.clone(), rplc);
+            let differs = value != *orgval;
+            if differs {
+                if find_tag(&value, 0).is_some() {
+                    rep_counts[idx] = Some(rplc);
                     rep_flag = true;
                 } else if existed {
-                    rep_counts.insert(tag.clone(), rplc);
+                    rep_counts[idx] = Some(rplc);
                 }
-                tags.insert(tag.clone(), Some(value.clone()));
-            } else if existed {
-                rep_counts.insert(tag.clone(), rplc);
-            }
-            if !value.contains('<') {
-                done.insert(tag);
+                if !value.contains('<') {
+                    done[idx] = true;
+                }
+                if let Some((_, v)) = tags.get_index_mut(idx) {
+                    *v = Some(value);
+                }
+            } else {
+                if existed {
+                    rep_counts[idx] = Some(rplc);
+                }
+                if !value.contains('<') {
+                    done[idx] = true;
+                }
             }
         }
         if !rep_flag {
@@ -228,6 +272,25 @@ pub fn substitute_recursive_tags(
         }
     }
     Ok(tags)
+}
+
+/// Finds the next `<tag>` (fail2ban's `<([^ <>]+)>`) at or after byte `from`:
+/// returns the byte range of the whole match.
+pub(crate) fn find_tag(s: &str, from: usize) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut i = from;
+    while i < b.len() {
+        let lt = i + b[i..].iter().position(|&c| c == b'<')?;
+        let mut j = lt + 1;
+        while j < b.len() && !matches!(b[j], b' ' | b'<' | b'>') {
+            j += 1;
+        }
+        if j > lt + 1 && j < b.len() && b[j] == b'>' {
+            return Some((lt, j + 1));
+        }
+        i = lt + 1;
+    }
+    None
 }
 
 /// Error of [`shlex_split`].
@@ -339,19 +402,19 @@ mod tests {
 
     #[test]
     fn tags_substitute_recursively() {
-        let mut m = PyStrMap::new();
+        let mut m = PyStrMap::default();
         m.insert("a".into(), Some("3".into()));
         m.insert("b".into(), Some("<a>_<c>".into()));
         m.insert("c".into(), Some("<a><x>".into()));
         m.insert("n".into(), None);
-        let r = substitute_recursive_tags(&m, &Default::default(), &mut |t| {
+        let r = substitute_recursive_tags(m.clone(), &Default::default(), &mut |t| {
             (t == "x").then(|| "X".into())
         })
         .unwrap();
         assert_eq!(r["b"].as_deref(), Some("3_3X"));
         assert_eq!(r["n"], None);
         m.insert("d".into(), Some("<d>".into()));
-        assert!(substitute_recursive_tags(&m, &Default::default(), &mut |_| None).is_err());
+        assert!(substitute_recursive_tags(m, &Default::default(), &mut |_| None).is_err());
     }
 
     #[test]

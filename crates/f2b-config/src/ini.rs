@@ -37,7 +37,7 @@ impl Opt {
 }
 
 /// An insertion-ordered option map (Python dict semantics).
-pub type Dict = IndexMap<String, Opt>;
+pub type Dict = IndexMap<String, Opt, rustc_hash::FxBuildHasher>;
 
 /// What is wrong with a line of an INI file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,32 +85,13 @@ enum Cur {
     Section(usize),
 }
 
-/// Splits text into lines the way Python's universal-newline text mode does,
-/// keeping the `\n` terminators.
-fn py_lines(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut it = text.chars().peekable();
-    while let Some(c) = it.next() {
-        match c {
-            '\r' => {
-                if it.peek() == Some(&'\n') {
-                    it.next();
-                }
-                cur.push('\n');
-                out.push(std::mem::take(&mut cur));
-            }
-            '\n' => {
-                cur.push('\n');
-                out.push(std::mem::take(&mut cur));
-            }
-            _ => cur.push(c),
-        }
+/// Normalizes line ends the way Python's universal-newline text mode does
+/// (`\r\n` and `\r` become `\n`).
+fn normalize_newlines(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\r') {
+        return std::borrow::Cow::Borrowed(text);
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
+    std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 /// Finds the start of an inline `;` comment: a `;` at column 0 or after whitespace.
@@ -125,23 +106,32 @@ fn inline_comment_start(line: &str) -> Option<usize> {
     None
 }
 
+struct Pending<'t> {
+    sect: usize,
+    name: String,
+    lines: Vec<&'t str>,
+}
+
 /// Parses one file's text. `file` names it in origins.
 pub fn parse(text: &str, file: &Arc<str>) -> ParsedFile {
-    let mut pf = ParsedFile::default();
-    // pending multi-line values: (section index or usize::MAX for DEFAULT, option) -> lines
-    let mut pending: IndexMap<(usize, String), Vec<String>> = IndexMap::new();
-    let mut added_sections: Vec<String> = Vec::new();
-    let mut added_opts: std::collections::HashSet<(String, String)> = Default::default();
-    let mut cur = Cur::None;
-    let mut sectname = String::new();
-    let mut optname: Option<String> = None;
-    let mut indent_level: usize = 0;
     const DEF: usize = usize::MAX;
+    let text = normalize_newlines(text);
+    let mut pf = ParsedFile::default();
+    let mut pending: Vec<Pending<'_>> = Vec::new();
+    let mut cur_pending: Option<usize> = None;
+    let mut added_sections: Vec<usize> = Vec::new();
+    let mut added_opts: std::collections::HashSet<(usize, String)> = Default::default();
+    let mut cur = Cur::None;
+    let mut indent_level: usize = 0;
 
-    for (idx, line) in py_lines(text).into_iter().enumerate() {
+    for (idx, line) in text.split_inclusive('\n').enumerate() {
         let lineno = (idx + 1) as u32;
-        let mut comment_start = inline_comment_start(&line);
-        let st = strip(&line);
+        let mut comment_start = if line.contains(';') {
+            inline_comment_start(line)
+        } else {
+            None
+        };
+        let st = strip(line);
         if st.starts_with('#') || st.starts_with(';') {
             comment_start = Some(0);
         }
@@ -152,21 +142,17 @@ pub fn parse(text: &str, file: &Arc<str>) -> ParsedFile {
             Cur::Section(i) => Some(i),
         };
         if value.is_empty() {
-            if comment_start.is_none() {
-                if let (Some(sk), Some(on)) = (sect_key, &optname) {
-                    if let Some(v) = pending.get_mut(&(sk, on.clone())) {
-                        v.push(String::new());
-                    }
+            if comment_start.is_none() && sect_key.is_some() {
+                if let Some(p) = cur_pending {
+                    pending[p].lines.push("");
                 }
             }
             continue;
         }
         let cur_indent = line.chars().position(|c| !isspace(c)).unwrap_or(0);
-        if let (Some(sk), Some(on)) = (sect_key, &optname) {
-            if cur_indent > indent_level {
-                if let Some(v) = pending.get_mut(&(sk, on.clone())) {
-                    v.push(value.to_owned());
-                }
+        if sect_key.is_some() && cur_indent > indent_level {
+            if let Some(p) = cur_pending {
+                pending[p].lines.push(value);
                 continue;
             }
         }
@@ -175,25 +161,24 @@ pub fn parse(text: &str, file: &Arc<str>) -> ParsedFile {
         if value.starts_with('[') {
             if let Some(close) = value.rfind(']') {
                 if close > 1 {
-                    let header = value[1..close].to_owned();
+                    let header = &value[1..close];
                     if header == "DEFAULT" {
                         cur = Cur::Default;
-                    } else if let Some(i) = pf.sections.get_index_of(&header) {
-                        if added_sections.contains(&header) {
+                    } else if let Some(i) = pf.sections.get_index_of(header) {
+                        if added_sections.contains(&i) {
                             pf.errors.push(IniError {
-                                kind: IniErrorKind::DuplicateSection(header.clone()),
+                                kind: IniErrorKind::DuplicateSection(header.to_owned()),
                                 line: lineno,
-                                text: line.clone(),
+                                text: line.to_owned(),
                             });
                         }
                         cur = Cur::Section(i);
                     } else {
-                        let (i, _) = pf.sections.insert_full(header.clone(), Dict::new());
-                        added_sections.push(header.clone());
+                        let (i, _) = pf.sections.insert_full(header.to_owned(), Dict::default());
+                        added_sections.push(i);
                         cur = Cur::Section(i);
                     }
-                    sectname = header;
-                    optname = None;
+                    cur_pending = None;
                     continue;
                 }
             }
@@ -202,7 +187,7 @@ pub fn parse(text: &str, file: &Arc<str>) -> ParsedFile {
             pf.errors.push(IniError {
                 kind: IniErrorKind::MissingSectionHeader,
                 line: lineno,
-                text: line.clone(),
+                text: line.to_owned(),
             });
             // Python stops reading the file here.
             break;
@@ -215,23 +200,23 @@ pub fn parse(text: &str, file: &Arc<str>) -> ParsedFile {
                     pf.errors.push(IniError {
                         kind: IniErrorKind::Garbage,
                         line: lineno,
-                        text: line.clone(),
+                        text: line.to_owned(),
                     });
                 }
                 let name = lower(name);
-                let sec_name = if sk == DEF {
-                    "DEFAULT".to_owned()
-                } else {
-                    sectname.clone()
-                };
-                if !added_opts.insert((sec_name.clone(), name.clone())) {
+                if !added_opts.insert((sk, name.clone())) {
+                    let section = if sk == DEF {
+                        "DEFAULT".to_owned()
+                    } else {
+                        pf.sections.get_index(sk).map(|(n, _)| n.clone()).unwrap_or_default()
+                    };
                     pf.errors.push(IniError {
                         kind: IniErrorKind::DuplicateOption {
-                            section: sec_name,
+                            section,
                             option: name.clone(),
                         },
                         line: lineno,
-                        text: line.clone(),
+                        text: line.to_owned(),
                     });
                 }
                 let dict = if sk == DEF {
@@ -252,26 +237,35 @@ pub fn parse(text: &str, file: &Arc<str>) -> ParsedFile {
                         }),
                     },
                 );
-                pending.insert((sk, name.clone()), vec![val.to_owned()]);
-                optname = Some(name);
+                pending.push(Pending {
+                    sect: sk,
+                    name,
+                    lines: vec![val],
+                });
+                cur_pending = Some(pending.len() - 1);
             }
             None => {
                 pf.errors.push(IniError {
                     kind: IniErrorKind::Garbage,
                     line: lineno,
-                    text: line.clone(),
+                    text: line.to_owned(),
                 });
             }
         }
     }
-    for ((sk, name), lines) in pending {
-        let joined = rstrip(&lines.join("\n")).to_owned();
-        let dict = if sk == DEF {
+    // later assignments of the same option win, as in Python
+    for p in pending {
+        let joined = if p.lines.len() == 1 {
+            p.lines[0].to_owned()
+        } else {
+            rstrip(&p.lines.join("\n")).to_owned()
+        };
+        let dict = if p.sect == DEF {
             Some(&mut pf.defaults)
         } else {
-            pf.sections.get_index_mut(sk).map(|(_, d)| d)
+            pf.sections.get_index_mut(p.sect).map(|(_, d)| d)
         };
-        if let Some(o) = dict.and_then(|d| d.get_mut(&name)) {
+        if let Some(o) = dict.and_then(|d| d.get_mut(&p.name)) {
             o.value = joined;
         }
     }

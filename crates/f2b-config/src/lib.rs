@@ -26,7 +26,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use f2b_core::value::Value;
-use indexmap::IndexMap;
 
 pub use diag::{Diagnostic, Level};
 pub use readers::{Typed, FAIL2BAN_VERSION};
@@ -171,7 +170,7 @@ pub struct ResolvedAction {
     /// For command actions: `actionstart` .. `norestored` after substitution.
     pub commands: Typed,
     /// For command actions: the parameters sent with them (`name`, `port`, `[Init]` values ...).
-    pub params: IndexMap<String, String>,
+    pub params: crate::helpers::StrMap,
     /// For Python actions: (path, JSON options).
     pub python: Option<(String, String)>,
 }
@@ -195,8 +194,6 @@ pub struct Jail {
     pub logpaths: Vec<(String, String)>,
     /// Set when the jail is broken and skipped.
     pub error: Option<String>,
-    /// This jail's commands in the stream (without the final `start`).
-    pub commands: Vec<Value>,
 }
 
 /// How to load (the knobs of `fail2ban-client`'s `readConfig`).
@@ -403,7 +400,7 @@ pub fn load(src: &dyn ConfigSource, opts: &LoadOptions) -> Result<Config, Config
                 format!("Failed during configuration: {msg}"),
             ));
             ok = false;
-            (Typed::new(), Vec::new())
+            (Typed::default(), Vec::new())
         }
     };
     let (jail_cfg, _) = loader.read("jail");
@@ -476,8 +473,8 @@ pub fn load(src: &dyn ConfigSource, opts: &LoadOptions) -> Result<Config, Config
                 ])]
             }
         };
-        stream.extend(cmds.iter().cloned());
-        jails.push(model_jail(st, cmds, logpaths, &mut diags));
+        stream.extend(cmds);
+        jails.push(model_jail(st, logpaths));
     }
     for st in &states {
         if st.error.is_none() {
@@ -502,45 +499,40 @@ pub fn load(src: &dyn ConfigSource, opts: &LoadOptions) -> Result<Config, Config
     })
 }
 
-fn model_jail(
-    st: &mut readers::JailState,
-    commands: Vec<Value>,
-    logpaths: Vec<(String, String)>,
-    diags: &mut Vec<Diagnostic>,
-) -> Jail {
+fn model_jail(st: &mut readers::JailState, logpaths: Vec<(String, String)>) -> Jail {
+    let filter_overrides = || -> Typed {
+        st.opts
+            .iter()
+            .filter(|(k, _)| readers::FILTER_OPTS.iter().any(|s| s.name == k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
     let filter = match (&mut st.filter, &st.error) {
         (Some(f), None) => {
-            let mut scratch = Vec::new();
-            let combined = f.get_combined(&[], &mut scratch).unwrap_or_default();
-            let overrides: Typed = st
-                .opts
-                .iter()
-                .filter(|(k, _)| readers::FILTER_OPTS.iter().any(|s| s.name == k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            Some(ResolvedFilter::from_typed(&f.file, &combined, &overrides))
+            let combined = match &st.filter_opts {
+                Some(c) => c.clone(),
+                None => {
+                    let mut scratch = Vec::new();
+                    f.get_combined(&[], &mut scratch).unwrap_or_default()
+                }
+            };
+            Some(ResolvedFilter::from_typed(&f.file, &combined, &filter_overrides()))
         }
         _ => None,
     };
-    let _ = diags;
     let mut actions = Vec::new();
     if st.error.is_none() {
-        for a in st.actions.iter_mut() {
+        let mut cmd_idx = 0usize;
+        for a in st.actions.iter() {
             match a {
                 JailAction::Command(r) => {
-                    let mut scratch = Vec::new();
-                    let combined = r
-                        .get_combined(
-                            &[
-                                "matches",
-                                "ipmatches",
-                                "ipjailmatches",
-                                "timeout",
-                                "bantime",
-                            ],
-                            &mut scratch,
-                        )
+                    let combined = st
+                        .action_opts
+                        .get(cmd_idx)
+                        .cloned()
+                        .flatten()
                         .unwrap_or_default();
+                    cmd_idx += 1;
                     let commands: Typed = combined
                         .iter()
                         .filter(|(k, _)| readers::ACTION_OPTS.iter().any(|s| s.name == k.as_str()))
@@ -566,8 +558,8 @@ fn model_jail(
                 JailAction::Python { name, path, json } => actions.push(ResolvedAction {
                     name: name.clone(),
                     file: path.clone(),
-                    commands: Typed::new(),
-                    params: IndexMap::new(),
+                    commands: Typed::default(),
+                    params: Default::default(),
                     python: Some((path.clone(), json.clone())),
                 }),
             }
@@ -586,7 +578,6 @@ fn model_jail(
         actions,
         logpaths,
         error: st.error.clone(),
-        commands,
     }
 }
 
@@ -731,8 +722,7 @@ pub fn read_jail_filter(src: &dyn ConfigSource, jail: &str) -> Result<JailFilter
         .get("filter")
         .and_then(readers::py_str)
         .unwrap_or_default();
-    let mut diags = Vec::new();
-    let jail_model = model_jail(&mut st, Vec::new(), Vec::new(), &mut diags);
+    let jail_model = model_jail(&mut st, Vec::new());
     let filter = jail_model
         .filter
         .ok_or(ConfigError::NoFilter { name: spec.clone() })?;

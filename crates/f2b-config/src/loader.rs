@@ -2,7 +2,7 @@
 //! its layers (`X.conf`, `X.d/*.conf`, `X.local`, `X.d/*.local`) and
 //! `[INCLUDES] before/after`, with fail2ban's sharing of parsed files.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,9 +28,9 @@ impl<'a> Loader<'a> {
     pub fn new(src: &'a dyn ConfigSource) -> Loader<'a> {
         Loader {
             src,
-            files: HashMap::new(),
-            inc_paths: HashMap::new(),
-            readers: HashMap::new(),
+            files: HashMap::default(),
+            inc_paths: HashMap::default(),
+            readers: HashMap::default(),
             diags: Vec::new(),
         }
     }
@@ -143,23 +143,32 @@ impl<'a> Loader<'a> {
                 if !present {
                     continue;
                 }
-                // interpolate within the single file
-                let mut single = Cfg::default();
-                single.merge_file(resource, &pf);
-                let val = match single.get("INCLUDES", which, None) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let o = inc.get(which).and_then(|o| o.origin.clone());
-                        self.diags.push(
-                            Diagnostic::new(
-                                Level::Error,
-                                "fail2ban.configparserinc",
-                                e.to_string(),
-                            )
-                            .at(o.as_ref()),
-                        );
-                        continue;
+                // interpolate within the single file (only when needed)
+                let raw = inc
+                    .get(which)
+                    .or_else(|| pf.defaults.get(which))
+                    .map(|o| o.value.clone())
+                    .unwrap_or_default();
+                let val = if raw.contains('%') {
+                    let mut single = Cfg::default();
+                    single.merge_file(resource, &pf);
+                    match single.get("INCLUDES", which, None) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let o = inc.get(which).and_then(|o| o.origin.clone());
+                            self.diags.push(
+                                Diagnostic::new(
+                                    Level::Error,
+                                    "fail2ban.configparserinc",
+                                    e.to_string(),
+                                )
+                                .at(o.as_ref()),
+                            );
+                            continue;
+                        }
                     }
+                } else {
+                    raw
                 };
                 for nr in val.split('\n') {
                     let r = if nr.starts_with('/') {

@@ -3,7 +3,9 @@
 //! recursive `<tag>` substitution), the jail reader and the `fail2ban.conf`
 //! reader, producing the command stream `fail2ban-client -d` prints.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use f2b_core::value::Value;
@@ -23,7 +25,7 @@ use crate::py;
 pub const FAIL2BAN_VERSION: &str = "1.0.2";
 
 /// A Python dict of typed option values (`str`, `int`, `bool` or `None`).
-pub type Typed = IndexMap<String, Value>;
+pub type Typed = IndexMap<String, Value, rustc_hash::FxBuildHasher>;
 
 /// Conversion applied to an option (fail2ban's `CONVERTER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +160,7 @@ pub fn as_bool(s: &str) -> bool {
 }
 
 fn to_vars<'a>(items: impl IntoIterator<Item = (&'a String, Option<String>)>) -> Vars {
-    let mut v = Vars::new();
+    let mut v = Vars::default();
     for (k, val) in items {
         v.insert(py::lower(k), val);
     }
@@ -226,7 +228,7 @@ pub(crate) fn get_options(
     diags: &mut Vec<Diagnostic>,
     jail: Option<&str>,
 ) -> Result<Typed, ReadError> {
-    let mut values = Typed::new();
+    let mut values = Typed::default();
     let vars: Option<Vars> = p_opts.map(|p| to_vars(p.iter().map(|(k, v)| (k, v.clone()))));
     let push = |diags: &mut Vec<Diagnostic>, d: Diagnostic| {
         diags.push(match jail {
@@ -332,7 +334,7 @@ pub struct DefReader {
     pub name: String,
     cfg: Arc<Cfg>,
     /// `_initOpts`: parameters given in the jail plus `[Init]` values.
-    pub init_opts: IndexMap<String, String>,
+    pub init_opts: crate::helpers::StrMap,
     opts: PyStrMap,
     p_vars: Vars,
     def_cache: HashMap<String, Option<String>>,
@@ -353,7 +355,7 @@ impl DefReader {
         kind: DefKind,
         file: &str,
         jail: &str,
-        init: IndexMap<String, String>,
+        init: crate::helpers::StrMap,
         explicit: bool,
     ) -> Option<DefReader> {
         let mut init = init;
@@ -403,9 +405,9 @@ impl DefReader {
             name,
             cfg,
             init_opts: init,
-            opts: PyStrMap::new(),
-            p_vars: Vars::new(),
-            def_cache: HashMap::new(),
+            opts: PyStrMap::default(),
+            p_vars: Vars::default(),
+            def_cache: HashMap::default(),
         })
     }
 
@@ -505,7 +507,7 @@ impl DefReader {
             combined.insert(k.clone(), Some(v.clone()));
         }
         if combined.is_empty() {
-            return Ok(Typed::new());
+            return Ok(Typed::default());
         }
         let mut ign: HashSet<String> = ignore.iter().map(|s| (*s).to_owned()).collect();
         for n in combined.keys() {
@@ -534,7 +536,7 @@ impl DefReader {
             cache.insert(tag.to_owned(), v.clone());
             v
         };
-        let res = substitute_recursive_tags(&combined, &ign, &mut addrepl);
+        let res = substitute_recursive_tags(combined, &ign, &mut addrepl);
         if let Some(e) = first_err {
             return Err(e);
         }
@@ -751,7 +753,7 @@ pub enum JailAction {
 }
 
 /// fail2ban's `json.dumps` of a dict of strings.
-fn json_dumps(m: &IndexMap<String, String>) -> String {
+fn json_dumps(m: &crate::helpers::StrMap) -> String {
     fn js(s: &str) -> String {
         let mut o = String::from("\"");
         for c in s.chars() {
@@ -795,6 +797,10 @@ pub struct JailState {
     pub actions: Vec<JailAction>,
     /// Set when the jail is broken (fail2ban's `config-error`).
     pub error: Option<String>,
+    /// The filter's options as converted (after `convert`).
+    pub filter_opts: Option<Typed>,
+    /// Each command action's options as converted (after `convert`), by action index.
+    pub action_opts: Vec<Option<Typed>>,
 }
 
 impl JailState {
@@ -817,10 +823,12 @@ pub(crate) fn read_jail(
 ) -> JailState {
     let mut st = JailState {
         name: name.to_owned(),
-        opts: Typed::new(),
+        opts: Typed::default(),
         filter: None,
         actions: Vec::new(),
         error: None,
+        filter_opts: None,
+        action_opts: Vec::new(),
     };
     let base = loader.base().to_owned();
     jail_cfg
@@ -1051,8 +1059,9 @@ pub(crate) fn convert_jail(
     let mut stream = Vec::new();
     let mut stream2 = Vec::new();
     if let Some(f) = st.filter.as_mut() {
-        let (s, _) = f.convert(diags)?;
+        let (s, opts) = f.convert(diags)?;
         stream.extend(s);
+        st.filter_opts = Some(opts);
     }
     fill_stream(&mut stream, &st.opts, &name)?;
     let mut backend = Value::str("auto");
@@ -1117,8 +1126,9 @@ pub(crate) fn convert_jail(
     for a in st.actions.iter_mut() {
         match a {
             JailAction::Command(r) => {
-                let (s, _) = r.convert(diags)?;
+                let (s, opts) = r.convert(diags)?;
                 stream.extend(s);
+                st.action_opts.push(Some(opts));
             }
             JailAction::Python {
                 name: an,
@@ -1154,7 +1164,7 @@ mod tests {
 
     #[test]
     fn fill_stream_orders_priority_options() {
-        let mut o = Typed::new();
+        let mut o = Typed::default();
         o.insert("failregex".into(), Value::str("a\n\nb"));
         o.insert("maxlines".into(), Value::Int(2));
         o.insert("usedns".into(), Value::str("no"));

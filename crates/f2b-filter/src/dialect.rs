@@ -119,6 +119,17 @@ impl<'a> Tx<'a> {
             self.relaxed.push_str(s);
         }
     }
+    fn rest_is(&self, s: &str) -> bool {
+        let mut i = self.pos;
+        for c in s.chars() {
+            match self.chars.get(i) {
+                Some(&(_, d)) if d == c => i += 1,
+                _ => return false,
+            }
+        }
+        true
+    }
+
     fn read_name(&mut self, end: char) -> Result<String, DialectError> {
         let mut name = String::new();
         loop {
@@ -494,6 +505,19 @@ impl<'a> Tx<'a> {
                 }
                 _ => return Err(self.err("unknown extension ?P")),
             },
+            '=' if !self.ascii && self.rest_is(r"\b|\W|$)") => {
+                // `(?=\b|\W|$)` fails only between two word chars:
+                // boundary, or next char non-word / end of text.
+                self.pos += r"\b|\W|$)".chars().count();
+                self.both(r"(?:\b|\b{end-half})");
+            }
+            '=' if !self.ascii && self.rest_is(r"^|\b|\W)") => {
+                // `(?=^|\b|\W)`: same, plus start of text (the only extra
+                // position, end of text after a non-word char, can't start
+                // a non-empty match and is harmless for zero-width uses).
+                self.pos += r"^|\b|\W)".chars().count();
+                self.both(r"(?:^|\b|\b{end-half})");
+            }
             '=' | '!' => {
                 self.fancy = true;
                 self.stack.push(Open {
@@ -702,6 +726,7 @@ enum Engine {
 /// A compiled Python-dialect regex.
 pub struct PyRegex {
     source: String,
+    linear: Option<String>,
     engine: Engine,
     names: Vec<Option<String>>,
     index: HashMap<String, usize>,
@@ -754,13 +779,25 @@ impl PyRegex {
                 index.insert(n.clone(), i);
             }
         }
+        let linear = match &engine {
+            Engine::Linear(_) => Some(format!("{prefix}{}", t.exact)),
+            Engine::Backtrack { pre: Some(_), .. } => Some(format!("{prefix}{}", t.relaxed)),
+            Engine::Backtrack { pre: None, .. } => None,
+        };
         Ok(PyRegex {
+            linear,
             source: pattern.to_string(),
             engine,
             names: t.names,
             index,
             budget_hits: Default::default(),
         })
+    }
+
+    /// A linear-time pattern whose matches are a superset of this regex's
+    /// (the exact pattern when it needs no backtracking).
+    pub fn linear_pattern(&self) -> Option<&str> {
+        self.linear.as_deref()
     }
 
     /// The Python source pattern.
@@ -885,6 +922,19 @@ mod tests {
         assert_eq!(m(r"(?#comment)a", "a").as_deref(), Some("a"));
         assert_eq!(m(r"(?i)ABC", "abc").as_deref(), Some("abc"));
         assert_eq!(m(r"\x41\101", "AA").as_deref(), Some("AA"));
+    }
+
+    #[test]
+    fn boundary_lookaheads_are_linear() {
+        let r = PyRegex::new(r"(?=^|\b|\W)\d+(?=\b|\W|$)", false).unwrap();
+        assert!(!r.is_backtracking());
+        for (s, want) in [("a 12 b", Some("12")), ("x12", None), ("12", Some("12")), ("-12-", Some("12")), ("12x", None)] {
+            let got = r.search(s).map(|sp| {
+                let (a, b) = sp.whole();
+                s[a..b].to_string()
+            });
+            assert_eq!(got.as_deref(), want, "{s}");
+        }
     }
 
     #[test]

@@ -446,40 +446,53 @@ fn glob_to_local_flags(re: &str) -> String {
 }
 
 /// fail2ban's `Utils.Cache` (max count + max age, evicting expired/oldest).
+/// fail2ban's `Utils.Cache(maxCount=100, maxTime=300)`: insertion-ordered,
+/// FIFO eviction when full (expired entries are skipped while evicting).
 #[derive(Debug, Default)]
 struct MlfidCache {
-    map: HashMap<String, (f64, Fail)>,
+    seq: u64,
+    map: HashMap<String, (u64, f64, Fail)>,
+    order: BTreeMap<u64, String>,
 }
 
 impl MlfidCache {
     const MAX_COUNT: usize = 100;
     const MAX_TIME: f64 = 300.0;
     fn get(&mut self, k: &str, now: f64) -> Option<&mut Fail> {
-        let expired = self.map.get(k).is_some_and(|(t, _)| *t <= now);
+        let expired = self.map.get(k).is_some_and(|(_, t, _)| *t <= now);
         if expired {
-            self.map.remove(k);
+            self.unset(k);
             return None;
         }
-        self.map.get_mut(k).map(|(_, f)| f)
+        self.map.get_mut(k).map(|(_, _, f)| f)
     }
     fn set(&mut self, k: String, v: Fail, now: f64) {
-        if self.map.len() >= Self::MAX_COUNT && !self.map.contains_key(&k) {
-            self.map.retain(|_, (t, _)| *t > now);
-            if self.map.len() >= Self::MAX_COUNT {
-                if let Some(oldest) = self
-                    .map
-                    .iter()
-                    .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
-                    .map(|(k, _)| k.clone())
-                {
-                    self.map.remove(&oldest);
+        if self.map.len() >= Self::MAX_COUNT {
+            while let Some((&s, _)) = self.order.iter().next() {
+                let Some(key) = self.order.remove(&s) else { break };
+                let Some((_, exp, _)) = self.map.remove(&key) else { continue };
+                if exp > now && self.map.len() < Self::MAX_COUNT {
+                    break;
                 }
             }
         }
-        self.map.insert(k, (now + Self::MAX_TIME, v));
+        match self.map.get_mut(&k) {
+            // OrderedDict keeps the original position of an existing key
+            Some(e) => {
+                e.1 = now + Self::MAX_TIME;
+                e.2 = v;
+            }
+            None => {
+                self.seq += 1;
+                self.order.insert(self.seq, k.clone());
+                self.map.insert(k, (self.seq, now + Self::MAX_TIME, v));
+            }
+        }
     }
     fn unset(&mut self, k: &str) {
-        self.map.remove(k);
+        if let Some((s, _, _)) = self.map.remove(k) {
+            self.order.remove(&s);
+        }
     }
 }
 
@@ -520,6 +533,8 @@ pub struct Filter {
     use_dns: UseDns,
     pref: Option<FRegex>,
     fail: Vec<FRegex>,
+    /// One-pass prefilter over all failregexes (None if not buildable).
+    fail_set: Option<regex::RegexSet>,
     ignore: Vec<FRegex>,
     max_lines: usize,
     line_buffer: Vec<TupleLine>,
@@ -572,6 +587,7 @@ impl Filter {
             use_dns: spec.usedns,
             pref: None,
             fail: Vec::new(),
+            fail_set: None,
             ignore: Vec::new(),
             max_lines: 1,
             line_buffer: Vec::new(),
@@ -634,7 +650,15 @@ impl Filter {
             });
         }
         self.fail.push(r);
+        self.rebuild_set();
         Ok(())
+    }
+
+    fn rebuild_set(&mut self) {
+        let pats: Option<Vec<&str>> = self.fail.iter().map(|r| r.re.linear_pattern()).collect();
+        self.fail_set = pats.filter(|p| p.len() > 1 && std::env::var_os("F2B_NOSET").is_none()).and_then(|p| {
+            regex::RegexSetBuilder::new(p).size_limit(64 << 20).build().ok()
+        });
     }
 
     /// `set <jail> delfailregex <index>`.
@@ -643,6 +667,7 @@ impl Filter {
             return Err(FilterError::BadIndex { index });
         }
         self.fail.remove(index);
+        self.rebuild_set();
         Ok(())
     }
 
@@ -665,6 +690,7 @@ impl Filter {
     /// Removes all fail and ignore regexes (reload).
     pub fn clear_regexes(&mut self) {
         self.fail.clear();
+        self.rebuild_set();
         self.ignore.clear();
     }
 
@@ -1051,16 +1077,22 @@ impl Filter {
                 buf = None;
             }
         }
+        let mut cands: Option<regex::SetMatches> = None;
         for idx in 0..self.fail.len() {
-            let b = match &buf {
-                Some(b) => b.clone(),
-                None => {
-                    let b = tuple_lines_buf(&self.line_buffer);
-                    buf = Some(b.clone());
-                    b
+            if buf.is_none() {
+                buf = Some(tuple_lines_buf(&self.line_buffer));
+                cands = None;
+            }
+            let b = buf.take().unwrap_or_default();
+            if let Some(set) = &self.fail_set {
+                let c = cands.get_or_insert_with(|| set.matches(&b));
+                if !c.matched(idx) {
+                    buf = Some(b);
+                    continue;
                 }
-            };
+            }
             let Some(found) = self.fail[idx].search(&b, &org) else {
+                buf = Some(b);
                 continue;
             };
             let mut fail = self.fail[idx].groups(&b, &found);
@@ -1074,6 +1106,7 @@ impl Filter {
                     continue;
                 }
             }
+            buf = Some(b);
             if no_date {
                 self.warnings.push(format!(
                     "Found a match but no valid date/time found for {:?}.",

@@ -279,6 +279,9 @@ fn apply_range(
         return Ok(());
     }
     let errs = run_txn(sock, op, table, set, interval, &elems[start..end])?;
+    if std::env::var_os("F2B_NFT_TRACE").is_some() && !errs.is_empty() {
+        eprintln!("nft txn {op:?} {set} [{start},{end}) errors: {errs:?}");
+    }
     if errs.is_empty() {
         out.applied += end - start;
         return Ok(());

@@ -211,3 +211,108 @@ pub fn rec_action(file: &str) -> String {
 pub fn line(t: f64, text: &str) -> String {
     format!("{t:.3} {text}")
 }
+
+/// Whether the server answers `ping` with `pong` right now.
+pub fn pings(s: &Srv) -> bool {
+    matches!(s.try_cmd(&["ping"]), Some(Reply::Ok(Value::Str(p))) if p == "pong")
+}
+
+impl Srv {
+    /// Starts the server in the foreground through a wrapper command (`prefix`, e.g.
+    /// `setpriv ...` or `unshare -m sh -c ... --`; it must `exec` the server so that the
+    /// child's pid is the server's), with extra environment variables; the server's stderr
+    /// goes to `stderr.txt` in the directory. Waits until it answers `ping`.
+    pub fn start_via(mut self, prefix: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Srv {
+        let err = std::fs::File::create(self.file("stderr.txt")).unwrap();
+        let mut cmd = match prefix.split_first() {
+            Some((p, rest)) => {
+                let mut c = Command::new(p);
+                c.args(rest).arg(f2b());
+                c
+            }
+            None => Command::new(f2b()),
+        };
+        cmd.arg("server")
+            .arg("-f")
+            .arg("-x")
+            .arg("-c")
+            .arg(self.dir.path())
+            .args(extra)
+            .arg("start")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err);
+        self.child = Some(cmd.spawn().expect("start f2b server"));
+        let ok = wait_until(20.0, || pings(&self));
+        assert!(
+            ok,
+            "f2b server did not answer; log:\n{}\nstderr:\n{}",
+            self.log(),
+            self.read("stderr.txt")
+        );
+        self
+    }
+
+    /// The server's pid (None once stopped or killed).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, `USR1`, ...) to the server with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("server not running");
+        let st = Command::new("kill")
+            .arg("-s")
+            .arg(sig)
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -s {sig} {pid} failed");
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().ok().flatten().is_none(),
+            None => false,
+        }
+    }
+
+    /// Waits up to `secs` for the server to exit by itself; returns its exit status.
+    pub fn wait_exit(&mut self, secs: f64) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            if t0.elapsed().as_secs_f64() > secs {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Jail names listed by `status`.
+    pub fn jails(&self) -> Vec<String> {
+        let v = self.ok(&["status"]);
+        let Value::List(rows) = v else {
+            panic!("unexpected status reply {v:?}")
+        };
+        for r in rows {
+            if let Value::List(kv) | Value::Tuple(kv) = r {
+                if kv.first().and_then(Value::as_str) == Some("Jail list") {
+                    let list = kv.get(1).and_then(Value::as_str).unwrap_or("");
+                    return list
+                        .split(',')
+                        .map(|x| x.trim().to_owned())
+                        .filter(|x| !x.is_empty())
+                        .collect();
+                }
+            }
+        }
+        panic!("no jail list in status reply")
+    }
+}
