@@ -124,6 +124,14 @@ pub struct NftOptions {
     /// Reconciliation leaves an element alone when its kernel expiry and
     /// the desired remaining bantime differ by at most this. Default 5 s.
     pub reconcile_tolerance: Duration,
+    /// Single-address bans of a jail are spread over this many sets per
+    /// family (a power of two, 1..=256), dispatched by one `vmap` lookup on
+    /// the address's low bits. The kernel dumps a set in time quadratic in
+    /// its size (each netlink dump chunk re-walks the set from the start),
+    /// so shards keep start-up reconciliation of a million bans near a
+    /// second; packet cost stays one small vmap lookup plus one hash
+    /// lookup. Default 64.
+    pub shards: usize,
 }
 
 impl Default for NftOptions {
@@ -135,6 +143,7 @@ impl Default for NftOptions {
             library: "libnftables.so.1".into(),
             services: PathBuf::from("/etc/services"),
             reconcile_tolerance: Duration::from_secs(5),
+            shards: 64,
         }
     }
 }
@@ -277,8 +286,12 @@ pub struct ReconcileStats {
 #[derive(Debug, Clone)]
 struct JailObjs {
     chain: String,
-    /// [v4 single, v6 single, v4 prefix, v6 prefix]
-    sets: [String; 4],
+    /// Sets: `shards` v4 single-address sets, `shards` v6 ones, then the
+    /// v4 and v6 prefix (interval) sets.
+    sets: Vec<String>,
+    /// Per-shard chains (empty with one shard).
+    shard_chains: Vec<String>,
+    shards: usize,
     teardown: bool,
     /// Teardown filter: protocol numbers (empty = any) and local ports
     /// (empty = any).
@@ -286,18 +299,21 @@ struct JailObjs {
     ports: Vec<PortRange>,
 }
 
-const SET_V4: usize = 0;
-const SET_V6: usize = 1;
-const SET_N4: usize = 2;
-const SET_N6: usize = 3;
-
-fn set_index(net: &IpNet) -> usize {
-    match (net.addr().is_ipv4(), net.is_single()) {
-        (true, true) => SET_V4,
-        (false, true) => SET_V6,
-        (true, false) => SET_N4,
-        (false, false) => SET_N6,
+/// Index of the set that holds `net` among a jail's `2 * shards + 2` sets.
+/// Single addresses are spread over `shards` sets by the low bits of their
+/// last byte (what the chain's `saddr & mask` vmap dispatches on).
+fn set_index(net: &IpNet, shards: usize) -> usize {
+    let low = |last: u8| usize::from(last) & (shards - 1);
+    match net.addr() {
+        std::net::IpAddr::V4(a) if net.is_single() => low(a.octets()[3]),
+        std::net::IpAddr::V6(a) if net.is_single() => shards + low(a.octets()[15]),
+        std::net::IpAddr::V4(_) => 2 * shards,
+        std::net::IpAddr::V6(_) => 2 * shards + 1,
     }
+}
+
+fn is_interval(i: usize, shards: usize) -> bool {
+    i >= 2 * shards
 }
 
 /// Turns a jail name into an nft identifier part: `[A-Za-z0-9_-]`, other
@@ -388,6 +404,12 @@ impl NftBackend {
                 ),
             });
         }
+        if !(1..=256).contains(&opts.shards) || !opts.shards.is_power_of_two() {
+            return Err(NftError::Option {
+                option: "shards",
+                reason: format!("{} is not a power of two in 1..=256", opts.shards),
+            });
+        }
         let nft = libnft::Nft::open(&opts.library)?;
         let nfsock =
             nl::NlSocket::open(libc::NETLINK_NETFILTER).map_err(|source| NftError::Netlink {
@@ -455,12 +477,21 @@ impl NftBackend {
     pub fn ensure_jail(&mut self, spec: &JailSpec) -> Result<()> {
         let id = ident(&spec.name);
         let chain = format!("f2b-{id}");
-        let sets = [
-            format!("f2b-{id}-v4"),
-            format!("f2b-{id}-v6"),
-            format!("f2b-{id}-n4"),
-            format!("f2b-{id}-n6"),
-        ];
+        let k = self.opts.shards;
+        let mut sets = Vec::with_capacity(2 * k + 2);
+        let mut shard_chains = Vec::new();
+        for fam in ["v4", "v6"] {
+            for i in 0..k {
+                if k == 1 {
+                    sets.push(format!("f2b-{id}-{fam}"));
+                } else {
+                    sets.push(format!("f2b-{id}-{fam}-{i:02x}"));
+                    shard_chains.push(format!("f2b-{id}-{fam}-{i:02x}"));
+                }
+            }
+        }
+        sets.push(format!("f2b-{id}-n4"));
+        sets.push(format!("f2b-{id}-n6"));
         let mut protos: Vec<String> = spec
             .protocol
             .split(|c: char| c == ',' || c.is_whitespace())
@@ -523,9 +554,10 @@ impl NftBackend {
         let verdict = spec.blocktype.stmt();
         let mut s = String::new();
         s.push_str(&format!("add table inet {t}\n"));
+        let v4 = |i: usize| if is_interval(i, k) { i == 2 * k } else { i < k };
         for (i, name) in sets.iter().enumerate() {
-            let ty = if i % 2 == 0 { "ipv4_addr" } else { "ipv6_addr" };
-            let flags = if i >= 2 {
+            let ty = if v4(i) { "ipv4_addr" } else { "ipv6_addr" };
+            let flags = if is_interval(i, k) {
                 "interval, timeout"
             } else {
                 "timeout"
@@ -539,8 +571,46 @@ impl NftBackend {
             self.opts.hook_priority
         ));
         s.push_str(&format!("flush chain inet {t} {chain}\n"));
-        for (i, name) in sets.iter().enumerate() {
-            let fam = if i % 2 == 0 { "ip" } else { "ip6" };
+        if k == 1 {
+            for (i, name) in sets.iter().enumerate().take(2) {
+                let fam = if v4(i) { "ip" } else { "ip6" };
+                s.push_str(&format!(
+                    "add rule inet {t} {chain} {matcher}{fam} saddr @{name} {verdict}\n"
+                ));
+            }
+        } else {
+            for (i, sc) in shard_chains.iter().enumerate() {
+                let fam = if i < k { "ip" } else { "ip6" };
+                s.push_str(&format!(
+                    "add chain inet {t} {sc}\nflush chain inet {t} {sc}\n"
+                ));
+                s.push_str(&format!(
+                    "add rule inet {t} {sc} {fam} saddr @{} {verdict}\n",
+                    sets[i]
+                ));
+            }
+            for (fam, mask, base) in [
+                ("ip", format!("0.0.0.{}", k - 1), 0),
+                ("ip6", format!("::{:x}", k - 1), k),
+            ] {
+                let arms: Vec<String> = (0..k)
+                    .map(|j| {
+                        let key = if fam == "ip" {
+                            format!("0.0.0.{j}")
+                        } else {
+                            format!("::{j:x}")
+                        };
+                        format!("{key} : jump {}", shard_chains[base + j])
+                    })
+                    .collect();
+                s.push_str(&format!(
+                    "add rule inet {t} {chain} {matcher}{fam} saddr & {mask} vmap {{ {} }}\n",
+                    arms.join(", ")
+                ));
+            }
+        }
+        for (i, name) in sets.iter().enumerate().skip(2 * k) {
+            let fam = if v4(i) { "ip" } else { "ip6" };
             s.push_str(&format!(
                 "add rule inet {t} {chain} {matcher}{fam} saddr @{name} {verdict}\n"
             ));
@@ -556,6 +626,8 @@ impl NftBackend {
             JailObjs {
                 chain,
                 sets,
+                shard_chains,
+                shards: k,
                 teardown: spec.teardown,
                 protos: proto_nums,
                 ports: if spec.allports {
@@ -579,11 +651,12 @@ impl NftBackend {
 
     /// Groups items by target set: `(set index, elements, their nets)`.
     fn group<'a>(
+        shards: usize,
         items: impl Iterator<Item = (&'a IpNet, Option<Duration>)>,
-    ) -> [(Vec<WireElem>, Vec<IpNet>); 4] {
-        let mut g: [(Vec<WireElem>, Vec<IpNet>); 4] = Default::default();
+    ) -> Vec<(Vec<WireElem>, Vec<IpNet>)> {
+        let mut g: Vec<(Vec<WireElem>, Vec<IpNet>)> = vec![Default::default(); 2 * shards + 2];
         for (net, ttl) in items {
-            let i = set_index(net);
+            let i = set_index(net, shards);
             let (key, end) = nfset::net_keys(net);
             g[i].0.push(WireElem {
                 key,
@@ -599,7 +672,7 @@ impl NftBackend {
         &mut self,
         op: Op,
         objs: &JailObjs,
-        groups: [(Vec<WireElem>, Vec<IpNet>); 4],
+        groups: Vec<(Vec<WireElem>, Vec<IpNet>)>,
         tolerate: &[i32],
     ) -> Result<(usize, Vec<(IpNet, String)>)> {
         let mut applied = 0;
@@ -613,7 +686,7 @@ impl NftBackend {
                 op,
                 &self.opts.table,
                 &objs.sets[i],
-                i >= 2,
+                is_interval(i, objs.shards),
                 &elems,
                 tolerate,
             )
@@ -642,7 +715,7 @@ impl NftBackend {
     /// connections from the banned nets are then torn down.
     pub fn ban(&mut self, jail: &str, items: &[(IpNet, Option<Duration>)]) -> Result<BanReport> {
         let objs = self.jail(jail)?;
-        let groups = Self::group(items.iter().map(|(n, t)| (n, *t)));
+        let groups = Self::group(objs.shards, items.iter().map(|(n, t)| (n, *t)));
         let (applied, refused) = self.apply(Op::Add, &objs, groups, &[])?;
         let mut rep = BanReport {
             applied,
@@ -706,7 +779,7 @@ impl NftBackend {
     /// an error. Returns how many were processed.
     pub fn unban(&mut self, jail: &str, nets: &[IpNet]) -> Result<usize> {
         let objs = self.jail(jail)?;
-        let groups = Self::group(nets.iter().map(|n| (n, None)));
+        let groups = Self::group(objs.shards, nets.iter().map(|n| (n, None)));
         let (applied, refused) = self.apply(Op::Del, &objs, groups, &[libc::ENOENT])?;
         if let Some((net, msg)) = refused.into_iter().next() {
             return Err(NftError::Kernel {
@@ -720,7 +793,10 @@ impl NftBackend {
         Ok(applied)
     }
 
-    fn dump_jail(&mut self, objs: &JailObjs) -> Result<Vec<(usize, WireElem, KernelBan)>> {
+    /// Reads all of a jail's sets: `(set index, foreign, raw element, ban)`;
+    /// `foreign` marks an interval that is not a prefix (added by hand).
+    #[allow(clippy::type_complexity)]
+    fn dump_jail(&mut self, objs: &JailObjs) -> Result<Vec<(usize, bool, WireElem, KernelBan)>> {
         let mut out = Vec::new();
         for (i, set) in objs.sets.iter().enumerate() {
             let elems = nfset::dump(&mut self.nfsock, &self.opts.table, set).map_err(|e| {
@@ -732,7 +808,7 @@ impl NftBackend {
                     message: e.to_string(),
                 }
             })?;
-            if i < 2 {
+            if !is_interval(i, objs.shards) {
                 for d in elems {
                     let Some(addr) = nfset::key_addr(&d.key) else {
                         continue;
@@ -745,6 +821,7 @@ impl NftBackend {
                     };
                     out.push((
                         i,
+                        false,
                         WireElem {
                             key: d.key,
                             end: None,
@@ -773,7 +850,8 @@ impl NftBackend {
                     };
                     let foreign = net.is_none();
                     out.push((
-                        i + if foreign { 10 } else { 0 },
+                        i,
+                        foreign,
                         WireElem {
                             key: start.key,
                             end,
@@ -793,7 +871,7 @@ impl NftBackend {
         Ok(self
             .dump_jail(&objs)?
             .into_iter()
-            .map(|(_, _, kb)| kb)
+            .map(|(_, _, _, kb)| kb)
             .collect())
     }
 
@@ -826,12 +904,11 @@ impl NftBackend {
             ..Default::default()
         };
         let tol = self.opts.reconcile_tolerance;
-        let mut del: [(Vec<WireElem>, Vec<IpNet>); 4] = Default::default();
+        let mut del: Vec<(Vec<WireElem>, Vec<IpNet>)> =
+            vec![Default::default(); 2 * objs.shards + 2];
         let mut upd: Vec<(IpNet, Option<Duration>)> = Vec::new();
         let mut seen: HashMap<IpNet, ()> = HashMap::with_capacity(current.len());
-        for (i, wire, kb) in current {
-            let set = i % 10;
-            let foreign = i >= 10;
+        for (set, foreign, wire, kb) in current {
             match (!foreign).then(|| want.get(&kb.net)).flatten() {
                 None => {
                     del[set].0.push(wire);
@@ -868,15 +945,15 @@ impl NftBackend {
         if !upd.is_empty() {
             // Replace: delete then add. Done as two transactions; the
             // elements are absent for the time between (sub-millisecond).
-            let g = Self::group(upd.iter().map(|(n, t)| (n, *t)));
-            let gd = Self::group(upd.iter().map(|(n, _)| (n, None)));
+            let g = Self::group(objs.shards, upd.iter().map(|(n, t)| (n, *t)));
+            let gd = Self::group(objs.shards, upd.iter().map(|(n, _)| (n, None)));
             self.apply(Op::Del, &objs, gd, &[libc::ENOENT])?;
             let (n, refused) = self.apply(Op::Add, &objs, g, &[])?;
             stats.updated = n;
             stats.refused.extend(refused);
         }
         if !adds.is_empty() {
-            let g = Self::group(adds.iter().map(|(n, t)| (n, *t)));
+            let g = Self::group(objs.shards, adds.iter().map(|(n, t)| (n, *t)));
             let (n, refused) = self.apply(Op::Add, &objs, g, &[])?;
             stats.added = n;
             stats.refused.extend(refused);
@@ -889,6 +966,9 @@ impl NftBackend {
         let objs = self.jail(jail)?;
         let t = &self.opts.table;
         let mut s = format!("delete chain inet {t} {}\n", objs.chain);
+        for c in &objs.shard_chains {
+            s.push_str(&format!("delete chain inet {t} {c}\n"));
+        }
         for set in &objs.sets {
             s.push_str(&format!("delete set inet {t} {set}\n"));
         }
@@ -969,10 +1049,14 @@ mod tests {
     #[test]
     fn set_index_by_family_and_prefix() {
         let n = |s: &str, p| IpNet::new(s.parse().unwrap(), p);
-        assert_eq!(set_index(&n("1.2.3.4", 32)), SET_V4);
-        assert_eq!(set_index(&n("1.2.3.0", 24)), SET_N4);
-        assert_eq!(set_index(&n("2001:db8::1", 128)), SET_V6);
-        assert_eq!(set_index(&n("2001:db8::", 64)), SET_N6);
+        assert_eq!(set_index(&n("1.2.3.4", 32), 1), 0);
+        assert_eq!(set_index(&n("1.2.3.0", 24), 1), 2);
+        assert_eq!(set_index(&n("2001:db8::1", 128), 1), 1);
+        assert_eq!(set_index(&n("2001:db8::", 64), 1), 3);
+        assert_eq!(set_index(&n("1.2.3.77", 32), 64), 77 & 63);
+        assert_eq!(set_index(&n("2001:db8::ff", 128), 64), 64 + 63);
+        assert_eq!(set_index(&n("1.2.3.0", 24), 64), 128);
+        assert_eq!(set_index(&n("2001:db8::", 64), 64), 129);
     }
 
     #[test]

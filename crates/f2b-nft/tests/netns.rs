@@ -30,6 +30,15 @@ fn backend() -> NftBackend {
         .unwrap_or_else(|e| panic!("nftables backend unavailable: {e}"))
 }
 
+/// One set per family (no sharding): simpler names for assertions.
+fn backend1() -> NftBackend {
+    NftBackend::new(NftOptions {
+        shards: 1,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("nftables backend unavailable: {e}"))
+}
+
 fn nft(ns: &Netns, args: &[&str]) -> String {
     let mut argv = vec!["nft"];
     argv.extend_from_slice(args);
@@ -82,11 +91,12 @@ fn ban_unban_cidr_and_ipv6() {
     assert!(got.iter().any(|(n, _)| n == "198.51.100.0/24"));
     assert!(got.iter().any(|(n, _)| n == "2001:db8:1::/48"));
     // Seen by the nft tool too, with timeouts.
-    let v4 = nft(&ns, &["list", "set", "inet", "f2b-table", "f2b-sshd-v4"]);
+    // Sharded by the low 6 bits of the last byte: .1 lives in shard 01.
+    let v4 = nft(&ns, &["list", "set", "inet", "f2b-table", "f2b-sshd-v4-01"]);
     assert!(v4.contains("192.0.2.1 timeout 10m expires"), "{v4}");
     let n4 = nft(&ns, &["list", "set", "inet", "f2b-table", "f2b-sshd-n4"]);
     assert!(n4.contains("198.51.100.0/24 timeout 10m expires"), "{n4}");
-    let v6 = nft(&ns, &["list", "set", "inet", "f2b-table", "f2b-sshd-v6"]);
+    let v6 = nft(&ns, &["list", "set", "inet", "f2b-table", "f2b-sshd-v6-01"]);
     assert!(v6.contains("2001:db8::1"), "{v6}");
     let n6 = nft(&ns, &["list", "set", "inet", "f2b-table", "f2b-sshd-n6"]);
     assert!(n6.contains("2001:db8:1::/48"), "{n6}");
@@ -121,7 +131,7 @@ fn ban_unban_cidr_and_ipv6() {
 fn rules_multiport_allports_reject_drop() {
     let ns = ns("nft");
     ns.run(|| {
-        let mut b = backend();
+        let mut b = backend1();
         b.ensure_jail(&JailSpec::new("sshd", "ssh, 1000:2000"))
             .unwrap();
         let mut s = JailSpec::new("dns", "");
@@ -157,6 +167,37 @@ fn rules_multiport_allports_reject_drop() {
         sshd.contains("ip6 saddr @f2b-sshd-n6 reject with icmpv6 port-unreachable"),
         "{sshd}"
     );
+    let sharded = ns
+        .run(|| {
+            let mut b = backend();
+            b.ensure_jail(&JailSpec::new("web", "80")).unwrap();
+            b.ban(
+                "web",
+                &[(net("192.0.2.66"), None), (net("2001:db8::41"), None)],
+            )
+            .unwrap();
+            b.list("web").unwrap().len()
+        })
+        .unwrap();
+    assert_eq!(sharded, 2);
+    let web = nft(&ns, &["list", "chain", "inet", "f2b-table", "f2b-web"]);
+    assert!(
+        web.contains("tcp dport 80 ip saddr & 0.0.0.63 vmap { 0.0.0.0 : jump f2b-web-v4-00,"),
+        "{web}"
+    );
+    assert!(web.contains("ip6 saddr & ::3f vmap {"), "{web}");
+    let shard = nft(
+        &ns,
+        &["list", "chain", "inet", "f2b-table", "f2b-web-v4-02"],
+    );
+    assert!(
+        shard.contains("ip saddr @f2b-web-v4-02 reject with icmp port-unreachable"),
+        "{shard}"
+    );
+    let set = nft(&ns, &["list", "set", "inet", "f2b-table", "f2b-web-v4-02"]);
+    assert!(set.contains("192.0.2.66"), "{set}");
+    let set = nft(&ns, &["list", "set", "inet", "f2b-table", "f2b-web-v6-01"]);
+    assert!(set.contains("2001:db8::41"), "{set}");
     let dns = nft(&ns, &["list", "chain", "inet", "f2b-table", "f2b-dns"]);
     assert!(
         dns.contains("l4proto udp ip saddr @f2b-dns-v4 drop"),
@@ -195,7 +236,7 @@ fn kernel_expires_short_ban_and_reban_updates_timeout() {
         assert_eq!(l[0].net, net("192.0.2.8"));
     })
     .unwrap();
-    let v4 = nft(&ns, &["list", "set", "inet", "f2b-table", "f2b-sshd-v4"]);
+    let v4 = nft(&ns, &["list", "set", "inet", "f2b-table", "f2b-sshd-v4-07"]);
     assert!(!v4.contains("192.0.2.7"), "{v4}");
 }
 
@@ -263,7 +304,7 @@ fn reconcile_removes_hand_added_elements() {
         // prefix, and an address.
         b.nft_command(
             "add element inet f2b-table f2b-sshd-n4 { 10.0.0.1-10.0.0.5 }\n\
-             add element inet f2b-table f2b-sshd-v4 { 192.0.2.99 }",
+             add element inet f2b-table f2b-sshd-v4-23 { 192.0.2.99 }",
         )
         .unwrap();
         let st = b.reconcile("sshd", &[(net("192.0.2.1"), None)]).unwrap();
