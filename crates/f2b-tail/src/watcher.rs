@@ -130,7 +130,10 @@ struct DirWatch {
 pub struct Watcher {
     inotify: Option<Inotify>,
     dirs: HashMap<PathBuf, DirWatch>,
-    wd_dir: HashMap<WatchDescriptor, PathBuf>,
+    /// The directory names each watch serves. inotify returns the same
+    /// descriptor for every name of one directory (a symlinked directory and
+    /// its target), so one watch can serve several names.
+    wd_dir: HashMap<WatchDescriptor, Vec<PathBuf>>,
     files: HashMap<PathBuf, Option<StatSig>>,
     poll_interval: Duration,
     next_poll: Instant,
@@ -236,7 +239,10 @@ impl Watcher {
         let inotify = self.inotify.as_mut()?;
         // ENOSPC (watch limit), ENOENT, EACCES: poll this directory instead.
         let wd = inotify.watches().add(dir, DIR_MASK).ok()?;
-        self.wd_dir.insert(wd.clone(), dir.to_path_buf());
+        let names = self.wd_dir.entry(wd.clone()).or_default();
+        if !names.iter().any(|n| n == dir) {
+            names.push(dir.to_path_buf());
+        }
         Some(wd)
     }
 
@@ -250,10 +256,21 @@ impl Watcher {
         }
         if let Some(d) = self.dirs.remove(dir) {
             if let Some(wd) = d.wd {
-                self.wd_dir.remove(&wd);
-                if let Some(i) = self.inotify.as_mut() {
-                    // The watch may already be gone (directory removed).
-                    let _ = i.watches().remove(wd);
+                let names = self.wd_dir.get_mut(&wd);
+                let last = match names {
+                    Some(names) => {
+                        names.retain(|n| n != dir);
+                        names.is_empty()
+                    }
+                    None => true,
+                };
+                // Another name of the same directory still needs the watch.
+                if last {
+                    self.wd_dir.remove(&wd);
+                    if let Some(i) = self.inotify.as_mut() {
+                        // The watch may already be gone (directory removed).
+                        let _ = i.watches().remove(wd);
+                    }
                 }
             }
         }
@@ -332,7 +349,7 @@ impl Watcher {
                     changes.everything = true;
                     continue;
                 }
-                let Some(dir) = self.wd_dir.get(&ev.wd) else {
+                let Some(dirs) = self.wd_dir.get(&ev.wd) else {
                     continue;
                 };
                 if ev
@@ -346,16 +363,20 @@ impl Watcher {
                 let Some(name) = ev.name else {
                     continue;
                 };
-                classify(dir, name, ev.mask, &self.files, changes);
+                for dir in dirs {
+                    classify(dir, name, ev.mask, &self.files, changes);
+                }
             }
             if !any {
                 break;
             }
         }
         for wd in lost {
-            if let Some(dir) = self.wd_dir.remove(&wd) {
-                if let Some(d) = self.dirs.get_mut(&dir) {
-                    d.wd = None;
+            if let Some(dirs) = self.wd_dir.remove(&wd) {
+                for dir in dirs {
+                    if let Some(d) = self.dirs.get_mut(&dir) {
+                        d.wd = None;
+                    }
                 }
                 let _ = inotify.watches().remove(wd);
             }

@@ -464,3 +464,214 @@ fn shared_file_decoded_per_subscriber_encoding() {
     assert_eq!(texts(&got, A), ["user J\u{fffd}rgen"]);
     assert_eq!(texts(&got, B), ["user J\u{fc}rgen"]);
 }
+
+/// A tailer that only inotify can drive within a test's deadlines (the stat
+/// safety net is one minute away).
+fn inotify_only() -> Tailer {
+    let t = Tailer::new(TailerOptions {
+        backend: Backend::Inotify,
+        poll_interval: Duration::from_secs(60),
+        glob_interval: Duration::from_secs(60),
+        ..TailerOptions::default()
+    });
+    assert_eq!(
+        t.active_backend(),
+        ActiveBackend::Inotify,
+        "inotify must be available on the test machine"
+    );
+    t
+}
+
+/// Appends one line in two writes (text, then the newline), as `writeln!`
+/// on an unbuffered `File` does.
+fn append_split(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(text.as_bytes()).expect("write");
+    f.write_all(b"\n").expect("write");
+}
+
+/// Blocks on the inotify descriptor like a caller with its own event loop
+/// (the server's reader thread), at most `ms` milliseconds.
+fn poll_fd(fd: std::os::fd::RawFd, ms: i32) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut pfd, 1, ms) };
+}
+
+#[test]
+fn files_added_after_the_first_read_in_the_same_directory_lose_nothing() {
+    // The server's start sequence: jail 1 adds its file and the reader reads
+    // it; jails 2 and 3 add files of the same directory; then all three are
+    // appended to. Only `wait(ZERO)` + `read` after the descriptor became
+    // readable, as the server's reader does.
+    for appended_before_second_add in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files: Vec<PathBuf> = ["ip", "self", "cmd"]
+            .iter()
+            .map(|n| dir.path().join(format!("{n}.log")))
+            .collect();
+        for f in &files {
+            fs::write(f, "").expect("create");
+        }
+        let subs = [SubscriberId(1), SubscriberId(2), SubscriberId(3)];
+        let mut t = inotify_only();
+        let fd = t.watcher().as_raw_fd().expect("inotify fd");
+        let mut got = Got::new();
+        let collect = |t: &mut Tailer, got: &mut Got| {
+            t.wait(Duration::ZERO).expect("wait");
+            let r = t.read(&mut |s, l| got.push((s, l.file.to_path_buf(), l.text.to_owned())));
+            assert!(r.errors.is_empty(), "{:?}", r.errors);
+        };
+        let opts = LogPathOptions::default();
+        t.add_logpath(subs[0], &files[0].to_string_lossy(), opts, &mut no_cp)
+            .expect("add");
+        t.mark_all_dirty();
+        collect(&mut t, &mut got);
+        if appended_before_second_add {
+            append_split(&files[0], "ip 1");
+        }
+        for i in 1..3 {
+            t.add_logpath(subs[i], &files[i].to_string_lossy(), opts, &mut no_cp)
+                .expect("add");
+            t.mark_all_dirty();
+        }
+        if !appended_before_second_add {
+            append_split(&files[0], "ip 1");
+        }
+        append_split(&files[0], "ip 2");
+        append_split(&files[1], "self 1");
+        append_split(&files[2], "cmd 1");
+        append_split(&files[2], "cmd 2");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while got.len() < 5 && Instant::now() < deadline {
+            poll_fd(fd, 100);
+            collect(&mut t, &mut got);
+        }
+        assert_eq!(texts(&got, subs[0]), ["ip 1", "ip 2"], "{got:?}");
+        assert_eq!(texts(&got, subs[1]), ["self 1"], "{got:?}");
+        assert_eq!(texts(&got, subs[2]), ["cmd 1", "cmd 2"], "{got:?}");
+    }
+}
+
+#[test]
+fn reader_thread_polling_without_the_lock_loses_nothing() {
+    // The server's threading: a reader thread sleeps on the inotify
+    // descriptor without holding the tailer, then locks it for `wait(ZERO)`
+    // and `read`; another thread adds log paths (and marks everything dirty)
+    // while it runs, and writers append at once. Several rounds, because
+    // the interleavings differ from run to run.
+    for round in 0..10 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files: Vec<PathBuf> = (0..3)
+            .map(|i| dir.path().join(format!("j{i}.log")))
+            .collect();
+        for f in &files {
+            fs::write(f, "").expect("create");
+        }
+        let t = Arc::new(Mutex::new(inotify_only()));
+        let fd = t.lock().expect("lock").watcher().as_raw_fd().expect("fd");
+        let add = |i: usize| {
+            let mut t = t.lock().expect("lock");
+            t.add_logpath(
+                SubscriberId(i as u64),
+                &files[i].to_string_lossy(),
+                LogPathOptions::default(),
+                &mut no_cp,
+            )
+            .expect("add");
+            t.mark_all_dirty();
+        };
+        add(0);
+        let got: Arc<Mutex<Got>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (t, got, stop) = (Arc::clone(&t), Arc::clone(&got), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    poll_fd(fd, 20);
+                    let ready = t.lock().expect("lock").wait(Duration::ZERO).expect("wait");
+                    if ready {
+                        let mut t = t.lock().expect("lock");
+                        t.read(&mut |s, l| {
+                            got.lock().expect("lock").push((
+                                s,
+                                l.file.to_path_buf(),
+                                l.text.to_owned(),
+                            ))
+                        });
+                    }
+                }
+            })
+        };
+        add(1);
+        add(2);
+        for (i, f) in files.iter().enumerate() {
+            append_split(f, &format!("{i} a"));
+            append_split(f, &format!("{i} b"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while got.lock().expect("lock").len() < 6 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        reader.join().expect("reader");
+        let got = got.lock().expect("lock");
+        for i in 0..3 {
+            assert_eq!(
+                texts(&got, SubscriberId(i)),
+                [format!("{i} a"), format!("{i} b")],
+                "round {round}: {got:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn directory_followed_under_two_names_keeps_its_events() {
+    // `log` is a symlink to `data`: inotify hands out one watch descriptor
+    // for both names. Events must reach files followed under either name,
+    // and dropping one name must not remove the watch the other still uses.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = fs::canonicalize(dir.path()).expect("canonical");
+    let data = root.join("data");
+    fs::create_dir(&data).expect("mkdir");
+    let log = root.join("log");
+    std::os::unix::fs::symlink(&data, &log).expect("symlink");
+    let b = data.join("b.log");
+    fs::write(&b, "").expect("create");
+    fs::write(data.join("a.log"), "").expect("create");
+    let mut t = inotify_only();
+    let opts = LogPathOptions::default();
+    t.add_logpath(B, &b.to_string_lossy(), opts, &mut no_cp)
+        .expect("add");
+    // Watches `log` (the same directory as `data`) after `data`.
+    t.add_logpath(A, &log.join("a.log").to_string_lossy(), opts, &mut no_cp)
+        .expect("add");
+    t.read(&mut |_, _| {});
+    let mut got = Got::new();
+    let mut writer = Writer::new(&b);
+    let mut expect_line = |t: &mut Tailer, got: &mut Got, n: u32| {
+        writer.lines(n..=n);
+        let start = Instant::now();
+        while texts(got, B).len() < n as usize && start.elapsed() < Duration::from_secs(2) {
+            t.wait(Duration::from_millis(500)).expect("wait");
+            t.read(&mut |s, l| got.push((s, l.file.to_path_buf(), l.text.to_owned())));
+        }
+        assert_eq!(
+            texts(got, B),
+            numbered(1..=n),
+            "no inotify event for line {n}"
+        );
+    };
+    expect_line(&mut t, &mut got, 1);
+    t.remove_subscriber(A);
+    expect_line(&mut t, &mut got, 2);
+}
