@@ -57,7 +57,10 @@ fn ip_of(n: u64) -> String {
 
 /// The line number of an address made by [`ip_of`].
 fn num_of(ip: &str) -> Option<u64> {
-    let p: Vec<u64> = ip.split('.').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let p: Vec<u64> = ip
+        .split('.')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
     (p.len() == 4 && p[0] == 10).then(|| (p[1] << 16) | (p[2] << 8) | p[3])
 }
 
@@ -297,7 +300,8 @@ fn sigkill_during_ban_storm_loses_and_repeats_nothing() {
     let acts = s.read("actions.txt");
     if restored_checked > 0 {
         assert!(
-            acts.lines().any(|l| l.starts_with("ban ") && l.ends_with(" 1")),
+            acts.lines()
+                .any(|l| l.starts_with("ban ") && l.ends_with(" 1")),
             "no restored ban reached the action with <restored> = 1"
         );
     }

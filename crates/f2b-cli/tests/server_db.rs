@@ -80,7 +80,8 @@ impl Py {
             s.log()
         );
         assert!(
-            wait_until(15.0, || py_client(s, &["status", "a"]).contains("File list")),
+            wait_until(15.0, || py_client(s, &["status", "a"])
+                .contains("File list")),
             "Python jail did not start; log:\n{}",
             s.log()
         );
@@ -119,7 +120,10 @@ fn py_client(s: &Srv, args: &[&str]) -> String {
 }
 
 fn fail(s: &Srv, ip: &str) {
-    append(&s.file("a.log"), &[line(now(), &format!("auth failure from {ip}"))]);
+    append(
+        &s.file("a.log"),
+        &[line(now(), &format!("auth failure from {ip}"))],
+    );
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -146,14 +150,18 @@ fn bans_written_by_python_are_restored_by_f2b() {
     assert!(out.contains('2'), "python banip: {out}");
     fail(&s, "198.51.100.7");
     assert!(
-        wait_until(10.0, || py_client(&s, &["get", "a", "banip"]).contains("198.51.100.7")),
+        wait_until(10.0, || py_client(&s, &["get", "a", "banip"])
+            .contains("198.51.100.7")),
         "python did not ban from the log; log:\n{}",
         s.log()
     );
     py.stop(&s);
     let want = ["198.51.100.7", "203.0.113.1", "203.0.113.2"];
     assert_eq!(
-        sorted(db_rows(&s.file("f2b.sqlite3"), "SELECT ip FROM bips WHERE jail='a'")),
+        sorted(db_rows(
+            &s.file("f2b.sqlite3"),
+            "SELECT ip FROM bips WHERE jail='a'"
+        )),
         want,
         "python's db"
     );
@@ -172,7 +180,9 @@ fn bans_written_by_python_are_restored_by_f2b() {
             s.log()
         );
         assert!(
-            wait_until(5.0, || s.read("actions.txt").contains(&format!("ban {ip} 1 "))),
+            wait_until(5.0, || s
+                .read("actions.txt")
+                .contains(&format!("ban {ip} 1 "))),
             "action for {ip} without restored=1:\n{}",
             s.read("actions.txt")
         );
@@ -216,7 +226,9 @@ fn bans_written_by_f2b_are_restored_by_python() {
             "python: no Restore Ban {ip}; log:\n{py_log}"
         );
         assert!(
-            wait_until(5.0, || s.read("actions.txt").contains(&format!("ban {ip} 1 "))),
+            wait_until(5.0, || s
+                .read("actions.txt")
+                .contains(&format!("ban {ip} 1 "))),
             "python action for {ip} without restored=1:\n{}",
             s.read("actions.txt")
         );
@@ -238,7 +250,9 @@ fn bantime_increment_continues_python_history() {
     let py = Py::start(&s);
     fail(&s, "198.51.100.40");
     assert!(
-        wait_until(10.0, || s.read("actions.txt").contains("ban 198.51.100.40 0 2")),
+        wait_until(10.0, || s
+            .read("actions.txt")
+            .contains("ban 198.51.100.40 0 2")),
         "python's first ban:\n{}\nlog:\n{}",
         s.read("actions.txt"),
         s.log()
@@ -250,7 +264,9 @@ fn bantime_increment_continues_python_history() {
     assert!(s.banned("a").is_empty(), "expired ban restored");
     fail(&s, "198.51.100.40");
     assert!(
-        wait_until(10.0, || s.read("actions.txt").contains("ban 198.51.100.40 0 10")),
+        wait_until(10.0, || s
+            .read("actions.txt")
+            .contains("ban 198.51.100.40 0 10")),
         "second ban not 2 s x 5 from python's history:\n{}\nlog:\n{}",
         s.read("actions.txt"),
         s.log()
@@ -275,10 +291,16 @@ fn import_db_takes_over_a_live_python_database() {
     // Python runs on its own directory and database ...
     let py_dir = conf("bantime = 1h");
     let py = Py::start(&py_dir);
-    py_client(&py_dir, &["set", "a", "banip", "203.0.113.21", "203.0.113.22"]);
+    py_client(
+        &py_dir,
+        &["set", "a", "banip", "203.0.113.21", "203.0.113.22"],
+    );
     fail(&py_dir, "198.51.100.27");
-    assert!(wait_until(10.0, || py_client(&py_dir, &["get", "a", "banip"])
-        .contains("198.51.100.27")));
+    assert!(wait_until(10.0, || py_client(
+        &py_dir,
+        &["get", "a", "banip"]
+    )
+    .contains("198.51.100.27")));
     // ... while f2b's directory imports it (default destination: its fail2ban.conf's dbfile).
     let f2b_dir = conf("bantime = 1h");
     let src = py_dir.file("f2b.sqlite3");
@@ -318,7 +340,11 @@ fn import_db_takes_over_a_live_python_database() {
 fn import_db_refuses_bad_input() {
     let d = tempfile::tempdir().unwrap();
     let junk = d.path().join("junk.sqlite3");
-    std::fs::write(&junk, "this is not sqlite at all, not even close....................").unwrap();
+    std::fs::write(
+        &junk,
+        "this is not sqlite at all, not even close....................",
+    )
+    .unwrap();
     let dest = d.path().join("dest.sqlite3");
     let (code, _, err) = import_db(&[junk.to_str().unwrap(), "--db", dest.to_str().unwrap()]);
     assert_eq!(code, 255, "junk imported");

@@ -83,7 +83,10 @@ fn read_reply(c: &mut UnixStream) -> Outcome {
             Ok(0) => return Outcome::Closed,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                panic!("no reply and no close within 15 s (got {} bytes)", buf.len())
+                panic!(
+                    "no reply and no close within 15 s (got {} bytes)",
+                    buf.len()
+                )
             }
             Err(_) => return Outcome::Closed,
         }
@@ -127,7 +130,10 @@ fn still_fine(s: &Srv, marker: &Path, what: &str) {
             Value::Tuple(vec![Value::Int(0), Value::str("pong")]),
             "{what}: ping afterwards"
         ),
-        other => panic!("{what}: no ping reply afterwards: {other:?}\nlog:\n{}", s.log()),
+        other => panic!(
+            "{what}: no ping reply afterwards: {other:?}\nlog:\n{}",
+            s.log()
+        ),
     }
     assert!(
         s.banned("a").is_empty(),
@@ -213,7 +219,10 @@ fn malicious_pickles_run_nothing() {
         ))
         .status()
         .unwrap();
-    assert!(st.success() && marker.exists(), "payload sanity check failed");
+    assert!(
+        st.success() && marker.exists(),
+        "payload sanity check failed"
+    );
     std::fs::remove_file(&marker).unwrap();
     for (name, p) in python_payloads(&marker) {
         let out = send_pickle(&s, &p);
@@ -413,10 +422,7 @@ fn bad_commands_get_errors() {
         ("none command", cmd(&[Value::None])),
         ("not a list", pickle::encode(&Value::str("ping"))),
         ("int", pickle::encode(&Value::Int(7))),
-        (
-            "bytes command",
-            cmd(&[Value::Bytes(b"ping".to_vec())]),
-        ),
+        ("bytes command", cmd(&[Value::Bytes(b"ping".to_vec())])),
     ];
     for (name, p) in cases {
         let out = send_pickle(&s, &p);
