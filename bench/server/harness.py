@@ -12,7 +12,13 @@ file), then measured:
   (c) RSS idle and after the burst (VmRSS)
   (d) start to ready: spawn until the socket answers `ping`
 
+  (e) with --stock: start to ready on a copy of the installed /etc/fail2ban tree (Debian's
+      sshd jail enabled, its auth.log pointed at an empty file by paths-overrides.local, a
+      private socket/pidfile/db/log by fail2ban.local, banaction = dummy writing into the temp
+      dir); median/min/max over --stock-runs starts
+
 Usage: bench/server/harness.py [--f2b PATH] [--trials 100] [--burst 100000] [--only f2b|python]
+                               [--stock] [--stock-runs 10]
 Needs: Debian's fail2ban package (the peer) and a release build of f2b.
 """
 import argparse
@@ -108,14 +114,14 @@ def ask(d, *cmd):
     return pickle.loads(buf[: -len(b"<F2B_END_COMMAND>")])
 
 
-def wait_ready(kind, f2b, d, proc, timeout=30.0):
-    """Ready = the socket answers and the jail `lat` is running."""
+def wait_ready(kind, f2b, d, proc, timeout=30.0, jail="lat"):
+    """Ready = the socket answers and the jail (`lat`) is running."""
     t0 = time.time()
     while time.time() - t0 < timeout:
         if proc.poll() is not None:
             raise RuntimeError("%s server exited with %s" % (kind, proc.returncode))
         try:
-            if ask(d, "ping") == (0, "pong") and ask(d, "status", "lat")[0] == 0:
+            if ask(d, "ping") == (0, "pong") and ask(d, "status", jail)[0] == 0:
                 return time.time() - t0
         except (OSError, EOFError, pickle.UnpicklingError):
             pass
@@ -210,6 +216,54 @@ def run(kind, f2b, trials, burst_lines, backend):
     return res
 
 
+def stock_tree(d):
+    """A copy of /etc/fail2ban with private runtime paths; returns the config dir."""
+    conf = os.path.join(d, "etc")
+    shutil.copytree("/etc/fail2ban", conf)
+    open(os.path.join(d, "auth.log"), "w").close()
+    with open(os.path.join(conf, "fail2ban.local"), "w") as f:
+        f.write(
+            "[Definition]\nlogtarget = %s/server.log\nsocket = %s/f2b.sock\n"
+            "pidfile = %s/f2b.pid\ndbfile = %s/f2b.sqlite3\n" % (d, d, d, d)
+        )
+    with open(os.path.join(conf, "paths-overrides.local"), "w") as f:
+        f.write("[DEFAULT]\nsyslog_authpriv = %s/auth.log\n" % d)
+    with open(os.path.join(conf, "jail.local"), "w") as f:
+        f.write("[DEFAULT]\nbanaction = dummy\nbanaction_allports = dummy\n")
+    with open(os.path.join(conf, "action.d", "dummy.local"), "w") as f:
+        f.write("[Init]\ntarget = %s/dummy.txt\n" % d)
+    return conf
+
+
+def run_stock(kind, f2b, runs):
+    """Start-to-ready on the stock tree, `runs` times (fresh temp dir each)."""
+    times = []
+    for _ in range(runs):
+        d = tempfile.mkdtemp(prefix="f2b-stock-%s-" % kind)
+        conf = stock_tree(d)
+        t0 = time.time()
+        proc = subprocess.Popen(server_cmd(kind, f2b, conf), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(kind, f2b, d, proc, jail="sshd")
+            times.append((time.time() - t0) * 1000)
+            ask(d, "stop")
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+            if os.environ.get("F2B_BENCH_KEEP"):
+                print("kept %s" % d, file=sys.stderr)
+            else:
+                shutil.rmtree(d, ignore_errors=True)
+    return {
+        "stock_ready_ms_median": statistics.median(times),
+        "stock_ready_ms_min": min(times),
+        "stock_ready_ms_max": max(times),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--f2b", default=os.path.join(ROOT, "target", "release", "f2b"))
@@ -217,14 +271,21 @@ def main():
     ap.add_argument("--burst", type=int, default=100000)
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--only", choices=["f2b", "python"])
+    ap.add_argument("--stock", action="store_true", help="only the stock-tree start-to-ready")
+    ap.add_argument("--stock-runs", type=int, default=10)
     a = ap.parse_args()
     kinds = [a.only] if a.only else ["f2b", "python"]
     out = {}
     for k in kinds:
         print("running %s ..." % k, file=sys.stderr)
-        out[k] = run(k, a.f2b, a.trials, a.burst, a.backend)
+        if a.stock:
+            out[k] = run_stock(k, a.f2b, a.stock_runs)
+        else:
+            out[k] = run(k, a.f2b, a.trials, a.burst, a.backend)
     keys = ["start_to_ready_ms", "rss_idle_mib", "lat_p50_ms", "lat_p90_ms", "lat_p99_ms",
             "burst_wall_s", "burst_bans", "burst_cpu_s", "rss_after_mib"]
+    if a.stock:
+        keys = ["stock_ready_ms_median", "stock_ready_ms_min", "stock_ready_ms_max"]
     print("| metric | " + " | ".join(kinds) + (" | python/f2b |" if len(kinds) == 2 else " |"))
     print("|---" * (len(kinds) + 1 + (1 if len(kinds) == 2 else 0)) + "|")
     for key in keys:

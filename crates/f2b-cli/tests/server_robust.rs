@@ -1,0 +1,419 @@
+//! Robustness of the daemon (issue "The server", acceptance): hostile log files, failing
+//! and hanging actions, a full disk under the log target, broken jails. After each the
+//! server must still answer `ping`, must not have panicked, and a healthy jail must still
+//! ban within a few seconds.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{append, line, now, pings, rec_action, wait_until, Srv};
+
+const FILTER: &str =
+    "[Definition]\nfailregex = ^\\s*auth failure from <HOST>(?: user <F-USER>.*</F-USER>)?$\n\
+                      datepattern = {^LN-BEG}EPOCH\n";
+
+fn jail(name: &str, extra: &str) -> String {
+    let mut s = format!(
+        "[{name}]\nenabled = true\nbackend = auto\nfilter = app\nlogpath = {{dir}}/{name}.log\n{extra}\n"
+    );
+    if !extra.contains("action =") {
+        s.push_str(&format!("action = rec[name={name}]\n"));
+    }
+    s.push_str("ignoreself = false\n");
+    s
+}
+
+/// The healthy reference jail every test carries.
+fn good() -> String {
+    jail("good", "maxretry = 1\nbantime = 1h")
+}
+
+fn fail(s: &Srv, log: &str, ip: &str, n: usize) {
+    let t = now();
+    let lines: Vec<String> = (0..n)
+        .map(|_| line(t, &format!("auth failure from {ip}")))
+        .collect();
+    append(&s.file(log), &lines);
+}
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Asserts the server is alive, answers `ping`, did not panic, and jail `good` bans `ip`.
+fn assert_healthy(s: &mut Srv, ip: &str) {
+    assert!(s.alive(), "server died; stderr:\n{}", s.read("stderr.txt"));
+    assert!(pings(s), "no pong; log:\n{}", s.log());
+    fail(s, "good.log", ip, 1);
+    assert!(
+        wait_until(5.0, || s.banned("good").iter().any(|b| b == ip)),
+        "jail good did not ban {ip}; log:\n{}\nstderr:\n{}",
+        s.log(),
+        s.read("stderr.txt")
+    );
+    let err = s.read("stderr.txt");
+    assert!(!err.contains("panicked"), "server panicked:\n{err}");
+    assert!(!s.log().contains("panicked"), "panic in log:\n{}", s.log());
+}
+
+fn base_files<'a>(rec: &'a str, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut v = vec![("filter.d/app.conf", FILTER), ("action.d/rec.conf", rec)];
+    v.extend_from_slice(more);
+    v
+}
+
+/// The wrapper that takes away root's permission override, so that mode bits bind.
+const NO_DAC: [&str; 3] = [
+    "setpriv",
+    "--bounding-set=-dac_override,-dac_read_search",
+    "--",
+];
+
+#[test]
+fn unreadable_log_files_do_not_stop_the_server() {
+    let rec = rec_action("actions.txt");
+    let bad = "[locked]\nenabled = true\nbackend = auto\nfilter = app\n\
+               logpath = {dir}/locked/x.log\nmaxretry = 1\naction = rec[name=locked]\nignoreself = false\n\n\
+               [secret]\nenabled = true\nbackend = auto\nfilter = app\n\
+               logpath = {dir}/secret.log\nmaxretry = 1\naction = rec[name=secret]\nignoreself = false\n";
+    let s = Srv::new(
+        &good(),
+        &base_files(
+            &rec,
+            &[
+                ("jail.d/bad.conf", bad),
+                ("locked/x.log", ""),
+                ("secret.log", ""),
+            ],
+        ),
+    );
+    // A file owned by another uid with mode 000, and a directory without x.
+    let secret = s.file("secret.log");
+    std::os::unix::fs::chown(&secret, Some(65534), Some(65534)).unwrap();
+    chmod(&secret, 0o000);
+    chmod(&s.file("locked"), 0o600);
+    // The wrapper really takes the override away (else this test would prove nothing).
+    let probe = std::process::Command::new(NO_DAC[0])
+        .args(&NO_DAC[1..])
+        .arg("cat")
+        .arg(&secret)
+        .output()
+        .expect("setpriv (util-linux) is needed");
+    assert!(
+        !probe.status.success(),
+        "setpriv did not drop CAP_DAC_OVERRIDE; cannot test unreadable files"
+    );
+    let mut s = s.start_via(&NO_DAC, &[], &[]);
+    assert_healthy(&mut s, "198.51.100.1");
+    // Lines written to the unreadable files meanwhile.
+    fail(&s, "secret.log", "203.0.113.1", 1);
+    fail(&s, "locked/x.log", "203.0.113.2", 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_healthy(&mut s, "198.51.100.2");
+    // A file the server is reading becomes unreadable (and readable again).
+    chmod(&s.file("good.log"), 0o000);
+    std::os::unix::fs::chown(s.file("good.log"), Some(65534), Some(65534)).unwrap();
+    fail(&s, "good.log", "198.51.100.3", 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(pings(&s));
+    std::os::unix::fs::chown(s.file("good.log"), Some(0), Some(0)).unwrap();
+    chmod(&s.file("good.log"), 0o644);
+    assert_healthy(&mut s, "198.51.100.4");
+    assert!(s.banned("good").contains(&"198.51.100.3".to_owned()));
+}
+
+#[test]
+fn vanishing_files_are_picked_up_again() {
+    let rec = rec_action("actions.txt");
+    let jails = format!("{}{}", good(), jail("v", "maxretry = 1"));
+    let mut s = Srv::new(&jails, &base_files(&rec, &[])).start_via(&[], &[], &[]);
+    fail(&s, "v.log", "203.0.113.10", 1);
+    assert!(wait_until(5.0, || s.banned("v") == ["203.0.113.10"]));
+    for (round, ip) in ["203.0.113.11", "203.0.113.12"].iter().enumerate() {
+        std::fs::remove_file(s.file("v.log")).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_healthy(&mut s, &format!("198.51.100.{}", 10 + round));
+        fail(&s, "v.log", ip, 1);
+        assert!(
+            wait_until(8.0, || s.banned("v").iter().any(|b| b == ip)),
+            "round {round}: recreated file not read; log:\n{}",
+            s.log()
+        );
+    }
+}
+
+#[test]
+fn binary_garbage_and_nul_bytes() {
+    let rec = rec_action("actions.txt");
+    let jails = format!("{}{}", good(), jail("g", "maxretry = 1"));
+    let mut s = Srv::new(&jails, &base_files(&rec, &[])).start_via(&[], &[], &[]);
+    // 256 KiB of pseudo-random bytes (NULs, invalid UTF-8, lone CRs) then valid lines.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut junk: Vec<u8> = (0..256 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    junk.extend_from_slice(b"\0\0\0\n\xff\xfe\xfd\r\n");
+    let t = now();
+    junk.extend_from_slice(line(t, "auth failure from 198.51.100.80").as_bytes());
+    junk.extend_from_slice(b"\n");
+    junk.extend_from_slice(line(t, "auth failure from 198.51.100.81 user ").as_bytes());
+    junk.extend_from_slice(b"\xff\xfe\0nul\0name\n\0\0\0\0");
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(s.file("g.log"))
+            .unwrap();
+        f.write_all(&junk).unwrap();
+    }
+    // The NULs after the last newline are an unterminated line; a valid line follows
+    // once the writer finishes it.
+    append(&s.file("g.log"), &[String::new()]);
+    fail(&s, "g.log", "198.51.100.82", 1);
+    assert!(
+        wait_until(8.0, || s.banned("g").len() == 3),
+        "banned {:?}; log:\n{}",
+        s.banned("g"),
+        s.log()
+    );
+    let mut b = s.banned("g");
+    b.sort();
+    assert_eq!(b, ["198.51.100.80", "198.51.100.81", "198.51.100.82"]);
+    assert_healthy(&mut s, "198.51.100.83");
+}
+
+#[test]
+fn ten_mib_lines() {
+    let rec = rec_action("actions.txt");
+    let jails = format!("{}{}", good(), jail("h", "maxretry = 1"));
+    let mut s = Srv::new(&jails, &base_files(&rec, &[])).start_via(&[], &[], &[]);
+    let big = 10 * 1024 * 1024;
+    let t = now();
+    // A plain 10 MiB line, a 10 MiB line that starts like a failure, then one written in
+    // two halves (the first half without its newline), then a real failure.
+    let plain = "x".repeat(big);
+    let near = format!("{} auth failure from {}", t, "1".repeat(big));
+    append(&s.file("h.log"), &[plain, near]);
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(s.file("h.log"))
+            .unwrap();
+        f.write_all(format!("{t} ").as_bytes()).unwrap();
+        f.write_all("y".repeat(big / 2).as_bytes()).unwrap();
+        f.flush().unwrap();
+        // The server stays responsive while it chews on that.
+        let t0 = Instant::now();
+        assert!(pings(&s));
+        assert!(t0.elapsed() < Duration::from_secs(2), "ping took {:?}", t0.elapsed());
+        std::thread::sleep(Duration::from_millis(300));
+        f.write_all("y".repeat(big / 2).as_bytes()).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+    fail(&s, "h.log", "198.51.100.90", 1);
+    let t0 = Instant::now();
+    assert!(pings(&s));
+    assert!(t0.elapsed() < Duration::from_secs(2), "ping took {:?}", t0.elapsed());
+    assert!(
+        wait_until(15.0, || s.banned("h") == ["198.51.100.90"]),
+        "banned {:?}; log:\n{}",
+        s.banned("h"),
+        s.log()
+    );
+    assert_healthy(&mut s, "198.51.100.91");
+}
+
+/// Command lines of live processes that mention `needle`.
+fn procs_with(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(needle) && c.contains("sleep 100") {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn failing_and_hanging_actions_block_nobody() {
+    let rec = rec_action("actions.txt");
+    let failing = "[Definition]\nactionban = echo fail <ip> >> {dir}/failing.txt; exit 1\nactionunban = exit 1\n";
+    let hang = "[Definition]\nactionban = sleep 100; echo late <ip> >> {dir}/late.txt\n\
+                actionunban = true\n\n[Init]\ntimeout = 1\n";
+    let hangstart = "[Definition]\nactionstart = sleep 100; echo late >> {dir}/late.txt\n\
+                     actionban = echo ban <ip> >> {dir}/hs.txt\nactionunban = true\n\n[Init]\ntimeout = 1\n";
+    let jails = format!(
+        "{}{}{}{}",
+        good(),
+        jail("failing", "maxretry = 1\naction = failing"),
+        jail("hanging", "maxretry = 1\naction = hang"),
+        jail("hangstart", "maxretry = 1\naction = hangstart"),
+    );
+    let t_start = Instant::now();
+    let mut s = Srv::new(
+        &jails,
+        &base_files(
+            &rec,
+            &[
+                ("action.d/failing.conf", failing),
+                ("action.d/hang.conf", hang),
+                ("action.d/hangstart.conf", hangstart),
+            ],
+        ),
+    )
+    .start_via(&[], &[], &[]);
+    assert!(
+        t_start.elapsed() < Duration::from_secs(10),
+        "start took {:?}",
+        t_start.elapsed()
+    );
+    let d = s.path().display().to_string();
+    for i in 0..3 {
+        fail(&s, "failing.log", &format!("203.0.113.{}", 20 + i), 1);
+        fail(&s, "hanging.log", &format!("203.0.113.{}", 30 + i), 1);
+    }
+    fail(&s, "hangstart.log", "203.0.113.40", 1);
+    // While three 1-second timeouts are pending in `hanging`, `good` bans at once.
+    let t0 = Instant::now();
+    assert_healthy(&mut s, "198.51.100.100");
+    assert!(t0.elapsed() < Duration::from_secs(2), "good waited {:?}", t0.elapsed());
+    // The failing action ran for every ban (the jail is not stuck after the first error),
+    // twice each: fail2ban retries a failed command once (action.py `_processCmd`).
+    assert!(
+        wait_until(5.0, || s.read("failing.txt").lines().count() == 6),
+        "failing.txt:\n{}\nlog:\n{}",
+        s.read("failing.txt"),
+        s.log()
+    );
+    // The hanging jail gets through all three (each killed after its timeout).
+    assert!(
+        wait_until(10.0, || s.banned("hanging").len() == 3),
+        "hanging stuck: {:?}; log:\n{}",
+        s.banned("hanging"),
+        s.log()
+    );
+    assert!(
+        wait_until(5.0, || procs_with(&d).is_empty()),
+        "timed-out commands still running: {:?}",
+        procs_with(&d)
+    );
+    assert!(
+        !s.file("late.txt").exists(),
+        "a timed-out command went on"
+    );
+    assert!(wait_until(5.0, || s.banned("hangstart") == ["203.0.113.40"]));
+    assert_healthy(&mut s, "198.51.100.101");
+    let t0 = Instant::now();
+    s.stop();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn log_target_on_dev_full() {
+    let rec = rec_action("actions.txt");
+    let mut s = Srv::new(&good(), &base_files(&rec, &[])).start_via(
+        &[],
+        &["--logtarget", "/dev/full"],
+        &[],
+    );
+    for i in 0..20 {
+        assert_healthy(&mut s, &format!("198.51.100.{}", 120 + i));
+    }
+    assert_eq!(s.banned("good").len(), 20);
+}
+
+#[test]
+fn log_target_on_a_full_tmpfs() {
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .expect("unshare (util-linux) is needed");
+    assert!(probe.success(), "unshare -m failed: need root to mount a private tmpfs");
+    let rec = rec_action("actions.txt");
+    let s = Srv::new(&good(), &base_files(&rec, &[("tiny/.keep", "")]));
+    let tiny = s.file("tiny").display().to_string();
+    let target = format!("{tiny}/f2b.log");
+    let mut s = s.start_via(
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=8k tmpfs \"$0\" && exec \"$@\"",
+            &tiny,
+        ],
+        &["--logtarget", &target],
+        &[],
+    );
+    // ~300 bans write far more than 8 KiB of Found/Ban lines.
+    let t = now();
+    let lines: Vec<String> = (0..300)
+        .map(|i| line(t, &format!("auth failure from 10.7.{}.{}", i / 200, 1 + i % 200)))
+        .collect();
+    append(&s.file("good.log"), &lines);
+    assert!(
+        wait_until(15.0, || s.read("actions.txt").matches("ban 10.7.").count() == 300),
+        "{} of 300 ban actions ran; stderr:\n{}",
+        s.read("actions.txt").matches("ban 10.7.").count(),
+        s.read("stderr.txt")
+    );
+    assert_healthy(&mut s, "198.51.100.150");
+    assert_eq!(s.banned("good").len(), 301);
+}
+
+#[test]
+fn broken_jails_leave_the_others_running() {
+    let rec = rec_action("actions.txt");
+    let broken = "[badre]\nenabled = true\nfilter = badre\nlogpath = {dir}/good.log\n\n\
+                  [nofilter]\nenabled = true\nfilter = does-not-exist\nlogpath = {dir}/good.log\n\n\
+                  [badint]\nenabled = true\nfilter = app\nmaxretry = many\nlogpath = {dir}/good.log\n\n\
+                  [nolog]\nenabled = true\nfilter = app\nlogpath = {dir}/missing/*.log\n\n\
+                  [noaction]\nenabled = true\nfilter = app\naction = does-not-exist\nlogpath = {dir}/good.log\n";
+    let badre = "[Definition]\nfailregex = ^auth (unclosed <HOST>\n";
+    let jails = format!("{}{}", good(), jail("other", "maxretry = 1"));
+    let mut s = Srv::new(
+        &jails,
+        &base_files(
+            &rec,
+            &[("jail.d/broken.conf", broken), ("filter.d/badre.conf", badre)],
+        ),
+    )
+    .start_via(&[], &[], &[]);
+    // `badint` runs with the default maxretry (its bad value is reported); `badre` and
+    // `nolog` fail to start and must not be listed as if they were running.
+    let mut j = s.jails();
+    j.sort();
+    assert_eq!(j, ["badint", "good", "other"], "log:\n{}", s.log());
+    let log = s.log();
+    for name in ["badre", "nofilter", "badint", "nolog", "noaction"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("ERROR") && l.contains(name)),
+            "no ERROR naming {name}:\n{log}"
+        );
+    }
+    assert_healthy(&mut s, "198.51.100.160");
+    fail(&s, "other.log", "198.51.100.161", 1);
+    assert!(wait_until(5.0, || s.banned("other") == ["198.51.100.161"]));
+}
