@@ -127,9 +127,35 @@ impl RuntimeEnv {
             Level::INFO,
             &format!("Connected to fail2ban persistent database '{path}'"),
         );
-        *lock(&self.inner.store) = Some(Arc::new(store));
+        let store = Arc::new(store);
+        *lock(&self.inner.store) = Some(store.clone());
         *lock(&self.inner.log) = Some(log.clone());
+        // fail2ban purges old bans hourly (`dbpurgeage`).
+        let weak = Arc::downgrade(&store);
+        let log = log.clone();
+        self.inner.rt.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                let Some(store) = weak.upgrade() else { return };
+                if let Err(e) = store.purge(now() as i64) {
+                    log.log(
+                        "fail2ban.database",
+                        Level::ERROR,
+                        &format!("Purge failed: {e}"),
+                    );
+                }
+            }
+        });
         Ok(())
+    }
+
+    /// `set dbmaxmatches` / `set dbpurgeage`: passed on to the open database.
+    pub fn set_db_limits(&self, max_matches: i64, purge_age: i64) {
+        if let Some(s) = self.store() {
+            s.set_max_matches(max_matches.max(0) as usize);
+            s.set_purge_age(purge_age);
+        }
     }
 
     /// Closes the database (`set dbfile None`, shutdown).

@@ -141,6 +141,7 @@ impl Server {
     /// `set dbpurgeage <time>`.
     pub fn set_dbpurgeage(&mut self, v: &Value) -> Result<(), CmdError> {
         self.dbpurgeage = crate::jail::str2seconds(v)?;
+        self.env.set_db_limits(self.dbmaxmatches, self.dbpurgeage);
         Ok(())
     }
 

@@ -246,6 +246,7 @@ impl<'a> Transmitter<'a> {
                 }
                 let v = to_int(arg(cmd, 1)?)?;
                 srv.dbmaxmatches = v;
+                srv.env.set_db_limits(srv.dbmaxmatches, srv.dbpurgeage);
                 return self.quiet_or(|| Ok(Value::Int(v)));
             }
             "dbpurgeage" => {
