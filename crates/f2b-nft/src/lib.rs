@@ -198,6 +198,10 @@ pub struct JailSpec {
     /// Tear down open connections of banned addresses (conntrack delete +
     /// SOCK_DESTROY). Default on.
     pub teardown: bool,
+    /// Netfilter hook of the jail's chain (fail2ban's `chain_hook`):
+    /// `input` (default), `forward` (routed/container traffic) or
+    /// `prerouting`.
+    pub chain_hook: String,
 }
 
 impl JailSpec {
@@ -210,6 +214,7 @@ impl JailSpec {
             allports: false,
             blocktype: Blocktype::Reject,
             teardown: true,
+            chain_hook: "input".into(),
         }
     }
 }
@@ -477,6 +482,16 @@ impl NftBackend {
     pub fn ensure_jail(&mut self, spec: &JailSpec) -> Result<()> {
         let id = ident(&spec.name);
         let chain = format!("f2b-{id}");
+        let hook = spec.chain_hook.trim().to_ascii_lowercase();
+        if !matches!(hook.as_str(), "input" | "forward" | "prerouting") {
+            return Err(NftError::Option {
+                option: "chain_hook",
+                reason: format!(
+                    "jail {:?}: {:?} is not input, forward or prerouting",
+                    spec.name, spec.chain_hook
+                ),
+            });
+        }
         let k = self.opts.shards;
         let mut sets = Vec::with_capacity(2 * k + 2);
         let mut shard_chains = Vec::new();
@@ -567,7 +582,7 @@ impl NftBackend {
             ));
         }
         s.push_str(&format!(
-            "add chain inet {t} {chain} {{ type filter hook input priority {}; policy accept; }}\n",
+            "add chain inet {t} {chain} {{ type filter hook {hook} priority {}; policy accept; }}\n",
             self.opts.hook_priority
         ));
         s.push_str(&format!("flush chain inet {t} {chain}\n"));
@@ -796,41 +811,41 @@ impl NftBackend {
     /// Reads all of a jail's sets: `(set index, foreign, raw element, ban)`;
     /// `foreign` marks an interval that is not a prefix (added by hand).
     #[allow(clippy::type_complexity)]
-    fn dump_jail(&mut self, objs: &JailObjs) -> Result<Vec<(usize, bool, WireElem, KernelBan)>> {
+    fn dump_jail(
+        &mut self,
+        objs: &JailObjs,
+    ) -> Result<Vec<(usize, bool, Option<WireElem>, KernelBan)>> {
         let mut out = Vec::new();
+        let kerr = |set: &String, e: nl::KernelErrorOrIo| NftError::Kernel {
+            what: "list set",
+            table: self.opts.table.clone(),
+            set: set.clone(),
+            errno: e.errno(),
+            message: e.to_string(),
+        };
         for (i, set) in objs.sets.iter().enumerate() {
-            let elems = nfset::dump(&mut self.nfsock, &self.opts.table, set).map_err(|e| {
-                NftError::Kernel {
-                    what: "list set",
-                    table: self.opts.table.clone(),
-                    set: set.clone(),
-                    errno: e.errno(),
-                    message: e.to_string(),
-                }
-            })?;
             if !is_interval(i, objs.shards) {
-                for d in elems {
-                    let Some(addr) = nfset::key_addr(&d.key) else {
-                        continue;
-                    };
-                    let net = IpNet::new(addr, if addr.is_ipv4() { 32 } else { 128 });
-                    let kb = KernelBan {
-                        net,
-                        timeout: d.timeout_ms.map(Duration::from_millis),
-                        expires: d.timeout_ms.and(d.expires_ms).map(Duration::from_millis),
-                    };
-                    out.push((
-                        i,
-                        false,
-                        WireElem {
-                            key: d.key,
-                            end: None,
-                            timeout_ms: None,
-                        },
-                        kb,
-                    ));
-                }
+                nfset::dump_each(
+                    &mut self.nfsock,
+                    &self.opts.table,
+                    set,
+                    |key, _, timeout_ms, expires_ms| {
+                        let Some(addr) = nfset::key_addr(key) else {
+                            return;
+                        };
+                        let net = IpNet::new(addr, if addr.is_ipv4() { 32 } else { 128 });
+                        let kb = KernelBan {
+                            net,
+                            timeout: timeout_ms.map(Duration::from_millis),
+                            expires: timeout_ms.and(expires_ms).map(Duration::from_millis),
+                        };
+                        out.push((i, false, None, kb));
+                    },
+                )
+                .map_err(|e| kerr(set, e))?;
             } else {
+                let elems = nfset::dump(&mut self.nfsock, &self.opts.table, set)
+                    .map_err(|e| kerr(set, e))?;
                 for (start, end) in nfset::pair_intervals(elems) {
                     let net = nfset::interval_to_net(&start.key, end.as_deref());
                     let kb = KernelBan {
@@ -852,11 +867,11 @@ impl NftBackend {
                     out.push((
                         i,
                         foreign,
-                        WireElem {
+                        Some(WireElem {
                             key: start.key,
                             end,
                             timeout_ms: None,
-                        },
+                        }),
                         kb,
                     ));
                 }
@@ -888,17 +903,28 @@ impl NftBackend {
     ) -> Result<ReconcileStats> {
         let objs = self.jail(jail)?;
         let current = self.dump_jail(&objs)?;
-        let mut want: HashMap<IpNet, Option<Duration>> = HashMap::with_capacity(desired.len());
-        for (n, t) in desired {
-            want.entry(*n)
-                .and_modify(|old| {
-                    *old = match (*old, *t) {
-                        (None, _) | (_, None) => None,
-                        (Some(a), Some(b)) => Some(a.max(b)),
-                    }
-                })
-                .or_insert(*t);
-        }
+        // Sort-merge diff: both sides sorted by net (cache-friendly and
+        // O(n log n) even at a million elements).
+        let mut want: Vec<(IpNet, Option<Duration>)> = desired.to_vec();
+        want.sort_unstable_by_key(|a| a.0);
+        want.dedup_by(|later, kept| {
+            if later.0 != kept.0 {
+                return false;
+            }
+            kept.1 = match (kept.1, later.1) {
+                (None, _) | (_, None) => None,
+                (Some(a), Some(b)) => Some(a.max(b)),
+            };
+            true
+        });
+        let mut current = current;
+        // Sort a compact (net, index) list rather than the wide entries.
+        let mut order: Vec<(IpNet, u32)> = current
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.3.net, i as u32))
+            .collect();
+        order.sort_unstable();
         let mut stats = ReconcileStats {
             found: current.len(),
             ..Default::default()
@@ -907,36 +933,43 @@ impl NftBackend {
         let mut del: Vec<(Vec<WireElem>, Vec<IpNet>)> =
             vec![Default::default(); 2 * objs.shards + 2];
         let mut upd: Vec<(IpNet, Option<Duration>)> = Vec::new();
-        let mut seen: HashMap<IpNet, ()> = HashMap::with_capacity(current.len());
-        for (set, foreign, wire, kb) in current {
-            match (!foreign).then(|| want.get(&kb.net)).flatten() {
-                None => {
-                    del[set].0.push(wire);
-                    del[set].1.push(kb.net);
-                }
-                Some(t) => {
-                    seen.insert(kb.net, ());
-                    let same = match (t, kb.expires) {
-                        (None, None) => true,
-                        (Some(w), Some(e)) => {
-                            let d = w.abs_diff(e);
-                            d <= tol
-                        }
-                        _ => false,
-                    };
-                    if same {
-                        stats.unchanged += 1;
-                    } else {
-                        upd.push((kb.net, *t));
+        let mut adds: Vec<(IpNet, Option<Duration>)> = Vec::new();
+        let mut wi = 0usize;
+        for (_, idx) in order {
+            let entry = &mut current[idx as usize];
+            let (set, foreign, wire, kb) = (entry.0, entry.1, entry.2.take(), entry.3.clone());
+            while wi < want.len() && want[wi].0 < kb.net {
+                adds.push(want[wi]);
+                wi += 1;
+            }
+            let matched = !foreign && wi < want.len() && want[wi].0 == kb.net;
+            if !matched {
+                let wire = wire.unwrap_or_else(|| {
+                    let (key, end) = nfset::net_keys(&kb.net);
+                    WireElem {
+                        key,
+                        end,
+                        timeout_ms: None,
                     }
-                }
+                });
+                del[set].0.push(wire);
+                del[set].1.push(kb.net);
+                continue;
+            }
+            let t = want[wi].1;
+            wi += 1;
+            let same = match (t, kb.expires) {
+                (None, None) => true,
+                (Some(w), Some(e)) => w.abs_diff(e) <= tol,
+                _ => false,
+            };
+            if same {
+                stats.unchanged += 1;
+            } else {
+                upd.push((kb.net, t));
             }
         }
-        let adds: Vec<(IpNet, Option<Duration>)> = want
-            .iter()
-            .filter(|(n, _)| !seen.contains_key(*n))
-            .map(|(n, t)| (*n, *t))
-            .collect();
+        adds.extend_from_slice(&want[wi..]);
         if del.iter().any(|g| !g.0.is_empty()) {
             let (n, refused) = self.apply(Op::Del, &objs, del, &[libc::ENOENT])?;
             stats.removed = n;

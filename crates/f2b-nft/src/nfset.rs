@@ -279,9 +279,6 @@ fn apply_range(
         return Ok(());
     }
     let errs = run_txn(sock, op, table, set, interval, &elems[start..end])?;
-    if std::env::var_os("F2B_NFT_TRACE").is_some() && !errs.is_empty() {
-        eprintln!("nft txn {op:?} {set} [{start},{end}) errors: {errs:?}");
-    }
     if errs.is_empty() {
         out.applied += end - start;
         return Ok(());
@@ -316,12 +313,14 @@ fn apply_range(
     )
 }
 
-/// Dumps all elements of `set`.
-pub fn dump(
+/// Dumps all elements of `set`, calling `f(key, interval_end, timeout_ms,
+/// expires_ms)` for each without allocating per element.
+pub fn dump_each(
     sock: &mut NlSocket,
     table: &str,
     set: &str,
-) -> Result<Vec<DumpedElem>, nl::KernelErrorOrIo> {
+    mut f: impl FnMut(&[u8], bool, Option<u64>, Option<u64>),
+) -> Result<(), nl::KernelErrorOrIo> {
     let mut m = hdr(
         (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM,
         nl::NLM_F_DUMP,
@@ -330,7 +329,6 @@ pub fn dump(
     );
     m.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
     m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
-    let mut out = Vec::new();
     sock.dump(m, |ty, payload| {
         if ty != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM) || payload.len() < 4 {
             return;
@@ -342,33 +340,52 @@ pub fn dump(
             if ty != NFTA_LIST_ELEM {
                 continue;
             }
-            let mut d = DumpedElem {
-                key: Vec::new(),
-                interval_end: false,
-                timeout_ms: None,
-                expires_ms: None,
-            };
+            let mut key: &[u8] = &[];
+            let mut end = false;
+            let mut timeout = None;
+            let mut expires = None;
             for (aty, data) in nl::attrs(el) {
                 match aty {
                     NFTA_SET_ELEM_KEY => {
                         if let Some(v) = nl::find_attr(data, NFTA_DATA_VALUE) {
-                            d.key = v.to_vec();
+                            key = v;
                         }
                     }
                     NFTA_SET_ELEM_FLAGS => {
-                        d.interval_end =
-                            nl::be32(data).unwrap_or(0) & NFT_SET_ELEM_INTERVAL_END != 0
+                        end = nl::be32(data).unwrap_or(0) & NFT_SET_ELEM_INTERVAL_END != 0
                     }
-                    NFTA_SET_ELEM_TIMEOUT => d.timeout_ms = nl::be64(data).filter(|t| *t > 0),
-                    NFTA_SET_ELEM_EXPIRATION => d.expires_ms = nl::be64(data),
+                    NFTA_SET_ELEM_TIMEOUT => timeout = nl::be64(data).filter(|t| *t > 0),
+                    NFTA_SET_ELEM_EXPIRATION => expires = nl::be64(data),
                     _ => {}
                 }
             }
-            if !d.key.is_empty() {
-                out.push(d);
+            if !key.is_empty() {
+                f(key, end, timeout, expires);
             }
         }
-    })?;
+    })
+}
+
+/// Dumps all elements of `set` into a vector.
+pub fn dump(
+    sock: &mut NlSocket,
+    table: &str,
+    set: &str,
+) -> Result<Vec<DumpedElem>, nl::KernelErrorOrIo> {
+    let mut out = Vec::new();
+    dump_each(
+        sock,
+        table,
+        set,
+        |key, interval_end, timeout_ms, expires_ms| {
+            out.push(DumpedElem {
+                key: key.to_vec(),
+                interval_end,
+                timeout_ms,
+                expires_ms,
+            })
+        },
+    )?;
     Ok(out)
 }
 

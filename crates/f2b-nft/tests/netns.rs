@@ -143,6 +143,12 @@ fn rules_multiport_allports_reject_drop() {
         s.allports = true;
         s.protocol = "all".into();
         b.ensure_jail(&s).unwrap();
+        let mut f = JailSpec::new("fwd", "80");
+        f.chain_hook = "forward".into();
+        b.ensure_jail(&f).unwrap();
+        let mut f = JailSpec::new("badhook", "80");
+        f.chain_hook = "output".into();
+        assert!(b.ensure_jail(&f).is_err());
         // Bad specs are refused with structured errors.
         let e = b
             .ensure_jail(&JailSpec::new("bad", "ssh,nosuchservice"))
@@ -166,6 +172,11 @@ fn rules_multiport_allports_reject_drop() {
     assert!(
         sshd.contains("ip6 saddr @f2b-sshd-n6 reject with icmpv6 port-unreachable"),
         "{sshd}"
+    );
+    let fwd = nft(&ns, &["list", "chain", "inet", "f2b-table", "f2b-fwd"]);
+    assert!(
+        fwd.contains("type filter hook forward priority filter - 1;"),
+        "{fwd}"
     );
     let sharded = ns
         .run(|| {
@@ -367,8 +378,15 @@ fn capabilities_probe_reports_teardown_support() {
 /// Two namespaces joined by a veth pair; a TCP server in `srv`, clients in
 /// `cli` (10.99.0.2 = attacker, 10.99.0.3 = bystander). A stock-style filter
 /// table accepts `ct state established` at priority 0 and drops the rest.
-#[test]
-fn end_to_end_ban_cuts_open_connection() {
+struct E2e {
+    rep: f2b_nft::BanReport,
+    srv_side: String,
+    open: String,
+    newc: String,
+    by: String,
+}
+
+fn e2e(teardown: bool, wait: u64) -> E2e {
     let srv = ns("nfts");
     let cli = ns("nftc");
     let sh = |n: &Netns, cmd: &str| {
@@ -410,10 +428,14 @@ fn end_to_end_ban_cuts_open_connection() {
                     if s.read_exact(&mut buf).is_ok() {
                         let _ = s.write_all(b"pong");
                     }
-                    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(wait))).unwrap();
                     let t0 = Instant::now();
                     let r = s.read(&mut buf);
                     let _ = tx.send(format!("{r:?} after {:?}", t0.elapsed()));
+                    // Keep our end open (no FIN) while the client checks
+                    // its side.
+                    std::thread::sleep(Duration::from_secs(2 * wait));
+                    drop(s);
                 });
             }
         });
@@ -432,7 +454,7 @@ fn end_to_end_ban_cuts_open_connection() {
             tx_cli.send("open".into()).unwrap();
             rx_go.recv().unwrap();
             // After the ban: the open connection must be dead.
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(wait))).unwrap();
             let _ = s.write_all(b"more");
             let r = s.read(&mut buf);
             tx_cli.send(format!("open-conn: {r:?}")).unwrap();
@@ -454,16 +476,15 @@ fn end_to_end_ban_cuts_open_connection() {
             "open"
         );
         let mut b = backend();
-        b.ensure_jail(&JailSpec::new("svc", "2222")).unwrap();
+        let mut spec = JailSpec::new("svc", "2222");
+        spec.teardown = teardown;
+        b.ensure_jail(&spec).unwrap();
         let t0 = Instant::now();
         let rep = b
             .ban("svc", &[(net("10.99.0.2"), Some(Duration::from_secs(600)))])
             .unwrap();
         let took = t0.elapsed();
         assert_eq!(rep.applied, 1);
-        assert!(rep.teardown_error.is_none(), "{rep:?}");
-        assert!(rep.teardown.conntrack_deleted >= 1, "{rep:?}");
-        assert!(rep.teardown.sockets_destroyed >= 1, "{rep:?}");
         tx_go.send(()).unwrap();
         let srv_side = rx_srv.recv_timeout(Duration::from_secs(20)).unwrap();
         let open = rx_cli.recv_timeout(Duration::from_secs(20)).unwrap();
@@ -471,6 +492,30 @@ fn end_to_end_ban_cuts_open_connection() {
         let by = rx_cli.recv_timeout(Duration::from_secs(20)).unwrap();
         attacker.join().unwrap();
         eprintln!("ban+teardown took {took:?}; server: {srv_side}; {open}; {newc}; {by}");
+        E2e {
+            rep,
+            srv_side,
+            open,
+            newc,
+            by,
+        }
+    })
+    .unwrap()
+}
+
+#[test]
+fn end_to_end_ban_cuts_open_connection() {
+    let E2e {
+        rep,
+        srv_side,
+        open,
+        newc,
+        by,
+    } = e2e(true, 15);
+    assert!(rep.teardown_error.is_none(), "{rep:?}");
+    assert!(rep.teardown.conntrack_deleted >= 1, "{rep:?}");
+    assert!(rep.teardown.sockets_destroyed >= 1, "{rep:?}");
+    {
         // Server side: the accepted socket was destroyed at once.
         assert!(
             srv_side.starts_with("Err") || srv_side.starts_with("Ok(0)"),
@@ -491,9 +536,28 @@ fn end_to_end_ban_cuts_open_connection() {
         );
         assert!(newc.contains("Err"), "attacker reconnected: {newc}");
         assert!(by.contains("Ok([104, 105])"), "bystander blocked: {by}");
-    })
-    .unwrap();
-    drop(cli);
+    }
+}
+
+/// Control: with teardown off the rule alone blocks new connections, but
+/// the open one is only starved (both ends wait until their timeout). This
+/// is what makes the assertions above meaningful.
+#[test]
+fn end_to_end_without_teardown_only_blocks_new_connections() {
+    let r = e2e(false, 3);
+    assert_eq!(r.rep.teardown, f2b_nft::TeardownStats::default());
+    assert!(
+        r.srv_side.contains("WouldBlock") || r.srv_side.contains("TimedOut"),
+        "{}",
+        r.srv_side
+    );
+    assert!(
+        r.open.contains("WouldBlock") || r.open.contains("TimedOut"),
+        "{}",
+        r.open
+    );
+    assert!(r.newc.contains("Err"), "{}", r.newc);
+    assert!(r.by.contains("Ok([104, 105])"), "{}", r.by);
 }
 
 fn connect_from(src: &str, dst: SocketAddr) -> std::io::Result<TcpStream> {
