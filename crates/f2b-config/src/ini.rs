@@ -208,7 +208,10 @@ pub fn parse(text: &str, file: &Arc<str>) -> ParsedFile {
                     let section = if sk == DEF {
                         "DEFAULT".to_owned()
                     } else {
-                        pf.sections.get_index(sk).map(|(n, _)| n.clone()).unwrap_or_default()
+                        pf.sections
+                            .get_index(sk)
+                            .map(|(n, _)| n.clone())
+                            .unwrap_or_default()
                     };
                     pf.errors.push(IniError {
                         kind: IniErrorKind::DuplicateOption {

@@ -516,7 +516,11 @@ fn model_jail(st: &mut readers::JailState, logpaths: Vec<(String, String)>) -> J
                     f.get_combined(&[], &mut scratch).unwrap_or_default()
                 }
             };
-            Some(ResolvedFilter::from_typed(&f.file, &combined, &filter_overrides()))
+            Some(ResolvedFilter::from_typed(
+                &f.file,
+                &combined,
+                &filter_overrides(),
+            ))
         }
         _ => None,
     };

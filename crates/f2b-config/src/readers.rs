@@ -740,7 +740,7 @@ pub(crate) fn fill_stream(
 #[derive(Debug, Clone)]
 pub enum JailAction {
     /// A command action read from `action.d/<file>.conf`.
-    Command(DefReader),
+    Command(Box<DefReader>),
     /// A Python action (`action.d/<name>.py`): the `addaction` command as fail2ban sends it.
     Python {
         /// Action name.
@@ -970,7 +970,7 @@ fn read_jail_inner(
             },
             other => other,
         })?;
-        st.actions.push(JailAction::Command(a));
+        st.actions.push(JailAction::Command(Box::new(a)));
     }
     if st.actions.is_empty() {
         diags.push(
@@ -1157,7 +1157,7 @@ mod tests {
 
     #[test]
     fn json_like_python() {
-        let mut m = IndexMap::new();
+        let mut m = crate::helpers::StrMap::default();
         m.insert("a".to_string(), "x\"é".to_string());
         assert_eq!(json_dumps(&m), "{\"a\": \"x\\\"\\u00e9\"}");
     }

@@ -82,7 +82,9 @@ fn is_word(c: char) -> bool {
 }
 
 fn is_digit(c: char) -> bool {
-    c.is_numeric() && c.to_digit(10).is_some() || c.is_ascii_digit()
+    c.is_ascii_digit()
+        || unicode_general_category::get_general_category(c)
+            == unicode_general_category::GeneralCategory::DecimalNumber
 }
 
 fn is_space(c: char) -> bool {
