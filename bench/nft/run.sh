@@ -20,4 +20,19 @@ for tool in ip nft; do
 done
 cargo build --release -q -p f2b-nft --example nft_bench
 echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
-exec "$CARGO_TARGET_DIR/release/examples/nft_bench" "$@"
+"$CARGO_TARGET_DIR/release/examples/nft_bench" "$@" &
+pid=$!
+# The binary deletes its namespaces itself; if it is killed, do it here.
+cleanup() {
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for ns in $(ip netns list | awk '{print $1}' | grep -E "^f2bt-bench-(srv|cli)-$pid-" || true); do
+        ip netns del "$ns" || true
+    done
+}
+trap cleanup INT TERM
+rc=0
+wait "$pid" || rc=$?
+trap - INT TERM
+cleanup
+exit "$rc"
