@@ -712,6 +712,9 @@ impl NftBackend {
             applied += out.applied;
             for (idx, errno, msg) in out.refused {
                 let mut m = std::io::Error::from_raw_os_error(errno).to_string();
+                if errno == libc::EEXIST && is_interval(i, objs.shards) && op == Op::Add {
+                    m = format!("overlaps a prefix already banned ({m})");
+                }
                 if let Some(x) = msg {
                     m.push_str(&format!(" ({x})"));
                 }

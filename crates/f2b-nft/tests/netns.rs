@@ -612,3 +612,35 @@ fn connect_from(src: &str, dst: SocketAddr) -> std::io::Result<TcpStream> {
         Ok(stream)
     }
 }
+
+#[test]
+fn overlapping_prefixes_are_reported_not_fatal() {
+    let ns = ns("nft");
+    let rep = ns
+        .run(|| {
+            let mut b = backend();
+            b.ensure_jail(&JailSpec::new("sshd", "22")).unwrap();
+            let rep = b
+                .ban(
+                    "sshd",
+                    &[
+                        (net("10.0.0.0/8"), None),
+                        (net("10.1.0.0/16"), None),
+                        (net("192.0.2.1"), None),
+                    ],
+                )
+                .unwrap();
+            (rep, b.list("sshd").unwrap())
+        })
+        .unwrap();
+    let (rep, list) = rep;
+    // The kernel's interval set refuses a prefix inside a banned one; the
+    // other bans of the batch still land and the refusal is reported.
+    assert_eq!(rep.applied, 2, "{rep:?}");
+    assert_eq!(rep.refused.len(), 1, "{rep:?}");
+    assert_eq!(rep.refused[0].0, net("10.1.0.0/16"));
+    assert!(rep.refused[0].1.contains("overlaps"), "{rep:?}");
+    let mut nets: Vec<String> = list.iter().map(|k| k.net.to_string()).collect();
+    nets.sort();
+    assert_eq!(nets, vec!["10.0.0.0/8", "192.0.2.1"]);
+}
