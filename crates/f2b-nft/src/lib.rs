@@ -202,6 +202,9 @@ pub struct JailSpec {
     /// `input` (default), `forward` (routed/container traffic) or
     /// `prerouting`.
     pub chain_hook: String,
+    /// Priority of the jail's chain (fail2ban's `chain_priority`); `None`
+    /// uses [`NftOptions::hook_priority`].
+    pub chain_priority: Option<i32>,
 }
 
 impl JailSpec {
@@ -215,7 +218,79 @@ impl JailSpec {
             blocktype: Blocktype::Reject,
             teardown: true,
             chain_hook: "input".into(),
+            chain_priority: None,
         }
+    }
+
+    /// True if a jail's `banaction` name is served natively by this crate:
+    /// `nftables`, `nftables-multiport`, `nftables-allports`, `f2b-nft`.
+    pub fn is_native_action(name: &str) -> bool {
+        matches!(
+            name.trim(),
+            "nftables" | "nftables-multiport" | "nftables-allports" | "f2b-nft"
+        )
+    }
+
+    /// Builds a spec from a native action's name and its resolved options
+    /// (`get("port")` etc., after the server's interpolation of the jail's
+    /// values). Options read: `type` (multiport/allports; default from the
+    /// action name, multiport for `nftables`/`f2b-nft`), `port` (default
+    /// `ssh`), `protocol` (default `tcp`), `blocktype` (default `reject`),
+    /// `chain_hook` (default `input`), `chain_priority`, and our own
+    /// `teardown` (boolean, default on).
+    pub fn from_action(
+        jail: &str,
+        action: &str,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<JailSpec> {
+        let bad = |option: &'static str, value: String, what: &str| NftError::Option {
+            option,
+            reason: format!("jail {jail:?}: {value:?} {what}"),
+        };
+        let ty = get("type").map(|t| t.trim().to_ascii_lowercase());
+        let allports = match ty.as_deref() {
+            Some("allports") => true,
+            Some("multiport") => false,
+            Some(other) => {
+                return Err(bad(
+                    "type",
+                    other.to_string(),
+                    "is not multiport or allports (custom rules need the shell action)",
+                ))
+            }
+            None => action.trim() == "nftables-allports",
+        };
+        let teardown = match get("teardown") {
+            None => true,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "1" | "yes" | "true" | "on" => true,
+                "0" | "no" | "false" | "off" => false,
+                _ => return Err(bad("teardown", v, "is not a boolean")),
+            },
+        };
+        let chain_priority = match get("chain_priority") {
+            None => None,
+            Some(v) => Some(
+                v.trim()
+                    .parse::<i32>()
+                    .map_err(|_| bad("chain_priority", v.clone(), "is not an integer"))?,
+            ),
+        };
+        let nonempty = |k: &str, d: &str| {
+            get(k)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| d.to_string())
+        };
+        Ok(JailSpec {
+            name: jail.to_string(),
+            ports: nonempty("port", "ssh"),
+            protocol: nonempty("protocol", "tcp"),
+            allports,
+            blocktype: Blocktype::parse(&nonempty("blocktype", "reject")),
+            teardown,
+            chain_hook: nonempty("chain_hook", "input"),
+            chain_priority,
+        })
     }
 }
 
@@ -583,7 +658,7 @@ impl NftBackend {
         }
         s.push_str(&format!(
             "add chain inet {t} {chain} {{ type filter hook {hook} priority {}; policy accept; }}\n",
-            self.opts.hook_priority
+            spec.chain_priority.unwrap_or(self.opts.hook_priority)
         ));
         s.push_str(&format!("flush chain inet {t} {chain}\n"));
         if k == 1 {
@@ -1070,6 +1145,45 @@ mod tests {
         assert!(a.starts_with("my_jail_1-"));
         assert_eq!(a, ident("my jail.1"));
         assert_ne!(ident("a.b"), ident("a b"));
+    }
+
+    #[test]
+    fn spec_from_action_options() {
+        use std::collections::HashMap;
+        let o: HashMap<&str, &str> = [
+            ("port", "http,https"),
+            ("protocol", "tcp"),
+            ("blocktype", "drop"),
+            ("chain_priority", "-5"),
+            ("teardown", "no"),
+        ]
+        .into_iter()
+        .collect();
+        let get = |k: &str| o.get(k).map(|v| v.to_string());
+        let s = JailSpec::from_action("web", "nftables-multiport", get).unwrap();
+        assert_eq!(s.ports, "http,https");
+        assert!(!s.allports);
+        assert_eq!(s.blocktype, Blocktype::Drop);
+        assert_eq!(s.chain_priority, Some(-5));
+        assert!(!s.teardown);
+        let s = JailSpec::from_action("x", "nftables-allports", |_| None).unwrap();
+        assert!(s.allports && s.teardown);
+        assert_eq!((s.ports.as_str(), s.protocol.as_str()), ("ssh", "tcp"));
+        let s = JailSpec::from_action("x", "nftables", |k| {
+            (k == "type").then(|| "allports".to_string())
+        })
+        .unwrap();
+        assert!(s.allports);
+        assert!(JailSpec::from_action("x", "nftables", |k| {
+            (k == "type").then(|| "custom".to_string())
+        })
+        .is_err());
+        assert!(JailSpec::from_action("x", "f2b-nft", |k| {
+            (k == "chain_priority").then(|| "soon".to_string())
+        })
+        .is_err());
+        assert!(JailSpec::is_native_action("nftables-multiport"));
+        assert!(!JailSpec::is_native_action("iptables-multiport"));
     }
 
     #[test]
