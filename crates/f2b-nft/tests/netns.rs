@@ -145,6 +145,7 @@ fn rules_multiport_allports_reject_drop() {
         b.ensure_jail(&s).unwrap();
         let mut f = JailSpec::new("fwd", "80");
         f.chain_hook = "forward".into();
+        f.chain_priority = Some(-10);
         b.ensure_jail(&f).unwrap();
         let mut f = JailSpec::new("badhook", "80");
         f.chain_hook = "output".into();
@@ -175,7 +176,7 @@ fn rules_multiport_allports_reject_drop() {
     );
     let fwd = nft(&ns, &["list", "chain", "inet", "f2b-table", "f2b-fwd"]);
     assert!(
-        fwd.contains("type filter hook forward priority filter - 1;"),
+        fwd.contains("type filter hook forward priority filter - 10;"),
         "{fwd}"
     );
     let sharded = ns
