@@ -71,11 +71,11 @@ def server_cmd(kind, f2b, d):
     return ["/usr/bin/fail2ban-server", "-f", "-x", "-c", d, "start"]
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS:"):
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -92,6 +92,17 @@ def cpu_s(pid):
 def ban_count(d):
     with open(os.path.join(d, "bans.txt")) as f:
         return sum(1 for _ in f)
+
+
+class _Unpickler(pickle.Unpickler):
+    """Python's server pickles fail2ban's own exception classes (e.g. UnknownJailException);
+    without fail2ban's modules on this interpreter they become a plain Exception."""
+
+    def find_class(self, module, name):
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            return type(name, (Exception,), {})
 
 
 def ask(d, *cmd):
@@ -111,7 +122,9 @@ def ask(d, *cmd):
     except OSError:
         pass  # the server closes first after `stop`
     s.close()
-    return pickle.loads(buf[: -len(b"<F2B_END_COMMAND>")])
+    import io
+
+    return _Unpickler(io.BytesIO(buf[: -len(b"<F2B_END_COMMAND>")])).load()
 
 
 def wait_ready(kind, f2b, d, proc, timeout=30.0, jail="lat"):
@@ -146,6 +159,7 @@ def run(kind, f2b, trials, burst_lines, backend):
         res["start_to_ready_ms"] = ready * 1000
         time.sleep(1.0)
         res["rss_idle_mib"] = rss_kib(proc.pid) / 1024
+        res["rss_anon_idle_mib"] = rss_kib(proc.pid, "RssAnon:") / 1024
         # (a) latency
         lats = []
         lat_log = os.path.join(d, "lat.log")
@@ -202,6 +216,7 @@ def run(kind, f2b, trials, burst_lines, backend):
         res["burst_bans"] = ban_count(d) - trials
         res["burst_cpu_s"] = cpu_s(proc.pid) - cpu0
         res["rss_after_mib"] = rss_kib(proc.pid) / 1024
+        res["rss_anon_after_mib"] = rss_kib(proc.pid, "RssAnon:") / 1024
         ask(d, "stop")
         proc.wait(timeout=60)
     finally:
@@ -282,8 +297,9 @@ def main():
             out[k] = run_stock(k, a.f2b, a.stock_runs)
         else:
             out[k] = run(k, a.f2b, a.trials, a.burst, a.backend)
-    keys = ["start_to_ready_ms", "rss_idle_mib", "lat_p50_ms", "lat_p90_ms", "lat_p99_ms",
-            "burst_wall_s", "burst_bans", "burst_cpu_s", "rss_after_mib"]
+    keys = ["start_to_ready_ms", "rss_idle_mib", "rss_anon_idle_mib", "lat_p50_ms",
+            "lat_p90_ms", "lat_p99_ms", "burst_wall_s", "burst_bans", "burst_cpu_s",
+            "rss_after_mib", "rss_anon_after_mib"]
     if a.stock:
         keys = ["stock_ready_ms_median", "stock_ready_ms_min", "stock_ready_ms_max"]
     print("| metric | " + " | ".join(kinds) + (" | python/f2b |" if len(kinds) == 2 else " |"))

@@ -214,7 +214,11 @@ fn ten_mib_lines() {
         // The server stays responsive while it chews on that.
         let t0 = Instant::now();
         assert!(pings(&s));
-        assert!(t0.elapsed() < Duration::from_secs(2), "ping took {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "ping took {:?}",
+            t0.elapsed()
+        );
         std::thread::sleep(Duration::from_millis(300));
         f.write_all("y".repeat(big / 2).as_bytes()).unwrap();
         f.write_all(b"\n").unwrap();
@@ -222,7 +226,11 @@ fn ten_mib_lines() {
     fail(&s, "h.log", "198.51.100.90", 1);
     let t0 = Instant::now();
     assert!(pings(&s));
-    assert!(t0.elapsed() < Duration::from_secs(2), "ping took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "ping took {:?}",
+        t0.elapsed()
+    );
     assert!(
         wait_until(15.0, || s.banned("h") == ["198.51.100.90"]),
         "banned {:?}; log:\n{}",
@@ -232,16 +240,24 @@ fn ten_mib_lines() {
     assert_healthy(&mut s, "198.51.100.91");
 }
 
-/// Command lines of live processes that mention `needle`.
-fn procs_with(needle: &str) -> Vec<String> {
+/// Command lines of live `sleep` processes whose environment carries `F2B_ROBUST_MARK=<mark>`
+/// (the server passes its environment on to its commands, so orphans are found too).
+fn sleeps_marked(mark: &str) -> Vec<String> {
+    let want = format!("F2B_ROBUST_MARK={mark}");
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return out;
     };
     for e in rd.flatten() {
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if !env.split(|b| *b == 0).any(|v| v == want.as_bytes()) {
+            continue;
+        }
         if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
             let c = String::from_utf8_lossy(&c).replace('\0', " ");
-            if c.contains(needle) && c.contains("sleep 100") {
+            if c.contains("sleep") {
                 out.push(c);
             }
         }
@@ -253,7 +269,7 @@ fn procs_with(needle: &str) -> Vec<String> {
 fn failing_and_hanging_actions_block_nobody() {
     let rec = rec_action("actions.txt");
     let failing = "[Definition]\nactionban = echo fail <ip> >> {dir}/failing.txt; exit 1\nactionunban = exit 1\n";
-    let hang = "[Definition]\nactionban = sleep 100; echo late <ip> >> {dir}/late.txt\n\
+    let hang = "[Definition]\nactionban = echo try <ip> >> {dir}/tries.txt; sleep 100; echo late <ip> >> {dir}/late.txt\n\
                 actionunban = true\n\n[Init]\ntimeout = 1\n";
     let hangstart = "[Definition]\nactionstart = sleep 100; echo late >> {dir}/late.txt\n\
                      actionban = echo ban <ip> >> {dir}/hs.txt\nactionunban = true\n\n[Init]\ntimeout = 1\n";
@@ -264,8 +280,7 @@ fn failing_and_hanging_actions_block_nobody() {
         jail("hanging", "maxretry = 1\naction = hang"),
         jail("hangstart", "maxretry = 1\naction = hangstart"),
     );
-    let t_start = Instant::now();
-    let mut s = Srv::new(
+    let s = Srv::new(
         &jails,
         &base_files(
             &rec,
@@ -275,14 +290,15 @@ fn failing_and_hanging_actions_block_nobody() {
                 ("action.d/hangstart.conf", hangstart),
             ],
         ),
-    )
-    .start_via(&[], &[], &[]);
+    );
+    let mark = s.path().display().to_string();
+    let t_start = Instant::now();
+    let mut s = s.start_via(&[], &[], &[("F2B_ROBUST_MARK", &mark)]);
     assert!(
         t_start.elapsed() < Duration::from_secs(10),
         "start took {:?}",
         t_start.elapsed()
     );
-    let d = s.path().display().to_string();
     for i in 0..3 {
         fail(&s, "failing.log", &format!("203.0.113.{}", 20 + i), 1);
         fail(&s, "hanging.log", &format!("203.0.113.{}", 30 + i), 1);
@@ -291,7 +307,11 @@ fn failing_and_hanging_actions_block_nobody() {
     // While three 1-second timeouts are pending in `hanging`, `good` bans at once.
     let t0 = Instant::now();
     assert_healthy(&mut s, "198.51.100.100");
-    assert!(t0.elapsed() < Duration::from_secs(2), "good waited {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "good waited {:?}",
+        t0.elapsed()
+    );
     // The failing action ran for every ban (the jail is not stuck after the first error),
     // twice each: fail2ban retries a failed command once (action.py `_processCmd`).
     assert!(
@@ -300,22 +320,21 @@ fn failing_and_hanging_actions_block_nobody() {
         s.read("failing.txt"),
         s.log()
     );
-    // The hanging jail gets through all three (each killed after its timeout).
+    // The hanging jail gets through all three (each killed after its timeout; fail2ban
+    // retries a timed-out command once too, so up to 6 s).
     assert!(
-        wait_until(10.0, || s.banned("hanging").len() == 3),
-        "hanging stuck: {:?}; log:\n{}",
-        s.banned("hanging"),
+        wait_until(15.0, || s.read("tries.txt").contains("try 203.0.113.32")),
+        "hanging jail stuck; tries:\n{}\nlog:\n{}",
+        s.read("tries.txt"),
         s.log()
     );
+    assert_eq!(s.banned("hanging").len(), 3);
     assert!(
-        wait_until(5.0, || procs_with(&d).is_empty()),
+        wait_until(5.0, || sleeps_marked(&mark).is_empty()),
         "timed-out commands still running: {:?}",
-        procs_with(&d)
+        sleeps_marked(&mark)
     );
-    assert!(
-        !s.file("late.txt").exists(),
-        "a timed-out command went on"
-    );
+    assert!(!s.file("late.txt").exists(), "a timed-out command went on");
     assert!(wait_until(5.0, || s.banned("hangstart") == ["203.0.113.40"]));
     assert_healthy(&mut s, "198.51.100.101");
     let t0 = Instant::now();
@@ -347,7 +366,10 @@ fn log_target_on_a_full_tmpfs() {
         .args(["-m", "true"])
         .status()
         .expect("unshare (util-linux) is needed");
-    assert!(probe.success(), "unshare -m failed: need root to mount a private tmpfs");
+    assert!(
+        probe.success(),
+        "unshare -m failed: need root to mount a private tmpfs"
+    );
     let rec = rec_action("actions.txt");
     let s = Srv::new(&good(), &base_files(&rec, &[("tiny/.keep", "")]));
     let tiny = s.file("tiny").display().to_string();
@@ -369,11 +391,17 @@ fn log_target_on_a_full_tmpfs() {
     // ~300 bans write far more than 8 KiB of Found/Ban lines.
     let t = now();
     let lines: Vec<String> = (0..300)
-        .map(|i| line(t, &format!("auth failure from 10.7.{}.{}", i / 200, 1 + i % 200)))
+        .map(|i| {
+            line(
+                t,
+                &format!("auth failure from 10.7.{}.{}", i / 200, 1 + i % 200),
+            )
+        })
         .collect();
     append(&s.file("good.log"), &lines);
     assert!(
-        wait_until(15.0, || s.read("actions.txt").matches("ban 10.7.").count() == 300),
+        wait_until(15.0, || s.read("actions.txt").matches("ban 10.7.").count()
+            == 300),
         "{} of 300 ban actions ran; stderr:\n{}",
         s.read("actions.txt").matches("ban 10.7.").count(),
         s.read("stderr.txt")
@@ -396,7 +424,10 @@ fn broken_jails_leave_the_others_running() {
         &jails,
         &base_files(
             &rec,
-            &[("jail.d/broken.conf", broken), ("filter.d/badre.conf", badre)],
+            &[
+                ("jail.d/broken.conf", broken),
+                ("filter.d/badre.conf", badre),
+            ],
         ),
     )
     .start_via(&[], &[], &[]);
@@ -408,8 +439,7 @@ fn broken_jails_leave_the_others_running() {
     let log = s.log();
     for name in ["badre", "nofilter", "badint", "nolog", "noaction"] {
         assert!(
-            log.lines()
-                .any(|l| l.contains("ERROR") && l.contains(name)),
+            log.lines().any(|l| l.contains("ERROR") && l.contains(name)),
             "no ERROR naming {name}:\n{log}"
         );
     }

@@ -87,7 +87,11 @@ fn sigterm_stops_cleanly() {
     assert!(log.contains("Exiting Fail2ban"), "{log}");
     assert!(log.contains("Jail 'a' stopped"), "{log}");
     // actionstop ran (it undoes the firewall), and the ban was flushed by it.
-    assert!(s.read("actions.txt").contains("stop a"), "{}", s.read("actions.txt"));
+    assert!(
+        s.read("actions.txt").contains("stop a"),
+        "{}",
+        s.read("actions.txt")
+    );
 }
 
 #[test]
@@ -109,7 +113,10 @@ fn sigusr1_reopens_the_log_after_rename() {
     );
     let old = s.read("f2b.log.1");
     assert!(old.contains("Ban 203.0.113.70"));
-    assert!(!old.contains("203.0.113.71"), "still writing to the old file:\n{old}");
+    assert!(
+        !old.contains("203.0.113.71"),
+        "still writing to the old file:\n{old}"
+    );
     assert!(pings(&s));
 }
 
@@ -190,7 +197,12 @@ fn seed_style_jails_run() {
     let s = s.start_via(&[], &[], &[]);
     let mut j = s.jails();
     j.sort();
-    assert_eq!(j, ["apache-whitelist", "recidive", "thp-ssh"], "{}", s.log());
+    assert_eq!(
+        j,
+        ["apache-whitelist", "recidive", "thp-ssh"],
+        "{}",
+        s.log()
+    );
     let access = |ip: &str| {
         let t = chrono::Local::now().format("%d/%b/%Y:%H:%M:%S %z");
         format!("{ip} - - [{t}] \"GET /admin/login.php HTTP/1.1\" 403 199 \"-\" \"curl/8\"")
@@ -198,12 +210,16 @@ fn seed_style_jails_run() {
     // apache-whitelist: one 403 bans, for one second.
     append(&s.file("access.log"), &[access("198.51.100.200")]);
     assert!(
-        wait_until(5.0, || s.read("actions.txt").contains("ban 198.51.100.200 1 ")),
+        wait_until(5.0, || s
+            .read("actions.txt")
+            .contains("ban 198.51.100.200 1 ")),
         "apache-whitelist did not ban; log:\n{}",
         s.log()
     );
     assert!(
-        wait_until(5.0, || s.read("actions.txt").contains("unban 198.51.100.200")),
+        wait_until(5.0, || s
+            .read("actions.txt")
+            .contains("unban 198.51.100.200")),
         "no unban after 1 s; log:\n{}",
         s.log()
     );
@@ -235,5 +251,10 @@ fn seed_style_jails_run() {
         .contains(&format!("ban 198.51.100.200 {} 2", 7 * 24 * 3600)));
     // recidive's own Ban line does not count for itself.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(s.log().matches("[recidive] Found 198.51.100.200").count(), 2, "{}", s.log());
+    assert_eq!(
+        s.log().matches("[recidive] Found 198.51.100.200").count(),
+        2,
+        "{}",
+        s.log()
+    );
 }
