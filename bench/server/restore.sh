@@ -11,7 +11,8 @@ N=${1:-1000000}
 F2B=${F2B:-target/release/f2b}
 [ -x "$F2B" ] || { echo "no f2b binary at $F2B (cargo build --release -p f2b-cli, or set F2B=)" >&2; exit 2; }
 D=$(mktemp -d /tmp/f2b-restore-bench.XXXXXX)
-trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$D"' EXIT INT TERM
+# KEEP=1 keeps the directory (database, f2b.log) for inspection.
+trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $D" || rm -rf "$D"' EXIT INT TERM
 PID=
 mkdir -p "$D/filter.d" "$D/action.d"
 cat >"$D/fail2ban.conf" <<EOF
