@@ -1010,7 +1010,8 @@ impl NftBackend {
         let tol = self.opts.reconcile_tolerance;
         let mut del: Vec<(Vec<WireElem>, Vec<IpNet>)> =
             vec![Default::default(); 2 * objs.shards + 2];
-        let mut upd: Vec<(IpNet, Option<Duration>)> = Vec::new();
+        // (net, desired remaining time, kernel element has a timeout)
+        let mut upd: Vec<(IpNet, Option<Duration>, bool)> = Vec::new();
         let mut adds: Vec<(IpNet, Option<Duration>)> = Vec::new();
         let mut wi = 0usize;
         for (_, idx) in order {
@@ -1044,7 +1045,7 @@ impl NftBackend {
             if same {
                 stats.unchanged += 1;
             } else {
-                upd.push((kb.net, t));
+                upd.push((kb.net, t, kb.expires.is_some()));
             }
         }
         adds.extend_from_slice(&want[wi..]);
@@ -1053,14 +1054,24 @@ impl NftBackend {
             stats.removed = n;
             stats.refused.extend(refused);
         }
-        if !upd.is_empty() {
-            // Replace: delete then add. Done as two transactions; the
-            // elements are absent for the time between (sub-millisecond).
-            let g = Self::group(objs.shards, upd.iter().map(|(n, t)| (n, *t)));
-            let gd = Self::group(objs.shards, upd.iter().map(|(n, _)| (n, None)));
+        // Timeout to timeout: re-adding updates the element's timeout in
+        // place (atomic). A change of permanence needs delete + add, done
+        // as two transactions: those elements are absent for the
+        // sub-millisecond between them.
+        let (retime, replace): (Vec<_>, Vec<_>) =
+            upd.into_iter().partition(|(_, t, had)| t.is_some() && *had);
+        if !retime.is_empty() {
+            let g = Self::group(objs.shards, retime.iter().map(|(n, t, _)| (n, *t)));
+            let (n, refused) = self.apply(Op::Add, &objs, g, &[])?;
+            stats.updated += n;
+            stats.refused.extend(refused);
+        }
+        if !replace.is_empty() {
+            let g = Self::group(objs.shards, replace.iter().map(|(n, t, _)| (n, *t)));
+            let gd = Self::group(objs.shards, replace.iter().map(|(n, _, _)| (n, None)));
             self.apply(Op::Del, &objs, gd, &[libc::ENOENT])?;
             let (n, refused) = self.apply(Op::Add, &objs, g, &[])?;
-            stats.updated = n;
+            stats.updated += n;
             stats.refused.extend(refused);
         }
         if !adds.is_empty() {

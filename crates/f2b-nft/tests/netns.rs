@@ -266,6 +266,8 @@ fn reconcile_applies_only_the_difference() {
                 (net("192.0.2.2"), m(600)),
                 (net("192.0.2.3"), m(600)),
                 (net("10.0.0.0/8"), m(600)),
+                (net("192.0.2.5"), None),
+                (net("192.0.2.6"), m(600)),
             ],
         )
         .unwrap();
@@ -275,12 +277,14 @@ fn reconcile_applies_only_the_difference() {
             (net("192.0.2.4"), None),      // added, permanent
             (net("10.0.0.0/8"), m(598)),   // within tolerance: unchanged
             (net("2001:db8::/32"), m(60)), // added
+            (net("192.0.2.5"), m(900)),    // permanent -> timeout
+            (net("192.0.2.6"), None),      // timeout -> permanent
         ];
         let st = b.reconcile("sshd", &desired).unwrap();
-        assert_eq!(st.found, 4, "{st:?}");
+        assert_eq!(st.found, 6, "{st:?}");
         assert_eq!(st.removed, 1, "{st:?}");
         assert_eq!(st.unchanged, 2, "{st:?}");
-        assert_eq!(st.updated, 1, "{st:?}");
+        assert_eq!(st.updated, 3, "{st:?}");
         assert_eq!(st.added, 2, "{st:?}");
         assert!(st.refused.is_empty());
         let mut l: Vec<(String, u64)> = b
@@ -290,16 +294,18 @@ fn reconcile_applies_only_the_difference() {
             .map(|k| (k.net.to_string(), secs(k.expires)))
             .collect();
         l.sort();
-        assert_eq!(l.len(), 5, "{l:?}");
+        assert_eq!(l.len(), 7, "{l:?}");
         let get = |n: &str| l.iter().find(|(x, _)| x == n).map(|(_, e)| *e);
         assert_eq!(get("192.0.2.1"), None);
         assert!(get("192.0.2.3").unwrap() > 2900);
         assert_eq!(get("192.0.2.4"), Some(u64::MAX));
+        assert!((800..=900).contains(&get("192.0.2.5").unwrap()), "{l:?}");
+        assert_eq!(get("192.0.2.6"), Some(u64::MAX));
         // A second pass finds nothing to do.
         let st = b.reconcile("sshd", &desired).unwrap();
         assert_eq!(
             (st.found, st.unchanged, st.added, st.removed, st.updated),
-            (5, 5, 0, 0, 0),
+            (7, 7, 0, 0, 0),
             "{st:?}"
         );
     })
