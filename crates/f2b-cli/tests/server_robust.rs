@@ -447,3 +447,51 @@ fn broken_jails_leave_the_others_running() {
     fail(&s, "other.log", "198.51.100.161", 1);
     assert!(wait_until(5.0, || s.banned("other") == ["198.51.100.161"]));
 }
+
+#[test]
+fn fifo_and_directory_as_log_files() {
+    let rec = rec_action("actions.txt");
+    let special = "[fifo]\nenabled = true\nbackend = auto\nfilter = app\nlogpath = {dir}/fifo.log\n\
+                   maxretry = 1\naction = rec[name=fifo]\nignoreself = false\n\n\
+                   [dir]\nenabled = true\nbackend = polling\nfilter = app\nlogpath = {dir}/dir.log\n\
+                   maxretry = 1\naction = rec[name=dir]\nignoreself = false\n";
+    let s = Srv::new(
+        &good(),
+        &base_files(
+            &rec,
+            &[("jail.d/special.conf", special), ("dir.log/.keep", "")],
+        ),
+    );
+    let st = std::process::Command::new("mkfifo")
+        .arg(s.file("fifo.log"))
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    let mut s = s.start_via(&[], &[], &[]);
+    assert_healthy(&mut s, "198.51.100.170");
+    // A writer appears on the FIFO and goes away again.
+    {
+        use std::io::Write;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = s.file("fifo.log");
+        std::thread::spawn(move || {
+            let r = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .and_then(|mut f| {
+                    f.write_all(line(now(), "auth failure from 203.0.113.170\n").as_bytes())
+                });
+            let _ = tx.send(r.is_ok());
+        });
+        // The open blocks until the server reads; either way the server must stay healthy.
+        let _ = rx.recv_timeout(Duration::from_secs(2));
+    }
+    assert_healthy(&mut s, "198.51.100.171");
+    let t0 = Instant::now();
+    s.stop();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t0.elapsed()
+    );
+}

@@ -258,3 +258,95 @@ fn seed_style_jails_run() {
         s.log()
     );
 }
+
+#[test]
+fn sighup_with_an_unparsable_config_keeps_the_running_one() {
+    let mut s = srv(&jail("a", "maxretry = 1\nbantime = 1h"), &[]);
+    std::fs::write(s.file("jail.local"), "[a\nmaxretry = 2\n").unwrap();
+    s.signal("HUP");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(s.alive(), "server died on a bad reload");
+    assert!(pings(&s));
+    assert_eq!(s.jails(), ["a"], "log:\n{}", s.log());
+    assert_eq!(s.ok(&["get", "a", "maxretry"]), Value::Int(1));
+    fail(&s, "a.log", "203.0.113.90", 1);
+    assert!(
+        wait_until(5.0, || s.banned("a") == ["203.0.113.90"]),
+        "jail a stopped banning after a failed reload; log:\n{}",
+        s.log()
+    );
+    // Fixed config, next HUP applies it.
+    std::fs::write(s.file("jail.local"), "[a]\nmaxretry = 2\n").unwrap();
+    s.signal("HUP");
+    assert!(wait_until(10.0, || s.ok(&["get", "a", "maxretry"]) == Value::Int(2)));
+    assert_eq!(s.banned("a"), ["203.0.113.90"]);
+}
+
+#[test]
+fn sighup_storm() {
+    let mut s = srv(
+        &format!(
+            "{}{}",
+            jail("a", "maxretry = 1\nbantime = 1h"),
+            jail("b", "maxretry = 1\nbantime = 1h")
+        ),
+        &[],
+    );
+    fail(&s, "a.log", "203.0.113.100", 1);
+    assert!(wait_until(5.0, || s.banned("a").len() == 1));
+    for _ in 0..20 {
+        s.signal("HUP");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(s.alive(), "died; stderr:\n{}", s.read("stderr.txt"));
+    assert!(wait_until(10.0, || pings(&s)));
+    let mut j = s.jails();
+    j.sort();
+    assert_eq!(j, ["a", "b"]);
+    fail(&s, "b.log", "203.0.113.101", 1);
+    assert!(
+        wait_until(10.0, || s.banned("b") == ["203.0.113.101"]),
+        "log:\n{}",
+        s.log()
+    );
+    assert_eq!(s.banned("a"), ["203.0.113.100"]);
+    let acts = s.read("actions.txt");
+    assert_eq!(acts.matches("ban 203.0.113.100 ").count(), 1, "{acts}");
+    assert!(!acts.contains("unban"), "{acts}");
+    assert!(!s.read("stderr.txt").contains("panicked"));
+}
+
+#[test]
+fn sigterm_during_a_hanging_action() {
+    let hang = "[Definition]\nactionban = sleep 100\nactionunban = true\n\n[Init]\ntimeout = 1\n";
+    let rec = rec_action("actions.txt");
+    let mut s = Srv::new(
+        &format!(
+            "{}{}",
+            jail("a", "maxretry = 1"),
+            "[h]\nenabled = true\nbackend = auto\nfilter = app\nlogpath = {dir}/h.log\n\
+             action = hang\nmaxretry = 1\nignoreself = false\n"
+        ),
+        &[
+            ("filter.d/app.conf", FILTER),
+            ("action.d/rec.conf", &rec),
+            ("action.d/hang.conf", hang),
+        ],
+    )
+    .start_via(&[], &[], &[]);
+    for i in 0..5 {
+        fail(&s, "h.log", &format!("203.0.113.{}", 110 + i), 1);
+    }
+    assert!(wait_until(5.0, || s.banned("h").len() == 5));
+    let t0 = Instant::now();
+    s.signal("TERM");
+    let st = s.wait_exit(20.0).expect("no exit on SIGTERM");
+    assert!(st.success(), "{st:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "stop took {:?}",
+        t0.elapsed()
+    );
+    assert!(s.log().contains("Exiting Fail2ban"), "{}", s.log());
+}
