@@ -1221,6 +1221,29 @@ mod tests {
     }
 
     #[test]
+    fn bad_options_and_missing_library_fail_with_clear_errors() {
+        let e = NftBackend::new(NftOptions {
+            library: "libnftables-does-not-exist.so.9".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(e, NftError::Library(_)), "{e}");
+        assert!(e.to_string().contains("libnftables1"), "{e}");
+        let e = NftBackend::new(NftOptions {
+            shards: 48,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("shards"), "{e}");
+        let e = NftBackend::new(NftOptions {
+            table: "bad table".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("table"), "{e}");
+    }
+
+    #[test]
     fn table_names() {
         assert!(is_table_name("f2b-table"));
         assert!(!is_table_name("1x"));

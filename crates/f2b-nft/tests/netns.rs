@@ -393,7 +393,13 @@ struct E2e {
     by: String,
 }
 
-fn e2e(teardown: bool, wait: u64) -> E2e {
+fn e2e(teardown: bool, wait: u64, v6: bool) -> E2e {
+    // server, attacker, bystander
+    let (a_srv, a_att, a_by, plen) = if v6 {
+        ("fd99::1", "fd99::2", "fd99::3", 64)
+    } else {
+        ("10.99.0.1", "10.99.0.2", "10.99.0.3", 24)
+    };
     let srv = ns("nfts");
     let cli = ns("nftc");
     let sh = |n: &Netns, cmd: &str| {
@@ -403,22 +409,25 @@ fn e2e(teardown: bool, wait: u64) -> E2e {
     sh(
         &srv,
         &format!(
-            "ip link add vs type veth peer name vc netns {} && ip addr add 10.99.0.1/24 dev vs && ip link set vs up",
+            "ip link add vs type veth peer name vc netns {} && ip addr add {a_srv}/{plen} dev vs nodad && ip link set vs up",
             cli.name()
         ),
     );
     sh(
         &cli,
-        "ip addr add 10.99.0.2/24 dev vc && ip addr add 10.99.0.3/24 dev vc && ip link set vc up",
+        &format!(
+            "ip addr add {a_att}/{plen} dev vc nodad && ip addr add {a_by}/{plen} dev vc nodad && ip link set vc up"
+        ),
     );
     sh(
         &srv,
         "printf 'table inet filter {\n chain input {\n type filter hook input priority 0; policy drop;\n \
-         ct state established,related accept\n iif lo accept\n tcp dport 2222 accept\n }\n}\n' | nft -f -",
+         ct state established,related accept\n iif lo accept\n meta l4proto ipv6-icmp accept\n tcp dport 2222 accept\n }\n}\n' | nft -f -",
     );
     let cli_name = cli.name().to_string();
     srv.run(move || {
-        let listener = TcpListener::bind("10.99.0.1:2222").unwrap();
+        let sa = SocketAddr::new(a_srv.parse().unwrap(), 2222);
+        let listener = TcpListener::bind(sa).unwrap();
         let (tx_srv, rx_srv) = mpsc::channel::<String>();
         std::thread::spawn(move || {
             let mut first = true;
@@ -452,8 +461,7 @@ fn e2e(teardown: bool, wait: u64) -> E2e {
         let ns_cli = cli_name.clone();
         let attacker = std::thread::spawn(move || {
             f2b_nft::netns::enter(&ns_cli).unwrap();
-            let sa: SocketAddr = "10.99.0.1:2222".parse().unwrap();
-            let mut s = connect_from("10.99.0.2", sa).expect("attacker's first connect");
+            let mut s = connect_from(a_att, sa).expect("attacker's first connect");
             s.write_all(b"ping").unwrap();
             let mut buf = [0u8; 4];
             s.read_exact(&mut buf).unwrap();
@@ -466,11 +474,11 @@ fn e2e(teardown: bool, wait: u64) -> E2e {
             let r = s.read(&mut buf);
             tx_cli.send(format!("open-conn: {r:?}")).unwrap();
             // New connects fail; the bystander still gets in.
-            let r = connect_from("10.99.0.2", sa);
+            let r = connect_from(a_att, sa);
             tx_cli
                 .send(format!("new-conn: {:?}", r.map(|_| ())))
                 .unwrap();
-            let r = connect_from("10.99.0.3", sa).and_then(|mut s| {
+            let r = connect_from(a_by, sa).and_then(|mut s| {
                 let mut b2 = [0u8; 2];
                 s.set_read_timeout(Some(Duration::from_secs(5)))?;
                 s.read_exact(&mut b2)?;
@@ -488,7 +496,7 @@ fn e2e(teardown: bool, wait: u64) -> E2e {
         b.ensure_jail(&spec).unwrap();
         let t0 = Instant::now();
         let rep = b
-            .ban("svc", &[(net("10.99.0.2"), Some(Duration::from_secs(600)))])
+            .ban("svc", &[(net(a_att), Some(Duration::from_secs(600)))])
             .unwrap();
         let took = t0.elapsed();
         assert_eq!(rep.applied, 1);
@@ -518,7 +526,7 @@ fn end_to_end_ban_cuts_open_connection() {
         open,
         newc,
         by,
-    } = e2e(true, 15);
+    } = e2e(true, 15, false);
     assert!(rep.teardown_error.is_none(), "{rep:?}");
     assert!(rep.teardown.conntrack_deleted >= 1, "{rep:?}");
     assert!(rep.teardown.sockets_destroyed >= 1, "{rep:?}");
@@ -551,7 +559,7 @@ fn end_to_end_ban_cuts_open_connection() {
 /// is what makes the assertions above meaningful.
 #[test]
 fn end_to_end_without_teardown_only_blocks_new_connections() {
-    let r = e2e(false, 3);
+    let r = e2e(false, 3, false);
     assert_eq!(r.rep.teardown, f2b_nft::TeardownStats::default());
     assert!(
         r.srv_side.contains("WouldBlock") || r.srv_side.contains("TimedOut"),
@@ -567,30 +575,74 @@ fn end_to_end_without_teardown_only_blocks_new_connections() {
     assert!(r.by.contains("Ok([104, 105])"), "{}", r.by);
 }
 
+/// The same over IPv6: conntrack and socket teardown for an IPv6 peer.
+#[test]
+fn end_to_end_ipv6_ban_cuts_open_connection() {
+    let r = e2e(true, 15, true);
+    assert!(r.rep.teardown_error.is_none(), "{:?}", r.rep);
+    assert!(r.rep.teardown.conntrack_deleted >= 1, "{:?}", r.rep);
+    assert!(r.rep.teardown.sockets_destroyed >= 1, "{:?}", r.rep);
+    assert!(
+        !r.srv_side.contains("WouldBlock") && !r.srv_side.contains("TimedOut"),
+        "{}",
+        r.srv_side
+    );
+    assert!(
+        (r.open.contains("Err") || r.open.contains("Ok(0)"))
+            && !r.open.contains("WouldBlock")
+            && !r.open.contains("TimedOut"),
+        "{}",
+        r.open
+    );
+    assert!(r.newc.contains("Err"), "{}", r.newc);
+    assert!(r.by.contains("Ok([104, 105])"), "{}", r.by);
+}
+
+/// Builds a `sockaddr_storage` for `a` and returns it with its length.
+fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, u32) {
+    // SAFETY: zeroed sockaddr_storage is valid; we write the family's
+    // struct into its prefix, which it is sized and aligned for.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        match a {
+            SocketAddr::V4(v) => {
+                let p = &mut ss as *mut _ as *mut libc::sockaddr_in;
+                (*p).sin_family = libc::AF_INET as u16;
+                (*p).sin_port = v.port().to_be();
+                (*p).sin_addr.s_addr = u32::from(*v.ip()).to_be();
+                (ss, std::mem::size_of::<libc::sockaddr_in>() as u32)
+            }
+            SocketAddr::V6(v) => {
+                let p = &mut ss as *mut _ as *mut libc::sockaddr_in6;
+                (*p).sin6_family = libc::AF_INET6 as u16;
+                (*p).sin6_port = v.port().to_be();
+                (*p).sin6_addr.s6_addr = v.ip().octets();
+                (ss, std::mem::size_of::<libc::sockaddr_in6>() as u32)
+            }
+        }
+    }
+}
+
 fn connect_from(src: &str, dst: SocketAddr) -> std::io::Result<TcpStream> {
     // std has no bind-before-connect; use the socket API via libc.
     use std::os::fd::FromRawFd;
-    let src: std::net::Ipv4Addr = src.parse().unwrap();
-    let std::net::SocketAddr::V4(d) = dst else {
-        unreachable!()
+    let src = SocketAddr::new(src.parse().unwrap(), 0);
+    let fam = if dst.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
     };
-    // SAFETY: plain socket calls with valid sockaddr_in values; the fd is
-    // handed to TcpStream (which closes it) or closed on error.
+    let (sa, sl) = sockaddr(src);
+    let (da, dl) = sockaddr(dst);
+    // SAFETY: plain socket calls with valid sockaddr values; the fd is
+    // owned by the TcpStream (closed on every return path).
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let fd = libc::socket(fam, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
         let stream = TcpStream::from_raw_fd(fd);
-        let mut sa: libc::sockaddr_in = std::mem::zeroed();
-        sa.sin_family = libc::AF_INET as u16;
-        sa.sin_addr.s_addr = u32::from(src).to_be();
-        if libc::bind(
-            fd,
-            &sa as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        ) != 0
-        {
+        if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, sl) != 0 {
             return Err(std::io::Error::last_os_error());
         }
         let tv = libc::timeval {
@@ -604,16 +656,7 @@ fn connect_from(src: &str, dst: SocketAddr) -> std::io::Result<TcpStream> {
             &tv as *const _ as *const libc::c_void,
             std::mem::size_of::<libc::timeval>() as u32,
         );
-        let mut da: libc::sockaddr_in = std::mem::zeroed();
-        da.sin_family = libc::AF_INET as u16;
-        da.sin_port = d.port().to_be();
-        da.sin_addr.s_addr = u32::from(*d.ip()).to_be();
-        if libc::connect(
-            fd,
-            &da as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        ) != 0
-        {
+        if libc::connect(fd, &da as *const _ as *const libc::sockaddr, dl) != 0 {
             return Err(std::io::Error::last_os_error());
         }
         Ok(stream)
