@@ -31,6 +31,7 @@ use f2b_engine::{
 };
 use f2b_filter::{Filter, FilterSpec, UseDns};
 use f2b_journal::{Journal, JournalMatch, JournalOptions, JournalSource, Start as JournalStart};
+use f2b_nft::{JailSpec, NftBackend, NftOptions};
 use f2b_store::{
     BanRecord, CurrentBansQuery, HistoryScope, JournalPosition, LogPosition, OpenOptions, Store,
     WriteBatch,
@@ -38,6 +39,7 @@ use f2b_store::{
 use f2b_tail::{
     Checkpoint, FileCheckpoint, LogEncoding, LogPathOptions, StartMode, SubscriberId, Tailer,
 };
+use indexmap::IndexMap;
 use tokio::sync::mpsc;
 
 use crate::jail::JailSettings;
@@ -87,6 +89,7 @@ struct EnvInner {
     stopping: AtomicBool,
     log: Mutex<Option<Arc<Logger>>>,
     journals: Mutex<HashMap<JournalSource, Arc<JournalReader>>>,
+    nft: Mutex<Option<Arc<Mutex<NftBackend>>>>,
     /// Prefix for action commands (tests run actions inside a network namespace).
     exec_prefix: Vec<String>,
 }
@@ -105,6 +108,7 @@ impl RuntimeEnv {
                 stopping: AtomicBool::new(false),
                 log: Mutex::new(None),
                 journals: Mutex::new(HashMap::new()),
+                nft: Mutex::new(None),
                 exec_prefix,
             }),
         }
@@ -213,9 +217,41 @@ impl RuntimeEnv {
         }
     }
 
-    /// Stops the reader threads (shutdown).
+    /// Stops the reader threads and removes the native nftables table (unless it is
+    /// configured to keep bans across restarts): shutdown, after the jails stopped.
     pub fn stop_reader(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
+        if let Some(b) = lock(&self.inner.nft).take() {
+            if let Err(e) = lock(&b).stop() {
+                if let Some(log) = lock(&self.inner.log).clone() {
+                    log.log(
+                        "fail2ban.actions",
+                        Level::ERROR,
+                        &format!("nftables stop: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The native nftables backend, created on first use (in this process's network
+    /// namespace); its start-up warnings (e.g. no socket destruction) are logged once.
+    fn nft(&self, log: &Logger) -> Result<Arc<Mutex<NftBackend>>, String> {
+        let mut g = lock(&self.inner.nft);
+        if let Some(b) = g.as_ref() {
+            return Ok(b.clone());
+        }
+        let b = NftBackend::new(NftOptions::default()).map_err(|e| e.to_string())?;
+        for w in b.capabilities().warnings() {
+            log.log(
+                "fail2ban.actions",
+                Level::WARNING,
+                &format!("nftables: {w}"),
+            );
+        }
+        let b = Arc::new(Mutex::new(b));
+        *g = Some(b.clone());
+        Ok(b)
     }
 
     /// The shared reader of a journal source, opened (with its thread) on first use.
@@ -800,6 +836,150 @@ fn configure_engine(engine: &mut JailEngine, s: &JailSettings, log: &Logger) {
     ig.set_cache(s.ignorecache.as_ref().map(|o| ignore_cache_config(o)));
 }
 
+/// Whether an action runs on the native nftables backend: the nftables action names
+/// (`banaction = nftables | nftables-multiport | nftables-allports | f2b-nft`), unless the
+/// action sets `native = false` to keep the stock shell commands.
+fn is_native(name: &str, props: &IndexMap<String, String>) -> bool {
+    JailSpec::is_native_action(name)
+        && !props.get("native").is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "false" | "no" | "0" | "off"
+            )
+        })
+}
+
+/// A jail's bans on the native nftables backend.
+#[derive(Clone)]
+struct NativeBans {
+    backend: Arc<Mutex<NftBackend>>,
+    jail: String,
+    log: Arc<Logger>,
+    /// The jail's counters (its current bantime for tickets without their own).
+    counters: Arc<Counters>,
+}
+
+fn native_jail(
+    jail: &str,
+    name: &str,
+    def: &crate::jail::ActionDef,
+    env: &RuntimeEnv,
+    log: &Arc<Logger>,
+    counters: &Arc<Counters>,
+) -> Result<NativeBans, String> {
+    let spec = JailSpec::from_action(jail, name, |opt| def.props.get(opt).cloned())
+        .map_err(|e| e.to_string())?;
+    let backend = env.nft(log)?;
+    lock(&backend)
+        .ensure_jail(&spec)
+        .map_err(|e| e.to_string())?;
+    Ok(NativeBans {
+        backend,
+        jail: jail.to_owned(),
+        log: log.clone(),
+        counters: counters.clone(),
+    })
+}
+
+/// The kernel form of a ban id (raw ids cannot be banned by address).
+fn ip_net(id: &str) -> Option<f2b_core::addr::IpNet> {
+    match Addr::parse(id).ok()? {
+        Addr::Ip(ip) => Some(f2b_core::addr::IpNet::new(
+            ip,
+            if ip.is_ipv4() { 32 } else { 128 },
+        )),
+        Addr::Net(n) => Some(n),
+        Addr::Raw(_) => None,
+    }
+}
+
+/// Remaining ban time for the kernel's element timeout (None = permanent).
+fn remaining(time: f64, bantime: i64, now: f64) -> Option<Option<Duration>> {
+    if bantime < 0 {
+        return Some(None);
+    }
+    let left = time + bantime as f64 - now;
+    (left > 0.0).then(|| Some(Duration::from_secs_f64(left.max(1.0))))
+}
+
+impl NativeBans {
+    fn error(&self, what: &str, e: impl std::fmt::Display) {
+        self.log.log(
+            "fail2ban.actions",
+            Level::ERROR,
+            &format!("[{}] nftables {what}: {e}", self.jail),
+        );
+    }
+
+    fn ban(&self, tickets: &[&BanTicket]) {
+        let t = now();
+        let bantime_default = self.counters.bantime.load(Ordering::Relaxed);
+        let items: Vec<_> = tickets
+            .iter()
+            .filter_map(|tk| {
+                let net = ip_net(&tk.id)?;
+                let left = remaining(tk.time, tk.bantime.unwrap_or(bantime_default), t)?;
+                Some((net, left))
+            })
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        match lock(&self.backend).ban(&self.jail, &items) {
+            Ok(rep) => {
+                for (net, why) in rep.refused {
+                    self.error(&format!("ban {net} refused"), why);
+                }
+                if let Some(e) = rep.teardown_error {
+                    self.error("connection teardown", e);
+                }
+            }
+            Err(e) => self.error("ban", e),
+        }
+    }
+
+    fn unban(&self, tickets: &[&BanTicket]) {
+        let nets: Vec<_> = tickets.iter().filter_map(|t| ip_net(&t.id)).collect();
+        if nets.is_empty() {
+            return;
+        }
+        if let Err(e) = lock(&self.backend).unban(&self.jail, &nets) {
+            self.error("unban", e);
+        }
+    }
+
+    /// Makes the kernel set equal to the database's active bans (start-up).
+    fn reconcile(&self, bans: &[f2b_store::JailBan], t: f64, bantime: i64, log: &Logger) {
+        let desired: Vec<_> = bans
+            .iter()
+            .filter_map(|b| {
+                let net = ip_net(&b.ban.ip)?;
+                let bt = if b.ban.bantime == -2 {
+                    bantime
+                } else {
+                    b.ban.bantime
+                };
+                let left = remaining(b.ban.timeofban as f64, bt, t)?;
+                Some((net, left))
+            })
+            .collect();
+        match lock(&self.backend).reconcile(&self.jail, &desired) {
+            Ok(st) => log.log(
+                "fail2ban.actions",
+                Level::INFO,
+                &format!("[{}] nftables: {st:?}", self.jail),
+            ),
+            Err(e) => self.error("reconcile", e),
+        }
+    }
+
+    fn stop(&self) {
+        if let Err(e) = lock(&self.backend).remove_jail(&self.jail) {
+            self.error("stop", e);
+        }
+    }
+}
+
 /// Opens (or shares) the journal a jail's `backend = systemd[...]` names.
 fn open_journal(s: &JailSettings, env: &RuntimeEnv) -> Result<Arc<JournalReader>, String> {
     let opts: Vec<(String, String)> = if s.backend.contains('[') {
@@ -885,7 +1065,19 @@ impl JailRuntime {
             ..ActionEnv::default()
         });
         let mut actions = JailActions::new(s.name.clone(), action_env);
+        let mut native: Option<NativeBans> = None;
         for (name, def) in &s.actions {
+            if is_native(name, &def.props) {
+                match native_jail(&s.name, name, def, env, log, &counters) {
+                    Ok(n) => native = Some(n),
+                    Err(e) => log.log(
+                        "fail2ban.actions",
+                        Level::ERROR,
+                        &format!("[{}] native nftables action {name}: {e}", s.name),
+                    ),
+                }
+                continue;
+            }
             if let Err(e) = actions.add(name, def.props.clone()) {
                 log.log(
                     "fail2ban.actions",
@@ -913,7 +1105,9 @@ impl JailRuntime {
             pending_jobs: Vec::new(),
         }));
         lock(&core).update_counters();
-        env.inner.rt.spawn(action_worker(actions, rx));
+        env.inner
+            .rt
+            .spawn(action_worker(actions, native.clone(), rx));
         let _ = tx.send(Job::Start);
         for (k, v) in [
             ("maxRetry", s.maxretry.to_string()),
@@ -934,6 +1128,9 @@ impl JailRuntime {
             q.max_bantime = Some(maxbt);
             q.unknown_bantime = Some(s.bantime);
             if let Ok(bans) = store.current_bans(&q) {
+                if let Some(n) = &native {
+                    n.reconcile(&bans, t, s.bantime, log);
+                }
                 let mut c = lock(&core);
                 let mut events = Vec::new();
                 for b in bans {
@@ -1332,23 +1529,72 @@ impl JailRuntime {
     }
 }
 
-async fn action_worker(mut actions: JailActions, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(job) = rx.recv().await {
+/// How many bans of a storm run their actions at once (one jail; other jails have their
+/// own workers).
+const BAN_PARALLELISM: usize = 8;
+
+async fn action_worker(
+    mut actions: JailActions,
+    native: Option<NativeBans>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
+    let mut next: Option<Job> = None;
+    loop {
+        let job = match next.take() {
+            Some(j) => j,
+            None => match rx.recv().await {
+                Some(j) => j,
+                None => return,
+            },
+        };
         match job {
             Job::Start => {
                 actions.start().await;
             }
-            Job::Ban(mut t) => {
-                t.ban_epoch = actions.ban_epoch();
-                actions.ban(&t).await;
+            Job::Ban(t) => {
+                // A storm: take every ban already queued (up to the next job of another
+                // kind, which keeps its order) and run them concurrently.
+                let mut batch = vec![t];
+                while let Ok(j) = rx.try_recv() {
+                    match j {
+                        Job::Ban(t) => batch.push(t),
+                        other => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
+                let epoch = actions.ban_epoch();
+                for t in &mut batch {
+                    t.ban_epoch = epoch;
+                }
+                if let Some(n) = &native {
+                    // Restored bans were reconciled with the kernel at start.
+                    let fresh: Vec<&BanTicket> = batch.iter().filter(|t| !t.restored).collect();
+                    n.ban(&fresh);
+                }
+                if batch.len() == 1 {
+                    actions.ban(&batch[0]).await;
+                } else {
+                    actions.ban_many(&batch, BAN_PARALLELISM).await;
+                }
             }
             Job::Unban(t) => {
+                if let Some(n) = &native {
+                    n.unban(&[&t]);
+                }
                 actions.unban(&t).await;
             }
             Job::Flush(ts) => {
+                if let Some(n) = &native {
+                    n.unban(&ts.iter().collect::<Vec<_>>());
+                }
                 actions.flush(&ts, false).await;
             }
             Job::Stop(remaining, done) => {
+                if let Some(n) = &native {
+                    n.stop();
+                }
                 actions.stop(&remaining).await;
                 let _ = done.send(());
                 return;
