@@ -408,6 +408,25 @@ fn log_target_on_a_full_tmpfs() {
     );
     assert_healthy(&mut s, "198.51.100.150");
     assert_eq!(s.banned("good").len(), 301);
+    // Space comes back (logrotate truncates the file): logging resumes.
+    let pid = s.pid().unwrap().to_string();
+    let ns = |args: &[&str]| {
+        std::process::Command::new("nsenter")
+            .args(["-t", &pid, "-m", "--"])
+            .args(args)
+            .output()
+            .expect("nsenter (util-linux)")
+    };
+    assert!(ns(&["truncate", "-s", "0", &target]).status.success());
+    assert_healthy(&mut s, "198.51.100.151");
+    assert!(
+        wait_until(5.0, || String::from_utf8_lossy(
+            &ns(&["cat", &target]).stdout
+        )
+        .contains("Ban 198.51.100.151")),
+        "logging did not resume after the disk had room again:\n{}",
+        String::from_utf8_lossy(&ns(&["cat", &target]).stdout)
+    );
 }
 
 #[test]
