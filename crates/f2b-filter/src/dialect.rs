@@ -928,7 +928,13 @@ mod tests {
     fn boundary_lookaheads_are_linear() {
         let r = PyRegex::new(r"(?=^|\b|\W)\d+(?=\b|\W|$)", false).unwrap();
         assert!(!r.is_backtracking());
-        for (s, want) in [("a 12 b", Some("12")), ("x12", None), ("12", Some("12")), ("-12-", Some("12")), ("12x", None)] {
+        for (s, want) in [
+            ("a 12 b", Some("12")),
+            ("x12", None),
+            ("12", Some("12")),
+            ("-12-", Some("12")),
+            ("12x", None),
+        ] {
             let got = r.search(s).map(|sp| {
                 let (a, b) = sp.whole();
                 s[a..b].to_string()

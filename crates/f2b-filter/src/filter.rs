@@ -469,8 +469,12 @@ impl MlfidCache {
     fn set(&mut self, k: String, v: Fail, now: f64) {
         if self.map.len() >= Self::MAX_COUNT {
             while let Some((&s, _)) = self.order.iter().next() {
-                let Some(key) = self.order.remove(&s) else { break };
-                let Some((_, exp, _)) = self.map.remove(&key) else { continue };
+                let Some(key) = self.order.remove(&s) else {
+                    break;
+                };
+                let Some((_, exp, _)) = self.map.remove(&key) else {
+                    continue;
+                };
                 if exp > now && self.map.len() < Self::MAX_COUNT {
                     break;
                 }
@@ -533,8 +537,6 @@ pub struct Filter {
     use_dns: UseDns,
     pref: Option<FRegex>,
     fail: Vec<FRegex>,
-    /// One-pass prefilter over all failregexes (None if not buildable).
-    fail_set: Option<regex::RegexSet>,
     ignore: Vec<FRegex>,
     max_lines: usize,
     line_buffer: Vec<TupleLine>,
@@ -587,7 +589,6 @@ impl Filter {
             use_dns: spec.usedns,
             pref: None,
             fail: Vec::new(),
-            fail_set: None,
             ignore: Vec::new(),
             max_lines: 1,
             line_buffer: Vec::new(),
@@ -650,15 +651,7 @@ impl Filter {
             });
         }
         self.fail.push(r);
-        self.rebuild_set();
         Ok(())
-    }
-
-    fn rebuild_set(&mut self) {
-        let pats: Option<Vec<&str>> = self.fail.iter().map(|r| r.re.linear_pattern()).collect();
-        self.fail_set = pats.filter(|p| p.len() > 1 && std::env::var_os("F2B_NOSET").is_none()).and_then(|p| {
-            regex::RegexSetBuilder::new(p).size_limit(64 << 20).build().ok()
-        });
     }
 
     /// `set <jail> delfailregex <index>`.
@@ -667,7 +660,6 @@ impl Filter {
             return Err(FilterError::BadIndex { index });
         }
         self.fail.remove(index);
-        self.rebuild_set();
         Ok(())
     }
 
@@ -690,7 +682,6 @@ impl Filter {
     /// Removes all fail and ignore regexes (reload).
     pub fn clear_regexes(&mut self) {
         self.fail.clear();
-        self.rebuild_set();
         self.ignore.clear();
     }
 
@@ -1077,20 +1068,11 @@ impl Filter {
                 buf = None;
             }
         }
-        let mut cands: Option<regex::SetMatches> = None;
         for idx in 0..self.fail.len() {
             if buf.is_none() {
                 buf = Some(tuple_lines_buf(&self.line_buffer));
-                cands = None;
             }
             let b = buf.take().unwrap_or_default();
-            if let Some(set) = &self.fail_set {
-                let c = cands.get_or_insert_with(|| set.matches(&b));
-                if !c.matched(idx) {
-                    buf = Some(b);
-                    continue;
-                }
-            }
             let Some(found) = self.fail[idx].search(&b, &org) else {
                 buf = Some(b);
                 continue;
