@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{now, rec_action, wait_until, Srv};
+use common::{f2b, now, rec_action, wait_until, Srv};
 
 const FILTER: &str = "[Definition]\nfailregex = ^\\s*auth failure #\\d+ from <HOST>$\n\
                       datepattern = {^LN-BEG}EPOCH\n";
@@ -208,6 +208,13 @@ fn sigkill_during_ban_storm_loses_and_repeats_nothing() {
         };
         std::thread::sleep(Duration::from_millis(delay));
         s.kill();
+        // The kernel may keep the dead server's listening socket for a moment after the
+        // process is reaped (deferred close); `f2b server -x` then refuses to start (see
+        // `restart_right_after_sigkill`). That is tested there; here wait it out.
+        let sock = s.file("f2b.sock");
+        wait_until(5.0, || {
+            std::os::unix::net::UnixStream::connect(&sock).is_err()
+        });
         let st = read_db(&db, &logfile);
         let ends = written.lock().unwrap().ends.clone();
         // Bans and positions in one transaction: banned == lines up to the position.
@@ -309,5 +316,91 @@ fn sigkill_during_ban_storm_loses_and_repeats_nothing() {
         "crash test: {cycles} kills, {total} lines, {restored_checked} restored-ban checks, \
          {twice} lines Found twice (uncommitted tail re-read), {:.1} s",
         t0.elapsed().as_secs_f64()
+    );
+}
+
+/// Starts `f2b server -f -x` on `dir`; returns the child once it answers `ping`, or the
+/// server's stderr and log tail if it exited first.
+fn start_raw(dir: &Path) -> Result<std::process::Child, String> {
+    use std::process::{Command, Stdio};
+    let err = dir.join("stderr.txt");
+    let mut child = Command::new(f2b())
+        .args(["server", "-f", "-x", "-c"])
+        .arg(dir)
+        .arg("start")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("start f2b server");
+    let sock = dir.join("f2b.sock");
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(st)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("f2b.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(3).collect();
+            return Err(format!(
+                "server exited ({st}) instead of starting; stderr: {}; log tail: {tail:?}",
+                std::fs::read_to_string(&err).unwrap_or_default().trim()
+            ));
+        }
+        if let Ok(mut c) = f2b_proto::client::Client::connect(&sock, Some(Duration::from_secs(5))) {
+            let pong = matches!(
+                c.request(&[f2b_core::value::Value::str("ping")]),
+                Ok(f2b_proto::client::Reply::Ok(f2b_core::value::Value::Str(p))) if p == "pong"
+            );
+            let _ = c.close();
+            if pong {
+                return Ok(child);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err("server did not answer within 20 s".into())
+}
+
+/// A supervisor (systemd `Restart=always`, 100 ms) restarts the server right after it
+/// was killed. fail2ban's `-x` removes a leftover socket unconditionally; f2b must start
+/// too, even while the kernel has not finished closing the dead server's listening
+/// socket (a connect to it can still succeed for a moment after the process is reaped).
+#[test]
+fn restart_right_after_sigkill() {
+    let s = Srv::new(
+        JAIL,
+        &[
+            ("filter.d/storm.conf", FILTER),
+            ("action.d/rec.conf", &rec_action("actions.txt")),
+        ],
+    );
+    let mut failures = Vec::new();
+    for cycle in 0..20 {
+        let mut child = match start_raw(s.path()) {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(format!("cycle {cycle}: {e}"));
+                continue;
+            }
+        };
+        // Some work in flight, then SIGKILL and an immediate restart.
+        let t = now();
+        let lines: String = (0..20)
+            .map(|i| format!("{t:.3} auth failure #{i} from 10.200.{cycle}.{i}\n"))
+            .collect();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(s.file("a.log"))
+            .unwrap();
+        f.write_all(lines.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 20 immediate restarts failed:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
 }
