@@ -514,3 +514,40 @@ fn fifo_and_directory_as_log_files() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn descriptor_exhaustion() {
+    let rec = rec_action("actions.txt");
+    let many = "[many]\nenabled = true\nbackend = auto\nfilter = app\nlogpath = {dir}/many/*.log\n\
+                maxretry = 1\naction = rec[name=many]\nignoreself = false\n";
+    let names: Vec<String> = (0..150).map(|i| format!("many/f{i:03}.log")).collect();
+    let mut files: Vec<(&str, &str)> = vec![("jail.d/many.conf", many)];
+    files.extend(names.iter().map(|n| (n.as_str(), "")));
+    let s = Srv::new(&good(), &base_files(&rec, &files));
+    // 64 descriptors: fewer than the log files the jail wants open.
+    let mut s = s.start_via(&["prlimit", "--nofile=64:64", "--"], &[], &[]);
+    assert_healthy(&mut s, "198.51.100.180");
+    // Many clients at once on top of it.
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let sock = s.file("f2b.sock");
+            std::thread::spawn(move || std::os::unix::net::UnixStream::connect(sock).ok())
+        })
+        .collect();
+    let conns: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(conns);
+    assert!(wait_until(5.0, || pings(&s)), "no pong after fd pressure");
+    assert_healthy(&mut s, "198.51.100.181");
+    // The last file of the glob still gets read, or the jail says why not.
+    fail(&s, "many/f149.log", "203.0.113.180", 1);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(s.alive());
+    let t0 = Instant::now();
+    s.stop();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t0.elapsed()
+    );
+}
