@@ -573,7 +573,7 @@ impl Template {
             let (r, f, pf) = set_regex(&format!("({sub})"), WordBegin::Yes, true);
             (r, f, 2, pf)
         } else if !line_begin_only {
-            let r = format!(r"((?:^|(?P<square>(?<=^\[))|(?P<selinux>(?<=\baudit\()))%s)(?:(?(selinux)(?=:\d+\)))|(?(square)(?=\])))").replace("%s", epoch_re);
+            let r = r"((?:^|(?P<square>(?<=^\[))|(?P<selinux>(?<=\baudit\()))%s)(?:(?(selinux)(?=:\d+\)))|(?(square)(?=\])))".replace("%s", epoch_re);
             let (r, f, pf) = set_regex(&r, WordBegin::No, true);
             (r, f, 1, pf)
         } else {
@@ -1017,8 +1017,11 @@ pub const DEFAULT_TEMPLATES: [&str; 17] = [
 
 /// The shared, compiled default template list: anchored copies first
 /// (weight 100), then the originals — fail2ban's `DateDetectorCache`.
-fn default_templates() -> &'static (Vec<Arc<Template>>, Vec<Arc<Template>>) {
-    static D: OnceLock<(Vec<Arc<Template>>, Vec<Arc<Template>>)> = OnceLock::new();
+/// (all default templates incl. anchored copies, the plain ones).
+type TemplateLists = (Vec<Arc<Template>>, Vec<Arc<Template>>);
+
+fn default_templates() -> &'static TemplateLists {
+    static D: OnceLock<TemplateLists> = OnceLock::new();
     D.get_or_init(|| {
         let mut anchored = Vec::new();
         let mut plain = Vec::new();

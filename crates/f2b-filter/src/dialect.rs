@@ -848,9 +848,7 @@ impl PyRegex {
             }
             Engine::Backtrack { re, pre } => {
                 if let Some(p) = pre {
-                    if p.find_at(hay, pos).is_none() {
-                        return None;
-                    }
+                    p.find_at(hay, pos)?;
                 }
                 match re.captures_from_pos(hay, pos) {
                     Ok(Some(caps)) => Some(Spans(
