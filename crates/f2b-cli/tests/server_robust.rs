@@ -123,6 +123,30 @@ fn unreadable_log_files_do_not_stop_the_server() {
     chmod(&s.file("good.log"), 0o644);
     assert_healthy(&mut s, "198.51.100.4");
     assert!(s.banned("good").contains(&"198.51.100.3".to_owned()));
+    // The jail whose only file sat behind a directory without `x` did not start, and
+    // says why (fail2ban 1.0.2 refuses its whole start in that case).
+    assert!(
+        s.log()
+            .lines()
+            .any(|l| l.contains("ERROR")
+                && l.contains("Have not found any log file for locked jail")),
+        "{}",
+        s.log()
+    );
+    // The mode-000 file becomes readable: its jail picks it up (f2b retries unreadable
+    // files on a slower schedule, about every 10 s).
+    std::os::unix::fs::chown(&secret, Some(0), Some(0)).unwrap();
+    chmod(&secret, 0o644);
+    fail(&s, "secret.log", "203.0.113.3", 1);
+    assert!(
+        wait_until(25.0, || s
+            .banned("secret")
+            .contains(&"203.0.113.3".to_owned())),
+        "jail secret did not recover: {:?}; log:\n{}",
+        s.banned("secret"),
+        s.log()
+    );
+    assert_healthy(&mut s, "198.51.100.5");
 }
 
 #[test]
