@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ban latency end to end: a failure line written to the jail's log file ->
-# the address present in the kernel's nftables set, observed with
-# `nft monitor` (netlink notifications, no polling). Compares f2b with
+# the address present in the kernel's nftables set, observed by a netlink
+# socket subscribed to nf_tables notifications (no polling, no process). Compares f2b with
 # `banaction = nftables-multiport` (native f2b-nft backend once wired into the
 # server, else the stock shell action) and the stock Python fail2ban with its
 # stock nftables-multiport shell action, in the same run and the same
@@ -26,7 +26,7 @@ done
 if [ "$(id -u)" != 0 ]; then
     echo "$0: must run as root (network namespaces, nf_tables)" >&2; exit 1
 fi
-for tool in ip nft stdbuf /usr/bin/python3 /usr/bin/fail2ban-client; do
+for tool in ip nft /usr/bin/python3 /usr/bin/fail2ban-client; do
     command -v "$tool" >/dev/null || { echo "$0: $tool missing (scripts/install-deps)" >&2; exit 1; }
 done
 [ -d /etc/fail2ban ] || { echo "$0: /etc/fail2ban missing (Debian package fail2ban)" >&2; exit 1; }
@@ -84,7 +84,7 @@ EOT
         ip netns exec "$ns" /usr/bin/fail2ban-client -c "$dir" -x -f start </dev/null >"$dir/stderr.txt" 2>&1 &
     fi
     srvpid=$!
-    if ! /usr/bin/python3 "$here/latency.py" --ns "$ns" --dir "$dir" --impl "$impl" --trials "$trials"; then
+    if ! ip netns exec "$ns" /usr/bin/python3 "$here/latency.py" --ns "$ns" --dir "$dir" --impl "$impl" --trials "$trials"; then
         echo "$impl: FAILED; server log:" >&2; tail -20 "$dir/server.log" "$dir/stderr.txt" >&2 || true
         kill "$srvpid" 2>/dev/null || true
         exit 1
