@@ -13,19 +13,34 @@ use crate::py::lower;
 /// Python `configparser.MAX_INTERPOLATION_DEPTH`.
 pub const MAX_INTERPOLATION_DEPTH: u32 = 10;
 
-static CONDITIONAL_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(\w+)(\?.+)$").expect("static regex"));
 static SECTION_OPTSUBST_CRE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"%\(([\w\-]+/([^\)]+))\)s").expect("static regex"));
-static SECTION_OPTNAME_CRE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^([\w\-]+)/([^\s>]+)$").expect("static regex"));
 
-/// Splits a conditional name such as `Init?family=inet6` into (`Init`, `?family=inet6`).
+/// Splits a conditional name such as `Init?family=inet6` into (`Init`, `?family=inet6`)
+/// (fail2ban's `^(\w+)(\?.+)$`).
 pub(crate) fn split_conditional(name: &str) -> Option<(&str, &str)> {
-    let c = CONDITIONAL_RE.captures(name)?;
-    let a = c.get(1)?;
-    let b = c.get(2)?;
-    Some((a.as_str(), b.as_str()))
+    let q = name.find('?')?;
+    let (base, cond) = name.split_at(q);
+    if base.is_empty() || !base.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return None;
+    }
+    let cond_body = cond[1..].strip_suffix('\n').unwrap_or(&cond[1..]);
+    if cond_body.is_empty() || cond_body.contains('\n') {
+        return None;
+    }
+    Some((base, &cond[..1 + cond_body.len()]))
+}
+
+/// fail2ban's `SECTION_OPTNAME_CRE` (`^([\w\-]+)/([^\s>]+)$`) on `sec/opt`.
+fn split_section_option(option: &str) -> Option<(&str, &str)> {
+    let (sec, opt) = option.split_once('/')?;
+    let opt = opt.strip_suffix('\n').unwrap_or(opt);
+    let sec_ok = !sec.is_empty()
+        && sec
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    let opt_ok = !opt.is_empty() && !opt.chars().any(|c| crate::py::isspace(c) || c == '>');
+    (sec_ok && opt_ok).then_some((sec, opt))
 }
 
 /// Errors of `ConfigParser.get`.
@@ -276,9 +291,7 @@ impl Cfg {
         vars: Option<&Vars>,
     ) -> Result<String, GetError> {
         if option.contains('/') {
-            if let Some(c) = SECTION_OPTNAME_CRE.captures(option) {
-                let sec = c.get(1).map_or("", |m| m.as_str());
-                let opt = c.get(2).map_or("", |m| m.as_str());
+            if let Some((sec, opt)) = split_section_option(option) {
                 let seclwr = lower(sec);
                 let candidates: Vec<String> = if seclwr == "known" {
                     vec![format!("KNOWN/{section}"), section.to_owned()]

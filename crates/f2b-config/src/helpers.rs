@@ -9,6 +9,14 @@ use regex::Regex;
 
 use crate::py::strip;
 
+static OPTION_CRE_ASCII: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)\A([^\[]+)(?:\[(.*)\])?(?-u:\s)*\z").expect("static regex"));
+static OPTION_EXTRACT_CRE_ASCII: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?s)(?-u:\s)*((?-u:[\w\-_\.])+)=(?:"([^"]*)"|'([^']*)'|([^,\]]*))(?:,|\](?-u:\s)*\[|\z|(?P<wrngA>.+))|,?(?-u:\s)*\z|(?P<wrngB>.+)"#,
+    )
+    .expect("static regex")
+});
 static OPTION_CRE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?s)\A([^\[]+)(?:\[(.*)\])?\s*\z").expect("static regex"));
 static OPTION_EXTRACT_CRE: LazyLock<Regex> = LazyLock::new(|| {
@@ -26,6 +34,12 @@ static OPTION_SPLIT_CRE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 
+static OPTION_SPLIT_CRE_ASCII: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?s)(?:[^\[\t\n\x0B\x0C\r ]+(?:(?-u:\s)*\[(?-u:\s)*(?:(?-u:[\w\-_\.])+=(?:"[^"]*"|'[^']*'|[^,\]]*)(?-u:\s)*(?:,|\](?-u:\s)*\[)?(?-u:\s)*)*\])?(?-u:\s)*|[^\t\n\x0B\x0C\r ]+)(?:(?-u:\s)|\z)"#,
+    )
+    .expect("static regex")
+});
 /// Ordered string map (Python dict of str).
 pub type StrMap = IndexMap<String, String, rustc_hash::FxBuildHasher>;
 
@@ -68,13 +82,19 @@ fn char_pos(s: &str, byte: usize) -> usize {
 
 /// fail2ban's `extractOptions("name[k=v, k2=\"v, 2\"]")` → `("name", {k: v, k2: "v, 2"})`.
 pub fn extract_options(option: &str) -> Result<(String, StrMap), OptionSyntaxError> {
-    let m = OPTION_CRE
-        .captures(option)
-        .ok_or(OptionSyntaxError::Unexpected)?;
+    // ASCII input: the byte-oriented twins of the patterns give the same
+    // matches and are much cheaper than the Unicode ones
+    let ascii = option.is_ascii();
+    let (cre, extract) = if ascii {
+        (&*OPTION_CRE_ASCII, &*OPTION_EXTRACT_CRE_ASCII)
+    } else {
+        (&*OPTION_CRE, &*OPTION_EXTRACT_CRE)
+    };
+    let m = cre.captures(option).ok_or(OptionSyntaxError::Unexpected)?;
     let name = m.get(1).map_or("", |x| x.as_str()).to_owned();
     let mut opts = StrMap::default();
     if let Some(optstr) = m.get(2).map(|x| x.as_str()).filter(|s| !s.is_empty()) {
-        for c in OPTION_EXTRACT_CRE.captures_iter(optstr) {
+        for c in extract.captures_iter(optstr) {
             if let Some(w) = c.name("wrngA") {
                 return Err(OptionSyntaxError::AfterOption {
                     pos: char_pos(optstr, w.start()),
@@ -104,8 +124,12 @@ pub fn extract_options(option: &str) -> Result<(String, StrMap), OptionSyntaxErr
 /// action specs, keeping `[...]` option lists (even multi-line) together.
 /// Items are returned as matched (callers strip them).
 pub fn split_with_options(option: &str) -> Vec<String> {
-    OPTION_SPLIT_CRE
-        .find_iter(option)
+    let re = if option.is_ascii() {
+        &*OPTION_SPLIT_CRE_ASCII
+    } else {
+        &*OPTION_SPLIT_CRE
+    };
+    re.find_iter(option)
         .map(|m| {
             let s = m.as_str();
             match s.chars().last() {
@@ -229,9 +253,7 @@ pub fn substitute_recursive_tags(
                 let rtag = rtag.to_owned();
                 // every earlier occurrence of <rtag> was already replaced or
                 // skipped, so replacing from here on equals Python's replace-all
-                let tail = value[mstart..].replace(&value[mstart..mend], repl);
-                value.truncate(mstart);
-                value.push_str(&tail);
+                replace_all_from(&mut value, mstart, mend, repl);
                 if value.len() > MAX_TAG_VALUE_LEN {
                     return Err(TagRecursionError::TooLarge {
                         tag: tag.clone(),
@@ -272,6 +294,25 @@ pub fn substitute_recursive_tags(
         }
     }
     Ok(tags)
+}
+
+/// Replaces `value[mstart..mend]` and every later occurrence of the same text by `repl`.
+fn replace_all_from(value: &mut String, mstart: usize, mend: usize, repl: &str) {
+    let pat = value[mstart..mend].to_owned();
+    value.replace_range(mstart..mend, repl);
+    let mut i = mstart + repl.len();
+    while i < value.len() {
+        let Some(p) = value.as_bytes()[i..].iter().position(|&c| c == b'<') else {
+            break;
+        };
+        let at = i + p;
+        if value[at..].starts_with(pat.as_str()) {
+            value.replace_range(at..at + pat.len(), repl);
+            i = at + repl.len();
+        } else {
+            i = at + 1;
+        }
+    }
 }
 
 /// Finds the next `<tag>` (fail2ban's `<([^ <>]+)>`) at or after byte `from`:
