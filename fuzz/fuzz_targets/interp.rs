@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = c.get_ex(s, &format!("known/{o}"), None);
         }
     }
-    let (a, b) = text.split_at(text.len() / 2);
+    let mut mid = text.len() / 2;
+    while !text.is_char_boundary(mid) {
+        mid -= 1;
+    }
+    let (a, b) = text.split_at(mid);
     let src = MemSource::new(
         "/fuzz",
         [
