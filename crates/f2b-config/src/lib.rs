@@ -629,10 +629,16 @@ pub fn read_filter(
         .collect();
     let explicit_path = name.contains('/') || tail.contains('.');
     let (file, explicit, display) = if explicit_path {
-        let p = if name.starts_with('/') {
+        // fail2ban-regex: a bare `NAME.conf` lives in <base>/filter.d, a path
+        // with a slash is taken as given (relative to the working directory)
+        let p = if !name.contains('/') {
+            py::join(&py::join(src.base(), "filter.d"), &name)
+        } else if name.starts_with('/') {
             name.clone()
         } else {
-            py::join(src.base(), &name)
+            std::env::current_dir()
+                .map(|d| py::join(&d.to_string_lossy(), &name))
+                .unwrap_or_else(|_| name.clone())
         };
         let base_name = p.rsplit('/').next().unwrap_or(&p).to_owned();
         let stem = py::splitext_root(&base_name).to_owned();

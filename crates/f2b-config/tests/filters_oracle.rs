@@ -154,3 +154,29 @@ fn every_stock_filter_resolves_like_fail2ban() {
         bad.join("\n")
     );
 }
+
+#[test]
+fn filter_given_as_file_name_or_path() {
+    let src = FsSource::new(STOCK);
+    let by_name = read_filter(&src, "sshd[mode=aggressive]", &[]).expect("sshd");
+    let by_file = read_filter(&src, "sshd.conf[mode=aggressive]", &[]).expect("sshd.conf");
+    assert_eq!(by_name.failregex, by_file.failregex);
+    let by_path = read_filter(
+        &src,
+        "/etc/fail2ban/filter.d/sshd.conf[mode=aggressive]",
+        &[],
+    )
+    .expect("full path");
+    assert_eq!(by_name.failregex, by_path.failregex);
+    // a foreign file is read explicitly (with its includes)
+    let tmp = tempfile::tempdir().expect("tmp");
+    let f = tmp.path().join("mine.conf");
+    std::fs::write(
+        &f,
+        "[Definition]\nfailregex = ^bad <HOST>$\n            ^worse <HOST>$\n",
+    )
+    .expect("write");
+    let mine = read_filter(&src, &f.to_string_lossy(), &[]).expect("foreign");
+    assert_eq!(mine.failregex, vec!["^bad <HOST>$", "^worse <HOST>$"]);
+    assert!(read_filter(&src, "no-such-filter", &[]).is_err());
+}
