@@ -472,6 +472,11 @@ fn shell_metacharacters_in_a_manual_ban_do_not_run() {
 
 /// A client running as `nobody` (uid 65534): Python, started with setuid by the test.
 fn as_nobody(sock: &Path, command: &str) -> String {
+    as_uid(65534, sock, command)
+}
+
+/// The same client as any uid (gid = uid).
+fn as_uid(uid: u32, sock: &Path, command: &str) -> String {
     use std::os::unix::process::CommandExt;
     let script = r#"
 import socket, pickle, sys
@@ -504,10 +509,10 @@ print('REPLY', repr(U(__import__('io').BytesIO(data[:-17])).load()))
         .arg(script)
         .arg(sock)
         .arg(command)
-        .uid(65534)
-        .gid(65534)
+        .uid(uid)
+        .gid(uid)
         .output()
-        .unwrap_or_else(|e| panic!("{PY} as uid 65534: {e}"));
+        .unwrap_or_else(|e| panic!("{PY} as uid {uid}: {e}"));
     assert!(
         out.status.success(),
         "nobody client failed: {}",
@@ -548,6 +553,84 @@ fn non_root_peer_is_refused() {
         s.log().contains("Refused a control connection"),
         "refusal not logged"
     );
+}
+
+/// A server running as an unprivileged user (uid 65534) accepts commands from that
+/// user and from root, and refuses every other uid.
+#[test]
+fn server_owner_may_command_other_users_may_not() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !nix_is_root() {
+        panic!("this test needs root (to run the server and clients as other users)");
+    }
+    let s = Srv::new(
+        "[a]\nenabled = true\nfilter = app\nlogpath = {dir}/a.log\naction = rec[name=a]\n\
+         maxretry = 1\nbantime = 1h\nignoreself = false\n",
+        &[
+            (
+                "filter.d/app.conf",
+                "[Definition]\nfailregex = ^fail <HOST>$\ndatepattern = {^LN-BEG}EPOCH\n",
+            ),
+            ("action.d/rec.conf", &rec_action("actions.txt")),
+        ],
+    );
+    // Hand the whole directory to uid 65534 (world-traversable so other uids reach the
+    // socket once it is opened up below).
+    fn chown_all(p: &Path) {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+        if p.is_dir() {
+            for e in std::fs::read_dir(p).unwrap() {
+                chown_all(&e.unwrap().path());
+            }
+        }
+    }
+    chown_all(s.path());
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new(common::f2b())
+        .args(["server", "-f", "-x", "-c"])
+        .arg(s.path())
+        .arg("start")
+        .current_dir(s.path())
+        .uid(65534)
+        .gid(65534)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start f2b server as uid 65534");
+    let sock = s.file("f2b.sock");
+    let up = common::wait_until(20.0, || as_uid(65534, &sock, "['ping']").contains("pong"));
+    let result = std::panic::catch_unwind(|| {
+        assert!(
+            up,
+            "server as uid 65534 did not answer its owner; log:\n{}",
+            s.log()
+        );
+        // Root may command it.
+        assert!(
+            matches!(send_pickle(&s, &strs(&["ping"])), Outcome::Reply(Value::Tuple(ref v)) if v.first() == Some(&Value::Int(0))),
+            "root refused"
+        );
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+        for c in ["['ping']", "['set', 'a', 'banip', '192.0.2.98']"] {
+            let r = as_uid(65533, &sock, c);
+            let refused = r == "CLOSED"
+                || r.starts_with("RESET")
+                || (r.starts_with("REPLY (1,") && !r.contains("pong"));
+            assert!(refused, "{c} from uid 65533 not refused: {r}");
+        }
+        let r = as_uid(65534, &sock, "['get', 'a', 'banip']");
+        assert!(r.starts_with("REPLY (0, [])"), "owner: {r}");
+    });
+    let _ = as_uid(65534, &sock, "['stop']");
+    if !common::wait_until(10.0, || child.try_wait().ok().flatten().is_some()) {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
 }
 
 fn nix_is_root() -> bool {
