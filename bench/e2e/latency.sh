@@ -7,7 +7,10 @@
 # stock nftables-multiport shell action, in the same run and the same
 # throw-away network namespace (never the host ruleset).
 #
-#   bench/e2e/latency.sh [--trials N] [--only f2b|python]
+#   bench/e2e/latency.sh [--trials N] [--only f2b|python] [--rt]
+#
+# --rt runs both servers and the listener under `chrt -f 50` (SCHED_FIFO), to
+# separate the code path from CPU contention on a loaded machine.
 #
 # Env: F2B_BIN=path to an f2b binary (default: release build of f2b-cli).
 # Output: one "impl metric value unit" line per measurement (see docs/arch/e2e.md).
@@ -16,11 +19,13 @@ cd "$(dirname "$0")/../.."
 here=bench/e2e
 trials=200
 only=""
+rt=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --trials) trials="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
-        *) echo "usage: $0 [--trials N] [--only f2b|python]" >&2; exit 2 ;;
+        --rt) rt=(chrt -f 50); shift ;;
+        *) echo "usage: $0 [--trials N] [--only f2b|python] [--rt]" >&2; exit 2 ;;
     esac
 done
 if [ "$(id -u)" != 0 ]; then
@@ -53,7 +58,7 @@ ip netns add "$ns" || { echo "$0: the kernel refused a network namespace" >&2; e
 ip -n "$ns" link set lo up
 ip netns exec "$ns" nft list ruleset >/dev/null || { echo "$0: nf_tables unusable in the namespace" >&2; exit 1; }
 
-echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), trials $trials"
+echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), trials $trials${rt:+, SCHED_FIFO}"
 for impl in f2b python; do
     [ -n "$only" ] && [ "$only" != "$impl" ] && continue
     dir="$work/$impl"
@@ -79,12 +84,12 @@ banaction = nftables-multiport
 EOT
     : > "$dir/auth.log"
     if [ "$impl" = f2b ]; then
-        ip netns exec "$ns" "$F2B_BIN" server -f -x -c "$dir" start </dev/null >"$dir/stderr.txt" 2>&1 &
+        ip netns exec "$ns" "${rt[@]}" "$F2B_BIN" server -f -x -c "$dir" start </dev/null >"$dir/stderr.txt" 2>&1 &
     else
-        ip netns exec "$ns" /usr/bin/fail2ban-client -c "$dir" -x -f start </dev/null >"$dir/stderr.txt" 2>&1 &
+        ip netns exec "$ns" "${rt[@]}" /usr/bin/fail2ban-client -c "$dir" -x -f start </dev/null >"$dir/stderr.txt" 2>&1 &
     fi
     srvpid=$!
-    if ! ip netns exec "$ns" /usr/bin/python3 "$here/latency.py" --ns "$ns" --dir "$dir" --impl "$impl" --trials "$trials"; then
+    if ! ip netns exec "$ns" "${rt[@]}" /usr/bin/python3 "$here/latency.py" --ns "$ns" --dir "$dir" --impl "$impl" --trials "$trials"; then
         echo "$impl: FAILED; server log:" >&2; tail -20 "$dir/server.log" "$dir/stderr.txt" >&2 || true
         kill "$srvpid" 2>/dev/null || true
         exit 1
