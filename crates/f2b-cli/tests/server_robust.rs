@@ -575,3 +575,46 @@ fn descriptor_exhaustion() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn control_socket_abuse() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let rec = rec_action("actions.txt");
+    let mut s = Srv::new(&good(), &base_files(&rec, &[])).start_via(&[], &[], &[]);
+    let sock = s.file("f2b.sock");
+    // A client that sends half a command and then stalls, holding its connection.
+    let mut stall = UnixStream::connect(&sock).unwrap();
+    stall.write_all(b"\x80\x04\x95").unwrap();
+    // Garbage terminated like a command, a bare terminator, an immediate hang-up.
+    let mut x: u32 = 12345;
+    let mut junk: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        })
+        .collect();
+    junk.extend_from_slice(b"<F2B_END_COMMAND>");
+    for payload in [&junk[..], b"<F2B_END_COMMAND>", b""] {
+        let mut c = UnixStream::connect(&sock).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = c.write_all(payload);
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+    }
+    // Many connections opened and dropped at once.
+    for _ in 0..200 {
+        drop(UnixStream::connect(&sock));
+    }
+    let t0 = Instant::now();
+    assert!(pings(&s), "no pong while a client stalls");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "ping took {:?}",
+        t0.elapsed()
+    );
+    assert_healthy(&mut s, "198.51.100.190");
+    drop(stall);
+    assert_healthy(&mut s, "198.51.100.191");
+}
