@@ -43,10 +43,12 @@ pub enum ControlError {
 /// socket file is removed first, as `fail2ban-server -x` does.
 pub fn bind(path: &Path, force: bool) -> Result<UnixListener, ControlError> {
     if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ControlError::AlreadyRunning);
-        }
+        // `-x` removes the socket without asking it: right after a crash the kernel may
+        // still accept on the dead server's socket for a moment (as fail2ban's `-x`).
         if !force {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ControlError::AlreadyRunning);
+            }
             return Err(ControlError::StaleSocket);
         }
         let _ = std::fs::remove_file(path);
@@ -71,6 +73,9 @@ pub async fn serve(
     shutdown: watch::Sender<bool>,
 ) {
     let mut rx = shutdown.subscribe();
+    // One descriptor held back for the EMFILE case.
+    let mut reserve = std::fs::File::open("/dev/null").ok();
+    let mut warned = false;
     loop {
         tokio::select! {
             acc = listener.accept() => {
@@ -79,6 +84,27 @@ pub async fn serve(
                         let srv = server.clone();
                         let sd = shutdown.clone();
                         tokio::spawn(async move { connection(stream, srv, sd).await });
+                    }
+                    Err(e) if e.raw_os_error() == Some(nix::libc::EMFILE) || e.raw_os_error() == Some(nix::libc::ENFILE) => {
+                        // Out of descriptors (log files can take them all): give the
+                        // reserve back so one client can be told, then take it again.
+                        reserve.take();
+                        if let Ok((mut stream, _)) = listener.accept().await {
+                            let reply = pickle::encode(&Value::Tuple(vec![
+                                Value::Int(1),
+                                Value::Exception {
+                                    class: "OSError".into(),
+                                    message: "f2b server is out of file descriptors (raise LimitNOFILE)".into(),
+                                },
+                            ]));
+                            let _ = stream.write_all(&frame(&reply)).await;
+                        }
+                        reserve = std::fs::File::open("/dev/null").ok();
+                        if !warned {
+                            warned = true;
+                            log(&server, Level::ERROR, &format!("control socket: {e}; raise the open files limit"));
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     }
                     Err(e) => {
                         log(&server, Level::ERROR, &format!("control socket accept failed: {e}"));

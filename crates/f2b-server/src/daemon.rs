@@ -158,6 +158,13 @@ pub fn read_stream(src: &dyn ConfigSource, o: &ServerOptions) -> Result<Vec<Valu
 pub fn run(o: ServerOptions) -> i32 {
     let (src, embedded) = config_source(&o.conf, o.embedded);
     let (socket, pidfile, loglevel, logtarget, syslogsocket) = early(src.as_ref(), &o);
+    // One descriptor per followed log file: use the whole hard limit, as daemons do.
+    if let Ok((_, hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
+        let _ =
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
+    }
     // Before any thread exists: fork to the background if asked.
     if o.background {
         match unsafe { nix::unistd::fork() } {
@@ -267,12 +274,31 @@ async fn serve(
                 // Command by command: a jail that fails to start is reported and
                 // skipped, the others still start.
                 let _ = tokio::task::spawn_blocking(move || {
+                    // A jail whose filter does not compile is not started.
+                    let mut broken: Vec<String> = Vec::new();
                     for cmd in stream {
                         let Value::List(cmd) = cmd else { continue };
+                        let word = |i: usize| cmd.get(i).and_then(Value::as_str).unwrap_or("");
                         let mut g = srv.lock().unwrap_or_else(|e| e.into_inner());
+                        if word(0) == "start" && broken.iter().any(|b| b == word(1)) {
+                            let name = word(1).to_owned();
+                            let mut t = Transmitter::new(&mut g);
+                            let _ = t.proceed(&[Value::str("stop"), Value::Str(name.clone())]);
+                            g.logger().log(
+                                "fail2ban.jail",
+                                Level::ERROR,
+                                &format!("Jail '{name}' skipped: its filter has invalid regular expressions"),
+                            );
+                            continue;
+                        }
                         let mut t = Transmitter::new(&mut g);
                         t.set_quiet();
-                        let _ = t.proceed(&cmd);
+                        if t.proceed(&cmd).is_err()
+                            && matches!(word(0), "set" | "multi-set")
+                            && matches!(word(2), "addfailregex" | "addignoreregex" | "prefregex")
+                        {
+                            broken.push(word(1).to_owned());
+                        }
                     }
                 })
                 .await;

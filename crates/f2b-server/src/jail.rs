@@ -249,16 +249,21 @@ impl JailSettings {
             }
             "prefregex" => {
                 let v = arg_str(a, 0)?;
+                if !v.is_empty() {
+                    check_regex(RegexKind::Pref, &v)?;
+                }
                 self.prefregex = if v.is_empty() { None } else { Some(v) };
                 changed("prefregex")
             }
             "addfailregex" => {
-                match arg(a, 0)? {
-                    Value::List(v) | Value::Tuple(v) if multiple => {
-                        self.failregex.extend(v.iter().map(py_str))
-                    }
-                    v => self.failregex.push(py_str(v)),
+                let new: Vec<String> = match arg(a, 0)? {
+                    Value::List(v) | Value::Tuple(v) if multiple => v.iter().map(py_str).collect(),
+                    v => vec![py_str(v)],
+                };
+                for r in &new {
+                    check_regex(RegexKind::Fail, r)?;
                 }
+                self.failregex.extend(new);
                 if multiple {
                     return Ok(Always(Value::Bool(true)));
                 }
@@ -270,12 +275,14 @@ impl JailSettings {
                 changed("failregex")
             }
             "addignoreregex" => {
-                match arg(a, 0)? {
-                    Value::List(v) | Value::Tuple(v) if multiple => {
-                        self.ignoreregex.extend(v.iter().map(py_str))
-                    }
-                    v => self.ignoreregex.push(py_str(v)),
+                let new: Vec<String> = match arg(a, 0)? {
+                    Value::List(v) | Value::Tuple(v) if multiple => v.iter().map(py_str).collect(),
+                    v => vec![py_str(v)],
+                };
+                for r in &new {
+                    check_regex(RegexKind::Ignore, r)?;
                 }
+                self.ignoreregex.extend(new);
                 if multiple {
                     return Ok(Always(Value::Bool(true)));
                 }
@@ -581,6 +588,33 @@ const ACTION_METHODS: &[&str] = &[
     "substituteRecursiveTags",
     "unban",
 ];
+
+/// Which list a regex goes to (they are compiled differently).
+enum RegexKind {
+    Pref,
+    Fail,
+    Ignore,
+}
+
+/// Compiles a regex as the filter will, so a broken one is refused when it is set
+/// (fail2ban raises `RegexException` there), not when the jail starts.
+fn check_regex(kind: RegexKind, r: &str) -> Result<(), CmdError> {
+    let mut spec = f2b_filter::FilterSpec {
+        maxlines: 1,
+        ..Default::default()
+    };
+    match kind {
+        RegexKind::Pref => spec.prefregex = Some(r.to_owned()),
+        RegexKind::Fail => spec.failregex = vec![r.to_owned()],
+        RegexKind::Ignore => spec.ignoreregex = vec![r.to_owned()],
+    }
+    f2b_filter::Filter::new(spec)
+        .map(|_| ())
+        .map_err(|e| CmdError {
+            class: "fail2ban.server.failregex.RegexException",
+            message: e.to_string(),
+        })
+}
 
 fn remove_index(v: &mut Vec<String>, i: i64) -> Result<(), CmdError> {
     let len = v.len() as i64;

@@ -395,11 +395,16 @@ impl RuntimeEnv {
                     (r, t.checkpoints())
                 };
                 if let Some(log) = lock(&self.inner.log).clone() {
-                    for ev in &report.events {
-                        log.log("fail2ban.filter", Level::INFO, &format!("{ev:?}"));
+                    for (path, ev) in &report.events {
+                        let (level, msg) = tail_event_line(path, ev);
+                        log.log("fail2ban.filter", level, &msg);
                     }
                     for e in &report.errors {
-                        log.log("fail2ban.filter", Level::ERROR, &format!("{e:?}"));
+                        log.log(
+                            "fail2ban.filter",
+                            Level::ERROR,
+                            &format!("Error reading log file: {e}"),
+                        );
                     }
                 }
                 self.dispatch(&mut batch, positions);
@@ -462,6 +467,38 @@ impl RuntimeEnv {
             }
         }
         batch.clear();
+    }
+}
+
+/// fail2ban's wording and level for what the tailer reports about a file.
+fn tail_event_line(path: &std::path::Path, ev: &f2b_tail::TailEvent) -> (Level, String) {
+    use f2b_tail::TailEvent as E;
+    let p = path.display();
+    match ev {
+        E::Rotated { rotation } => (
+            Level::MSG,
+            format!("Log rotation detected for {p}, reason: {rotation:?}"),
+        ),
+        E::Opened { pos } => (
+            Level::MSG,
+            format!("Log presence detected for {p} (pos = {pos})"),
+        ),
+        E::Unavailable { message, .. } => (Level::ERROR, format!("Unable to open {p}: {message}")),
+        E::OverlongLine { offset_after, len } => (
+            Level::WARNING,
+            format!("Line of {len} bytes ending at {offset_after} in {p} was truncated"),
+        ),
+        E::DecodeError { offset_after } => (
+            Level::WARNING,
+            format!(
+                "Error decoding line from '{p}' (ending at {offset_after}): invalid bytes replaced"
+            ),
+        ),
+        E::PartialLineFlushed { len } => (
+            Level::DEBUG,
+            format!("Incomplete last line ({len} bytes) of rotated {p} processed"),
+        ),
+        other => (Level::DEBUG, format!("{p}: {other:?}")),
     }
 }
 

@@ -231,8 +231,20 @@ impl Server {
             rt.apply_settings(&jail.settings, &log);
             return Ok(());
         }
-        let rt = JailRuntime::start(&jail.settings, &env, &log, dbmaxmatches)
-            .map_err(|e| CmdError::exception(e.to_string()))?;
+        let rt = match JailRuntime::start(&jail.settings, &env, &log, dbmaxmatches) {
+            Ok(rt) => rt,
+            Err(e) => {
+                // A jail that cannot run is not listed as if it did.
+                self.jails.shift_remove(name);
+                log.log(
+                    "fail2ban.jail",
+                    Level::ERROR,
+                    &format!("Jail {} skipped: {e}", py_str_repr(name)),
+                );
+                return Err(CmdError::exception(e.to_string()));
+            }
+        };
+        let jail = self.jail(name)?;
         jail.runtime = Some(rt);
         log.log(
             "fail2ban.jail",
