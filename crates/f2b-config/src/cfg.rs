@@ -260,7 +260,7 @@ impl Cfg {
                 })
             }
         };
-        let option_l = lower(option);
+        let option_l = crate::py::lower_cow(option);
         let chain = Chain {
             extra: Vec::new(),
             name: section,
@@ -269,10 +269,12 @@ impl Cfg {
             defaults: &self.defaults,
         };
         let value = match chain.get(&option_l) {
+            // no interpolation needed: the common case
+            Some(v) if !v.contains('%') => return Ok(v.to_owned()),
             Some(v) => v.to_owned(),
             None => {
                 return Err(GetError::NoOption {
-                    option: option_l,
+                    option: option_l.into_owned(),
                     section: section.to_owned(),
                 })
             }
@@ -418,13 +420,13 @@ impl Cfg {
                             ),
                         });
                     };
-                    let var = lower(&body[..i]);
+                    let var = crate::py::lower_cow(&body[..i]);
                     rest = &body[i + 2..];
                     let Some(v) = chain.get(&var) else {
                         return Err(GetError::Missing {
                             option: option.to_owned(),
                             section: section.to_owned(),
-                            key: var,
+                            key: var.into_owned(),
                             raw: self.raw_for_error(section, option, rest),
                         });
                     };

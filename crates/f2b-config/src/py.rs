@@ -24,6 +24,15 @@ pub(crate) fn lower(s: &str) -> String {
     }
 }
 
+/// [`lower`] without allocating when `s` is already lower case ASCII.
+pub(crate) fn lower_cow(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(s.to_lowercase())
+    }
+}
+
 /// Python's `int(str)` for base 10: surrounding whitespace, a sign, digits with
 /// single underscores between them.
 pub(crate) fn int(s: &str) -> Option<i64> {

@@ -228,8 +228,34 @@ pub(crate) fn get_options(
     diags: &mut Vec<Diagnostic>,
     jail: Option<&str>,
 ) -> Result<Typed, ReadError> {
-    let mut values = Typed::default();
     let vars: Option<Vars> = p_opts.map(|p| to_vars(p.iter().map(|(k, v)| (k, v.clone()))));
+    get_options_vars(
+        cfg,
+        sec,
+        specs,
+        p_opts,
+        vars.as_ref(),
+        should_exist,
+        convert,
+        diags,
+        jail,
+    )
+}
+
+/// [`get_options`] with the interpolation variables already built.
+#[allow(clippy::too_many_arguments)]
+fn get_options_vars(
+    cfg: &Cfg,
+    sec: &str,
+    specs: &[OptSpec],
+    p_opts: Option<&PyStrMap>,
+    vars: Option<&Vars>,
+    should_exist: bool,
+    convert: bool,
+    diags: &mut Vec<Diagnostic>,
+    jail: Option<&str>,
+) -> Result<Typed, ReadError> {
+    let mut values = Typed::default();
     let push = |diags: &mut Vec<Diagnostic>, d: Diagnostic| {
         diags.push(match jail {
             Some(j) => d.jail(j),
@@ -240,7 +266,7 @@ pub(crate) fn get_options(
         if p_opts.is_some_and(|p| p.contains_key(s.name)) {
             continue;
         }
-        match cfg.get(sec, s.name, vars.as_ref()) {
+        match cfg.get(sec, s.name, vars) {
             Ok(v) => {
                 let conv = if convert { s.ty } else { OptType::Str };
                 let val = match conv {
@@ -441,18 +467,19 @@ impl DefReader {
             merged.insert(k.clone(), Some(v.clone()));
         }
         let jail = self.jail.clone();
-        let opts = get_options(
+        self.p_vars = to_vars(merged.iter().map(|(k, v)| (k, v.clone())));
+        let opts = get_options_vars(
             &self.cfg,
             "Definition",
             config_opts(self.kind),
             Some(&merged),
+            Some(&self.p_vars),
             false,
             false,
             diags,
             Some(&jail),
         )?;
-        self.opts = opts.iter().map(|(k, v)| (k.clone(), py_str(v))).collect();
-        self.p_vars = to_vars(merged.iter().map(|(k, v)| (k, v.clone())));
+        self.opts = opts.into_iter().map(|(k, v)| (k, py_str(&v))).collect();
         if self.cfg.has_section("Init") {
             let own = self.cfg.options("Init", false).unwrap_or_default();
             for opt in own {
