@@ -191,7 +191,7 @@ fn directive(key: &str, exy: &str) -> Option<(String, String)> {
                 &DAYS_ABBR
             )
         ),
-        "b" => format!("(?P<b>{}\\.?)", alt_b()),
+        "b" => format!("(?P<b>{})", alt_b()),
         "ExH" => r"(?P<H>[0-1]\d|2[0-3])".into(),
         "ExM" => r"(?P<M>[0-5]\d)".into(),
         "ExS" => r"(?P<S>[0-5]\d|6[0-1])".into(),
