@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let (pat, line) = s.split_once('\n').unwrap_or(("", &s));
     let ctx = TimeCtx {
         now: 1124013600.0,
-        local: Arc::new(jiff::tz::TimeZone::UTC),
+        local: Arc::new(f2b_filter::date::TimeZone::UTC),
         default_tz: None,
     };
     let mut dds = vec![DateDetector::new()];

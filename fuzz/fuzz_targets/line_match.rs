@@ -4,7 +4,7 @@
 use f2b_filter::{Filter, FilterSpec, UseDns};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fn make() -> Option<Filter> {
     let spec = FilterSpec {
         prefregex: Some(r"^\s*(?P<mlfid>(?:\S+\s+)?sshd\[\d+\]:\s+)(?P<content>.+)$".into()),
         failregex: vec![
@@ -17,8 +17,21 @@ fuzz_target!(|data: &[u8]| {
         usedns: UseDns::Raw,
         ..Default::default()
     };
-    let Ok(mut f) = Filter::new(spec) else { return };
+    let mut f = Filter::new(spec).ok()?;
     f.check_all_regex = true;
+    Some(f)
+}
+
+// Compiling the filter per input would dominate; one filter is shared (its
+// multi-line buffer and mlfid cache carry over between inputs, which only
+// widens the explored state).
+static FILTER: std::sync::OnceLock<Option<std::sync::Mutex<Filter>>> = std::sync::OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    let Some(m) = FILTER.get_or_init(|| make().map(std::sync::Mutex::new)) else {
+        return;
+    };
+    let Ok(mut f) = m.lock() else { return };
     let text = String::from_utf8_lossy(data);
     for line in text.split('\n') {
         let _ = f.process_line(line, 1124013600.0);

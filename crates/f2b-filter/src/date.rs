@@ -7,7 +7,8 @@
 
 use crate::dialect::{DialectError, PyRegex, Spans};
 use jiff::civil::DateTime;
-use jiff::tz::TimeZone;
+/// Time zone type used for local-time conversion (re-exported from `jiff`).
+pub use jiff::tz::TimeZone;
 use std::sync::{Arc, OnceLock};
 
 /// Errors building a date template or parsing a time zone.
