@@ -184,9 +184,9 @@ pub enum TagRecursionError {
 /// fail2ban's `substituteRecursiveTags(tags, ignore=ignore, addrepl=addrepl)`:
 /// replaces `<tag>` in every value by the value of that tag, repeatedly.
 /// `addrepl` resolves tags missing from the map.
-pub fn substitute_recursive_tags(
+pub fn substitute_recursive_tags<S: std::hash::BuildHasher>(
     inptags: PyStrMap,
-    ignore: &std::collections::HashSet<String>,
+    ignore: &std::collections::HashSet<String, S>,
     addrepl: &mut dyn FnMut(&str) -> Option<String>,
 ) -> Result<PyStrMap, TagRecursionError> {
     let mut tags = inptags;
@@ -448,14 +448,21 @@ mod tests {
         m.insert("b".into(), Some("<a>_<c>".into()));
         m.insert("c".into(), Some("<a><x>".into()));
         m.insert("n".into(), None);
-        let r = substitute_recursive_tags(m.clone(), &Default::default(), &mut |t| {
-            (t == "x").then(|| "X".into())
-        })
+        let r = substitute_recursive_tags(
+            m.clone(),
+            &std::collections::HashSet::<String>::new(),
+            &mut |t| (t == "x").then(|| "X".into()),
+        )
         .unwrap();
         assert_eq!(r["b"].as_deref(), Some("3_3X"));
         assert_eq!(r["n"], None);
         m.insert("d".into(), Some("<d>".into()));
-        assert!(substitute_recursive_tags(m, &Default::default(), &mut |_| None).is_err());
+        assert!(substitute_recursive_tags(
+            m,
+            &std::collections::HashSet::<String>::new(),
+            &mut |_| None
+        )
+        .is_err());
     }
 
     #[test]

@@ -536,7 +536,8 @@ impl DefReader {
         if combined.is_empty() {
             return Ok(Typed::default());
         }
-        let mut ign: HashSet<String> = ignore.iter().map(|s| (*s).to_owned()).collect();
+        let mut ign: HashSet<String, rustc_hash::FxBuildHasher> =
+            ignore.iter().map(|s| (*s).to_owned()).collect();
         for n in combined.keys() {
             if let Some((base, _)) = split_conditional(n) {
                 ign.insert(base.to_owned());
