@@ -133,3 +133,23 @@ EOF
 rss=$(awk '/VmRSS/ {print $2 " " $3}' /proc/$PID/status 2>/dev/null || echo "?")
 echo "server RSS after restore: $rss"
 grep -c "Restore Ban" "$D/f2b.log" | sed 's/^/Restore Ban log lines: /'
+# Phases from the server's own log timestamps (HH:MM:SS,mmm -> seconds).
+/usr/bin/python3 - "$D/f2b.log" <<'LOGEOF'
+import sys
+def ts(line):
+    h, m, s = line[11:23].replace(",", ".").split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+marks = {}
+for line in open(sys.argv[1], errors="replace"):
+    for key, pat in (("start", "Starting Fail2ban"), ("jail", "Creating new jail"),
+                     ("first", "Restore Ban"), ("started", "Jail 'bench' started")):
+        if pat in line and key not in marks:
+            marks[key] = ts(line)
+    if "Restore Ban" in line:
+        marks["last"] = ts(line)
+if len(marks) == 5:
+    print("phases: start->jail %.3f s, jail->first Restore Ban %.3f s (db read + ban list), "
+          "Restore Ban lines %.3f s, last Restore Ban->jail started %.3f s" % (
+          marks["jail"] - marks["start"], marks["first"] - marks["jail"],
+          marks["last"] - marks["first"], marks["started"] - marks["last"]))
+LOGEOF
