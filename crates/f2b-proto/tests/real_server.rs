@@ -45,7 +45,9 @@ fn start_server(dir: &Path) -> Server {
     let child = Command::new(bin)
         .arg("-c")
         .arg(&conf)
-        .args(["-f", "-x", "--loglevel", "INFO", "--logtarget"])
+        // `--async`: the server must not send itself the configuration stream in a
+        // background thread while the test drives it (that races with our commands).
+        .args(["-f", "-x", "--async", "--loglevel", "INFO", "--logtarget"])
         .arg(dir.join("server.log"))
         .arg("-s")
         .arg(&sock)

@@ -723,10 +723,22 @@ mod tests {
             .set("addlogpath", &[s("/x"), s("middle")], false)
             .unwrap_err();
         assert_eq!(e.message, "File option must be 'head' or 'tail'");
-        j.set("addfailregex", &[Value::List(vec![s("a"), s("b")])], true)
-            .unwrap();
+        j.set(
+            "addfailregex",
+            &[Value::List(vec![s("a <HOST>"), s("b <HOST>")])],
+            true,
+        )
+        .unwrap();
         j.set("delfailregex", &[Value::Int(0)], false).unwrap();
-        assert_eq!(j.get("failregex", &[]).unwrap(), Value::List(vec![s("b")]));
+        assert_eq!(
+            j.get("failregex", &[]).unwrap(),
+            Value::List(vec![s("b <HOST>")])
+        );
+        // A regex that does not compile (or has no host group) is refused.
+        for bad in ["(", "no host group"] {
+            let e = j.set("addfailregex", &[s(bad)], false).unwrap_err();
+            assert!(e.class.ends_with("RegexException"), "{e}");
+        }
         assert_eq!(
             j.set("delfailregex", &[Value::Int(3)], false)
                 .unwrap_err()
