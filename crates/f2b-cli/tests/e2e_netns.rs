@@ -416,7 +416,15 @@ fn start_sshd(lab: &mut Lab, dir: &Path) {
             .map_while(Result::ok)
         {
             let ts = chrono::Local::now().format("%b %e %H:%M:%S");
-            append(&log, &[format!("{ts} e2e sshd[{pid}]: {}", l.trim_end())]);
+            // The directory may already be gone while sshd is being killed.
+            let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&log)
+            else {
+                break;
+            };
+            let _ = writeln!(f, "{ts} e2e sshd[{pid}]: {}", l.trim_end());
         }
     });
     let cli = &lab.cli;
@@ -530,6 +538,15 @@ fn sshd_scenario(banaction: &str, native: bool) {
     }
 
     check_server_side(&lab, 22, &format!("sshd/{banaction}"), native);
+    if native {
+        // The kernel holds the ban with a timeout (expires even if f2b dies).
+        let table = nft_table(&lab);
+        let line = table.lines().find(|l| l.contains(ATK_IP));
+        assert!(
+            line.is_some_and(|l| l.contains("expires")),
+            "no timed element for {ATK_IP} in f2b's table:\n{table}"
+        );
+    }
 
     // Unban through the stock Python client restores access.
     py_client(lab.f2b(), &["set", "sshd", "unbanip", ATK_IP]);
@@ -541,6 +558,28 @@ fn sshd_scenario(banaction: &str, native: bool) {
             .is_ok_and(|l| l.starts_with("SSH-2.0-"))
     });
     assert!(back, "attacker cannot connect after unbanip");
+
+    // Stopping the server removes its firewall state (no keep-on-stop configured).
+    drop(lab.srv_f2b.take());
+    if native {
+        let t = nft_table(&lab);
+        assert!(t.is_empty(), "f2b's table left after stop:\n{t}");
+    } else {
+        let save = String::from_utf8_lossy(&lab.srv.exec(&["iptables-save"]).stdout).into_owned();
+        assert!(!save.contains("f2b-"), "chains left after stop:\n{save}");
+    }
+}
+
+/// f2b's native table in the server namespace (`nft list table inet f2b-table`),
+/// empty if there is none.
+fn nft_table(lab: &Lab) -> String {
+    let out = lab
+        .srv
+        .command("nft")
+        .args(["list", "table", "inet", "f2b-table"])
+        .output()
+        .expect("run nft");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// sshd + the stock `iptables-multiport` shell action.
@@ -553,6 +592,12 @@ fn sshd_ban_iptables_multiport() {
 #[test]
 fn sshd_ban_nftables_native() {
     sshd_scenario("nftables-multiport", true);
+}
+
+/// sshd + `nftables-allports` handled natively.
+#[test]
+fn sshd_ban_nftables_allports_native() {
+    sshd_scenario("nftables-allports", true);
 }
 
 // --------------------------------------------------------------- nginx ----
