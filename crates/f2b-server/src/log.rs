@@ -125,6 +125,8 @@ enum Sink {
 }
 
 struct Inner {
+    /// `%Y-%m-%d %H:%M:%S` of the last second logged (formatting is the costly part).
+    stamp: (i64, String),
     level: Level,
     level_text: String,
     target_text: String,
@@ -231,6 +233,7 @@ impl Logger {
         let sink = open_sink(&t, syslog_socket)?;
         Ok(Logger {
             inner: Mutex::new(Inner {
+                stamp: (i64::MIN, String::new()),
                 level: lvl,
                 level_text: level.to_ascii_uppercase(),
                 target_text: target.to_owned(),
@@ -261,9 +264,17 @@ impl Logger {
         let ok = match &mut g.sink {
             Sink::Stdout | Sink::Stderr | Sink::File(_) => {
                 let no_time = matches!(g.target, Target::Stdout { no_time: true });
-                let now = chrono::Local::now();
-                let mut line =
-                    format_line((!no_time).then_some(&now), name, self.pid, level, msg, true);
+                let mut line = String::with_capacity(64 + msg.len());
+                if !no_time {
+                    let now = chrono::Local::now();
+                    let secs = now.timestamp();
+                    if g.stamp.0 != secs {
+                        g.stamp = (secs, now.format("%Y-%m-%d %H:%M:%S").to_string());
+                    }
+                    line.push_str(&g.stamp.1);
+                    line.push_str(&format!(",{:03} ", now.timestamp_subsec_millis().min(999)));
+                }
+                line.push_str(&format_line(None, name, self.pid, level, msg, true));
                 line.push('\n');
                 match &mut g.sink {
                     Sink::Stdout => std::io::stdout().write_all(line.as_bytes()).is_ok(),

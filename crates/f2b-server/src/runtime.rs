@@ -776,19 +776,16 @@ impl JailCore {
         self.commit(Vec::new());
     }
 
+    /// Refreshes the numbers the `<jail.*>` action tags read (O(1): no ban list).
     fn update_counters(&self) {
-        let st = self.engine.status();
-        self.counters
-            .banned
-            .store(st.currently_banned as u64, Ordering::Relaxed);
-        self.counters
-            .found
-            .store(st.currently_failed as u64, Ordering::Relaxed);
-        self.counters
-            .found_total
-            .store(st.total_failed, Ordering::Relaxed);
-        self.counters
-            .bantime
+        let c = &self.counters;
+        c.banned
+            .store(self.engine.bans().size() as u64, Ordering::Relaxed);
+        c.found
+            .store(self.engine.failures().size() as u64, Ordering::Relaxed);
+        c.found_total
+            .store(self.engine.failures().total(), Ordering::Relaxed);
+        c.bantime
             .store(self.engine.bantime().trunc(), Ordering::Relaxed);
     }
 
