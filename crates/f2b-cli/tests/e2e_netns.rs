@@ -438,10 +438,15 @@ fn start_sshd(lab: &mut Lab, dir: &Path) {
 
 /// One failed password login of `nosuchuser` from the attacker namespace.
 fn ssh_fail(lab: &Lab) {
+    // `timeout`: a login caught mid-way by the ban would otherwise hang.
     let out = lab
         .atk
-        .command("sshpass")
+        .command("timeout")
         .args([
+            "-s",
+            "KILL",
+            "15",
+            "sshpass",
             "-p",
             "wrong",
             "ssh",
@@ -451,6 +456,8 @@ fn ssh_fail(lab: &Lab) {
             "UserKnownHostsFile=/dev/null",
             "-o",
             "ConnectTimeout=3",
+            "-o",
+            "ServerAliveInterval=2",
             "-o",
             "PubkeyAuthentication=no",
             "-o",
