@@ -445,7 +445,7 @@ fn ssh_fail(lab: &Lab) {
         .args([
             "-s",
             "KILL",
-            "15",
+            "8",
             "sshpass",
             "-p",
             "wrong",
