@@ -35,7 +35,7 @@ for tool in ip nft /usr/bin/python3 /usr/bin/fail2ban-client; do
     command -v "$tool" >/dev/null || { echo "$0: $tool missing (scripts/install-deps)" >&2; exit 1; }
 done
 [ -d /etc/fail2ban ] || { echo "$0: /etc/fail2ban missing (Debian package fail2ban)" >&2; exit 1; }
-if [ -z "${F2B_BIN:-}" ]; then
+if [ -z "${F2B_BIN:-}" ] && [ "$only" != python ]; then
     : "${CARGO_TARGET_DIR:=target}"; export CARGO_TARGET_DIR
     cargo build --release -q -p f2b-cli
     F2B_BIN="$CARGO_TARGET_DIR/release/f2b"
