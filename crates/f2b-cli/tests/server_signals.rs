@@ -350,3 +350,71 @@ fn sigterm_during_a_hanging_action() {
     );
     assert!(s.log().contains("Exiting Fail2ban"), "{}", s.log());
 }
+
+/// The installed stock tree (copied at test time), Debian's `[sshd]` enabled, its log an
+/// empty file, private runtime paths, `banaction = dummy` writing into the temp dir.
+#[test]
+fn stock_tree_sshd_jail_bans() {
+    assert!(
+        std::path::Path::new("/etc/fail2ban/jail.conf").exists(),
+        "fail2ban's stock /etc/fail2ban is needed (apt-get install fail2ban)"
+    );
+    let s = Srv::new("", &[]);
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("/etc/fail2ban/.")
+        .arg(s.path())
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    let d = s.path().display().to_string();
+    let w = |name: &str, text: String| std::fs::write(s.file(name), text).unwrap();
+    w(
+        "fail2ban.local",
+        format!(
+            "[Definition]\nlogtarget = {d}/f2b.log\nsocket = {d}/f2b.sock\n\
+             pidfile = {d}/f2b.pid\ndbfile = {d}/f2b.sqlite3\n"
+        ),
+    );
+    w(
+        "paths-overrides.local",
+        format!("[DEFAULT]\nsyslog_authpriv = {d}/auth.log\n"),
+    );
+    w(
+        "jail.local",
+        "[DEFAULT]\nbanaction = dummy\nbanaction_allports = dummy\nignoreself = false\n"
+            .to_string(),
+    );
+    w(
+        "action.d/dummy.local",
+        format!("[Init]\ntarget = {d}/dummy.txt\n"),
+    );
+    w("auth.log", String::new());
+    let s = s.start_via(&[], &[], &[]);
+    assert!(
+        wait_until(10.0, || s.jails() == ["sshd"]),
+        "jails {:?}; log:\n{}",
+        s.jails(),
+        s.log()
+    );
+    let t = chrono::Local::now().format("%b %e %H:%M:%S");
+    let lines: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                "{t} host sshd[{}]: Failed password for invalid user admin from 203.0.113.200 \
+                 port {} ssh2",
+                4000 + i,
+                50000 + i
+            )
+        })
+        .collect();
+    append(&s.file("auth.log"), &lines);
+    assert!(
+        wait_until(10.0, || s.banned("sshd") == ["203.0.113.200"]),
+        "stock sshd jail did not ban; log:\n{}",
+        s.log()
+    );
+    assert!(wait_until(5.0, || s
+        .read("dummy.txt")
+        .contains("203.0.113.200")));
+}
