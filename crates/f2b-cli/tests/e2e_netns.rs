@@ -777,23 +777,23 @@ fn nginx_keepalive_nftables_native() {
 
 // ------------------------------------------------------------ iptables ----
 
-/// Stock iptables-multiport and iptables-allports shell actions: `iptables-save`
-/// in the namespace shows fail2ban's typical `f2b-<jail>` chains and rules;
-/// unban and stop remove them again.
-#[test]
-fn iptables_save_shows_f2b_chains() {
-    let mut lab = Lab::new();
+/// Two jails on the stock sshd filter with the stock iptables-multiport and
+/// iptables-allports shell actions.
+const IPTABLES_JAILS: &str = "[sshd]\nenabled = true\nbackend = auto\nlogpath = {dir}/auth.log\n\
+     maxretry = 3\nbanaction = iptables-multiport\n\n\
+     [sshd-all]\nenabled = true\nfilter = sshd\nbackend = auto\nlogpath = {dir}/auth-all.log\n\
+     maxretry = 3\nbanaction = iptables-allports\n";
+
+/// A stock configuration copy with the two (empty) logs of [`IPTABLES_JAILS`].
+fn iptables_conf() -> Srv {
     let conf = stock_conf();
     std::fs::write(conf.file("auth.log"), "").unwrap();
     std::fs::write(conf.file("auth-all.log"), "").unwrap();
-    lab.start_f2b(
-        conf,
-        "[sshd]\nenabled = true\nbackend = auto\nlogpath = {dir}/auth.log\nmaxretry = 3\n\
-         banaction = iptables-multiport\n\n\
-         [sshd-all]\nenabled = true\nfilter = sshd\nbackend = auto\nlogpath = {dir}/auth-all.log\n\
-         maxretry = 3\nbanaction = iptables-allports\n",
-    );
-    let f2b = lab.f2b();
+    conf
+}
+
+/// Three sshd failures for 192.0.2.7 (jail sshd) and 198.51.100.9 (sshd-all).
+fn feed_iptables_jails(dir: &Path) {
     let ts = chrono::Local::now().format("%b %e %H:%M:%S").to_string();
     let fails = |ip: &str| -> Vec<String> {
         (0..3)
@@ -806,8 +806,93 @@ fn iptables_save_shows_f2b_chains() {
             })
             .collect()
     };
-    append(&f2b.file("auth.log"), &fails("192.0.2.7"));
-    append(&f2b.file("auth-all.log"), &fails("198.51.100.9"));
+    append(&dir.join("auth.log"), &fails("192.0.2.7"));
+    append(&dir.join("auth-all.log"), &fails("198.51.100.9"));
+}
+
+/// The `f2b-` lines of `iptables-save` in a namespace, sorted.
+fn f2b_rules(ns: &Netns) -> Vec<String> {
+    let save = String::from_utf8_lossy(&ns.exec(&["iptables-save"]).stdout).into_owned();
+    let mut v: Vec<String> = save
+        .lines()
+        .filter(|l| l.contains("f2b-"))
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Drop-in check: the same configuration and log lines give the same `f2b-`
+/// iptables rules under f2b and under the stock Python fail2ban (each in its
+/// own namespace).
+#[test]
+fn iptables_rules_match_python_fail2ban() {
+    let mut lab = Lab::new();
+    let py_ns = Netns::new("py");
+    let py = iptables_conf();
+    let pyd = py.path().display().to_string();
+    std::fs::write(py.file("jail.local"), IPTABLES_JAILS.replace("{dir}", &pyd)).unwrap();
+    let err = File::create(py.file("py-stderr.txt")).unwrap();
+    let mut child = py_ns
+        .command("/usr/bin/fail2ban-client")
+        .args(["-c", &pyd, "-x", "-f", "start"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("start the Python fail2ban server (Debian package fail2ban)");
+    let up = wait_until(30.0, || {
+        Command::new("/usr/bin/fail2ban-client")
+            .args(["-c", &pyd, "status", "sshd-all"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    assert!(
+        up,
+        "Python fail2ban did not start:\n{}",
+        py.read("py-stderr.txt")
+    );
+    lab.start_f2b(iptables_conf(), IPTABLES_JAILS);
+    feed_iptables_jails(py.path());
+    feed_iptables_jails(lab.f2b().path());
+    let want = 2 * 2 + 2 + 2; // 2 chain decls, 2 jumps, 2 bans, 2 returns
+    let mut theirs = Vec::new();
+    let py_done = wait_until(20.0, || {
+        theirs = f2b_rules(&py_ns);
+        theirs.len() >= want
+    });
+    let mut ours = Vec::new();
+    let ours_done = wait_until(10.0, || {
+        ours = f2b_rules(&lab.srv);
+        ours.len() >= want
+    });
+    let _ = Command::new("/usr/bin/fail2ban-client")
+        .args(["-c", &pyd, "stop"])
+        .output();
+    let _ = child.wait();
+    assert!(
+        py_done,
+        "Python fail2ban rules incomplete: {theirs:#?}\n{}",
+        py.read("f2b.log")
+    );
+    assert!(
+        ours_done,
+        "f2b rules incomplete: {ours:#?}\n{}",
+        lab.f2b().log()
+    );
+    assert_eq!(ours, theirs, "f2b vs Python fail2ban iptables rules");
+}
+
+/// Stock iptables-multiport and iptables-allports shell actions: `iptables-save`
+/// in the namespace shows fail2ban's typical `f2b-<jail>` chains and rules;
+/// unban and stop remove them again.
+#[test]
+fn iptables_save_shows_f2b_chains() {
+    let mut lab = Lab::new();
+    let conf = iptables_conf();
+    lab.start_f2b(conf, IPTABLES_JAILS);
+    let f2b = lab.f2b();
+    feed_iptables_jails(f2b.path());
     assert!(
         wait_banned(f2b, "sshd", "192.0.2.7", 10.0),
         "no ban; log:\n{}",
