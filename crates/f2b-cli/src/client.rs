@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use f2b_config::{Config, ConfigError, Diagnostic, FsSource, Level, LoadOptions};
+use f2b_config::{Config, ConfigError, Diagnostic, Level, LoadOptions};
 use f2b_core::value::Value;
 
 /// Options gathered from the command line (fail2ban's `_conf`).
@@ -469,7 +469,8 @@ fn fail_init(log: &Log) -> Flow {
 
 /// fail2ban's `readConfig`: load, log diagnostics, return (ok, stream).
 fn read_config(o: &ClientOpts, log: &Log) -> (bool, Option<Config>) {
-    let src = FsSource::new(&o.conf);
+    let (src, _) = f2b_server::daemon::config_source(&o.conf, o.embedded);
+    let src = src.as_ref();
     let mut main_overrides = Vec::new();
     for (k, v) in [
         ("loglevel", &o.loglevel),
@@ -487,7 +488,7 @@ fn read_config(o: &ClientOpts, log: &Log) -> (bool, Option<Config>) {
         jail: None,
         main_overrides,
     };
-    match f2b_config::load(&src, &lo) {
+    match f2b_config::load(src, &lo) {
         Ok(c) => {
             for d in &c.diagnostics {
                 log.diag(d);
@@ -516,8 +517,9 @@ fn offline(o: &mut ClientOpts, rest: &[String], log: &Log) -> Flow {
         || o.logtarget.is_none()
         || o.syslogsocket.is_none()
     {
-        let src = FsSource::new(&o.conf);
-        match f2b_config::early_options(&src) {
+        let (src, _) = f2b_server::daemon::config_source(&o.conf, o.embedded);
+        let src = src.as_ref();
+        match f2b_config::early_options(src) {
             Ok((early, diags)) => {
                 for d in &diags {
                     log.diag(d);

@@ -137,6 +137,9 @@ pub fn jail_opts() -> Vec<OptSpec> {
         spec(OptType::Str, "logencoding"),
         spec(OptType::Str, "logpath"),
         spec_d(OptType::Str, "action", Value::str("")),
+        // fail2ban 1.1: a jail with `backend = auto` and no log file reads the journal
+        // instead. Only applied when set (1.0.2 trees never set it, so they read as 1.0.2).
+        spec(OptType::Bool, "systemd_if_nologs"),
     ];
     v.extend(FILTER_OPTS.iter().cloned());
     v
@@ -1099,8 +1102,17 @@ pub(crate) fn convert_jail(
         .and_then(py_str)
         .is_some_and(|b| b.starts_with("systemd"));
     let ignore = |o: &str| {
-        matches!(o, "action" | "filter" | "enabled") || FILTER_OPTS.iter().any(|s| s.name == o)
+        matches!(o, "action" | "filter" | "enabled" | "systemd_if_nologs")
+            || FILTER_OPTS.iter().any(|s| s.name == o)
     };
+    let systemd_if_nologs = st
+        .opts
+        .get("systemd_if_nologs")
+        .is_some_and(|v| matches!(v, Value::Bool(true)));
+    let has_journalmatch = stream.iter().any(|c| {
+        matches!(c, Value::List(v) if v.get(2).and_then(Value::as_str) == Some("addjournalmatch"))
+    });
+    let mut switch_to_journal = false;
     for (opt, value) in &st.opts {
         match opt.as_str() {
             "logpath" => {
@@ -1109,6 +1121,15 @@ pub(crate) fn convert_jail(
                 }
                 let v = py_str(value).unwrap_or_default();
                 let found = resolve_logpaths(&v, &name, diags);
+                let auto = st
+                    .opts
+                    .get("backend")
+                    .and_then(py_str)
+                    .is_none_or(|b| b == "auto");
+                if found.is_empty() && systemd_if_nologs && auto && has_journalmatch {
+                    switch_to_journal = true;
+                    continue;
+                }
                 if found.is_empty() {
                     let msg = format!("Have not found any log file for {name} jail");
                     if !allow_no_files {
@@ -1151,6 +1172,9 @@ pub(crate) fn convert_jail(
         }
     }
     stream.extend(stream2);
+    if switch_to_journal {
+        backend = Value::str("systemd");
+    }
     for a in st.actions.iter_mut() {
         match a {
             JailAction::Command(r) => {

@@ -63,10 +63,16 @@ impl Default for ServerOptions {
     }
 }
 
-/// The configuration source for `conf`: the directory, or the embedded tree (with a
-/// notice) when the directory does not exist or `embedded` is asked for.
+/// The directory fail2ban reads by default; f2b falls back to its embedded tree when
+/// this one does not exist (an explicit `-c DIR` that does not exist is an error, as in
+/// fail2ban).
+pub const DEFAULT_CONF: &str = "/etc/fail2ban";
+
+/// The configuration source for `conf`: the directory, or the embedded tree when asked
+/// for (`--embedded`) or when the default directory does not exist.
 pub fn config_source(conf: &str, embedded: bool) -> (Arc<dyn ConfigSource>, bool) {
-    if embedded || !Path::new(conf).is_dir() {
+    let missing_default = conf.trim_end_matches('/') == DEFAULT_CONF && !Path::new(conf).is_dir();
+    if embedded || missing_default {
         let src = MemSource::new(conf, f2b_embedded::files().iter().copied());
         (Arc::new(src), true)
     } else {
