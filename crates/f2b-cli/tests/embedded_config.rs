@@ -79,3 +79,64 @@ fn bad_usage_exits_2() {
     assert_eq!(f2b(&["config"]).status.code(), Some(2));
     assert_eq!(f2b(&["config", "export"]).status.code(), Some(2));
 }
+
+#[test]
+fn embedded_tree_loads_without_diagnostics() {
+    let out = f2b(&["--embedded", "-d"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "diagnostics:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = f2b(&["--embedded", "-t"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_embedded_jail_resolves_at_once() {
+    let dir = scratch("all-jails");
+    let d = dir.to_str().expect("utf-8 path");
+    assert!(f2b(&["config", "export", d]).status.success());
+    let jail = fs::read_to_string(dir.join("jail.conf")).expect("jail.conf");
+    let names: Vec<String> = jail
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix('[')?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .filter(|n| n != "DEFAULT" && n != "INCLUDES")
+        .collect();
+    assert!(names.len() > 80, "only {} jails", names.len());
+    let local: String = names
+        .iter()
+        .map(|n| format!("[{n}]\nenabled = true\n"))
+        .collect();
+    fs::write(dir.join("jail.local"), local).expect("jail.local");
+    let out = f2b(&["-c", d, "-d"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    for n in &names {
+        assert!(
+            stdout.contains(&format!("['add', '{n}', ")),
+            "jail {n} missing from the stream"
+        );
+        assert!(
+            stdout.contains(&format!("['start', '{n}']")),
+            "jail {n} not started"
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
