@@ -983,21 +983,8 @@ impl NativeBans {
     }
 
     /// Makes the kernel set equal to the database's active bans (start-up).
-    fn reconcile(&self, bans: &[f2b_store::JailBan], t: f64, bantime: i64, log: &Logger) {
-        let desired: Vec<_> = bans
-            .iter()
-            .filter_map(|b| {
-                let net = ip_net(&b.ban.ip)?;
-                let bt = if b.ban.bantime == -2 {
-                    bantime
-                } else {
-                    b.ban.bantime
-                };
-                let left = remaining(b.ban.timeofban as f64, bt, t)?;
-                Some((net, left))
-            })
-            .collect();
-        match lock(&self.backend).reconcile(&self.jail, &desired) {
+    fn reconcile(&self, desired: &[(f2b_core::addr::IpNet, Option<Duration>)], log: &Logger) {
+        match lock(&self.backend).reconcile(&self.jail, desired) {
             Ok(st) => log.log(
                 "fail2ban.actions",
                 Level::INFO,
@@ -1161,25 +1148,50 @@ impl JailRuntime {
             let maxbt = lock(&core).engine.max_ban_time().trunc();
             q.max_bantime = Some(maxbt);
             q.unknown_bantime = Some(s.bantime);
-            if let Ok(bans) = store.current_bans(&q) {
-                if let Some(n) = &native {
-                    n.reconcile(&bans, t, s.bantime, log);
-                }
-                let mut c = lock(&core);
-                let mut events = Vec::new();
-                for b in bans {
-                    let Ok(id) = Addr::parse(&b.ban.ip) else {
-                        continue;
+            // Streamed and applied in chunks, so a million restored bans never sit in
+            // memory twice; the native backend gets one reconciliation at the end.
+            let mut desired = Vec::new();
+            let mut events = Vec::new();
+            let mut c = lock(&core);
+            let res = store.for_each_current_ban(&q, |b| {
+                if native.is_some() {
+                    let bt = if b.ban.bantime == -2 {
+                        s.bantime
+                    } else {
+                        b.ban.bantime
                     };
-                    let mut tk = Ticket::new(id, b.ban.timeofban as f64, b.ban.matches());
-                    tk.bantime = Some(Num::Int(b.ban.bantime));
-                    tk.bancount = b.ban.bancount.max(0) as u32;
-                    tk.failures = b.ban.failures().unwrap_or(0).max(0) as u32;
-                    let c2 = &mut *c;
-                    c2.engine
-                        .restore_ban(tk, t, &mut c2.ignore_env, &mut events);
+                    if let (Some(net), Some(left)) =
+                        (ip_net(&b.ban.ip), remaining(b.ban.timeofban as f64, bt, t))
+                    {
+                        desired.push((net, left));
+                    }
                 }
-                c.apply_now(events);
+                let Ok(id) = Addr::parse(&b.ban.ip) else {
+                    return;
+                };
+                let failures = b.ban.failures().unwrap_or(0).max(0) as u32;
+                let mut tk = Ticket::new(id, b.ban.timeofban as f64, b.ban.matches());
+                tk.bantime = Some(Num::Int(b.ban.bantime));
+                tk.bancount = b.ban.bancount.max(0) as u32;
+                tk.failures = failures;
+                let c2 = &mut *c;
+                c2.engine
+                    .restore_ban(tk, t, &mut c2.ignore_env, &mut events);
+                if events.len() >= 4096 {
+                    c2.apply_now(std::mem::take(&mut events));
+                }
+            });
+            c.apply_now(events);
+            drop(c);
+            if let Err(e) = res {
+                log.log(
+                    "fail2ban.database",
+                    Level::ERROR,
+                    &format!("[{}] Cannot read the bans to restore: {e}", s.name),
+                );
+            }
+            if let Some(n) = &native {
+                n.reconcile(&desired, log);
             }
         }
         let sub = SubscriberId(env.inner.next_sub.fetch_add(1, Ordering::SeqCst));
