@@ -716,17 +716,67 @@ impl Spans {
 }
 
 enum Engine {
-    Linear(regex::Regex),
+    Linear {
+        re: regex::Regex,
+        /// Reused capture slots (one search at a time per regex; a
+        /// concurrent search falls back to fresh slots).
+        locs: std::sync::Mutex<regex::CaptureLocations>,
+    },
     Backtrack {
         re: fancy_regex::Regex,
         pre: Option<regex::Regex>,
     },
 }
 
+/// Literals one of which every match must start with, for patterns anchored
+/// at the start of the haystack (`^` without `re.MULTILINE`, `\A`).
+///
+/// A search from position 0 whose haystack starts with none of them cannot
+/// match, so it is answered without entering the regex engine. The literals
+/// come from `regex-syntax`'s prefix extractor run on the linear pattern (the
+/// exact one, or the relaxed superset for backtracking patterns), whose
+/// contract is that every match begins with one of them.
+#[derive(Debug, Clone, Default)]
+struct StartLiterals(Vec<Vec<u8>>);
+
+/// More literals than this and the gate is not worth it (the DFA is as fast).
+const MAX_START_LITERALS: usize = 32;
+
+impl StartLiterals {
+    fn of(linear: &str) -> Option<StartLiterals> {
+        use regex_syntax::hir::literal::{ExtractKind, Extractor};
+        use regex_syntax::hir::Look;
+        let hir = regex_syntax::ParserBuilder::new()
+            .build()
+            .parse(linear)
+            .ok()?;
+        if !hir.properties().look_set_prefix().contains(Look::Start) {
+            return None;
+        }
+        let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+        let lits = seq.literals()?;
+        if lits.is_empty() || lits.len() > MAX_START_LITERALS {
+            return None;
+        }
+        if lits.iter().any(|l| l.as_bytes().is_empty()) {
+            return None;
+        }
+        Some(StartLiterals(
+            lits.iter().map(|l| l.as_bytes().to_vec()).collect(),
+        ))
+    }
+
+    /// False if a search of `hay` from 0 cannot match.
+    fn may_match(&self, hay: &[u8]) -> bool {
+        self.0.iter().any(|l| hay.starts_with(l))
+    }
+}
+
 /// A compiled Python-dialect regex.
 pub struct PyRegex {
     source: String,
     linear: Option<String>,
+    start_literals: Option<StartLiterals>,
     engine: Engine,
     names: Vec<Option<String>>,
     index: HashMap<String, usize>,
@@ -761,7 +811,8 @@ impl PyRegex {
                 .size_limit(64 << 20)
                 .build()
                 .map_err(|e| eng_err(e.to_string()))?;
-            Engine::Linear(re)
+            let locs = std::sync::Mutex::new(re.capture_locations());
+            Engine::Linear { re, locs }
         } else {
             let re = fancy_regex::RegexBuilder::new(&format!("{prefix}{}", t.exact))
                 .backtrack_limit(limit)
@@ -780,11 +831,13 @@ impl PyRegex {
             }
         }
         let linear = match &engine {
-            Engine::Linear(_) => Some(format!("{prefix}{}", t.exact)),
+            Engine::Linear { .. } => Some(format!("{prefix}{}", t.exact)),
             Engine::Backtrack { pre: Some(_), .. } => Some(format!("{prefix}{}", t.relaxed)),
             Engine::Backtrack { pre: None, .. } => None,
         };
+        let start_literals = linear.as_deref().and_then(StartLiterals::of);
         Ok(PyRegex {
+            start_literals,
             linear,
             source: pattern.to_string(),
             engine,
@@ -837,14 +890,30 @@ impl PyRegex {
             return None;
         }
         let hay = &hay[..endpos];
+        if let Some(sl) = &self.start_literals {
+            // `^` cannot match after position 0; before it, the haystack
+            // must start with one of the required literals.
+            if pos > 0 || !sl.may_match(hay.as_bytes()) {
+                return None;
+            }
+        }
         match &self.engine {
-            Engine::Linear(re) => {
-                let caps = re.captures_at(hay, pos)?;
-                Some(Spans(
-                    (0..caps.len())
-                        .map(|i| caps.get(i).map(|m| (m.start(), m.end())))
-                        .collect(),
-                ))
+            Engine::Linear { re, locs } => {
+                // Reused slots: a miss (the lazy DFA's answer) allocates
+                // nothing; only a match pays for the span vector.
+                let spans =
+                    |l: &regex::CaptureLocations| Spans((0..l.len()).map(|i| l.get(i)).collect());
+                match locs.try_lock() {
+                    Ok(mut l) => {
+                        re.captures_read_at(&mut l, hay, pos)?;
+                        Some(spans(&l))
+                    }
+                    Err(_) => {
+                        let mut l = re.capture_locations();
+                        re.captures_read_at(&mut l, hay, pos)?;
+                        Some(spans(&l))
+                    }
+                }
             }
             Engine::Backtrack { re, pre } => {
                 if let Some(p) = pre {
@@ -870,7 +939,12 @@ impl PyRegex {
     /// True if the pattern matches anywhere.
     pub fn is_match(&self, hay: &str) -> bool {
         match &self.engine {
-            Engine::Linear(re) => re.is_match(hay),
+            Engine::Linear { re, .. } => {
+                self.start_literals
+                    .as_ref()
+                    .is_none_or(|sl| sl.may_match(hay.as_bytes()))
+                    && re.is_match(hay)
+            }
             _ => self.search(hay).is_some(),
         }
     }
@@ -956,6 +1030,40 @@ mod tests {
         assert!(PyRegex::new(r"\q", false).is_err());
         assert!(PyRegex::new(r"(?P=nope)", false).is_err());
         assert!(PyRegex::new(r"a{3,1}", false).is_err());
+    }
+
+    #[test]
+    fn start_literal_gate_agrees_with_the_engine() {
+        let gated = PyRegex::new(r"^[iI](?:llegal|nvalid) user (?P<u>\S+)", false).unwrap();
+        assert!(gated.start_literals.is_some());
+        let fancy = PyRegex::new(r"^Failed (?P<a>x )?(?(a)y|z)$", false).unwrap();
+        assert!(fancy.is_backtracking() && fancy.start_literals.is_some());
+        for p in [r"(?:^|\s)x", r"^\S+", r"^(?:a|)", r"x^"] {
+            assert!(
+                PyRegex::new(p, false).unwrap().start_literals.is_none(),
+                "{p}"
+            );
+        }
+        assert!(PyRegex::new("^abc", true).unwrap().start_literals.is_none());
+        for hay in [
+            "Invalid user bob",
+            "illegal user x",
+            "Failed x y",
+            "Failed z",
+            "xInvalid user a",
+            "",
+            "I",
+        ] {
+            for (re, pat) in [
+                (&gated, r"^[iI](?:llegal|nvalid) user (\S+)"),
+                (&fancy, r"^Failed (x )?z$"),
+            ] {
+                let want = regex::Regex::new(pat).unwrap().is_match(hay)
+                    || (re.is_backtracking() && hay == "Failed x y");
+                assert_eq!(re.search(hay).is_some(), want, "{pat} on {hay:?}");
+                assert!(re.search_at(hay, 1, hay.len()).is_none());
+            }
+        }
     }
 
     #[test]
