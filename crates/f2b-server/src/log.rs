@@ -125,6 +125,8 @@ enum Sink {
 }
 
 struct Inner {
+    /// Lines held back during a bulk operation (restoring many bans), written at once.
+    bulk: Option<Vec<u8>>,
     /// `%Y-%m-%d %H:%M:%S` of the last second logged (formatting is the costly part).
     stamp: (i64, String),
     level: Level,
@@ -203,6 +205,15 @@ fn open_append(p: &Path) -> Result<File, LogError> {
         })
 }
 
+fn write_sink(sink: &mut Sink, data: &[u8]) -> bool {
+    match sink {
+        Sink::Stdout => std::io::stdout().write_all(data).is_ok(),
+        Sink::Stderr => std::io::stderr().write_all(data).is_ok(),
+        Sink::File(f) => f.write_all(data).is_ok(),
+        _ => true,
+    }
+}
+
 /// Formats one line the way fail2ban's formatter does (without the trailing newline).
 pub fn format_line(
     time: Option<&chrono::DateTime<chrono::Local>>,
@@ -233,6 +244,7 @@ impl Logger {
         let sink = open_sink(&t, syslog_socket)?;
         Ok(Logger {
             inner: Mutex::new(Inner {
+                bulk: None,
                 stamp: (i64::MIN, String::new()),
                 level: lvl,
                 level_text: level.to_ascii_uppercase(),
@@ -276,12 +288,19 @@ impl Logger {
                 }
                 line.push_str(&format_line(None, name, self.pid, level, msg, true));
                 line.push('\n');
-                match &mut g.sink {
-                    Sink::Stdout => std::io::stdout().write_all(line.as_bytes()).is_ok(),
-                    Sink::Stderr => std::io::stderr().write_all(line.as_bytes()).is_ok(),
-                    Sink::File(f) => f.write_all(line.as_bytes()).is_ok(),
-                    _ => true,
+                if let Some(buf) = &mut g.bulk {
+                    buf.extend_from_slice(line.as_bytes());
+                    if buf.len() < 1 << 16 {
+                        return;
+                    }
+                    let data = std::mem::take(buf);
+                    let ok = write_sink(&mut g.sink, &data);
+                    if !ok {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return;
                 }
+                write_sink(&mut g.sink, line.as_bytes())
             }
             Sink::Syslog(sock) => {
                 // <PRI> with facility DAEMON (3): 3*8 + severity.
@@ -324,6 +343,24 @@ impl Logger {
         };
         if !ok {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts holding file/console lines back (many lines at once, e.g. restoring bans).
+    pub fn begin_bulk(&self) {
+        let mut g = self.lock();
+        if g.bulk.is_none() {
+            g.bulk = Some(Vec::with_capacity(1 << 16));
+        }
+    }
+
+    /// Writes the held-back lines and returns to line-by-line writing.
+    pub fn end_bulk(&self) {
+        let mut g = self.lock();
+        if let Some(data) = g.bulk.take() {
+            if !data.is_empty() && !write_sink(&mut g.sink, &data) {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 

@@ -1152,6 +1152,7 @@ impl JailRuntime {
             // memory twice; the native backend gets one reconciliation at the end.
             let mut desired = Vec::new();
             let mut events = Vec::new();
+            log.begin_bulk();
             let mut c = lock(&core);
             let res = store.for_each_current_ban(&q, |b| {
                 if native.is_some() {
@@ -1183,6 +1184,7 @@ impl JailRuntime {
             });
             c.apply_now(events);
             drop(c);
+            log.end_bulk();
             if let Err(e) = res {
                 log.log(
                     "fail2ban.database",
