@@ -736,8 +736,12 @@ enum Engine {
 /// come from `regex-syntax`'s prefix extractor run on the linear pattern (the
 /// exact one, or the relaxed superset for backtracking patterns), whose
 /// contract is that every match begins with one of them.
-#[derive(Debug, Clone, Default)]
-struct StartLiterals(Vec<Vec<u8>>);
+#[derive(Debug, Clone)]
+struct StartLiterals {
+    lits: Vec<Vec<u8>>,
+    /// `first[b]`: some literal starts with byte `b`.
+    first: [bool; 256],
+}
 
 /// More literals than this and the gate is not worth it (the DFA is as fast).
 const MAX_START_LITERALS: usize = 32;
@@ -761,14 +765,18 @@ impl StartLiterals {
         if lits.iter().any(|l| l.as_bytes().is_empty()) {
             return None;
         }
-        Some(StartLiterals(
-            lits.iter().map(|l| l.as_bytes().to_vec()).collect(),
-        ))
+        let lits: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+        let mut first = [false; 256];
+        for l in &lits {
+            first[usize::from(l[0])] = true;
+        }
+        Some(StartLiterals { lits, first })
     }
 
     /// False if a search of `hay` from 0 cannot match.
     fn may_match(&self, hay: &[u8]) -> bool {
-        self.0.iter().any(|l| hay.starts_with(l))
+        hay.first().is_some_and(|&b| self.first[usize::from(b)])
+            && self.lits.iter().any(|l| hay.starts_with(l))
     }
 }
 

@@ -833,7 +833,8 @@ impl Filter {
                     match date {
                         Some(d) => {
                             self.date_int = self.date_detector.time_is_int(&tm, &self.ctx(now));
-                            self.last_time_text = m.to_string();
+                            self.last_time_text.clear();
+                            self.last_time_text.push_str(m);
                             self.last_date = Some(d);
                             self.last_date_int = self.date_int;
                         }
@@ -959,7 +960,9 @@ impl Filter {
         if fail.remove("mlfforget").is_some_and(|v| v.truthy()) {
             nf |= 2;
         }
-        let cached = self.mlfid.get(mlfid, now).map(|f| f.clone());
+        // The entry is taken out (not cloned): every path below either
+        // unsets it or overwrites it with the merged failure (final sync).
+        let cached = self.mlfid.get(mlfid, now).map(std::mem::take);
         if let Some(mut grp) = cached {
             users = Self::update_users(&mut grp, get_str(&fail, "user").map(str::to_string));
             if grp.remove("nofail").is_some_and(|v| v.truthy()) {
@@ -982,13 +985,14 @@ impl Filter {
             fail = grp;
             if nf & 2 != 0 {
                 self.mlfid.unset(mlfid);
-            } else if let Some(c) = self.mlfid.get(mlfid, now) {
-                *c = fail.clone();
             }
+            // else: written by the final sync below
         } else if nf & 2 == 0 {
             let u = get_str(&fail, "user").map(str::to_string);
             users = Self::update_users(&mut fail, u);
-            self.mlfid.set(mlfid.to_string(), fail.clone(), now);
+            // creates the entry (its FIFO position); the value is written by
+            // the final sync below
+            self.mlfid.set(mlfid.to_string(), Fail::new(), now);
         }
         let pending = fail.remove("mlfpending").is_some_and(|v| v.truthy());
         if pending || users.as_ref().is_some_and(|u| u.len() > 1) {
@@ -1036,17 +1040,17 @@ impl Filter {
         self.last_ignored_by = None;
         self.last_pref_matched = false;
         let raw_mode = self.use_dns == UseDns::Raw || self.return_raw_host;
-        let org: Vec<TupleLine> = if self.max_lines > 1 {
-            self.line_buffer.push(tuple.clone());
-            let n = self.line_buffer.len();
-            if n > self.max_lines {
-                self.line_buffer.drain(..n - self.max_lines);
-            }
-            self.line_buffer.clone()
-        } else {
-            self.line_buffer = vec![tuple.clone()];
-            self.line_buffer.clone()
-        };
+        if self.max_lines <= 1 {
+            self.line_buffer.clear();
+        }
+        self.line_buffer.push(tuple);
+        let n = self.line_buffer.len();
+        if n > self.max_lines.max(1) {
+            self.line_buffer.drain(..n - self.max_lines.max(1));
+        }
+        let org: Vec<TupleLine> = self.line_buffer.clone();
+        // the current line is the last one of the buffer
+        let time_text = |org: &[TupleLine]| org.last().map(|t| t.1.clone()).unwrap_or_default();
         let mut buf: Option<String> = Some(tuple_lines_buf(&org));
         if !self.ignore.is_empty() && self.ignore.len() + 2 < self.fail.len() {
             if let Some(i) = self.ignore_line(buf.as_deref().unwrap_or(""), &org, None) {
@@ -1056,12 +1060,12 @@ impl Filter {
         }
         let mut pre_groups = Fail::new();
         if let Some(p) = &self.pref {
-            let b = buf.clone().unwrap_or_default();
-            let Some(f) = p.search(&b, &org) else {
+            let b = buf.as_deref().unwrap_or("");
+            let Some(f) = p.search(b, &org) else {
                 return out;
             };
             self.last_pref_matched = true;
-            pre_groups = p.groups(&b, &f);
+            pre_groups = p.groups(b, &f);
             let repl = pre_groups.remove("content");
             if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
                 self.line_buffer = vec![(String::new(), String::new(), r)];
@@ -1092,7 +1096,7 @@ impl Filter {
             if no_date {
                 self.warnings.push(format!(
                     "Found a match but no valid date/time found for {:?}.",
-                    tuple.1
+                    time_text(&org)
                 ));
                 if date.is_none() && self.check_find_time {
                     continue;
