@@ -163,6 +163,26 @@ impl JailSettings {
 
     /// `set <jail> <opt> <args...>`.
     pub fn set(&mut self, opt: &str, a: &[Value], multiple: bool) -> Result<SetReply, CmdError> {
+        self.set_checked(opt, a, multiple, true)
+    }
+
+    /// [`JailSettings::set`]; `check_regexes = false` skips compiling regexes here (a
+    /// configuration stream: the jail compiles its filter once when it starts, and a jail
+    /// whose filter does not compile is not started).
+    pub fn set_checked(
+        &mut self,
+        opt: &str,
+        a: &[Value],
+        multiple: bool,
+        check_regexes: bool,
+    ) -> Result<SetReply, CmdError> {
+        let check = |kind: RegexKind, r: &str, pref: Option<&str>| {
+            if check_regexes {
+                check_regex(kind, r, pref)
+            } else {
+                Ok(())
+            }
+        };
         use SetReply::{Always, Quiet, Server};
         let changed = |v: &str| Server(ServerOp::Changed(Value::str(v)));
         Ok(match opt {
@@ -250,7 +270,7 @@ impl JailSettings {
             "prefregex" => {
                 let v = arg_str(a, 0)?;
                 if !v.is_empty() {
-                    check_regex(RegexKind::Pref, &v)?;
+                    check(RegexKind::Pref, &v, None)?;
                 }
                 self.prefregex = if v.is_empty() { None } else { Some(v) };
                 changed("prefregex")
@@ -261,7 +281,7 @@ impl JailSettings {
                     v => vec![py_str(v)],
                 };
                 for r in &new {
-                    check_regex(RegexKind::Fail, r)?;
+                    check(RegexKind::Fail, r, self.prefregex.as_deref())?;
                 }
                 self.failregex.extend(new);
                 if multiple {
@@ -280,7 +300,7 @@ impl JailSettings {
                     v => vec![py_str(v)],
                 };
                 for r in &new {
-                    check_regex(RegexKind::Ignore, r)?;
+                    check(RegexKind::Ignore, r, None)?;
                 }
                 self.ignoreregex.extend(new);
                 if multiple {
@@ -597,10 +617,13 @@ enum RegexKind {
 }
 
 /// Compiles a regex as the filter will, so a broken one is refused when it is set
-/// (fail2ban raises `RegexException` there), not when the jail starts.
-fn check_regex(kind: RegexKind, r: &str) -> Result<(), CmdError> {
+/// (fail2ban raises `RegexException` there), not when the jail starts. Failregexes are
+/// checked together with the jail's prefregex (a multi-line `<F-MLFID>` prefregex lets
+/// them do without a host group).
+fn check_regex(kind: RegexKind, r: &str, prefregex: Option<&str>) -> Result<(), CmdError> {
     let mut spec = f2b_filter::FilterSpec {
         maxlines: 1,
+        prefregex: prefregex.map(str::to_owned),
         ..Default::default()
     };
     match kind {

@@ -265,7 +265,7 @@ impl<'a> Transmitter<'a> {
         let opt = arg_str(cmd, 1)?;
         let quiet = self.quiet > 0;
         let jail = srv.jail_mut(&name)?;
-        let reply = jail.set(&opt, &cmd[2..], multiple)?;
+        let reply = jail.set_checked(&opt, &cmd[2..], multiple, !quiet)?;
         match reply {
             crate::jail::SetReply::Always(v) => Ok(v),
             crate::jail::SetReply::Quiet(v) => Ok(if quiet { Value::None } else { v }),
