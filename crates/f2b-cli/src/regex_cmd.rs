@@ -541,13 +541,18 @@ fn run(o: &Opts) -> Result<i32, String> {
         let f = std::fs::File::open(log).map_err(|e| e.to_string())?;
         let mut rd = std::io::BufReader::with_capacity(1 << 16, f);
         Box::new(std::iter::from_fn(move || {
-            let mut buf = Vec::new();
+            let mut buf = Vec::with_capacity(256);
             match rd.read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => None,
                 // fail2ban's FileContainer waits for the line end: a last
                 // line without newline is not (yet) processed
                 Ok(_) if !buf.ends_with(b"\n") => None,
-                Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
+                // valid UTF-8 (the usual case) is taken as is, without the
+                // copy `from_utf8_lossy(..).into_owned()` makes
+                Ok(_) => Some(match String::from_utf8(buf) {
+                    Ok(s) => s,
+                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                }),
             }
         }))
     } else if flt.maxlines() <= 1 && !log.contains('\n') {

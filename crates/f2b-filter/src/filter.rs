@@ -355,12 +355,11 @@ impl FRegex {
         })
     }
 
-    fn groups(&self, buf: &str, f: &Found) -> Fail {
+    fn groups(&self, buf: &str, spans: &Spans) -> Fail {
         let mut fail = Fail::new();
         for (i, n) in self.re.names().iter().enumerate() {
             if let Some(n) = n {
-                let v = f
-                    .spans
+                let v = spans
                     .get(i)
                     .map(|(a, b)| V::S(buf[a..b].to_string()))
                     .unwrap_or(V::Null);
@@ -902,19 +901,19 @@ impl Filter {
         self.find_failure(tuple, date, no_date, now)
     }
 
-    fn ignore_line(&mut self, buf: &str, org: &[TupleLine], fail: Option<&Found>) -> Option<usize> {
-        let (buf2, org2);
-        let (buf, org) = match fail {
+    fn ignore_line(&mut self, buf: &str, fail: Option<&Found>) -> Option<usize> {
+        let buf2;
+        let buf = match fail {
             Some(f) if self.max_lines > 1 => {
-                org2 = f.matched.clone();
-                buf2 = tuple_lines_buf(&org2);
-                (buf2.as_str(), org2.as_slice())
+                buf2 = tuple_lines_buf(&f.matched);
+                buf2.as_str()
             }
-            _ => (buf, org),
+            _ => buf,
         };
         let mut fnd = None;
         for (i, r) in self.ignore.iter().enumerate() {
-            if r.search(buf, org).is_some() {
+            // only the hit matters here (no line split needed)
+            if r.re.search(buf).is_some() {
                 fnd = Some(i);
                 if !self.check_all_regex || self.max_lines > 1 {
                     if let Some(f) = fail {
@@ -1053,7 +1052,7 @@ impl Filter {
         let time_text = |org: &[TupleLine]| org.last().map(|t| t.1.clone()).unwrap_or_default();
         let mut buf: Option<String> = Some(tuple_lines_buf(&org));
         if !self.ignore.is_empty() && self.ignore.len() + 2 < self.fail.len() {
-            if let Some(i) = self.ignore_line(buf.as_deref().unwrap_or(""), &org, None) {
+            if let Some(i) = self.ignore_line(buf.as_deref().unwrap_or(""), None) {
                 self.last_ignored_by = Some(i);
                 return out;
             }
@@ -1061,11 +1060,12 @@ impl Filter {
         let mut pre_groups = Fail::new();
         if let Some(p) = &self.pref {
             let b = buf.as_deref().unwrap_or("");
-            let Some(f) = p.search(b, &org) else {
+            // the prefregex only yields groups: no matched/unmatched split
+            let Some(spans) = p.re.search(b) else {
                 return out;
             };
             self.last_pref_matched = true;
-            pre_groups = p.groups(b, &f);
+            pre_groups = p.groups(b, &spans);
             let repl = pre_groups.remove("content");
             if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
                 self.line_buffer = vec![(String::new(), String::new(), r)];
@@ -1081,9 +1081,9 @@ impl Filter {
                 buf = Some(b);
                 continue;
             };
-            let mut fail = self.fail[idx].groups(&b, &found);
+            let mut fail = self.fail[idx].groups(&b, &found.spans);
             if !self.ignore.is_empty() {
-                if let Some(i) = self.ignore_line(&b, &org, Some(&found)) {
+                if let Some(i) = self.ignore_line(&b, Some(&found)) {
                     self.last_ignored_by = Some(i);
                     buf = None;
                     if !self.check_all_regex {
