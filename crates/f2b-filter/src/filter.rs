@@ -159,6 +159,18 @@ impl V {
             _ => None,
         }
     }
+    fn into_value(self) -> Value {
+        match self {
+            V::S(s) => Value::Str(s),
+            V::Tuple(t) => Value::Tuple(
+                t.into_iter()
+                    .map(|o| o.map(Value::Str).unwrap_or(Value::None))
+                    .collect(),
+            ),
+            V::Users(u) => Value::Set(u.into_iter().map(Value::Str).collect()),
+            other => other.to_value(),
+        }
+    }
     fn to_value(&self) -> Value {
         match self {
             V::Null => Value::None,
@@ -1187,18 +1199,26 @@ impl Filter {
                 }
                 Some(ip) => self.text_to_ip(&ip).into_iter().map(Some).collect(),
             };
-            for id in fids {
-                let mut fields = BTreeMap::new();
-                let mut matches = Vec::new();
-                for (k, v) in &fail {
-                    if k == "matches" {
-                        if let V::Lines(l) = v {
-                            matches = l.iter().map(join_tuple).collect();
-                        }
-                        continue;
+            // ticket fields/matches are built once (moving out of `fail`,
+            // which is not used after this) and cloned for extra ids only
+            let mut fields = BTreeMap::new();
+            let mut matches = Vec::new();
+            for (k, v) in fail {
+                if k == "matches" {
+                    if let V::Lines(l) = v {
+                        matches = l.iter().map(join_tuple).collect();
                     }
-                    fields.insert(k.clone(), v.to_value());
+                    continue;
                 }
+                fields.insert(k, v.into_value());
+            }
+            let n_ids = fids.len();
+            for (n, id) in fids.into_iter().enumerate() {
+                let (fields, matches) = if n + 1 == n_ids {
+                    (std::mem::take(&mut fields), std::mem::take(&mut matches))
+                } else {
+                    (fields.clone(), matches.clone())
+                };
                 out.push(Failure {
                     regex_index: idx,
                     id,
