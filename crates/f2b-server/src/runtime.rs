@@ -466,7 +466,17 @@ impl RuntimeEnv {
                 lock(&core).commit(pos);
             }
         }
+        let big = batch.len() > 10_000;
         batch.clear();
+        if big {
+            // A burst: give its line buffers back instead of keeping the high-water mark.
+            batch.shrink_to(1024);
+            // SAFETY: malloc_trim only returns free heap pages to the OS.
+            #[cfg(target_env = "gnu")]
+            unsafe {
+                nix::libc::malloc_trim(0);
+            }
+        }
     }
 }
 
