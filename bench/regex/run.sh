@@ -34,7 +34,9 @@ measure() { # name, command...
   printf "%-16s %8.2f s wall %8.2f s user %8.1f MiB peak RSS   %s\n" "$name" "$wall" "$user" "$(echo "$rss/1024" | bc -l)" \
     "$(grep -m1 '^Lines:' "$out" || (echo -n 'count: '; head -1 "$out"))"
   echo "$wall" > "$WORK/$name.wall"
+  echo "$user" > "$WORK/$name.user"
 }
+ratio() { echo "$(cat "$1") / $(cat "$2")" | bc -l | cut -c1-6; }
 
 measure f2b "$F2B" regex "$LOG" sshd
 measure ripgrep rg -c "$RG_RE" "$LOG"
@@ -45,7 +47,7 @@ if [ -z "${SKIP_PYTHON:-}" ]; then
   else
     echo "WARNING: Lines: summary differs from fail2ban-regex"
   fi
-  echo "speed-up vs Python: $(echo "$(cat "$WORK/python.wall") / $(cat "$WORK/f2b.wall")" | bc -l | cut -c1-6)x"
+  echo "speed-up vs Python: $(ratio "$WORK/python.wall" "$WORK/f2b.wall")x wall, $(ratio "$WORK/python.user" "$WORK/f2b.user")x user CPU"
 fi
 if command -v fail2ban-rs >/dev/null; then echo "fail2ban-rs installed: run it manually on $LOG"; fi
-echo "f2b / ripgrep: $(echo "$(cat "$WORK/f2b.wall") / $(cat "$WORK/ripgrep.wall")" | bc -l | cut -c1-6)x"
+echo "f2b / ripgrep: $(ratio "$WORK/f2b.wall" "$WORK/ripgrep.wall")x wall, $(ratio "$WORK/f2b.user" "$WORK/ripgrep.user")x user CPU"
