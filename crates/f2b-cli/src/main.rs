@@ -12,11 +12,6 @@ mod server_cmd;
 
 use std::path::Path;
 
-/// mimalloc: configuration loading, matching and ban storms allocate many small,
-/// short-lived strings; glibc's allocator spent ~40% of `-d` in malloc/free.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Which tool a command line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tool {

@@ -5,11 +5,6 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-
-/// The allocator the `f2b` binary uses (crates/f2b-cli/src/main.rs), so the bench measures
-/// what the binary does.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use f2b_config::{load, FsSource, LoadOptions};
 
 fn copy_tree(from: &Path, to: &Path) {

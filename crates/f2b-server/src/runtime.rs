@@ -471,6 +471,11 @@ impl RuntimeEnv {
         if big {
             // A burst: give its line buffers back instead of keeping the high-water mark.
             batch.shrink_to(1024);
+            // SAFETY: malloc_trim only returns free heap pages to the OS.
+            #[cfg(target_env = "gnu")]
+            unsafe {
+                nix::libc::malloc_trim(0);
+            }
         }
     }
 }
