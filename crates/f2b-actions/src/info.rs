@@ -155,56 +155,12 @@ impl JailInfo for StaticJailInfo {
 /// Python's `repr(float)`: shortest round-trip digits, `.0` for integral
 /// values, exponent form from 1e16 on.
 pub fn py_float(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let a = v.abs();
-    if a != 0.0 && !(1e-4..1e16).contains(&a) {
-        // Rust: 1e16 / 1e-5; Python: 1e+16 / 1e-05.
-        let s = format!("{v:e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let e: i32 = e.parse().unwrap_or(0);
-        let sign = if e < 0 { '-' } else { '+' };
-        return format!("{m}e{sign}{:02}", e.abs());
-    }
-    let s = format!("{v}");
-    if s.contains('.') {
-        s
-    } else {
-        format!("{s}.0")
-    }
+    f2b_core::value::repr_float(v)
 }
 
 /// Python's `repr(str)` (used by `<raw-ticket>`).
 pub fn py_str_repr(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(q);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == q => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(q);
-    out
+    f2b_core::value::repr_str(s)
 }
 
 /// `<ip-rev>`: fail2ban's `IPAddr.getPTR('')` (`4.3.2.1.`, nibbles for IPv6).
