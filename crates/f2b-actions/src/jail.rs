@@ -108,24 +108,28 @@ impl JailActions {
         (self.env.log)(level, "fail2ban.actions", msg);
     }
 
+    /// Logs an action's failure as fail2ban words it (`Failed to execute ban jail 'j'
+    /// action 'a' info '1.2.3.4': ...`, `Failed to start jail 'j' action 'a': ...`).
+    fn failed(&self, i: usize, op: &str, info: Option<&str>, error: ActionError) -> ActionFailure {
+        let action = self.actions[i].name().to_owned();
+        let info = info.map(|id| format!(" info '{id}'")).unwrap_or_default();
+        self.log(
+            LogLevel::Error,
+            &format!(
+                "Failed to {op} jail '{}' action '{action}'{info}: {error}",
+                self.jail
+            ),
+        );
+        ActionFailure { action, error }
+    }
+
     /// Starts every action (`actionstart` unless on demand). Failures are
     /// logged and returned; the jail runs on.
     pub async fn start(&mut self) -> Vec<ActionFailure> {
         let mut fails = Vec::new();
         for i in 0..self.actions.len() {
             if let Err(e) = self.actions[i].start().await {
-                let name = self.actions[i].name().to_owned();
-                self.log(
-                    LogLevel::Error,
-                    &format!(
-                        "Failed to start jail '{}' action '{}': {}",
-                        self.jail, name, e
-                    ),
-                );
-                fails.push(ActionFailure {
-                    action: name,
-                    error: e,
-                });
+                fails.push(self.failed(i, "start", None, e));
             }
         }
         fails
@@ -140,18 +144,7 @@ impl JailActions {
                 continue;
             }
             if let Err(e) = self.actions[i].ban(ticket).await {
-                let name = self.actions[i].name().to_owned();
-                self.log(
-                    LogLevel::Error,
-                    &format!(
-                        "Failed to execute ban jail '{}' action '{}' info '{}': {}",
-                        self.jail, name, ticket.id, e
-                    ),
-                );
-                fails.push(ActionFailure {
-                    action: name,
-                    error: e,
-                });
+                fails.push(self.failed(i, "execute ban", Some(&ticket.id), e));
             }
         }
         fails
@@ -176,20 +169,9 @@ impl JailActions {
             let res = self.actions[a].ban_many(&subset, parallel).await;
             for (k, r) in res.into_iter().enumerate() {
                 if let Err(e) = r {
-                    let name = self.actions[a].name().to_owned();
-                    self.log(
-                        LogLevel::Error,
-                        &format!(
-                            "Failed to execute ban jail '{}' action '{}' info '{}': {}",
-                            self.jail, name, subset[k].id, e
-                        ),
-                    );
                     fails.push((
                         idx[k],
-                        ActionFailure {
-                            action: name,
-                            error: e,
-                        },
+                        self.failed(a, "execute ban", Some(&subset[k].id), e),
                     ));
                 }
             }
@@ -206,14 +188,7 @@ impl JailActions {
                 continue;
             }
             if let Err(e) = self.actions[i].reban(ticket).await {
-                let name = self.actions[i].name().to_owned();
-                self.log(
-                    LogLevel::Error,
-                    &format!(
-                        "Failed to execute reban jail '{}' action '{}' info '{}': {}",
-                        self.jail, name, ticket.id, e
-                    ),
-                );
+                self.failed(i, "execute reban", Some(&ticket.id), e);
                 return false;
             }
         }
@@ -232,18 +207,7 @@ impl JailActions {
                 continue;
             }
             if let Err(e) = self.actions[i].prolong(ticket).await {
-                let name = self.actions[i].name().to_owned();
-                self.log(
-                    LogLevel::Error,
-                    &format!(
-                        "Failed to execute ban jail '{}' action '{}' info '{}': {}",
-                        self.jail, name, ticket.id, e
-                    ),
-                );
-                fails.push(ActionFailure {
-                    action: name,
-                    error: e,
-                });
+                fails.push(self.failed(i, "execute ban", Some(&ticket.id), e));
             }
         }
         fails
@@ -265,18 +229,7 @@ impl JailActions {
                 continue;
             }
             if let Err(e) = self.actions[i].unban(ticket).await {
-                let name = self.actions[i].name().to_owned();
-                self.log(
-                    LogLevel::Error,
-                    &format!(
-                        "Failed to execute unban jail '{}' action '{}' info '{}': {}",
-                        self.jail, name, ticket.id, e
-                    ),
-                );
-                fails.push(ActionFailure {
-                    action: name,
-                    error: e,
-                });
+                fails.push(self.failed(i, "execute unban", Some(&ticket.id), e));
             }
         }
         fails
@@ -346,18 +299,7 @@ impl JailActions {
         let mut fails = Vec::new();
         for i in (0..self.actions.len()).rev() {
             if let Err(e) = self.actions[i].stop().await {
-                let name = self.actions[i].name().to_owned();
-                self.log(
-                    LogLevel::Error,
-                    &format!(
-                        "Failed to stop jail '{}' action '{}': {}",
-                        self.jail, name, e
-                    ),
-                );
-                fails.push(ActionFailure {
-                    action: name,
-                    error: e,
-                });
+                fails.push(self.failed(i, "stop", None, e));
             }
         }
         fails
