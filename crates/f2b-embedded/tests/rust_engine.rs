@@ -10,89 +10,12 @@ use common::*;
 use f2b_filter::conformance::run_conformance;
 use f2b_filter::dialect::PyRegex;
 use f2b_filter::tags::resolve_host_tag;
-use f2b_filter::{FilterSpec, UseDns};
-use std::io::{BufRead, Write};
+use f2b_filter::UseDns;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
 
 const LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
 
-/// Resolves a filter's options with Python fail2ban's FilterReader; one JSON
-/// request/answer per line.
-const PY_LOADER: &str = r#"
-import sys, json
-sys.path.insert(0, '/usr/lib/python3/dist-packages')
-from fail2ban.client.filterreader import FilterReader
-for req in sys.stdin:
-    req = json.loads(req)
-    try:
-        fr = FilterReader(req['name'], 'jail', dict(req['opts']), basedir=req['root'])
-        fr.read(); fr.getOptions({})
-        out = {}
-        for opt in fr.convert():
-            v = opt[3]
-            out.setdefault(opt[2], []).extend(v if opt[0] == 'multi-set' else [v])
-        print(json.dumps({'ok': out}), flush=True)
-    except Exception as e:
-        print(json.dumps({'err': repr(e)}), flush=True)
-"#;
-
-struct Py {
-    child: std::process::Child,
-    out: std::io::BufReader<std::process::ChildStdout>,
-}
-
-fn py() -> &'static Mutex<Py> {
-    static P: OnceLock<Mutex<Py>> = OnceLock::new();
-    P.get_or_init(|| {
-        let mut child = std::process::Command::new(PYTHON)
-            .args(["-c", PY_LOADER])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("/usr/bin/python3 with fail2ban (the oracle) is required");
-        let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        Mutex::new(Py { child, out })
-    })
-}
-
-fn load(root: &Path, name: &str, opts: &[(String, String)]) -> Result<FilterSpec, String> {
-    let req = serde_json::json!({
-        "root": root,
-        "name": name,
-        "opts": opts.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-    });
-    let mut p = py().lock().map_err(|e| e.to_string())?;
-    let stdin = p.child.stdin.as_mut().ok_or("no stdin")?;
-    writeln!(stdin, "{req}").map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    p.out.read_line(&mut line).map_err(|e| e.to_string())?;
-    let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("{e}: {line}"))?;
-    let ok = v.get("ok").ok_or_else(|| format!("python: {}", v["err"]))?;
-    let list = |k: &str| -> Vec<String> {
-        ok.get(k)
-            .and_then(|a| a.as_array())
-            .map(|a| {
-                a.iter()
-                    .map(|x| {
-                        x.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| x.to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let first = |k: &str| list(k).into_iter().next();
-    Ok(FilterSpec {
-        prefregex: first("prefregex"),
-        failregex: list("addfailregex"),
-        ignoreregex: list("addignoreregex"),
-        maxlines: first("maxlines").and_then(|s| s.parse().ok()).unwrap_or(1),
-        datepattern: first("datepattern"),
-        ..Default::default()
-    })
-}
+use f2b_filter::conformance::python_filter_loader as load;
 
 #[test]
 fn f2b_engine_runs_our_filters_on_the_sample_logs() {
