@@ -246,9 +246,10 @@ fn seed_style_jails_run() {
         "recidive did not ban; log:\n{}",
         s.log()
     );
-    assert!(s
+    // The ban action runs after the ban is listed (it is queued once the ban is stored).
+    assert!(wait_until(5.0, || s
         .read("actions.txt")
-        .contains(&format!("ban 198.51.100.200 {} 2", 7 * 24 * 3600)));
+        .contains(&format!("ban 198.51.100.200 {} 2", 7 * 24 * 3600))));
     // recidive's own Ban line does not count for itself.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
