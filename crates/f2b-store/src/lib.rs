@@ -21,6 +21,7 @@
 //! # Ok::<(), f2b_store::StoreError>(())
 //! ```
 
+mod checkpoint;
 mod error;
 mod import;
 mod json;

@@ -9,6 +9,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 
+use crate::checkpoint::Checkpointer;
 use crate::error::{Result, StoreError};
 use crate::json;
 use crate::model::{
@@ -175,6 +176,9 @@ struct Inner {
 /// the store never reads the clock.
 pub struct Store {
     inner: Mutex<Inner>,
+    /// Background WAL checkpoints (file databases in WAL mode); declared after
+    /// `inner` only for readability: [`Store::close`] stops it first.
+    ckpt: Option<Checkpointer>,
     db: String,
     path: Option<PathBuf>,
     journal_mode: String,
@@ -515,12 +519,25 @@ impl Store {
             }
             tx.commit().map_err(sql("commit schema"))?;
         }
+        // Checkpoints move to a thread of their own, off the ban path; if it
+        // cannot start, SQLite's automatic checkpoint stays on.
+        let ckpt = match &path {
+            Some(p) if journal_mode.eq_ignore_ascii_case("wal") => {
+                Checkpointer::start(p, opts.busy_timeout)
+            }
+            _ => None,
+        };
+        if ckpt.is_some() {
+            conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+                .map_err(sql("set pragmas"))?;
+        }
         Ok(Store {
             inner: Mutex::new(Inner {
                 conn,
                 max_matches: opts.max_matches,
                 purge_age: opts.purge_age,
             }),
+            ckpt,
             db,
             path,
             journal_mode: journal_mode.to_ascii_lowercase(),
@@ -555,6 +572,10 @@ impl Store {
             .map_err(self.err(op))?;
         let out = f(&tx, max).map_err(self.err(op))?;
         tx.commit().map_err(self.err(op))?;
+        drop(g);
+        if let Some(c) = &self.ckpt {
+            c.committed();
+        }
         Ok(out)
     }
 
@@ -1101,6 +1122,7 @@ impl Store {
     /// is complete for tools that copy it) and closes the connection.
     pub fn close(self) -> Result<()> {
         let db = self.db.clone();
+        drop(self.ckpt);
         let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
         let sql = |op| {
             let db = db.clone();
@@ -1121,6 +1143,11 @@ impl Store {
         f: impl FnOnce(&mut Connection, &str) -> Result<T>,
     ) -> Result<T> {
         let mut g = self.lock();
-        f(&mut g.conn, &self.db)
+        let out = f(&mut g.conn, &self.db);
+        drop(g);
+        if let Some(c) = &self.ckpt {
+            c.committed();
+        }
+        out
     }
 }
