@@ -580,6 +580,9 @@ struct JailCore {
     warned_no_date: bool,
     pending_bans: Vec<BanRecord>,
     pending_jobs: Vec<Job>,
+    /// The native nftables bans, applied by the thread that commits (no hand-off to the
+    /// action worker between the log line and the kernel).
+    native: Option<NativeBans>,
 }
 
 fn ticket_to_action(t: &Ticket, restored: bool) -> BanTicket {
@@ -772,6 +775,9 @@ impl JailCore {
         }
         self.pending_bans.clear();
         let had_jobs = !self.pending_jobs.is_empty();
+        if let Some(n) = &self.native {
+            n.apply_jobs(&self.pending_jobs);
+        }
         for job in self.pending_jobs.drain(..) {
             let _ = self.jobs.send(job);
         }
@@ -982,6 +988,23 @@ impl NativeBans {
         }
     }
 
+    /// Applies the kernel side of committed jobs in their order: runs of bans go in one
+    /// batch; restored bans were reconciled with the kernel at start.
+    fn apply_jobs(&self, jobs: &[Job]) {
+        let mut bans: Vec<&BanTicket> = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Ban(t) if !t.restored => bans.push(t),
+                Job::Unban(t) => {
+                    self.ban(&std::mem::take(&mut bans));
+                    self.unban(&[t]);
+                }
+                _ => {}
+            }
+        }
+        self.ban(&bans);
+    }
+
     fn unban(&self, tickets: &[&BanTicket]) {
         let nets: Vec<_> = tickets.iter().filter_map(|t| ip_net(&t.id)).collect();
         if nets.is_empty() {
@@ -1134,6 +1157,7 @@ impl JailRuntime {
             warned_no_date: false,
             pending_bans: Vec::new(),
             pending_jobs: Vec::new(),
+            native: native.clone(),
         }));
         lock(&core).update_counters();
         env.inner
@@ -1451,6 +1475,9 @@ impl JailRuntime {
             .map(|t| ticket_to_action(t, false))
             .collect();
         let n = tickets.len() as i64;
+        if let Some(nb) = &c.native {
+            nb.unban(&tickets.iter().collect::<Vec<_>>());
+        }
         let _ = c.jobs.send(Job::Flush(tickets));
         c.update_counters();
         n
@@ -1626,11 +1653,6 @@ async fn action_worker(
                 for t in &mut batch {
                     t.ban_epoch = epoch;
                 }
-                if let Some(n) = &native {
-                    // Restored bans were reconciled with the kernel at start.
-                    let fresh: Vec<&BanTicket> = batch.iter().filter(|t| !t.restored).collect();
-                    n.ban(&fresh);
-                }
                 if batch.len() == 1 {
                     actions.ban(&batch[0]).await;
                 } else {
@@ -1638,15 +1660,9 @@ async fn action_worker(
                 }
             }
             Job::Unban(t) => {
-                if let Some(n) = &native {
-                    n.unban(&[&t]);
-                }
                 actions.unban(&t).await;
             }
             Job::Flush(ts) => {
-                if let Some(n) = &native {
-                    n.unban(&ts.iter().collect::<Vec<_>>());
-                }
                 actions.flush(&ts, false).await;
             }
             Job::Stop(remaining, done) => {
