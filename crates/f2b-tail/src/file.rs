@@ -9,6 +9,13 @@
 //! [`TailOptions::rotate_grace`], because a daemon may still write a few
 //! lines into it before it reopens its log.
 //!
+//! A tail can be *parked* ([`FileTail::park`]): its descriptor is closed and
+//! only its position, first-line digest and incomplete last line are kept.
+//! The next read reopens the path; if it still names the same inode, reading
+//! continues exactly where it stopped (like fail2ban, which reopens its files
+//! for every read). [`crate::Tailer`] parks its least recently read files to
+//! stay under an open-file cap.
+//!
 //! Invariants (per open file): `line_start + partial_len == read_off`;
 //! `line_start` (the checkpoint position) is always just after a `\n` that
 //! ended a delivered line, or the start position; no byte range is delivered
@@ -192,6 +199,24 @@ pub struct FileTail {
     stats: TailStats,
     /// Last open error reported, to report each distinct error once.
     open_error: Option<io::ErrorKind>,
+    /// The current file's state while its descriptor is closed (`cur` is
+    /// `None` then).
+    parked: Option<Parked>,
+}
+
+/// A [`Reader`] without its descriptor (see [`FileTail::park`]).
+#[derive(Debug)]
+struct Parked {
+    dev: u64,
+    ino: u64,
+    read_off: u64,
+    line_start: u64,
+    partial: Vec<u8>,
+    partial_len: u64,
+    discard: bool,
+    first: FirstLine,
+    last_data: Instant,
+    decode_warned: bool,
 }
 
 #[derive(Debug)]
@@ -244,7 +269,57 @@ impl FileTail {
             buf: vec![0; READ_BUF],
             stats: TailStats::default(),
             open_error: None,
+            parked: None,
         })
+    }
+
+    /// Closes the current file's descriptor, keeping its position, digest
+    /// and incomplete last line; the next read reopens the path and resumes
+    /// there if it still names the same file. Refused (returns false) while
+    /// rotated-away files are being drained, and when the path no longer
+    /// names the open file (a rotation the next read must drain first).
+    /// Returns whether the tail is parked now.
+    pub fn park(&mut self) -> bool {
+        if self.parked.is_some() {
+            return true;
+        }
+        if !self.retired.is_empty() {
+            return false;
+        }
+        let same = match (&self.cur, fs::metadata(&self.path)) {
+            (Some(r), Ok(m)) => m.dev() == r.dev && m.ino() == r.ino,
+            _ => false,
+        };
+        if !same {
+            return false;
+        }
+        let Some(r) = self.cur.take() else {
+            return false;
+        };
+        self.parked = Some(Parked {
+            dev: r.dev,
+            ino: r.ino,
+            read_off: r.read_off,
+            line_start: r.line_start,
+            partial: r.partial,
+            partial_len: r.partial_len,
+            discard: r.discard,
+            first: r.first,
+            last_data: r.last_data,
+            decode_warned: r.decode_warned,
+        });
+        true
+    }
+
+    /// Whether the tail is parked (no descriptor held; see [`FileTail::park`]).
+    pub fn is_parked(&self) -> bool {
+        self.parked.is_some()
+    }
+
+    /// Descriptors held: the current file (unless parked or missing) and the
+    /// rotated-away files still being drained.
+    pub fn descriptors(&self) -> usize {
+        usize::from(self.cur.is_some()) + self.retired.len()
     }
 
     /// The followed path.
@@ -267,10 +342,11 @@ impl FileTail {
         self.stats
     }
 
-    /// Whether the path is currently open (false while it is missing or
-    /// unreadable; reading retries).
+    /// Whether the path is currently followed as an existing file (false
+    /// while it is missing or unreadable; reading retries). A parked tail
+    /// counts as open.
     pub fn is_open(&self) -> bool {
-        self.cur.is_some()
+        self.cur.is_some() || self.parked.is_some()
     }
 
     /// Whether rotated-away files are still being drained (the caller should
@@ -284,6 +360,12 @@ impl FileTail {
     /// current file and its first-line digest, in fail2ban's format. `None`
     /// while the path is missing.
     pub fn checkpoint(&self) -> Option<Checkpoint> {
+        if let Some(p) = &self.parked {
+            return Some(Checkpoint {
+                pos: p.line_start,
+                firstlinemd5: p.first.digest.clone(),
+            });
+        }
         self.cur.as_ref().map(|r| Checkpoint {
             pos: r.line_start,
             firstlinemd5: r.first.digest.clone(),
@@ -307,6 +389,11 @@ impl FileTail {
         target: f64,
         time_of: &mut dyn FnMut(&str) -> Option<f64>,
     ) -> Result<u64, TailError> {
+        if let Some(p) = &self.parked {
+            // Reopened by the next read; the seek only applies to a file
+            // from which nothing has been read, which is never parked.
+            return Ok(p.line_start);
+        }
         let Some(r) = self.cur.as_mut() else {
             return Ok(0);
         };
@@ -358,6 +445,9 @@ impl FileTail {
 
     /// The size of the current file, if open.
     pub fn file_size(&self) -> Option<u64> {
+        if self.parked.is_some() {
+            return fs::metadata(&self.path).ok().map(|m| m.len());
+        }
         self.cur
             .as_ref()
             .and_then(|r| r.file.metadata().ok())
@@ -383,13 +473,22 @@ impl FileTail {
             report: ReadReport::default(),
             stats: TailStats::default(),
         };
-        let result = read_all(
+        let result = match resume(
             &mut self.cur,
-            &mut self.retired,
-            &mut self.buf,
+            &mut self.parked,
             &mut self.open_error,
             &mut sink,
-        );
+        ) {
+            Ok(true) => read_all(
+                &mut self.cur,
+                &mut self.retired,
+                &mut self.buf,
+                &mut self.open_error,
+                &mut sink,
+            ),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
         let Sink { report, stats, .. } = sink;
         self.stats.lines += stats.lines;
         self.stats.bytes += stats.bytes;
@@ -416,6 +515,105 @@ impl FileTail {
         self.stats.lines += sink.stats.lines;
         sink.report
     }
+}
+
+/// Reopens a parked file. Returns whether reading can go on (false: the
+/// path cannot be opened right now for a reason other than being gone, e.g.
+/// out of descriptors; the tail stays parked and the error is reported once).
+fn resume(
+    cur: &mut Option<Reader>,
+    parked: &mut Option<Parked>,
+    open_error: &mut Option<io::ErrorKind>,
+    sink: &mut Sink<'_, '_>,
+) -> Result<bool, TailError> {
+    let Some(p) = parked.take() else {
+        return Ok(true);
+    };
+    match open_regular(sink.path) {
+        Ok((mut file, meta)) if meta.dev() == p.dev && meta.ino() == p.ino => {
+            if let Err(source) = file.seek(SeekFrom::Start(p.read_off)) {
+                *parked = Some(p);
+                return Err(TailError::Read {
+                    path: sink.path.to_path_buf(),
+                    source,
+                });
+            }
+            *open_error = None;
+            *cur = Some(Reader {
+                file,
+                dev: p.dev,
+                ino: p.ino,
+                read_off: p.read_off,
+                line_start: p.line_start,
+                partial: p.partial,
+                partial_len: p.partial_len,
+                discard: p.discard,
+                first: p.first,
+                last_data: p.last_data,
+                decode_warned: p.decode_warned,
+            });
+            Ok(true)
+        }
+        Err(e)
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::InvalidInput
+            ) && e.raw_os_error() != Some(libc::ENOTDIR)
+                && e.raw_os_error() != Some(libc::ELOOP) =>
+        {
+            // Out of descriptors, permission denied, ...: stay parked.
+            if *open_error != Some(e.kind()) {
+                *open_error = Some(e.kind());
+                sink.report.events.push(TailEvent::Unavailable {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
+            }
+            *parked = Some(p);
+            Ok(false)
+        }
+        other => {
+            // Rotated while parked: the old file's unread rest is out of
+            // reach (as for fail2ban, which holds no descriptor either), and
+            // so is the end of its incomplete last line, which is dropped
+            // rather than delivered as a fragment. The path is read from the
+            // start on (step 2 of `read_all`).
+            let rotation = if other.is_ok() {
+                Rotation::NewFile
+            } else {
+                Rotation::Removed
+            };
+            sink.stats.rotations += 1;
+            sink.report.events.push(TailEvent::Rotated { rotation });
+            if p.partial_len > 0 && !p.discard {
+                sink.report
+                    .events
+                    .push(TailEvent::PartialLineDropped { len: p.partial_len });
+            }
+            *cur = None;
+            Ok(true)
+        }
+    }
+}
+
+/// Opens `path` for reading (`O_NONBLOCK`, `O_CLOEXEC`) if it is a regular
+/// file.
+fn open_regular(path: &Path) -> io::Result<(File, fs::Metadata)> {
+    // std opens with O_CLOEXEC, so actions never inherit log descriptors.
+    // O_NONBLOCK keeps a FIFO put in place of the log from blocking the
+    // open; it has no effect on reading regular files.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok((file, meta))
 }
 
 fn read_all(
@@ -551,21 +749,7 @@ impl Reader {
             path: path.to_path_buf(),
             source,
         };
-        // std opens with O_CLOEXEC, so actions never inherit log descriptors.
-        // O_NONBLOCK keeps a FIFO put in place of the log from blocking the
-        // open; it has no effect on reading regular files.
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-            .map_err(open_err)?;
-        let meta = file.metadata().map_err(open_err)?;
-        if !meta.is_file() {
-            return Err(open_err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
-        }
+        let (mut file, meta) = open_regular(path).map_err(open_err)?;
         let size = meta.len();
         let first = checkpoint::first_line(&file).map_err(open_err)?;
         let mut discard = false;
@@ -796,6 +980,23 @@ impl Sink<'_, '_> {
         full_len: u64,
         rotated: bool,
     ) {
+        self.emit_raw(
+            &mut r.decode_warned,
+            content,
+            offset_after,
+            full_len,
+            rotated,
+        );
+    }
+
+    fn emit_raw(
+        &mut self,
+        decode_warned: &mut bool,
+        content: &[u8],
+        offset_after: u64,
+        full_len: u64,
+        rotated: bool,
+    ) {
         // fail2ban strips any trailing "\r\n" characters.
         let mut end = content.len();
         while end > 0 && content[end - 1] == b'\r' {
@@ -813,8 +1014,8 @@ impl Sink<'_, '_> {
         let (text, bad) = self.opts.encoding.decode(bytes);
         if bad {
             self.stats.decode_errors += 1;
-            if !r.decode_warned {
-                r.decode_warned = true;
+            if !*decode_warned {
+                *decode_warned = true;
                 self.report
                     .events
                     .push(TailEvent::DecodeError { offset_after });

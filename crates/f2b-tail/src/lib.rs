@@ -48,6 +48,7 @@ pub use file::{
     DEFAULT_MAX_LINE_BYTES,
 };
 pub use tailer::{
-    FileCheckpoint, LogPathOptions, StartMode, SubscriberId, Tailer, TailerOptions, TailerReport,
+    default_max_open_files, FileCheckpoint, LogPathOptions, StartMode, SubscriberId, Tailer,
+    TailerOptions, TailerReport,
 };
 pub use watcher::{ActiveBackend, Backend, Changes, Watcher, DEFAULT_POLL_INTERVAL};

@@ -54,6 +54,12 @@ pub struct TailerOptions {
     /// Line cap and rotation grace for every file (`encoding` is ignored:
     /// it comes from each subscription).
     pub tail: TailOptions,
+    /// Most log descriptors held open at once. Beyond it the least recently
+    /// read files are parked ([`crate::FileTail::park`]: closed, reopened by
+    /// their next read), so a jail with thousands of log files cannot
+    /// exhaust the process's descriptors. Rotated-away files being drained
+    /// count too; at least one file is always open.
+    pub max_open_files: usize,
 }
 
 impl Default for TailerOptions {
@@ -63,8 +69,27 @@ impl Default for TailerOptions {
             poll_interval: DEFAULT_POLL_INTERVAL,
             glob_interval: Duration::from_secs(10),
             tail: TailOptions::default(),
+            max_open_files: default_max_open_files(),
         }
     }
+}
+
+/// The default [`TailerOptions::max_open_files`]: half of what the soft
+/// `RLIMIT_NOFILE` leaves after 128 descriptors for everything else (sockets,
+/// database, action pipes), between 8 and 4096.
+pub fn default_max_open_files() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed to it.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    };
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    (soft.saturating_sub(128) / 2).clamp(8, 4096)
 }
 
 /// A position to persist, per subscriber and path (fail2ban's `logs` row).
@@ -110,6 +135,9 @@ struct Entry {
     subs: Vec<Sub>,
     /// Names registered with the watcher and `by_path` for this entry.
     watched: Vec<PathBuf>,
+    /// When it was last opened or read (the tailer's tick), for parking the
+    /// least recently used file first.
+    used: u64,
 }
 
 #[derive(Debug)]
@@ -138,6 +166,10 @@ pub struct Tailer {
     rescan_due: bool,
     next_glob: Instant,
     pending: TailerReport,
+    /// Log descriptors held by all entries (sum of `FileTail::descriptors`).
+    open_fds: usize,
+    /// Use counter for [`Entry::used`].
+    tick: u64,
 }
 
 impl Tailer {
@@ -155,6 +187,49 @@ impl Tailer {
             failed: HashMap::new(),
             rescan_due: false,
             pending: TailerReport::default(),
+            open_fds: 0,
+            tick: 0,
+        }
+    }
+
+    /// Log descriptors held now (at most [`TailerOptions::max_open_files`],
+    /// unless a single file needs more while rotated-away files drain).
+    pub fn open_descriptors(&self) -> usize {
+        self.open_fds
+    }
+
+    /// Parks least recently used files until the descriptors held are within
+    /// the cap. Never parked: `keep` (the file just opened or read) and files
+    /// with a read pending (`dirty`, `pending`), unless nothing else is left.
+    fn enforce_cap(&mut self, keep: Option<&PathBuf>, pending: &HashSet<PathBuf>) {
+        let cap = self.opts.max_open_files.max(1);
+        let mut refused: HashSet<PathBuf> = HashSet::new();
+        while self.open_fds > cap {
+            let candidates = || {
+                self.entries.iter().filter(|(k, e)| {
+                    e.tail.descriptors() > 0
+                        && !e.tail.has_retired()
+                        && Some(*k) != keep
+                        && !refused.contains(*k)
+                })
+            };
+            let idle = candidates()
+                .filter(|(k, _)| !self.dirty.contains(*k) && !pending.contains(*k))
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone());
+            let victim = idle.or_else(|| {
+                candidates()
+                    .min_by_key(|(_, e)| e.used)
+                    .map(|(k, _)| k.clone())
+            });
+            let Some(key) = victim else { break };
+            if let Some(e) = self.entries.get_mut(&key) {
+                let before = e.tail.descriptors();
+                if !e.tail.park() {
+                    refused.insert(key);
+                }
+                self.open_fds = self.open_fds + e.tail.descriptors() - before;
+            }
         }
     }
 
@@ -400,11 +475,16 @@ impl Tailer {
             self.next_glob = now + self.opts.glob_interval;
         }
         let mut report = std::mem::take(&mut self.pending);
-        let dirty: Vec<PathBuf> = self.dirty.drain().collect();
-        for key in dirty {
+        let mut dirty: HashSet<PathBuf> = std::mem::take(&mut self.dirty);
+        let order: Vec<PathBuf> = dirty.iter().cloned().collect();
+        for key in order {
+            dirty.remove(&key);
             let Some(entry) = self.entries.get_mut(&key) else {
                 continue;
             };
+            self.tick += 1;
+            entry.used = self.tick;
+            let fds_before = entry.tail.descriptors();
             let subs = &entry.subs;
             let mut deliveries = 0u64;
             let res = entry.tail.read_lines(&mut |line: &Line<'_>| {
@@ -432,12 +512,14 @@ impl Tailer {
                 }
             });
             report.deliveries += deliveries;
+            self.open_fds = self.open_fds + entry.tail.descriptors() - fds_before;
             match res {
                 Ok(r) => report
                     .events
                     .extend(r.events.into_iter().map(|ev| (key.clone(), ev))),
                 Err(e) => report.errors.push(e),
             }
+            self.enforce_cap(Some(&key), &dirty);
         }
         report
     }
@@ -480,14 +562,18 @@ impl Tailer {
                 Ok(tail) => {
                     self.failed.remove(path);
                     self.dirty.insert(key.clone());
+                    self.open_fds += tail.descriptors();
+                    self.tick += 1;
                     self.entries.insert(
                         key.clone(),
                         Entry {
                             tail,
                             subs: vec![sub],
                             watched: Vec::new(),
+                            used: self.tick,
                         },
                     );
+                    self.enforce_cap(Some(&key), &HashSet::new());
                 }
                 Err(TailError::Open { source, .. }) => {
                     // Report each distinct failure once; rescans retry.
@@ -587,6 +673,7 @@ impl Tailer {
         }
         for key in emptied {
             if let Some(e) = self.entries.remove(&key) {
+                self.open_fds -= e.tail.descriptors();
                 for name in &e.watched {
                     self.watcher.unwatch_file(name);
                     self.by_path.remove(name);

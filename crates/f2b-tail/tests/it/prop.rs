@@ -30,6 +30,8 @@ enum Op {
     CopyTruncate,
     /// Delete; the next write recreates.
     Delete,
+    /// Close the descriptor, keep the position (`FileTail::park`).
+    Park,
     Read,
 }
 
@@ -40,6 +42,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Rename),
         1 => Just(Op::CopyTruncate),
         1 => Just(Op::Delete),
+        1 => Just(Op::Park),
         4 => Just(Op::Read),
     ]
 }
@@ -56,6 +59,9 @@ struct Model {
     at_path: Option<usize>,
     /// Generation the tailer follows, and how many of its lines it has.
     tailer: Option<(usize, usize)>,
+    /// The tailer closed its descriptor: a generation rotated away now
+    /// cannot be drained any more.
+    parked: bool,
     lost: Vec<u32>,
 }
 
@@ -74,8 +80,13 @@ impl Model {
 
     fn rotate_away(&mut self) {
         if let Some(g) = self.at_path.take() {
-            if self.tailer.map(|(t, _)| t) != Some(g) {
-                self.lost.extend(self.gens[g].lines.iter().copied());
+            match self.tailer {
+                Some((t, n)) if t == g && self.parked => {
+                    self.lost.extend(self.gens[g].lines[n..].iter().copied());
+                    self.tailer = None;
+                }
+                Some((t, _)) if t == g => {}
+                _ => self.lost.extend(self.gens[g].lines.iter().copied()),
             }
         }
     }
@@ -98,6 +109,7 @@ impl Model {
 
     fn read(&mut self) {
         // The tailer drains its file, then follows whatever is at the path.
+        self.parked = false;
         self.tailer = self.at_path.map(|g| (g, self.gens[g].lines.len()));
     }
 }
@@ -110,6 +122,15 @@ enum Subject {
 }
 
 impl Subject {
+    /// Parks a bare `FileTail` (the tailer parks only beyond its cap);
+    /// returns whether it is parked.
+    fn park(&mut self) -> bool {
+        match self {
+            Subject::File(t) => t.park(),
+            Subject::Tailer(_) => false,
+        }
+    }
+
     fn read(&mut self, got: &mut Vec<String>) {
         match self {
             Subject::File(t) => {
@@ -164,6 +185,7 @@ fn run(ops: &[Op], grace: bool, via_tailer: bool) -> Result<(), TestCaseError> {
         gens: vec![Gen::default()],
         at_path: Some(0),
         tailer: Some((0, 0)),
+        parked: false,
         lost: Vec::new(),
     };
     let mut next = 1u32;
@@ -217,6 +239,11 @@ fn run(ops: &[Op], grace: bool, via_tailer: bool) -> Result<(), TestCaseError> {
                     fs::remove_file(&path).expect("rm");
                     w.close();
                     model.rotate_away();
+                }
+            }
+            Op::Park => {
+                if tail.park() {
+                    model.parked = true;
                 }
             }
             Op::Read => {
