@@ -10,6 +10,10 @@ use f2b_filter::{Failure, Filter, FilterSpec, TupleLine, UseDns};
 use std::io::{BufRead, Write};
 use std::path::Path;
 
+#[path = "regex_journal.rs"]
+mod regex_journal;
+use regex_journal::Input;
+
 const USAGE: &str = "Usage: fail2ban-regex [OPTIONS] <LOG> <REGEX> [IGNOREREGEX]
 
 LOG: a string, a file name, REGEX: a string, a filter name (with options,
@@ -55,6 +59,7 @@ struct Opts {
     print_all_missed: bool,
     print_all_ignored: bool,
     json: bool,
+    journalmatch: Option<String>,
     args: Vec<String>,
 }
 
@@ -113,9 +118,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                     .parse()
                     .map_err(|_| "invalid integer value for --maxlines".to_string())?
             }
-            "-m" | "--journalmatch" => {
-                val(&mut i)?;
-            }
+            "-m" | "--journalmatch" => o.journalmatch = Some(val(&mut i)?),
             "-l" | "--log-level" => {
                 val(&mut i)?;
             }
@@ -181,7 +184,8 @@ struct RegexStat {
 
 /// Where a REGEX argument leads: a filter (file) or a literal regex.
 enum RegexSource {
-    Filter(FilterSpec, Vec<String>),
+    /// The filter, its failregexes and its `journalmatch` lines (words).
+    Filter(FilterSpec, Vec<String>, Vec<Vec<String>>),
     Literal(String),
 }
 
@@ -253,9 +257,12 @@ fn read_regex(
             if let Some(p) = value.find('[') {
                 header.push(format!("Use   filter options : {}", &value[p..]));
             }
-            let r = f2b_config::read_filter_dir(Path::new(&conf_dir), &spec, &[]).map_err(|e| {
-                format!("Wrong config file: {e}\nERROR: failed to load filter {value}")
-            })?;
+            let log = o.args.first().map_or("", String::as_str);
+            let overrides = regex_journal::filter_overrides(log);
+            let r = f2b_config::read_filter_dir(Path::new(&conf_dir), &spec, &overrides).map_err(
+                |e| format!("Wrong config file: {e}\nERROR: failed to load filter {value}"),
+            )?;
+            let journalmatch = r.journalmatch_words();
             let spec = FilterSpec {
                 prefregex: r.prefregex,
                 failregex: r.failregex.clone(),
@@ -264,7 +271,7 @@ fn read_regex(
                 datepattern: r.datepattern,
                 ..Default::default()
             };
-            return Ok(RegexSource::Filter(spec, r.failregex));
+            return Ok(RegexSource::Filter(spec, r.failregex, journalmatch));
         }
     }
     header.push(format!(
@@ -488,9 +495,11 @@ fn run(o: &Opts) -> Result<i32, String> {
     let mut fail_list: Vec<String> = Vec::new();
     let mut maxlines_from_filter = None;
     let mut datepattern_from_filter = None;
+    let mut journalmatch_from_filter = Vec::new();
     match fail_src {
-        RegexSource::Filter(s, fl) => {
+        RegexSource::Filter(s, fl, jm) => {
             fail_list = fl;
+            journalmatch_from_filter = jm;
             maxlines_from_filter = (s.maxlines > 0).then_some(s.maxlines);
             datepattern_from_filter = s.datepattern.clone();
             spec.prefregex = s.prefregex;
@@ -500,7 +509,7 @@ fn run(o: &Opts) -> Result<i32, String> {
     }
     match ign_src {
         Some(RegexSource::Literal(r)) => spec.ignoreregex = vec![r],
-        Some(RegexSource::Filter(s, _)) => spec.ignoreregex = s.ignoreregex,
+        Some(RegexSource::Filter(s, _, _)) => spec.ignoreregex = s.ignoreregex,
         None => {}
     }
     spec.failregex = fail_list.clone();
@@ -535,7 +544,8 @@ fn run(o: &Opts) -> Result<i32, String> {
 
     // input
     let is_file = Path::new(log).is_file();
-    let lines: Box<dyn Iterator<Item = String>> = if is_file {
+    let journal = !is_file && regex_journal::is_journal(log);
+    let lines: Box<dyn Iterator<Item = Input>> = if is_file {
         header.push(format!("Use         log file : {log}"));
         header.push("Use         encoding : UTF-8".to_string());
         let f = std::fs::File::open(log).map_err(|e| e.to_string())?;
@@ -549,18 +559,22 @@ fn run(o: &Opts) -> Result<i32, String> {
                 Ok(_) if !buf.ends_with(b"\n") => None,
                 // valid UTF-8 (the usual case) is taken as is, without the
                 // copy `from_utf8_lossy(..).into_owned()` makes
-                Ok(_) => Some(match String::from_utf8(buf) {
+                Ok(_) => Some(Input::Text(match String::from_utf8(buf) {
                     Ok(s) => s,
                     Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                }),
+                })),
             }
         }))
+    } else if journal {
+        let words =
+            regex_journal::match_words(o.journalmatch.as_deref(), &journalmatch_from_filter)?;
+        Box::new(regex_journal::open(log, &words, &mut header)?)
     } else if flt.maxlines() <= 1 && !log.contains('\n') {
         header.push(format!(
             "Use      single line : {}",
             shortstr(&log.replace('\n', "\\n"), 53)
         ));
-        Box::new(std::iter::once(log.clone()))
+        Box::new(std::iter::once(Input::Text(log.clone())))
     } else {
         let v: Vec<String> = log.split('\n').map(str::to_string).collect();
         header.push(format!("Use      multi line : {} line(s)", v.len()));
@@ -576,7 +590,7 @@ fn run(o: &Opts) -> Result<i32, String> {
             ));
         }
         header.push("`-".into());
-        Box::new(v.into_iter())
+        Box::new(v.into_iter().map(Input::Text))
     };
     if o.out.is_none() && !o.json {
         let _ = writeln!(w, "\nRunning tests\n=============\n");
@@ -614,9 +628,17 @@ fn run(o: &Opts) -> Result<i32, String> {
         .unwrap_or(0.0);
     let t0 = std::time::Instant::now();
     let multi = flt.maxlines() > 1;
-    for raw in lines {
-        let line = raw.trim_end_matches(['\r', '\n']);
-        if line.starts_with('#') || line.is_empty() {
+    for item in lines {
+        // journal entries come with their time and are never skipped
+        let (raw, timed) = match item {
+            Input::Text(s) => (s, None),
+            Input::Timed { line, tuple, time } => (line, Some((tuple, time))),
+        };
+        let line = match timed {
+            Some(_) => raw.as_str(),
+            None => raw.trim_end_matches(['\r', '\n']),
+        };
+        if timed.is_none() && (line.starts_with('#') || line.is_empty()) {
             continue;
         }
         let org_buf: Vec<TupleLine> = if multi {
@@ -625,7 +647,10 @@ fn run(o: &Opts) -> Result<i32, String> {
             Vec::new()
         };
         let full = org_buf.len() >= flt.maxlines();
-        let found = flt.process_line(line, now);
+        let found = match timed {
+            Some((tuple, time)) => flt.process_line_with_time(tuple, time, now),
+            None => flt.process_line(line, now),
+        };
         let mut ret = Vec::new();
         let mut is_ignored = false;
         let n_found = found.len();
@@ -761,9 +786,13 @@ fn run(o: &Opts) -> Result<i32, String> {
         out.push(format!("\n{title}: {total} total"));
         pprint_list(&mut out, &l, Some(" #) [# of hits] regular expression"));
     }
-    out.push("\nDate template hits:".into());
+    // the journal without a filter datepattern has no date detector
+    let no_date_detector = journal && spec.datepattern.is_none();
+    if !no_date_detector {
+        out.push("\nDate template hits:".into());
+    }
     let mut l = Vec::new();
-    for i in 0..dd.len() {
+    for i in 0..if no_date_detector { 0 } else { dd.len() } {
         let Some(t) = dd.template(i) else { continue };
         let hits = dd.template_hits().get(i).map(|x| x.1).unwrap_or(0);
         if o.verbose > 0 || hits > 0 {

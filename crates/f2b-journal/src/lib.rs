@@ -48,3 +48,6 @@ pub use reader::{
     DEFAULT_MAX_MESSAGE_BYTES,
 };
 pub use source::{JournalSource, CURRENT_USER, LOCAL_ONLY, RUNTIME_ONLY, SYSTEM_ONLY};
+/// Re-exported from f2b-tail: the subscriber key and text encoding used by
+/// [`Journal::subscribe`].
+pub use f2b_tail::{LogEncoding, SubscriberId};
