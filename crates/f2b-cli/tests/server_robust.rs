@@ -540,9 +540,6 @@ fn fifo_and_directory_as_log_files() {
 }
 
 #[test]
-#[ignore = "known limit: f2b-tail keeps one descriptor per followed file and has no cap yet; \
-            with fewer descriptors than log files the control socket can only answer an \
-            'out of file descriptors' error (reserved descriptor), not serve commands"]
 fn descriptor_exhaustion() {
     let rec = rec_action("actions.txt");
     let many = "[many]\nenabled = true\nbackend = auto\nfilter = app\nlogpath = {dir}/many/*.log\n\
@@ -566,9 +563,24 @@ fn descriptor_exhaustion() {
     drop(conns);
     assert!(wait_until(5.0, || pings(&s)), "no pong after fd pressure");
     assert_healthy(&mut s, "198.51.100.181");
-    // The last file of the glob still gets read, or the jail says why not.
-    fail(&s, "many/f149.log", "203.0.113.180", 1);
-    std::thread::sleep(Duration::from_millis(1000));
+    // Every file is followed (f2b-tail parks the least recently read ones to stay under
+    // its open-file cap), and a failure in any of them bans: the first, the last, one
+    // in the middle.
+    for (i, f) in [(180, 149), (181, 0), (182, 75)] {
+        let ip = format!("203.0.113.{i}");
+        fail(&s, &format!("many/f{f:03}.log"), &ip, 1);
+        assert!(
+            wait_until(5.0, || s.banned("many").iter().any(|b| *b == ip)),
+            "jail many did not ban {ip} from f{f:03}.log; log:\n{}\nstderr:\n{}",
+            s.log(),
+            s.read("stderr.txt")
+        );
+    }
+    assert!(
+        !s.log().contains("Too many open files"),
+        "descriptors ran out:\n{}",
+        s.log()
+    );
     assert!(s.alive());
     let t0 = Instant::now();
     s.stop();
