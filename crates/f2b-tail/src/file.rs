@@ -171,6 +171,9 @@ pub struct ReadReport {
     pub lines: u64,
     /// Events to log, in order.
     pub events: Vec<TailEvent>,
+    /// The read stopped at its byte budget ([`FileTail::read_lines_budget`])
+    /// before the end of the file: call again for the rest.
+    pub more: bool,
 }
 
 /// Running counters of a [`FileTail`].
@@ -246,6 +249,8 @@ struct Sink<'o, 'p> {
     opts: &'p TailOptions,
     report: ReadReport,
     stats: TailStats,
+    /// Bytes the current file may still be read this call.
+    budget: u64,
 }
 
 impl FileTail {
@@ -466,12 +471,26 @@ impl FileTail {
     /// Errors are returned only for read failures on an already open file;
     /// missing or unreadable paths are reported as events and retried.
     pub fn read_lines(&mut self, out: &mut dyn FnMut(&Line<'_>)) -> Result<ReadReport, TailError> {
+        self.read_lines_budget(out, u64::MAX)
+    }
+
+    /// [`FileTail::read_lines`], reading at most about `budget` bytes of the
+    /// current file (whole read-buffer chunks, so up to 64 KiB more): bounds
+    /// the memory a caller collecting lines needs for a burst. When the
+    /// budget ends first, [`ReadReport::more`] is set and the next call
+    /// continues (the path's rotation check waits until the file is drained).
+    pub fn read_lines_budget(
+        &mut self,
+        out: &mut dyn FnMut(&Line<'_>),
+        budget: u64,
+    ) -> Result<ReadReport, TailError> {
         let mut sink = Sink {
             out,
             path: &self.path,
             opts: &self.opts,
             report: ReadReport::default(),
             stats: TailStats::default(),
+            budget: budget.max(1),
         };
         let result = match resume(
             &mut self.cur,
@@ -507,6 +526,7 @@ impl FileTail {
             opts: &self.opts,
             report: ReadReport::default(),
             stats: TailStats::default(),
+            budget: u64::MAX,
         };
         for mut r in self.retired.drain(..) {
             let _ = drain(&mut r, &mut self.buf, true, &mut sink);
@@ -683,12 +703,16 @@ fn read_all(
             source,
         })?;
     }
-    drain(r, buf, false, sink).map_err(|source| TailError::Read {
+    let drained = drain(r, buf, false, sink).map_err(|source| TailError::Read {
         path: sink.path.to_path_buf(),
         source,
     })?;
     if !r.first.is_known() {
         r.first = checkpoint::first_line(&r.file).unwrap_or_default();
+    }
+    if !drained {
+        sink.report.more = true;
+        return Ok(());
     }
 
     // 4. Does the path still name this file?
@@ -721,10 +745,12 @@ fn read_all(
                     // Keep the reader even if draining fails, so that what it
                     // delivered is not delivered again by a reopen.
                     let r = cur.insert(r);
-                    drain(r, buf, false, sink).map_err(|source| TailError::Read {
+                    if !drain(r, buf, false, sink).map_err(|source| TailError::Read {
                         path: sink.path.to_path_buf(),
                         source,
-                    })?;
+                    })? {
+                        sink.report.more = true;
+                    }
                     if !r.first.is_known() {
                         r.first = checkpoint::first_line(&r.file).unwrap_or_default();
                     }
@@ -905,18 +931,31 @@ fn line_at(file: &File, at: u64, cap: usize) -> io::Result<Option<(Vec<u8>, u64)
     }
 }
 
-/// Reads `r` to its current end, delivering complete lines.
-fn drain(r: &mut Reader, buf: &mut [u8], rotated: bool, sink: &mut Sink<'_, '_>) -> io::Result<()> {
+/// Reads `r` to its current end, delivering complete lines. The current file
+/// (`rotated` false) stops early when the sink's budget is spent; returns
+/// whether the end was reached.
+fn drain(
+    r: &mut Reader,
+    buf: &mut [u8],
+    rotated: bool,
+    sink: &mut Sink<'_, '_>,
+) -> io::Result<bool> {
     let max = sink.opts.max_line_bytes;
     loop {
+        if !rotated && sink.budget == 0 {
+            return Ok(false);
+        }
         let n = match r.file.read(buf) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Ok(true),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         r.last_data = Instant::now();
         sink.stats.bytes += n as u64;
+        if !rotated {
+            sink.budget = sink.budget.saturating_sub(n as u64);
+        }
         let chunk = &buf[..n];
         let base = r.read_off;
         let mut start = 0usize;

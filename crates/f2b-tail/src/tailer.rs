@@ -60,6 +60,11 @@ pub struct TailerOptions {
     /// exhaust the process's descriptors. Rotated-away files being drained
     /// count too; at least one file is always open.
     pub max_open_files: usize,
+    /// Bytes one [`Tailer::read`] reads at most (about: whole 64 KiB chunks),
+    /// over all files; files with more content stay marked and the next
+    /// `read` continues. Bounds what a caller collecting a burst's lines
+    /// holds at once. Default: unlimited.
+    pub max_read_bytes: usize,
 }
 
 impl Default for TailerOptions {
@@ -70,6 +75,7 @@ impl Default for TailerOptions {
             glob_interval: Duration::from_secs(10),
             tail: TailOptions::default(),
             max_open_files: default_max_open_files(),
+            max_read_bytes: usize::MAX,
         }
     }
 }
@@ -477,46 +483,61 @@ impl Tailer {
         let mut report = std::mem::take(&mut self.pending);
         let mut dirty: HashSet<PathBuf> = std::mem::take(&mut self.dirty);
         let order: Vec<PathBuf> = dirty.iter().cloned().collect();
+        let mut budget = u64::try_from(self.opts.max_read_bytes).unwrap_or(u64::MAX);
         for key in order {
             dirty.remove(&key);
+            if budget == 0 {
+                self.dirty.insert(key);
+                continue;
+            }
             let Some(entry) = self.entries.get_mut(&key) else {
                 continue;
             };
+            let bytes_before = entry.tail.stats().bytes;
             self.tick += 1;
             entry.used = self.tick;
             let fds_before = entry.tail.descriptors();
             let subs = &entry.subs;
             let mut deliveries = 0u64;
-            let res = entry.tail.read_lines(&mut |line: &Line<'_>| {
-                for s in subs {
-                    deliveries += 1;
-                    if s.encoding == entry_encoding(subs) {
-                        out(
-                            s.id,
-                            &Line {
-                                file: &s.name,
-                                ..*line
-                            },
-                        );
-                    } else {
-                        let (text, _) = s.encoding.decode(line.bytes);
-                        out(
-                            s.id,
-                            &Line {
-                                text: text.as_ref(),
-                                file: &s.name,
-                                ..*line
-                            },
-                        );
+            let res = entry.tail.read_lines_budget(
+                &mut |line: &Line<'_>| {
+                    for s in subs {
+                        deliveries += 1;
+                        if s.encoding == entry_encoding(subs) {
+                            out(
+                                s.id,
+                                &Line {
+                                    file: &s.name,
+                                    ..*line
+                                },
+                            );
+                        } else {
+                            let (text, _) = s.encoding.decode(line.bytes);
+                            out(
+                                s.id,
+                                &Line {
+                                    text: text.as_ref(),
+                                    file: &s.name,
+                                    ..*line
+                                },
+                            );
+                        }
                     }
-                }
-            });
+                },
+                budget,
+            );
             report.deliveries += deliveries;
             self.open_fds = self.open_fds + entry.tail.descriptors() - fds_before;
+            budget = budget.saturating_sub(entry.tail.stats().bytes - bytes_before);
             match res {
-                Ok(r) => report
-                    .events
-                    .extend(r.events.into_iter().map(|ev| (key.clone(), ev))),
+                Ok(r) => {
+                    if r.more {
+                        self.dirty.insert(key.clone());
+                    }
+                    report
+                        .events
+                        .extend(r.events.into_iter().map(|ev| (key.clone(), ev)))
+                }
                 Err(e) => report.errors.push(e),
             }
             self.enforce_cap(Some(&key), &dirty);

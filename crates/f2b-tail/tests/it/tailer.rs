@@ -788,3 +788,47 @@ fn open_file_cap_parks_least_recently_read_files_and_loses_nothing() {
         }
     });
 }
+
+#[test]
+fn read_budget_splits_a_burst_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("burst.log");
+    let want: Vec<String> = (0..20_000)
+        .map(|i| format!("line {i:06} of a burst"))
+        .collect();
+    std::fs::write(&path, want.join("\n") + "\n").expect("write");
+    let mut t = Tailer::new(TailerOptions {
+        backend: Backend::Inotify,
+        max_read_bytes: 64 * 1024,
+        ..TailerOptions::default()
+    });
+    t.add_logpath(
+        A,
+        &path.to_string_lossy(),
+        LogPathOptions::default(),
+        &mut no_cp,
+    )
+    .expect("add");
+    let mut got: Vec<String> = Vec::new();
+    let mut reads = 0;
+    while t.wait(Duration::ZERO).expect("wait") && got.len() < want.len() {
+        let before = got.len();
+        let r = t.read(&mut |_, l| got.push(l.text.to_owned()));
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        // One read: at most the budget plus one 64 KiB chunk.
+        assert!(
+            (got.len() - before) * 25 <= 128 * 1024,
+            "{}",
+            got.len() - before
+        );
+        reads += 1;
+        assert!(reads < 1000, "no progress");
+    }
+    assert!(reads >= 4, "{reads} reads");
+    assert_eq!(got, want);
+    let cp = t.checkpoints();
+    assert_eq!(
+        cp[0].checkpoint.pos,
+        std::fs::metadata(&path).expect("stat").len()
+    );
+}
