@@ -801,7 +801,18 @@ impl CommandAction {
         // 3. Run concurrently.
         let sem = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
         let mut set = tokio::task::JoinSet::new();
+        let mut done = Vec::new();
         for (i, cmd) in jobs {
+            if cmd.is_empty() {
+                // Nothing to run: no task, no process (a dry-run executor records it).
+                let res = self
+                    .env
+                    .executor
+                    .run(&cmd, self.timeout, &self.jail, &self.name)
+                    .await;
+                done.push((i, cmd, res));
+                continue;
+            }
             let ex = self.env.executor.clone();
             let (timeout, jail, name, sem) = (
                 self.timeout,
@@ -815,7 +826,6 @@ impl CommandAction {
                 (i, cmd, res)
             });
         }
-        let mut done = Vec::new();
         while let Some(r) = set.join_next().await {
             if let Ok(x) = r {
                 done.push(x);
@@ -825,11 +835,16 @@ impl CommandAction {
         // 4. Book-keep; failures take the serial repair path.
         for (i, cmd, res) in done {
             let t = &tickets[i];
-            let ok = self.log_outcome(&cmd, res)
-                || self
-                    .process_cmd_from("<actionban>", t, 1)
-                    .await
-                    .unwrap_or(false);
+            let ok = if cmd.is_empty() {
+                // As the serial path (`run`): fail2ban's "Nothing to do".
+                self.log(LogLevel::Debug, "fail2ban.CommandAction", "Nothing to do");
+                true
+            } else {
+                self.log_outcome(&cmd, res)
+            } || self
+                .process_cmd_from("<actionban>", t, 1)
+                .await
+                .unwrap_or(false);
             results[i] = Some(if ok {
                 let f = ticket_fam(t);
                 let v = self.started_get(&f).unwrap_or(0);

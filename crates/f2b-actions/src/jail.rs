@@ -161,18 +161,22 @@ impl JailActions {
     ) -> Vec<(usize, ActionFailure)> {
         let mut fails = Vec::new();
         for a in 0..self.actions.len() {
-            let skip = self.actions[a].norestored();
-            let idx: Vec<usize> = (0..tickets.len())
-                .filter(|&i| !(skip && tickets[i].restored))
-                .collect();
-            let subset: Vec<BanTicket> = idx.iter().map(|&i| tickets[i].clone()).collect();
-            let res = self.actions[a].ban_many(&subset, parallel).await;
+            let skip = self.actions[a].norestored() && tickets.iter().any(|t| t.restored);
+            // Copies only when `norestored` leaves tickets out.
+            let (idx, subset): (Vec<usize>, Vec<BanTicket>) = if skip {
+                (0..tickets.len())
+                    .filter(|&i| !tickets[i].restored)
+                    .map(|i| (i, tickets[i].clone()))
+                    .unzip()
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let list: &[BanTicket] = if skip { &subset } else { tickets };
+            let res = self.actions[a].ban_many(list, parallel).await;
             for (k, r) in res.into_iter().enumerate() {
                 if let Err(e) = r {
-                    fails.push((
-                        idx[k],
-                        self.failed(a, "execute ban", Some(&subset[k].id), e),
-                    ));
+                    let i = if skip { idx[k] } else { k };
+                    fails.push((i, self.failed(a, "execute ban", Some(&list[k].id), e)));
                 }
             }
         }

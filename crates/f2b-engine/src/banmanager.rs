@@ -1,7 +1,8 @@
 //! Active bans (fail2ban's `BanManager`), built for a million entries.
 //!
 //! Storage: tickets in a slab (stable slots), an id → slot index (a hash
-//! table of slot numbers only; the id lives once, in the ticket), and a
+//! table of slot numbers with 32 bits of the id's hash; the id lives once,
+//! in the ticket, and growing the table never reads the slab), and a
 //! min-heap of end-of-ban times with lazy invalidation, so the next unban is
 //! found in O(log n) instead of fail2ban's full scan.  Every change of a
 //! ticket's end time pushes a fresh heap entry; stale entries are skipped
@@ -10,9 +11,10 @@
 //! sequence number per ticket.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::hash_map::RandomState;
 use std::collections::BinaryHeap;
 use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 
 use hashbrown::HashTable;
 
@@ -67,7 +69,8 @@ struct Entry {
 pub struct BanManager {
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
-    index: HashTable<u32>,
+    /// (slot, 32-bit hash of the ticket's id).
+    index: HashTable<(u32, u32)>,
     hasher: RandomState,
     heap: BinaryHeap<Reverse<HeapItem>>,
     seq: u64,
@@ -81,7 +84,7 @@ impl Default for BanManager {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             heap: BinaryHeap::new(),
             seq: 0,
             bantime: Num::Int(600),
@@ -90,31 +93,34 @@ impl Default for BanManager {
     }
 }
 
+/// The table hash of a stored 32-bit id hash (both halves, so the table's
+/// position bits and tag bits are spread).
+fn wide(h: u32) -> u64 {
+    (u64::from(h) << 32) | u64::from(h)
+}
+
 impl BanManager {
-    fn slot_of(&self, id: &Addr) -> Option<u32> {
+    fn hash32(&self, id: &Addr) -> u32 {
         let h = self.hasher.hash_one(id);
-        let slots = &self.slots;
-        self.index
-            .find(h, |&s| {
-                slots[s as usize]
-                    .as_ref()
-                    .is_some_and(|e| e.ticket.id == *id)
-            })
-            .copied()
+        (h ^ (h >> 32)) as u32
     }
 
-    fn index_insert(&mut self, slot: u32) {
+    fn slot_of(&self, id: &Addr) -> Option<u32> {
+        let h = self.hash32(id);
         let slots = &self.slots;
-        let hasher = &self.hasher;
-        let Some(e) = slots[slot as usize].as_ref() else {
-            return;
-        };
-        let h = hasher.hash_one(&e.ticket.id);
-        self.index.insert_unique(h, slot, |&s| {
-            slots[s as usize]
-                .as_ref()
-                .map_or(0, |e| hasher.hash_one(&e.ticket.id))
-        });
+        self.index
+            .find(wide(h), |&(s, sh)| {
+                sh == h
+                    && slots[s as usize]
+                        .as_ref()
+                        .is_some_and(|e| e.ticket.id == *id)
+            })
+            .map(|&(s, _)| s)
+    }
+
+    fn index_insert(&mut self, slot: u32, h: u32) {
+        self.index
+            .insert_unique(wide(h), (slot, h), |&(_, sh)| wide(sh));
     }
 
     /// The jail's default ban time (seconds, `-1` permanent).
@@ -164,7 +170,18 @@ impl BanManager {
         if eob < now {
             return AddBan::Expired;
         }
-        if let Some(slot) = self.slot_of(&ticket.id) {
+        let h = self.hash32(&ticket.id);
+        let slots = &self.slots;
+        let found = self
+            .index
+            .find(wide(h), |&(s, sh)| {
+                sh == h
+                    && slots[s as usize]
+                        .as_ref()
+                        .is_some_and(|e| e.ticket.id == ticket.id)
+            })
+            .map(|&(s, _)| s);
+        if let Some(slot) = found {
             let default = self.bantime;
             let Some(entry) = self.slots[slot as usize].as_mut() else {
                 return AddBan::Expired;
@@ -212,7 +229,7 @@ impl BanManager {
             }
         };
         self.slots[slot as usize] = Some(Entry { seq, ticket });
-        self.index_insert(slot);
+        self.index_insert(slot, h);
         self.heap.push(Reverse(HeapItem { eob, seq, slot }));
         self.total += 1;
         AddBan::Added
@@ -284,10 +301,8 @@ impl BanManager {
     }
 
     fn remove_slot(&mut self, slot: u32) -> Option<(u64, Ticket)> {
-        let h = self
-            .hasher
-            .hash_one(&self.slots.get(slot as usize)?.as_ref()?.ticket.id);
-        if let Ok(entry) = self.index.find_entry(h, |&s| s == slot) {
+        let h = self.hash32(&self.slots.get(slot as usize)?.as_ref()?.ticket.id);
+        if let Ok(entry) = self.index.find_entry(wide(h), |&(s, _)| s == slot) {
             entry.remove();
         }
         let e = self.slots.get_mut(slot as usize)?.take()?;

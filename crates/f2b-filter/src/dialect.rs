@@ -56,6 +56,8 @@ pub struct Translation {
     pub relaxed: String,
     /// Capture group names by group index (index 0 is the whole match).
     pub names: Vec<Option<String>>,
+    /// True if the pattern has a `|` outside any group.
+    pub top_level_alternation: bool,
 }
 
 struct Tx<'a> {
@@ -73,6 +75,7 @@ struct Tx<'a> {
     suppress: usize,
     ascii: bool,
     verbose: bool,
+    top_bar: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -153,6 +156,9 @@ impl<'a> Tx<'a> {
                 '(' => self.open_group()?,
                 ')' => self.close_group()?,
                 '|' => {
+                    if self.stack.is_empty() {
+                        self.top_bar = true;
+                    }
                     if let Some(top) = self.stack.last_mut() {
                         top.bars += 1;
                         if top.kind == OpenKind::Cond && top.bars > 1 {
@@ -690,6 +696,7 @@ pub fn translate(pattern: &str) -> Result<Translation, DialectError> {
         suppress: 0,
         ascii: false,
         verbose: false,
+        top_bar: false,
     };
     tx.run()?;
     Ok(Translation {
@@ -697,6 +704,7 @@ pub fn translate(pattern: &str) -> Result<Translation, DialectError> {
         fancy: tx.fancy,
         relaxed: tx.relaxed,
         names: tx.names,
+        top_level_alternation: tx.top_bar,
     })
 }
 
@@ -715,16 +723,205 @@ impl Spans {
     }
 }
 
+/// A linear-time pattern compiled twice: a byte-level ASCII variant used on
+/// ASCII haystacks (small NFA, cheap to build, fast captures) and the full
+/// Unicode variant, built on first use by a non-ASCII haystack.
+///
+/// On an ASCII haystack both give the same matches and group spans when the
+/// pattern itself is ASCII: every Unicode class (`\w \d \s \b .` and
+/// negations) agrees with its ASCII form on ASCII characters, and with
+/// ASCII-only pattern literals Unicode case folding cannot reach a non-ASCII
+/// character that folds to an ASCII one (e.g. the Kelvin sign). Patterns with
+/// non-ASCII text have no ASCII variant.
+struct Linear {
+    pattern: String,
+    ascii: Option<Slots<regex::bytes::Regex, regex::bytes::CaptureLocations>>,
+    unicode: std::sync::OnceLock<Option<Slots<regex::Regex, regex::CaptureLocations>>>,
+}
+
+/// A compiled regex and its reused capture slots (one search at a time per
+/// regex; a concurrent search falls back to fresh slots).
+struct Slots<R, L> {
+    re: R,
+    locs: std::sync::Mutex<L>,
+}
+
+const SIZE_LIMIT: usize = 64 << 20;
+
+impl Linear {
+    fn new(pattern: String) -> Result<Linear, String> {
+        let ascii = if pattern.is_ascii() {
+            regex::bytes::RegexBuilder::new(&pattern)
+                .unicode(false)
+                .size_limit(SIZE_LIMIT)
+                .build()
+                .ok()
+                .map(|re| Slots {
+                    locs: std::sync::Mutex::new(re.capture_locations()),
+                    re,
+                })
+        } else {
+            None
+        };
+        let unicode = std::sync::OnceLock::new();
+        if ascii.is_none() {
+            // no ASCII variant: build (and report errors of) the full one now
+            let re = Self::build_unicode(&pattern)?;
+            let _ = unicode.set(Some(re));
+        } else {
+            // the Unicode variant is built lazily: check its syntax now so
+            // that errors still surface at construction
+            regex_syntax::ParserBuilder::new()
+                .build()
+                .parse(&pattern)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Linear {
+            pattern,
+            ascii,
+            unicode,
+        })
+    }
+
+    fn build_unicode(
+        pattern: &str,
+    ) -> Result<Slots<regex::Regex, regex::CaptureLocations>, String> {
+        let re = regex::RegexBuilder::new(pattern)
+            .size_limit(SIZE_LIMIT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Slots {
+            locs: std::sync::Mutex::new(re.capture_locations()),
+            re,
+        })
+    }
+
+    fn unicode(&self) -> Option<&Slots<regex::Regex, regex::CaptureLocations>> {
+        self.unicode
+            .get_or_init(|| Self::build_unicode(&self.pattern).ok())
+            .as_ref()
+    }
+
+    /// Leftmost-first match from `pos` with all group spans.
+    fn captures(&self, hay: &str, pos: usize) -> Option<Spans> {
+        match &self.ascii {
+            Some(a) if hay.is_ascii() => {
+                let spans = |l: &regex::bytes::CaptureLocations| {
+                    Spans((0..l.len()).map(|i| l.get(i)).collect())
+                };
+                match a.locs.try_lock() {
+                    Ok(mut l) => {
+                        a.re.captures_read_at(&mut l, hay.as_bytes(), pos)?;
+                        Some(spans(&l))
+                    }
+                    Err(_) => {
+                        let mut l = a.re.capture_locations();
+                        a.re.captures_read_at(&mut l, hay.as_bytes(), pos)?;
+                        Some(spans(&l))
+                    }
+                }
+            }
+            _ => {
+                let u = self.unicode()?;
+                let spans =
+                    |l: &regex::CaptureLocations| Spans((0..l.len()).map(|i| l.get(i)).collect());
+                match u.locs.try_lock() {
+                    Ok(mut l) => {
+                        u.re.captures_read_at(&mut l, hay, pos)?;
+                        Some(spans(&l))
+                    }
+                    Err(_) => {
+                        let mut l = u.re.capture_locations();
+                        u.re.captures_read_at(&mut l, hay, pos)?;
+                        Some(spans(&l))
+                    }
+                }
+            }
+        }
+    }
+
+    /// True if there is a match starting at or after `pos`.
+    fn matches_at(&self, hay: &str, pos: usize) -> bool {
+        match &self.ascii {
+            Some(a) if hay.is_ascii() => a.re.find_at(hay.as_bytes(), pos).is_some(),
+            _ => self
+                .unicode()
+                .is_some_and(|u| u.re.find_at(hay, pos).is_some()),
+        }
+    }
+}
+
+/// A pattern of the form `HEAD(?P<g>.+)$` (or `.*`), the shape of every
+/// fail2ban `prefregex` (`...<F-CONTENT>.+</F-CONTENT>$`).
+///
+/// Without the `s` flag the tail group, greedy, runs to the next newline (or
+/// the end) and `$` holds there, so the whole pattern's first path (in
+/// backtracking priority) is the first path of `HEAD` followed by that tail
+/// whenever the tail is long enough; a match of the whole pattern implies a
+/// match of `HEAD` at the same start. The captures are then taken from `HEAD`
+/// alone (a much shorter span for the capture engine); a too-short tail falls
+/// back to the whole pattern.
+struct Tail {
+    head: Linear,
+    /// Index of the tail group (the last group).
+    group: usize,
+    /// `.+` (true) or `.*` (false).
+    plus: bool,
+}
+
+impl Tail {
+    fn of(t: &Translation, prefix: &str) -> Option<Tail> {
+        if t.fancy || t.top_level_alternation {
+            return None;
+        }
+        let group = t.names.len().checked_sub(1).filter(|&g| g > 0)?;
+        let name = t.names.get(group)?.as_deref()?;
+        let (body, plus) = [(".+", true), (".*", false)]
+            .into_iter()
+            .find_map(|(b, plus)| {
+                let tail = format!("(?P<{name}>{b})(?m:$)");
+                t.exact.strip_suffix(tail.as_str()).map(|h| (h, plus))
+            })?;
+        // any `s` flag (`(?s)`, `(?is:`, `(?-s)` ...) changes what `.` and the
+        // tail can span: keep the general path
+        let b = t.exact.as_bytes();
+        let has_s_flag = b.windows(2).enumerate().any(|(i, w)| {
+            w == b"(?"
+                && b[i + 2..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic() || **c == b'-')
+                    .any(|&c| c == b's')
+        });
+        if has_s_flag {
+            return None;
+        }
+        let head = Linear::new(format!("{prefix}{body}")).ok()?;
+        Some(Tail { head, group, plus })
+    }
+
+    /// The whole pattern's match from `pos`: `Some(Some(spans))` found,
+    /// `Some(None)` proven absent, `None` undecided (use the whole pattern).
+    fn captures(&self, hay: &str, pos: usize) -> Option<Option<Spans>> {
+        let Some(mut sp) = self.head.captures(hay, pos) else {
+            return Some(None);
+        };
+        let (s, e) = sp.whole();
+        let end = hay[e..].find('\n').map_or(hay.len(), |p| e + p);
+        if self.plus && end == e {
+            return None;
+        }
+        sp.0[0] = Some((s, end));
+        sp.0.truncate(self.group);
+        sp.0.push(Some((e, end)));
+        Some(Some(sp))
+    }
+}
+
 enum Engine {
-    Linear {
-        re: regex::Regex,
-        /// Reused capture slots (one search at a time per regex; a
-        /// concurrent search falls back to fresh slots).
-        locs: std::sync::Mutex<regex::CaptureLocations>,
-    },
+    Linear(Linear),
     Backtrack {
         re: fancy_regex::Regex,
-        pre: Option<regex::Regex>,
+        pre: Option<Linear>,
     },
 }
 
@@ -785,6 +982,7 @@ pub struct PyRegex {
     source: String,
     linear: Option<String>,
     start_literals: Option<StartLiterals>,
+    tail: Option<Tail>,
     engine: Engine,
     names: Vec<Option<String>>,
     index: HashMap<String, usize>,
@@ -814,22 +1012,15 @@ impl PyRegex {
             pattern: pattern.to_string(),
             reason: e,
         };
+        let tail = Tail::of(&t, prefix);
         let engine = if !t.fancy {
-            let re = regex::RegexBuilder::new(&format!("{prefix}{}", t.exact))
-                .size_limit(64 << 20)
-                .build()
-                .map_err(|e| eng_err(e.to_string()))?;
-            let locs = std::sync::Mutex::new(re.capture_locations());
-            Engine::Linear { re, locs }
+            Engine::Linear(Linear::new(format!("{prefix}{}", t.exact)).map_err(eng_err)?)
         } else {
             let re = fancy_regex::RegexBuilder::new(&format!("{prefix}{}", t.exact))
                 .backtrack_limit(limit)
                 .build()
                 .map_err(|e| eng_err(e.to_string()))?;
-            let pre = regex::RegexBuilder::new(&format!("{prefix}{}", t.relaxed))
-                .size_limit(64 << 20)
-                .build()
-                .ok();
+            let pre = Linear::new(format!("{prefix}{}", t.relaxed)).ok();
             Engine::Backtrack { re, pre }
         };
         let mut index = HashMap::new();
@@ -839,13 +1030,14 @@ impl PyRegex {
             }
         }
         let linear = match &engine {
-            Engine::Linear { .. } => Some(format!("{prefix}{}", t.exact)),
-            Engine::Backtrack { pre: Some(_), .. } => Some(format!("{prefix}{}", t.relaxed)),
+            Engine::Linear(l) => Some(l.pattern.clone()),
+            Engine::Backtrack { pre: Some(p), .. } => Some(p.pattern.clone()),
             Engine::Backtrack { pre: None, .. } => None,
         };
         let start_literals = linear.as_deref().and_then(StartLiterals::of);
         Ok(PyRegex {
             start_literals,
+            tail,
             linear,
             source: pattern.to_string(),
             engine,
@@ -905,27 +1097,18 @@ impl PyRegex {
                 return None;
             }
         }
-        match &self.engine {
-            Engine::Linear { re, locs } => {
-                // Reused slots: a miss (the lazy DFA's answer) allocates
-                // nothing; only a match pays for the span vector.
-                let spans =
-                    |l: &regex::CaptureLocations| Spans((0..l.len()).map(|i| l.get(i)).collect());
-                match locs.try_lock() {
-                    Ok(mut l) => {
-                        re.captures_read_at(&mut l, hay, pos)?;
-                        Some(spans(&l))
-                    }
-                    Err(_) => {
-                        let mut l = re.capture_locations();
-                        re.captures_read_at(&mut l, hay, pos)?;
-                        Some(spans(&l))
-                    }
-                }
+        if let Some(t) = &self.tail {
+            if let Some(r) = t.captures(hay, pos) {
+                return r;
             }
+        }
+        match &self.engine {
+            Engine::Linear(l) => l.captures(hay, pos),
             Engine::Backtrack { re, pre } => {
                 if let Some(p) = pre {
-                    p.find_at(hay, pos)?;
+                    if !p.matches_at(hay, pos) {
+                        return None;
+                    }
                 }
                 match re.captures_from_pos(hay, pos) {
                     Ok(Some(caps)) => Some(Spans(
@@ -947,11 +1130,11 @@ impl PyRegex {
     /// True if the pattern matches anywhere.
     pub fn is_match(&self, hay: &str) -> bool {
         match &self.engine {
-            Engine::Linear { re, .. } => {
+            Engine::Linear(l) => {
                 self.start_literals
                     .as_ref()
                     .is_none_or(|sl| sl.may_match(hay.as_bytes()))
-                    && re.is_match(hay)
+                    && l.matches_at(hay, 0)
             }
             _ => self.search(hay).is_some(),
         }
@@ -1070,6 +1253,85 @@ mod tests {
                     || (re.is_backtracking() && hay == "Failed x y");
                 assert_eq!(re.search(hay).is_some(), want, "{pat} on {hay:?}");
                 assert!(re.search_at(hay, 1, hay.len()).is_none());
+            }
+        }
+    }
+
+    /// The same search without the tail shortcut (whole pattern engine).
+    fn full_search(r: &PyRegex, hay: &str) -> Option<Spans> {
+        match &r.engine {
+            Engine::Linear(l) => l.captures(hay, 0),
+            Engine::Backtrack { .. } => unreachable!("linear patterns only"),
+        }
+    }
+
+    #[test]
+    fn content_tail_shortcut_agrees_with_the_whole_pattern() {
+        let pats = [
+            r"^(?P<mlfid>\S+\s+(?:sshd\[\d+\]:\s+)?)(?:error: )?(?P<content>.+)$",
+            r"^(?P<a>x*)(?P<content>.+)$",
+            r"(?P<a>a|ab)(?P<content>.*)$",
+            r"^(?:(?P<p>\[\d+\])?\s*)(?P<content>.+)$",
+            r"^(?P<a>[^é]*?)(?P<content>.+)$",
+        ];
+        let hays = [
+            "srv sshd[12]: Failed password\n",
+            "srv sshd[12]: \n",
+            "srv sshd[12]:\n",
+            "srv \n",
+            "xxxx\n",
+            "xxxx",
+            "",
+            "\n",
+            "abab\nx\n",
+            "[1] héllo wörld\n",
+            "[1]\n[2] z\n",
+            "ab\n",
+        ];
+        for p in pats {
+            let r = PyRegex::new(p, false).unwrap();
+            assert!(r.tail.is_some(), "{p}");
+            for h in hays {
+                assert_eq!(r.search(h), full_search(&r, h), "{p} on {h:?}");
+            }
+        }
+        for p in [
+            r"^a|(?P<content>.+)$",
+            r"(?s)^(?P<a>x)(?P<content>.+)$",
+            r"^(?P<a>x)(?P<content>.+)(?P<b>)$",
+            r"^(?P<content>.+)$x",
+        ] {
+            assert!(PyRegex::new(p, false).unwrap().tail.is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn ascii_variant_agrees_with_unicode_on_ascii_text() {
+        let pats = [
+            r"^\S+\s+(?P<u>\w+)\b.*?(?P<d>\d+)$",
+            r"(?i)user (?P<u>[^\s]+) from (?P<h>\S+)",
+            r"(?=^|\b|\W)\d+(?=\b|\W|$)",
+            r"\W{0,2}(?P<x>.)",
+        ];
+        let hays = [
+            "srv User Bob_1 from 10.0.0.1 port 22\n",
+            "a\x1cb 12 c\n",
+            "  ~x",
+            "KELVIN k s",
+        ];
+        for p in pats {
+            let r = PyRegex::new(p, false).unwrap();
+            let Engine::Linear(l) = &r.engine else {
+                panic!("{p} should be linear")
+            };
+            assert!(l.ascii.is_some(), "{p}");
+            for h in hays {
+                let u = l.unicode().unwrap();
+                let mut locs = u.re.capture_locations();
+                let want =
+                    u.re.captures_read_at(&mut locs, h, 0)
+                        .map(|_| Spans((0..locs.len()).map(|i| locs.get(i)).collect()));
+                assert_eq!(l.captures(h, 0), want, "{p} on {h:?}");
             }
         }
     }

@@ -346,6 +346,53 @@ impl Logger {
         }
     }
 
+    /// Writes many lines from logger `name` at one `level`, e.g. a chunk of `Restore Ban`
+    /// lines: the same text as [`Logger::log`] per message, with one time stamp and the
+    /// line prefix formatted once, straight into one buffer (one write, or the bulk buffer).
+    pub fn log_many<'a>(&self, name: &str, level: Level, msgs: impl IntoIterator<Item = &'a str>) {
+        let mut g = self.lock();
+        if level < g.level {
+            return;
+        }
+        if !matches!(g.sink, Sink::Stdout | Sink::Stderr | Sink::File(_)) {
+            drop(g);
+            for m in msgs {
+                self.log(name, level, m);
+            }
+            return;
+        }
+        let mut prefix = String::with_capacity(64);
+        if !matches!(g.target, Target::Stdout { no_time: true }) {
+            let now = chrono::Local::now();
+            let secs = now.timestamp();
+            if g.stamp.0 != secs {
+                g.stamp = (secs, now.format("%Y-%m-%d %H:%M:%S").to_string());
+            }
+            prefix.push_str(&g.stamp.1);
+            prefix.push_str(&format!(",{:03} ", now.timestamp_subsec_millis().min(999)));
+        }
+        prefix.push_str(&format_line(None, name, self.pid, level, "", true));
+        let mut own = Vec::new();
+        let g = &mut *g;
+        let buf = g.bulk.as_mut().unwrap_or(&mut own);
+        for m in msgs {
+            buf.extend_from_slice(prefix.as_bytes());
+            buf.extend_from_slice(m.as_bytes());
+            buf.push(b'\n');
+        }
+        let data = if g.bulk.is_some() {
+            match &mut g.bulk {
+                Some(b) if b.len() >= 1 << 16 => std::mem::replace(b, Vec::with_capacity(1 << 17)),
+                _ => return,
+            }
+        } else {
+            own
+        };
+        if !data.is_empty() && !write_sink(&mut g.sink, &data) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Starts holding file/console lines back (many lines at once, e.g. restoring bans).
     pub fn begin_bulk(&self) {
         let mut g = self.lock();

@@ -586,6 +586,8 @@ struct JailCore {
 }
 
 fn ticket_to_action(t: &Ticket, restored: bool) -> BanTicket {
+    /// A run of bans committed together (one send, one wake-up of the worker).
+    Bans(Vec<BanTicket>),
     BanTicket {
         id: t.ip().to_string(),
         time: t.time,
@@ -662,6 +664,65 @@ impl JailCore {
                     self.log(
                         "fail2ban.filter",
                         Level::WARNING,
+/// Sends a run of bans to the action worker as one job.
+fn send_bans(jobs: &mpsc::UnboundedSender<Job>, run: &mut Vec<BanTicket>) {
+    let job = match run.len() {
+        0 => return,
+        1 => match run.pop() {
+            Some(t) => Job::Ban(t),
+            None => return,
+        },
+        _ => Job::Bans(std::mem::take(run)),
+    };
+    let _ = jobs.send(job);
+}
+
+/// An id's text as `Display` writes it, without the formatting machinery for the common
+/// IPv4 case (a million restored bans).
+fn addr_text(a: &Addr) -> String {
+    let Addr::Ip(IpAddr::V4(v4)) = a else {
+        return a.to_string();
+    };
+    let mut s = String::with_capacity(15);
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
+}
+
+/// [`ticket_to_action`] taking the ticket (matched lines and data move, no copy).
+fn ticket_into_action(t: Ticket, restored: bool) -> BanTicket {
+    BanTicket {
+        id: addr_text(t.ip()),
+        time: t.time,
+        bantime: t.bantime.map(|b| b.trunc()),
+        bancount: u64::from(t.bancount),
+        failures: u64::from(t.failures),
+        restored: restored || t.restored,
+        matches: t.matches,
+        data: t.data.into_iter().collect(),
+        ip_merged: None,
+        ipjail_merged: None,
+        ban_epoch: 0,
+    }
+}
+
+/// The `Restore Ban` lines of a chunk of restored bans: one text, line ends.
+#[derive(Default)]
+struct RestoreLines {
+    text: String,
+    ends: Vec<usize>,
+}
+
                         &format!("[{}] Match without a timestamp: {line}", self.name),
                     );
                     self.log(
@@ -779,7 +840,13 @@ impl JailCore {
             n.apply_jobs(&self.pending_jobs);
         }
         for job in self.pending_jobs.drain(..) {
-            let _ = self.jobs.send(job);
+            match job {
+                Job::Ban(t) => run.push(t),
+                other => {
+                    send_bans(&self.jobs, &mut run);
+                    let _ = self.jobs.send(other);
+                }
+            }
         }
         if had_jobs {
             self.wake_unban.notify_one();
@@ -839,14 +906,75 @@ pub struct JailRuntime {
 
 /// The filter specification of a jail's settings.
 pub fn filter_spec(s: &JailSettings) -> FilterSpec {
+        let mut run: Vec<BanTicket> = Vec::new();
     FilterSpec {
         prefregex: s.prefregex.clone(),
         failregex: s.failregex.clone(),
+        send_bans(&self.jobs, &mut run);
         ignoreregex: s.ignoreregex.clone(),
         maxlines: s.maxlines.max(1) as usize,
         datepattern: s.datepattern.clone(),
         logtimezone: s.logtimezone.clone(),
         usedns: UseDns::parse(&s.usedns),
+    /// [`JailCore::apply_now`] for a chunk of restored bans: the `Restore Ban` lines go to
+    /// the log in one call and each ticket moves into its action job; other events (an
+    /// ignored address...) take the common path, in order.
+    fn apply_restored(&mut self, events: &mut Vec<Event>, lines: &mut RestoreLines) {
+        for ev in events.drain(..) {
+            match ev {
+                Event::Ban {
+                    ticket,
+                    restored: true,
+                } => {
+                    let t = &mut lines.text;
+                    t.push('[');
+                    t.push_str(&self.name);
+                    t.push_str("] Restore Ban ");
+                    // The line shows the id; the action's `<ip>` is the same text unless
+                    // the ticket carries a separate ip.
+                    let same = ticket.ip.is_none();
+                    if !same {
+                        use std::fmt::Write;
+                        let _ = write!(t, "{}", ticket.id);
+                    }
+                    let bt = ticket_into_action(*ticket, true);
+                    if same {
+                        t.push_str(&bt.id);
+                    }
+                    lines.ends.push(t.len());
+                    self.counters.banned_total.fetch_add(1, Ordering::Relaxed);
+                    self.pending_jobs.push(Job::Ban(bt));
+                }
+                other => {
+                    self.flush_restore_lines(lines);
+                    self.apply(vec![other]);
+                }
+            }
+        }
+        self.flush_restore_lines(lines);
+        self.update_counters();
+        self.commit(Vec::new());
+    }
+
+    fn flush_restore_lines(&self, lines: &mut RestoreLines) {
+        if lines.ends.is_empty() {
+            return;
+        }
+        let text = lines.text.as_str();
+        let mut start = 0;
+        self.log.log_many(
+            f2b_engine::logline::Logger::Actions.name(),
+            Level::NOTICE,
+            lines.ends.iter().map(|&end| {
+                let line = &text[start..end];
+                start = end;
+                line
+            }),
+        );
+        lines.text.clear();
+        lines.ends.clear();
+    }
+
     }
 }
 
@@ -1185,7 +1313,8 @@ impl JailRuntime {
             // Streamed and applied in chunks, so a million restored bans never sit in
             // memory twice; the native backend gets one reconciliation at the end.
             let mut desired = Vec::new();
-            let mut events = Vec::new();
+            let mut events = Vec::with_capacity(RESTORE_CHUNK);
+            let mut lines = RestoreLines::default();
             log.begin_bulk();
             let mut c = lock(&core);
             let res = store.for_each_current_ban(&q, |b| {
@@ -1204,19 +1333,21 @@ impl JailRuntime {
                 let Ok(id) = Addr::parse(&b.ban.ip) else {
                     return;
                 };
-                let failures = b.ban.failures().unwrap_or(0).max(0) as u32;
-                let mut tk = Ticket::new(id, b.ban.timeofban as f64, b.ban.matches());
-                tk.bantime = Some(Num::Int(b.ban.bantime));
-                tk.bancount = b.ban.bancount.max(0) as u32;
-                tk.failures = failures;
+                let mut ban = b.ban;
+                let data = ban.take_ticket_data();
+                let mut tk = Ticket::new(id, ban.timeofban as f64, data.matches);
+                tk.bantime = Some(Num::Int(ban.bantime));
+                tk.bancount = ban.bancount.max(0) as u32;
+                tk.failures = data.failures.unwrap_or(0).max(0) as u32;
+                tk.data = data.fields;
                 let c2 = &mut *c;
                 c2.engine
                     .restore_ban(tk, t, &mut c2.ignore_env, &mut events);
-                if events.len() >= 4096 {
-                    c2.apply_now(std::mem::take(&mut events));
+                if events.len() >= RESTORE_CHUNK {
+                    c2.apply_restored(&mut events, &mut lines);
                 }
             });
-            c.apply_now(events);
+            c.apply_restored(&mut events, &mut lines);
             drop(c);
             log.end_bulk();
             if let Err(e) = res {
@@ -1541,9 +1672,23 @@ impl JailRuntime {
         }
     }
 
-    /// (currently failed, total failed, currently banned, total banned, banned list).
-    pub fn counters(&self) -> (i64, i64, i64, i64, Vec<String>) {
-        let st = lock(&self.core).engine.status();
+    /// (currently failed, total failed, currently banned, total banned, banned list); the
+    /// list only `with_list` (`status <jail> short` needs none, and a million bans take a
+    /// while to list).
+    pub fn counters(&self, with_list: bool) -> (i64, i64, i64, i64, Vec<String>) {
+        let c = lock(&self.core);
+        if !with_list {
+            let e = &c.engine;
+            return (
+                e.failures().size() as i64,
+                e.failures().total() as i64,
+                e.bans().size() as i64,
+                e.bans().total() as i64,
+                Vec::new(),
+            );
+        }
+        let st = c.engine.status();
+        drop(c);
         (
             st.currently_failed as i64,
             st.total_failed as i64,
@@ -1636,11 +1781,16 @@ async fn action_worker(
             Job::Start => {
                 actions.start().await;
             }
-            Job::Ban(t) => {
-                // A storm: take every ban already queued (up to the next job of another
+            Job::Ban(_) | Job::Bans(_) => {
+                // A storm: take the bans already queued (up to the next job of another
                 // kind, which keeps its order) and run them concurrently.
-                let mut batch = vec![t];
-                while let Ok(j) = rx.try_recv() {
+                let mut batch = match job {
+                    Job::Ban(t) => vec![t],
+                    Job::Bans(v) => v,
+                    _ => Vec::new(),
+                };
+                while batch.len() < MAX_BAN_BATCH {
+                    let Ok(j) = rx.try_recv() else { break };
                     match j {
                         Job::Ban(t) => batch.push(t),
                         other => {
@@ -1649,14 +1799,16 @@ async fn action_worker(
                         }
                     }
                 }
-                let epoch = actions.ban_epoch();
-                for t in &mut batch {
-                    t.ban_epoch = epoch;
-                }
-                if batch.len() == 1 {
-                    actions.ban(&batch[0]).await;
-                } else {
-                    actions.ban_many(&batch, BAN_PARALLELISM).await;
+                for chunk in batch.chunks_mut(MAX_BAN_BATCH) {
+                    let epoch = actions.ban_epoch();
+                    for t in chunk.iter_mut() {
+                        t.ban_epoch = epoch;
+                    }
+                    if chunk.len() == 1 {
+                        actions.ban(&chunk[0]).await;
+                    } else {
+                        actions.ban_many(chunk, BAN_PARALLELISM).await;
+                    }
                 }
             }
             Job::Unban(t) => {
@@ -1679,6 +1831,13 @@ async fn action_worker(
             Job::Del(name) => {
                 actions.remove(&name);
             }
+/// At most this many queued bans go to the actions in one batch (bounds the memory of a
+/// million restored bans in flight).
+const MAX_BAN_BATCH: usize = 1024;
+
+/// Restored bans are logged and handed to the actions in chunks of this many.
+const RESTORE_CHUNK: usize = 4096;
+
             Job::Set(name, k, v) => {
                 if let Ok(a) = actions.get_mut(&name) {
                     let _ = a.set_property(k, v);
@@ -1704,6 +1863,7 @@ async fn unban_timer(
             let t = now();
             let mut events = Vec::new();
             c.engine.unban_expired(t, &mut events);
+                        Job::Bans(v) => batch.extend(v),
             c.apply_now(events);
             c.engine.next_unban_time()
         };
@@ -1830,6 +1990,33 @@ impl IgnoreEnv for ServerIgnoreEnv {
                     return Err("ignorecommand timed out".into());
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr_text_is_display() {
+        for s in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.100.255",
+            "99.100.9.10",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "10.0.0.0/24",
+            "some-id",
+        ] {
+            let a = Addr::parse(s).unwrap();
+            assert_eq!(addr_text(&a), a.to_string(), "{s}");
+        }
+        for i in 0..=255u8 {
+            let a = Addr::Ip(IpAddr::V4(std::net::Ipv4Addr::new(i, 255 - i, i / 3, 7)));
+            assert_eq!(addr_text(&a), a.to_string());
         }
     }
 }

@@ -496,7 +496,7 @@ impl Server {
         let j = self.jail(name)?;
         let pair = |k: &str, v: Value| Value::Tuple(vec![Value::str(k), v]);
         let (cur_failed, tot_failed, cur_banned, tot_banned, banned) = match &j.runtime {
-            Some(rt) => rt.counters(),
+            Some(rt) => rt.counters(flavor != "short"),
             None => (0, 0, 0, 0, Vec::new()),
         };
         let mut filter = vec![

@@ -32,7 +32,7 @@ mod store;
 pub use error::{Result, StoreError};
 pub use model::{
     BanData, BanHistory, BanRecord, CurrentBansQuery, HistoryScope, ImportStats, JailBan,
-    JournalPosition, LogPosition, MergedBan, PurgeStats,
+    JournalPosition, LogPosition, MergedBan, PurgeStats, TicketData,
 };
 pub use schema::SCHEMA_VERSION;
 pub use serde_json;

@@ -200,6 +200,135 @@ impl BanRecord {
     pub fn is_permanent(&self) -> bool {
         self.bantime == -1
     }
+
+    /// The data dict taken apart as a ticket holds it (restoring bans): the matched
+    /// lines (moved, as [`BanRecord::matches`] gives them), `failures`, and every other
+    /// field in order with its value as Python's `str()` shows it (the `<F-*>` tags).
+    pub fn take_ticket_data(&mut self) -> TicketData {
+        let mut out = TicketData::default();
+        for (k, v) in std::mem::take(&mut self.data) {
+            match k.as_str() {
+                "matches" => {
+                    if let Value::Array(items) = v {
+                        out.matches = items.into_iter().map(match_line).collect();
+                    }
+                }
+                "failures" => out.failures = value_as_i64(&v),
+                _ => {
+                    let text = match v {
+                        Value::String(s) => s,
+                        other => py_str(&other),
+                    };
+                    out.fields.push((k, text));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// [`BanRecord::take_ticket_data`]'s result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TicketData {
+    /// `data["matches"]`, entries that are lists joined.
+    pub matches: Vec<String>,
+    /// `data["failures"]` if it is a number.
+    pub failures: Option<i64>,
+    /// The other keys with Python's `str()` of their values.
+    pub fields: Vec<(String, String)>,
+}
+
+/// One entry of a `matches` list as text (a list of parts is joined).
+fn match_line(item: Value) -> String {
+    match item {
+        Value::String(s) => s,
+        Value::Array(parts) => parts
+            .into_iter()
+            .map(|p| match p {
+                Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect(),
+        other => other.to_string(),
+    }
+}
+
+/// Python's `str()` of a JSON-decoded value (`repr()` inside containers).
+fn py_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => {
+            let mut out = String::new();
+            py_repr(other, &mut out);
+            out
+        }
+    }
+}
+
+fn py_repr(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("None"),
+        Value::Bool(true) => out.push_str("True"),
+        Value::Bool(false) => out.push_str("False"),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => out.push_str(&i.to_string()),
+            (None, Some(u), _) => out.push_str(&u.to_string()),
+            (None, None, Some(f)) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 => {
+                out.push_str(&format!("{f:.1}"))
+            }
+            _ => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => py_str_repr(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_repr(it, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, it)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_str_repr(k, out);
+                out.push_str(": ");
+                py_repr(it, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `repr()` of a `str` (quote choice and escapes of the common cases).
+fn py_str_repr(s: &str, out: &mut String) {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
 }
 
 /// A ban together with the jail it belongs to.
