@@ -525,6 +525,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 enum Job {
     Start,
     Ban(BanTicket),
+    /// A run of bans committed together (one send, one wake-up of the worker).
+    Bans(Vec<BanTicket>),
     Unban(BanTicket),
     Flush(Vec<BanTicket>),
     Stop(Vec<BanTicket>, std::sync::mpsc::Sender<()>),
@@ -586,8 +588,6 @@ struct JailCore {
 }
 
 fn ticket_to_action(t: &Ticket, restored: bool) -> BanTicket {
-    /// A run of bans committed together (one send, one wake-up of the worker).
-    Bans(Vec<BanTicket>),
     BanTicket {
         id: t.ip().to_string(),
         time: t.time,
@@ -601,6 +601,65 @@ fn ticket_to_action(t: &Ticket, restored: bool) -> BanTicket {
         ipjail_merged: None,
         ban_epoch: 0,
     }
+}
+
+/// Sends a run of bans to the action worker as one job.
+fn send_bans(jobs: &mpsc::UnboundedSender<Job>, run: &mut Vec<BanTicket>) {
+    let job = match run.len() {
+        0 => return,
+        1 => match run.pop() {
+            Some(t) => Job::Ban(t),
+            None => return,
+        },
+        _ => Job::Bans(std::mem::take(run)),
+    };
+    let _ = jobs.send(job);
+}
+
+/// An id's text as `Display` writes it, without the formatting machinery for the common
+/// IPv4 case (a million restored bans).
+fn addr_text(a: &Addr) -> String {
+    let Addr::Ip(IpAddr::V4(v4)) = a else {
+        return a.to_string();
+    };
+    let mut s = String::with_capacity(15);
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
+}
+
+/// [`ticket_to_action`] taking the ticket (matched lines and data move, no copy).
+fn ticket_into_action(t: Ticket, restored: bool) -> BanTicket {
+    BanTicket {
+        id: addr_text(t.ip()),
+        time: t.time,
+        bantime: t.bantime.map(|b| b.trunc()),
+        bancount: u64::from(t.bancount),
+        failures: u64::from(t.failures),
+        restored: restored || t.restored,
+        matches: t.matches,
+        data: t.data.into_iter().collect(),
+        ip_merged: None,
+        ipjail_merged: None,
+        ban_epoch: 0,
+    }
+}
+
+/// The `Restore Ban` lines of a chunk of restored bans: one text, line ends.
+#[derive(Default)]
+struct RestoreLines {
+    text: String,
+    ends: Vec<usize>,
 }
 
 struct StoreHistory<'a>(&'a Store);
@@ -664,65 +723,6 @@ impl JailCore {
                     self.log(
                         "fail2ban.filter",
                         Level::WARNING,
-/// Sends a run of bans to the action worker as one job.
-fn send_bans(jobs: &mpsc::UnboundedSender<Job>, run: &mut Vec<BanTicket>) {
-    let job = match run.len() {
-        0 => return,
-        1 => match run.pop() {
-            Some(t) => Job::Ban(t),
-            None => return,
-        },
-        _ => Job::Bans(std::mem::take(run)),
-    };
-    let _ = jobs.send(job);
-}
-
-/// An id's text as `Display` writes it, without the formatting machinery for the common
-/// IPv4 case (a million restored bans).
-fn addr_text(a: &Addr) -> String {
-    let Addr::Ip(IpAddr::V4(v4)) = a else {
-        return a.to_string();
-    };
-    let mut s = String::with_capacity(15);
-    for (i, o) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            s.push('.');
-        }
-        if o >= 100 {
-            s.push(char::from(b'0' + o / 100));
-        }
-        if o >= 10 {
-            s.push(char::from(b'0' + o / 10 % 10));
-        }
-        s.push(char::from(b'0' + o % 10));
-    }
-    s
-}
-
-/// [`ticket_to_action`] taking the ticket (matched lines and data move, no copy).
-fn ticket_into_action(t: Ticket, restored: bool) -> BanTicket {
-    BanTicket {
-        id: addr_text(t.ip()),
-        time: t.time,
-        bantime: t.bantime.map(|b| b.trunc()),
-        bancount: u64::from(t.bancount),
-        failures: u64::from(t.failures),
-        restored: restored || t.restored,
-        matches: t.matches,
-        data: t.data.into_iter().collect(),
-        ip_merged: None,
-        ipjail_merged: None,
-        ban_epoch: 0,
-    }
-}
-
-/// The `Restore Ban` lines of a chunk of restored bans: one text, line ends.
-#[derive(Default)]
-struct RestoreLines {
-    text: String,
-    ends: Vec<usize>,
-}
-
                         &format!("[{}] Match without a timestamp: {line}", self.name),
                     );
                     self.log(
@@ -839,6 +839,7 @@ struct RestoreLines {
         if let Some(n) = &self.native {
             n.apply_jobs(&self.pending_jobs);
         }
+        let mut run: Vec<BanTicket> = Vec::new();
         for job in self.pending_jobs.drain(..) {
             match job {
                 Job::Ban(t) => run.push(t),
@@ -848,74 +849,12 @@ struct RestoreLines {
                 }
             }
         }
+        send_bans(&self.jobs, &mut run);
         if had_jobs {
             self.wake_unban.notify_one();
         }
     }
 
-    /// [`JailCore::apply`] then [`JailCore::commit`] (commands and timers).
-    fn apply_now(&mut self, events: Vec<Event>) {
-        self.apply(events);
-        self.commit(Vec::new());
-    }
-
-    /// Refreshes the numbers the `<jail.*>` action tags read (O(1): no ban list).
-    fn update_counters(&self) {
-        let c = &self.counters;
-        c.banned
-            .store(self.engine.bans().size() as u64, Ordering::Relaxed);
-        c.found
-            .store(self.engine.failures().size() as u64, Ordering::Relaxed);
-        c.found_total
-            .store(self.engine.failures().total(), Ordering::Relaxed);
-        c.bantime
-            .store(self.engine.bantime().trunc(), Ordering::Relaxed);
-    }
-
-    fn record(&self, t: &Ticket) -> BanRecord {
-        let mut matches = t.matches.clone();
-        if matches.len() > self.dbmaxmatches {
-            matches.drain(..matches.len() - self.dbmaxmatches);
-        }
-        let mut rec = BanRecord::new(
-            t.id.to_string(),
-            t.time.round() as i64,
-            t.bantime_or(self.engine.bantime()).trunc(),
-            i64::from(t.bancount),
-        )
-        .with_matches(matches)
-        .with_failures(i64::from(t.failures));
-        for (k, v) in &t.data {
-            rec = rec.with_field(k.clone(), v.clone());
-        }
-        rec
-    }
-}
-
-/// A started jail.
-pub struct JailRuntime {
-    core: Arc<Mutex<JailCore>>,
-    sub: SubscriberId,
-    /// The journal the jail reads, when it reads one.
-    journal: Option<Arc<JournalReader>>,
-    env: RuntimeEnv,
-    stop_timer: Arc<tokio::sync::Notify>,
-    stopped: Arc<AtomicBool>,
-    applied: JailSettings,
-}
-
-/// The filter specification of a jail's settings.
-pub fn filter_spec(s: &JailSettings) -> FilterSpec {
-        let mut run: Vec<BanTicket> = Vec::new();
-    FilterSpec {
-        prefregex: s.prefregex.clone(),
-        failregex: s.failregex.clone(),
-        send_bans(&self.jobs, &mut run);
-        ignoreregex: s.ignoreregex.clone(),
-        maxlines: s.maxlines.max(1) as usize,
-        datepattern: s.datepattern.clone(),
-        logtimezone: s.logtimezone.clone(),
-        usedns: UseDns::parse(&s.usedns),
     /// [`JailCore::apply_now`] for a chunk of restored bans: the `Restore Ban` lines go to
     /// the log in one call and each ticket moves into its action job; other events (an
     /// ignored address...) take the common path, in order.
@@ -975,6 +914,67 @@ pub fn filter_spec(s: &JailSettings) -> FilterSpec {
         lines.ends.clear();
     }
 
+    /// [`JailCore::apply`] then [`JailCore::commit`] (commands and timers).
+    fn apply_now(&mut self, events: Vec<Event>) {
+        self.apply(events);
+        self.commit(Vec::new());
+    }
+
+    /// Refreshes the numbers the `<jail.*>` action tags read (O(1): no ban list).
+    fn update_counters(&self) {
+        let c = &self.counters;
+        c.banned
+            .store(self.engine.bans().size() as u64, Ordering::Relaxed);
+        c.found
+            .store(self.engine.failures().size() as u64, Ordering::Relaxed);
+        c.found_total
+            .store(self.engine.failures().total(), Ordering::Relaxed);
+        c.bantime
+            .store(self.engine.bantime().trunc(), Ordering::Relaxed);
+    }
+
+    fn record(&self, t: &Ticket) -> BanRecord {
+        let mut matches = t.matches.clone();
+        if matches.len() > self.dbmaxmatches {
+            matches.drain(..matches.len() - self.dbmaxmatches);
+        }
+        let mut rec = BanRecord::new(
+            t.id.to_string(),
+            t.time.round() as i64,
+            t.bantime_or(self.engine.bantime()).trunc(),
+            i64::from(t.bancount),
+        )
+        .with_matches(matches)
+        .with_failures(i64::from(t.failures));
+        for (k, v) in &t.data {
+            rec = rec.with_field(k.clone(), v.clone());
+        }
+        rec
+    }
+}
+
+/// A started jail.
+pub struct JailRuntime {
+    core: Arc<Mutex<JailCore>>,
+    sub: SubscriberId,
+    /// The journal the jail reads, when it reads one.
+    journal: Option<Arc<JournalReader>>,
+    env: RuntimeEnv,
+    stop_timer: Arc<tokio::sync::Notify>,
+    stopped: Arc<AtomicBool>,
+    applied: JailSettings,
+}
+
+/// The filter specification of a jail's settings.
+pub fn filter_spec(s: &JailSettings) -> FilterSpec {
+    FilterSpec {
+        prefregex: s.prefregex.clone(),
+        failregex: s.failregex.clone(),
+        ignoreregex: s.ignoreregex.clone(),
+        maxlines: s.maxlines.max(1) as usize,
+        datepattern: s.datepattern.clone(),
+        logtimezone: s.logtimezone.clone(),
+        usedns: UseDns::parse(&s.usedns),
     }
 }
 
@@ -1763,6 +1763,13 @@ impl JailRuntime {
 /// own workers).
 const BAN_PARALLELISM: usize = 8;
 
+/// At most this many queued bans go to the actions in one batch (bounds the memory of a
+/// million restored bans in flight).
+const MAX_BAN_BATCH: usize = 1024;
+
+/// Restored bans are logged and handed to the actions in chunks of this many.
+const RESTORE_CHUNK: usize = 4096;
+
 async fn action_worker(
     mut actions: JailActions,
     native: Option<NativeBans>,
@@ -1793,6 +1800,7 @@ async fn action_worker(
                     let Ok(j) = rx.try_recv() else { break };
                     match j {
                         Job::Ban(t) => batch.push(t),
+                        Job::Bans(v) => batch.extend(v),
                         other => {
                             next = Some(other);
                             break;
@@ -1831,13 +1839,6 @@ async fn action_worker(
             Job::Del(name) => {
                 actions.remove(&name);
             }
-/// At most this many queued bans go to the actions in one batch (bounds the memory of a
-/// million restored bans in flight).
-const MAX_BAN_BATCH: usize = 1024;
-
-/// Restored bans are logged and handed to the actions in chunks of this many.
-const RESTORE_CHUNK: usize = 4096;
-
             Job::Set(name, k, v) => {
                 if let Ok(a) = actions.get_mut(&name) {
                     let _ = a.set_property(k, v);
@@ -1863,7 +1864,6 @@ async fn unban_timer(
             let t = now();
             let mut events = Vec::new();
             c.engine.unban_expired(t, &mut events);
-                        Job::Bans(v) => batch.extend(v),
             c.apply_now(events);
             c.engine.next_unban_time()
         };
