@@ -413,74 +413,88 @@ pub fn load(src: &dyn ConfigSource, opts: &LoadOptions) -> Result<Config, Config
             .map(str::to_owned)
             .collect(),
     };
-    let mut states = Vec::new();
     let (mut any_good, mut any_bad) = (false, false);
-    for sec in sections {
-        let st = readers::read_jail(&mut loader, &mut jail_cfg, &sec, opts.force_enable);
-        if st.error.is_none() {
-            if st.enabled() {
+    // Reading a jail needs the shared loader; converting it (tags, commands, log
+    // globs, model) needs nothing from the others. So jails are converted on a second
+    // thread while the next ones are read, and merged back in order. The states go
+    // back to this thread to be freed (glibc frees across threads under a lock).
+    let parallel =
+        sections.len() >= 8 && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let allow_no_files = opts.allow_no_files;
+    let finished: Vec<(Finished, readers::JailState)> = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<readers::JailState>();
+        let worker = parallel.then(|| {
+            scope.spawn(move || {
+                rx.into_iter()
+                    .map(|mut st| (finish_jail(&mut st, allow_no_files), st))
+                    .collect::<Vec<_>>()
+            })
+        });
+        let mut serial = Vec::new();
+        for sec in &sections {
+            let st = readers::read_jail(&mut loader, &mut jail_cfg, sec, opts.force_enable);
+            if st.error.is_none() {
+                if !st.enabled() {
+                    continue;
+                }
                 any_good = true;
-                states.push(st);
+            } else {
+                loader.diags.push(
+                    Diagnostic::new(
+                        Level::Error,
+                        "fail2ban.jailsreader",
+                        format!(
+                            "Errors in jail {}.{}",
+                            cfg::py_repr(sec),
+                            if opts.ignore_wrong {
+                                " Skipping..."
+                            } else {
+                                ""
+                            }
+                        ),
+                    )
+                    .jail(sec),
+                );
+                any_bad = true;
             }
-        } else {
-            loader.diags.push(
-                Diagnostic::new(
-                    Level::Error,
-                    "fail2ban.jailsreader",
-                    format!(
-                        "Errors in jail {}.{}",
-                        cfg::py_repr(&sec),
-                        if opts.ignore_wrong {
-                            " Skipping..."
-                        } else {
-                            ""
-                        }
-                    ),
-                )
-                .jail(&sec),
-            );
-            any_bad = true;
-            states.push(st);
+            if worker.is_some() {
+                // The receiver lives until the worker has drained the channel.
+                let _ = tx.send(st);
+            } else {
+                serial.push(st);
+            }
         }
-    }
+        drop(tx);
+        match worker {
+            Some(w) => match w.join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            },
+            None => serial
+                .into_iter()
+                .map(|mut st| (finish_jail(&mut st, allow_no_files), st))
+                .collect(),
+        }
+    });
     if !((opts.ignore_wrong && any_good) || !any_bad) {
         ok = false;
     }
-    let mut jails = Vec::new();
     let mut diags = std::mem::take(&mut loader.diags);
-    for st in states.iter_mut() {
-        let mut logpaths = Vec::new();
-        let cmds = match readers::convert_jail(st, opts.allow_no_files, &mut diags, &mut logpaths) {
-            Ok(c) => c,
-            Err(e) => {
-                let msg = e.to_string();
-                diags.push(
-                    Diagnostic::new(
-                        Level::Error,
-                        "fail2ban",
-                        format!("Failed during configuration: {msg}"),
-                    )
-                    .jail(&st.name),
-                );
-                ok = false;
-                st.error = Some(msg.clone());
-                vec![Value::List(vec![
-                    Value::str("config-error"),
-                    Value::Str(format!(
-                        "Jail '{}' skipped, because of wrong configuration: {msg}",
-                        st.name
-                    )),
-                ])]
-            }
-        };
+    let mut jails = Vec::with_capacity(finished.len());
+    let mut states = Vec::with_capacity(finished.len());
+    for ((cmds, jail, mut d, good), st) in finished {
+        ok &= good;
+        diags.append(&mut d);
         stream.extend(cmds);
-        jails.push(model_jail(st, logpaths));
+        jails.push(jail);
+        states.push(st);
     }
-    for st in &states {
-        if st.error.is_none() {
+    drop(states);
+    for j in &jails {
+        if j.error.is_none() {
             stream.push(Value::List(vec![
                 Value::str("start"),
-                Value::str(st.name.clone()),
+                Value::str(j.name.clone()),
             ]));
         }
     }
@@ -497,6 +511,41 @@ pub fn load(src: &dyn ConfigSource, opts: &LoadOptions) -> Result<Config, Config
         general,
         jails,
     })
+}
+
+/// What converting one jail yields: its commands, its model, its diagnostics and
+/// whether it converted without error.
+type Finished = (Vec<Value>, Jail, Vec<Diagnostic>, bool);
+
+fn finish_jail(st: &mut readers::JailState, allow_no_files: bool) -> Finished {
+    let mut diags = Vec::new();
+    let mut logpaths = Vec::new();
+    let mut good = true;
+    let cmds = match readers::convert_jail(st, allow_no_files, &mut diags, &mut logpaths) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = e.to_string();
+            diags.push(
+                Diagnostic::new(
+                    Level::Error,
+                    "fail2ban",
+                    format!("Failed during configuration: {msg}"),
+                )
+                .jail(&st.name),
+            );
+            good = false;
+            st.error = Some(msg.clone());
+            vec![Value::List(vec![
+                Value::str("config-error"),
+                Value::Str(format!(
+                    "Jail '{}' skipped, because of wrong configuration: {msg}",
+                    st.name
+                )),
+            ])]
+        }
+    };
+    let jail = model_jail(st, logpaths);
+    (cmds, jail, diags, good)
 }
 
 fn model_jail(st: &mut readers::JailState, logpaths: Vec<(String, String)>) -> Jail {

@@ -191,22 +191,6 @@ impl<'a> Loader<'a> {
         out
     }
 
-    fn glob_d(&self, dir: &str, ext: &str) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .src
-            .list(Path::new(dir))
-            .into_iter()
-            .filter(|n| {
-                !n.starts_with('.')
-                    && n.ends_with(ext)
-                    && crate::glob::fnmatch(n, &format!("*{ext}"))
-            })
-            .map(|n| format!("{dir}/{n}"))
-            .collect();
-        names.sort();
-        names
-    }
-
     /// Reads a named config (`jail`, `filter.d/sshd`, or an absolute path
     /// without extension), shared by name. Returns the merged config and
     /// whether any file was read (fail2ban's `ConfigReaderUnshared.read`).
@@ -224,9 +208,11 @@ impl<'a> Loader<'a> {
         let basename = py::join(&base, name);
         let mut files = vec![format!("{basename}.conf")];
         let d = format!("{basename}.d");
-        files.extend(self.glob_d(&d, ".conf"));
+        // One listing of `X.d` serves both extensions.
+        let listing = self.src.list(Path::new(&d));
+        files.extend(glob_d(&listing, &d, ".conf"));
         files.push(format!("{basename}.local"));
-        files.extend(self.glob_d(&d, ".local"));
+        files.extend(glob_d(&listing, &d, ".local"));
         let files: Vec<String> = files
             .into_iter()
             .filter(|f| self.src.exists(Path::new(f)))
@@ -293,4 +279,16 @@ impl<'a> Loader<'a> {
         let ok = !cfg.files.is_empty();
         (Arc::new(cfg), ok)
     }
+}
+
+/// The `*EXT` files of a `X.d` listing, sorted, as paths under `dir`.
+fn glob_d(listing: &[String], dir: &str, ext: &str) -> Vec<String> {
+    let pat = format!("*{ext}");
+    let mut names: Vec<String> = listing
+        .iter()
+        .filter(|n| !n.starts_with('.') && n.ends_with(ext) && crate::glob::fnmatch(n, &pat))
+        .map(|n| format!("{dir}/{n}"))
+        .collect();
+    names.sort();
+    names
 }
