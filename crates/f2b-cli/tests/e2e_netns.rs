@@ -395,11 +395,19 @@ fn start_sshd(lab: &mut Lab, dir: &Path) {
         &cfg,
         format!(
             "ListenAddress {SRV_IP}\nPort 22\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
-             UsePAM no\nPidFile {}/sshd.pid\nLoginGraceTime 60\nMaxStartups 100\n",
+             UsePAM no\nPidFile {0}/sshd.pid\nLoginGraceTime 60\nMaxStartups 100\n\
+             PermitRootLogin prohibit-password\nAuthorizedKeysFile {0}/authorized_keys\nStrictModes no\n",
             dir.display()
         ),
     )
     .unwrap();
+    // The key of the attacker's logged-in session (see `logged_in_session`).
+    let ukey = dir.join("userkey");
+    run(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", "", "-f", &ukey.display().to_string()],
+    );
+    std::fs::copy(dir.join("userkey.pub"), dir.join("authorized_keys")).unwrap();
     let log = dir.join("sshd.log");
     let cfgs = cfg.display().to_string();
     let child = lab.spawn_srv(
@@ -434,6 +442,75 @@ fn start_sshd(lab: &mut Lab, dir: &Path) {
             .is_ok_and(|l| l.starts_with("SSH-2.0-"))
     });
     assert!(ok, "sshd did not come up in the server namespace");
+}
+
+/// A logged-in SSH session of the attacker (key authentication, a remote `sleep`),
+/// returned once the remote shell has answered.
+fn logged_in_session(lab: &Lab, dir: &Path) -> Child {
+    let mut child = lab
+        .atk
+        .command("ssh")
+        .args([
+            "-i",
+            &dir.join("userkey").display().to_string(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=3",
+            // Ends a session whose packets are dropped (stock actions) within ~4 s.
+            "-o",
+            "ServerAliveInterval=1",
+            "-o",
+            "ServerAliveCountMax=3",
+            &format!("root@{SRV_IP}"),
+            "echo logged-in; exec sleep 300",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run ssh (see scripts/install-deps)");
+    let mut out = child.stdout.take().unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 64];
+    while !got.ends_with(b"logged-in\n") {
+        match std::io::Read::read(&mut out, &mut b) {
+            Ok(0) | Err(_) => {
+                let _ = child.kill();
+                let o = child.wait_with_output().unwrap();
+                panic!(
+                    "attacker's key login failed: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+            Ok(n) => got.extend_from_slice(&b[..n]),
+        }
+    }
+    child
+}
+
+/// Waits up to `secs` for the session to end: its exit status and stderr.
+fn session_end(mut child: Child, secs: f64) -> Option<(std::process::ExitStatus, String)> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            return Some((st, err));
+        }
+        if start.elapsed().as_secs_f64() > secs {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// One failed password login of `nosuchuser` from the attacker namespace.
@@ -480,7 +557,8 @@ fn ssh_fail(lab: &Lab) {
 fn sshd_scenario(banaction: &str, native: bool) {
     let mut lab = Lab::new();
     let conf = stock_conf();
-    start_sshd(&mut lab, conf.path());
+    let dir = conf.path().to_path_buf();
+    start_sshd(&mut lab, &dir);
     lab.start_f2b(
         conf,
         &format!(
@@ -495,6 +573,8 @@ fn sshd_scenario(banaction: &str, native: bool) {
     // A connection the attacker opens before the ban (banner read, kept open).
     let mut pre = lab.atk.connect(&ssh, t).expect("attacker pre-ban connect");
     assert!(read_line(&mut pre).unwrap().starts_with("SSH-2.0-"));
+    // And a session the attacker is logged in with (a stolen key, say).
+    let session = logged_in_session(&lab, &dir);
 
     for _ in 0..3 {
         if lab.f2b().banned("sshd").iter().any(|b| b == ATK_IP) {
@@ -541,6 +621,19 @@ fn sshd_scenario(banaction: &str, native: bool) {
         assert!(
             !matches!(after, After::Works(_)),
             "pre-ban connection still gets replies after the ban"
+        );
+    }
+
+    // The logged-in session ends at the ban: reset at once by the native teardown,
+    // by the client's keep-alive timeout when the stock action drops its packets.
+    let end = session_end(session, if native { 3.0 } else { 10.0 });
+    eprintln!("sshd/{banaction}: logged-in session after the ban: {end:?}");
+    let (st, err) = end.expect("the attacker's logged-in session survived the ban");
+    assert!(!st.success(), "session ended normally? {err}");
+    if native {
+        assert!(
+            err.contains("reset") || err.contains("Broken pipe"),
+            "logged-in session not reset by the native teardown: {st:?} {err}"
         );
     }
 
