@@ -405,7 +405,15 @@ fn start_sshd(lab: &mut Lab, dir: &Path) {
     let ukey = dir.join("userkey");
     run(
         "ssh-keygen",
-        &["-q", "-t", "ed25519", "-N", "", "-f", &ukey.display().to_string()],
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            &ukey.display().to_string(),
+        ],
     );
     std::fs::copy(dir.join("userkey.pub"), dir.join("authorized_keys")).unwrap();
     let log = dir.join("sshd.log");
