@@ -921,7 +921,12 @@ enum Engine {
     Linear(Linear),
     Backtrack {
         re: fancy_regex::Regex,
+        /// Linear superset prefilter (the relaxed pattern, or the expanded
+        /// one when `expanded` is set).
         pre: Option<Linear>,
+        /// Conditionals expanded / tempered tokens marked (`pre` is its
+        /// pattern): answers most searches without backtracking.
+        expanded: Option<crate::expand::Expanded>,
     },
 }
 
@@ -1020,8 +1025,21 @@ impl PyRegex {
                 .backtrack_limit(limit)
                 .build()
                 .map_err(|e| eng_err(e.to_string()))?;
-            let pre = Linear::new(format!("{prefix}{}", t.relaxed)).ok();
-            Engine::Backtrack { re, pre }
+            let groups = t.names.len().saturating_sub(1);
+            let expanded = crate::expand::expand(&format!("{prefix}{}", t.exact), groups)
+                .and_then(|e| Linear::new(e.pattern.clone()).ok().map(|l| (e, l)));
+            match expanded {
+                Some((e, l)) => Engine::Backtrack {
+                    re,
+                    pre: Some(l),
+                    expanded: Some(e),
+                },
+                None => Engine::Backtrack {
+                    re,
+                    pre: Linear::new(format!("{prefix}{}", t.relaxed)).ok(),
+                    expanded: None,
+                },
+            }
         };
         let mut index = HashMap::new();
         for (i, n) in t.names.iter().enumerate() {
@@ -1104,11 +1122,16 @@ impl PyRegex {
         }
         match &self.engine {
             Engine::Linear(l) => l.captures(hay, pos),
-            Engine::Backtrack { re, pre } => {
-                if let Some(p) = pre {
-                    if !p.matches_at(hay, pos) {
-                        return None;
+            Engine::Backtrack { re, pre, expanded } => {
+                match (pre, expanded) {
+                    (Some(p), Some(e)) => {
+                        let sp = p.captures(hay, pos)?;
+                        if let Some(v) = e.verify(hay, &sp.0) {
+                            return Some(Spans(v));
+                        }
                     }
+                    (Some(p), None) if !p.matches_at(hay, pos) => return None,
+                    _ => {}
                 }
                 match re.captures_from_pos(hay, pos) {
                     Ok(Some(caps)) => Some(Spans(

@@ -10,6 +10,7 @@
 pub mod conformance;
 pub mod date;
 pub mod dialect;
+pub mod expand;
 pub mod filter;
 pub mod tags;
 
