@@ -76,6 +76,36 @@ impl JailActions {
         Some(self.actions.remove(i))
     }
 
+    /// Retires an action that a reload dropped (fail2ban's `Actions.reload(begin=False)`):
+    /// the current bans are flushed (or unbanned one by one) with that action alone,
+    /// then it is stopped and removed. `false` if there is no such action.
+    pub async fn retire(&mut self, name: &str, remaining: &[BanTicket]) -> bool {
+        let Some(a) = self.remove(name) else {
+            return false;
+        };
+        let mut alone = JailActions {
+            jail: self.jail.clone(),
+            env: self.env.clone(),
+            actions: vec![a],
+        };
+        alone.stop(remaining).await;
+        true
+    }
+
+    /// Runs `actionreload` of the named actions (those a reload kept), in order.
+    pub async fn reload_some(&mut self, names: &[String]) -> Vec<ActionFailure> {
+        let mut fails = Vec::new();
+        for i in 0..self.actions.len() {
+            if !names.iter().any(|n| n == self.actions[i].name()) {
+                continue;
+            }
+            if let Err(e) = self.actions[i].reload().await {
+                fails.push(self.failed(i, "reload", None, e));
+            }
+        }
+        fails
+    }
+
     /// An action by name.
     pub fn get(&self, name: &str) -> Option<&CommandAction> {
         self.actions.iter().find(|a| a.name() == name)

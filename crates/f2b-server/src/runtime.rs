@@ -532,6 +532,13 @@ enum Job {
     Stop(Vec<BanTicket>, std::sync::mpsc::Sender<()>),
     Add(String, Vec<(String, String)>),
     Del(String),
+    /// An action a reload dropped, with the bans to flush from it.
+    Retire(String, Vec<BanTicket>),
+    /// `actionreload` of the actions a reload kept.
+    Reload(Vec<String>),
+    /// A failure of an address that is already banned, `since` seconds after its ban:
+    /// consistency check and reban as fail2ban's `__checkBan` does.
+    AlreadyBanned(BanTicket, f64),
     Set(String, String, String),
 }
 
@@ -794,6 +801,12 @@ impl JailCore {
                 Event::Unban { ticket, .. } => {
                     self.pending_jobs
                         .push(Job::Unban(ticket_to_action(&ticket, false)));
+                }
+                Event::AlreadyBanned { id, since } => {
+                    if let Some(t) = self.engine.bans().get(&id) {
+                        self.pending_jobs
+                            .push(Job::AlreadyBanned(ticket_to_action(t, false), since));
+                    }
                 }
                 _ => {}
             }
@@ -1290,7 +1303,7 @@ impl JailRuntime {
         lock(&core).update_counters();
         env.inner
             .rt
-            .spawn(action_worker(actions, native.clone(), rx));
+            .spawn(action_worker(actions, native.clone(), log.clone(), rx));
         let _ = tx.send(Job::Start);
         for (k, v) in [
             ("maxRetry", s.maxretry.to_string()),
@@ -1478,8 +1491,17 @@ impl JailRuntime {
         })
     }
 
-    /// Picks up changed settings (`set <jail> ...` while running, reload).
-    pub fn apply_settings(&mut self, s: &JailSettings, log: &Arc<Logger>) {
+    /// Runs `actionreload` of the jail's actions (the end of a `reload` without
+    /// `--restart`; actions not started yet have nothing to reload).
+    pub fn reload_actions(&self) {
+        let names = self.applied.actions.keys().cloned().collect();
+        let _ = lock(&self.core).jobs.send(Job::Reload(names));
+    }
+
+    /// Picks up changed settings (`set <jail> ...` while running, reload). An action
+    /// gone from the settings is just removed (`delaction`), or, when `reloading`,
+    /// retired: its bans flushed from it and `actionstop` run, as fail2ban's reload does.
+    pub fn apply_settings(&mut self, s: &JailSettings, log: &Arc<Logger>, reloading: bool) {
         let old = std::mem::replace(&mut self.applied, s.clone());
         let mut c = lock(&self.core);
         let c = &mut *c;
@@ -1501,10 +1523,25 @@ impl JailRuntime {
                 ),
             }
         }
-        // Actions: added, removed, changed properties.
+        // Actions: added, removed, changed properties. A removed action takes its
+        // bans down with it (flush or unban each) and stops, as fail2ban's reload does.
         for name in old.actions.keys() {
-            if !s.actions.contains_key(name) {
+            if !s.actions.contains_key(name) && !reloading {
                 let _ = c.jobs.send(Job::Del(name.clone()));
+            } else if !s.actions.contains_key(name) {
+                let remaining = c
+                    .engine
+                    .bans()
+                    .tickets()
+                    .into_iter()
+                    .map(|t| ticket_to_action(t, false))
+                    .collect();
+                if is_native(name, &old.actions[name].props) {
+                    if let Some(n) = c.native.take() {
+                        n.stop();
+                    }
+                }
+                let _ = c.jobs.send(Job::Retire(name.clone(), remaining));
             }
         }
         for (name, def) in &s.actions {
@@ -1773,9 +1810,13 @@ const RESTORE_CHUNK: usize = 4096;
 async fn action_worker(
     mut actions: JailActions,
     native: Option<NativeBans>,
+    log: Arc<Logger>,
     mut rx: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut next: Option<Job> = None;
+    // The ban epoch of tickets banned after a repair (absent = epoch 0).
+    let mut epochs: HashMap<String, u64> = HashMap::new();
+    let mut last_check: Option<std::time::Instant> = None;
     loop {
         let job = match next.take() {
             Some(j) => j,
@@ -1811,6 +1852,10 @@ async fn action_worker(
                     let epoch = actions.ban_epoch();
                     for t in chunk.iter_mut() {
                         t.ban_epoch = epoch;
+                        if epoch > 0 {
+                            // Only after a repair do epochs differ (and need a record).
+                            epochs.insert(t.id.clone(), epoch);
+                        }
                     }
                     if chunk.len() == 1 {
                         actions.ban(&chunk[0]).await;
@@ -1820,9 +1865,11 @@ async fn action_worker(
                 }
             }
             Job::Unban(t) => {
+                epochs.remove(&t.id);
                 actions.unban(&t).await;
             }
             Job::Flush(ts) => {
+                epochs.clear();
                 actions.flush(&ts, false).await;
             }
             Job::Stop(remaining, done) => {
@@ -1838,6 +1885,47 @@ async fn action_worker(
             }
             Job::Del(name) => {
                 actions.remove(&name);
+            }
+            Job::Retire(name, remaining) => {
+                epochs.clear();
+                actions.retire(&name, &remaining).await;
+            }
+            Job::Reload(names) => {
+                actions.reload_some(&names).await;
+            }
+            Job::AlreadyBanned(mut t, since) => {
+                // fail2ban: long after the ban (> 3 s) and in the current epoch, the
+                // actions' invariants are checked (at most every 3 s); a repair moves the
+                // epoch on, and a ticket of an older epoch is banned again ("Reban") by
+                // the actions of the newer one.
+                t.ban_epoch = epochs.get(&t.id).copied().unwrap_or(0);
+                if t.ban_epoch == actions.ban_epoch()
+                    && since > 3.0
+                    && last_check.is_none_or(|c| c.elapsed() > Duration::from_secs(3))
+                {
+                    last_check = Some(std::time::Instant::now());
+                    actions.consistency_check().await;
+                }
+                let epoch = actions.ban_epoch();
+                if t.ban_epoch < epoch {
+                    let newer: Vec<String> = actions
+                        .names()
+                        .into_iter()
+                        .filter(|n| actions.get(n).is_some_and(|a| a.ban_epoch() > t.ban_epoch))
+                        .collect();
+                    let which = match newer.as_slice() {
+                        [one] => format!(", action {}", crate::args::py_str_repr(one)),
+                        _ => String::new(),
+                    };
+                    log.log(
+                        "fail2ban.actions",
+                        Level::NOTICE,
+                        &format!("[{}] Reban {}{which}", actions.jail(), t.id),
+                    );
+                    if actions.reban(&t, true).await {
+                        epochs.insert(t.id.clone(), epoch);
+                    }
+                }
             }
             Job::Set(name, k, v) => {
                 if let Ok(a) = actions.get_mut(&name) {

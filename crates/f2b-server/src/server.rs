@@ -220,15 +220,26 @@ impl Server {
         Ok(())
     }
 
+    /// Whether a reload in progress covers this jail: its running runtime then keeps
+    /// its settings until the reload ends (the stream rebuilds them step by step).
+    fn reloading_jail(&self, name: &str) -> bool {
+        self.reloading
+            .as_ref()
+            .is_some_and(|(target, _, _)| target == "--all" || target == name)
+    }
+
     /// `start <jail>`.
     pub fn start_jail(&mut self, name: &str) -> Result<(), CmdError> {
         let log = self.log.clone();
         let env = self.env.clone();
         let dbmaxmatches = self.dbmaxmatches;
+        let deferred = self.reloading_jail(name);
         let jail = self.jail(name)?;
         jail.settings.idle = false;
         if let Some(rt) = &mut jail.runtime {
-            rt.apply_settings(&jail.settings, &log);
+            if !deferred {
+                rt.apply_settings(&jail.settings, &log, false);
+            }
             return Ok(());
         }
         let rt = match JailRuntime::start(&jail.settings, &env, &log, dbmaxmatches) {
@@ -304,17 +315,19 @@ impl Server {
         {
             return Err(no_jail(target));
         }
-        if opts.iter().any(|o| o == "--restart") {
+        // As fail2ban: first unban (the bans are not restored after a restart), then
+        // stop the jails to restart.
+        let exists = target == "--all" || self.jails.contains_key(target);
+        if exists && opts.iter().any(|o| o == "--unban") {
+            let _ = self.unban_all((target != "--all").then_some(target));
+        }
+        if exists && opts.iter().any(|o| o == "--restart") {
             let names: Vec<String> = if target == "--all" {
                 self.jails.keys().cloned().collect()
             } else {
                 vec![target.to_owned()]
             };
-            let unban = opts.iter().any(|o| o == "--unban");
             for n in names {
-                if unban {
-                    let _ = self.unban_all(Some(&n));
-                }
                 self.del_jail(&n);
             }
         }
@@ -324,7 +337,8 @@ impl Server {
 
     /// Ends a reload: with `--all`, running jails that the new stream no longer has are
     /// stopped; reloaded jails pick up their new settings.
-    pub fn reload_end(&mut self, target: &str, _opts: &[String]) {
+    pub fn reload_end(&mut self, target: &str, opts: &[String]) {
+        let restarted = opts.iter().any(|o| o == "--restart");
         let Some((_, _, seen)) = self.reloading.take() else {
             return;
         };
@@ -342,7 +356,10 @@ impl Server {
             let log = self.log.clone();
             if let Some(j) = self.jails.get_mut(&n) {
                 if let Some(rt) = &mut j.runtime {
-                    rt.apply_settings(&j.settings, &log);
+                    rt.apply_settings(&j.settings, &log, true);
+                    if !restarted {
+                        rt.reload_actions();
+                    }
                     log.log(
                         "fail2ban.server",
                         Level::INFO,
@@ -572,9 +589,10 @@ impl Server {
             }
             ServerOp::Changed(what) => {
                 let log = self.log.clone();
+                let deferred = self.reloading_jail(name);
                 let j = self.jail(name)?;
-                if let Some(rt) = &mut j.runtime {
-                    rt.apply_settings(&j.settings, &log);
+                if let Some(rt) = j.runtime.as_mut().filter(|_| !deferred) {
+                    rt.apply_settings(&j.settings, &log, false);
                 }
                 let opt = match &what {
                     Value::List(v) => v.first().map(py_str).unwrap_or_default(),
