@@ -41,13 +41,13 @@ mod source;
 
 pub use cursor::Cursor;
 pub use error::JournalError;
+/// Re-exported from f2b-tail: the subscriber key and text encoding used by
+/// [`Journal::subscribe`].
+pub use f2b_tail::{LogEncoding, SubscriberId};
 pub use format::{entry_usec, format_line, iso_local, usec_to_time, EntryFields, Formatted};
 pub use matches::{JournalMatch, MatchGroup};
 pub use reader::{
     Change, Journal, JournalLine, JournalOptions, JournalStats, ReadReport, SavedPosition, Start,
-    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_MESSAGE_BYTES, RECHECK_AFTER,
 };
 pub use source::{JournalSource, CURRENT_USER, LOCAL_ONLY, RUNTIME_ONLY, SYSTEM_ONLY};
-/// Re-exported from f2b-tail: the subscriber key and text encoding used by
-/// [`Journal::subscribe`].
-pub use f2b_tail::{LogEncoding, SubscriberId};

@@ -15,7 +15,7 @@
 //! subscription changes.
 
 use std::os::fd::RawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use f2b_tail::{LogEncoding, SubscriberId};
 
@@ -27,6 +27,10 @@ use crate::{JournalError, JournalMatch, JournalSource};
 
 /// Default cap on one `MESSAGE` (bytes), as f2b-tail's line cap.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// How long reads may find nothing before [`Journal::read`] looks again
+/// past the last entry with a fresh seek (see [`Journal::recheck`]).
+pub const RECHECK_AFTER: Duration = Duration::from_millis(20);
 
 /// Reader options.
 #[derive(Debug, Clone)]
@@ -210,6 +214,10 @@ pub struct Journal {
     arena: Vec<u8>,
     spans: Vec<(usize, usize)>,
     stats: JournalStats,
+    /// Matches are installed in libsystemd (see [`Journal::recheck`]).
+    indexed: bool,
+    /// Since when reads have found no entry.
+    quiet_since: Option<Instant>,
 }
 
 fn field<'a>(data: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
@@ -238,6 +246,8 @@ impl Journal {
             arena: Vec::with_capacity(4096),
             spans: Vec::with_capacity(64),
             stats: JournalStats::default(),
+            indexed: false,
+            quiet_since: None,
         })
     }
 
@@ -381,9 +391,11 @@ impl Journal {
 
     fn install_matches(&mut self) -> Result<(), JournalError> {
         self.raw.flush_matches();
-        if self.subs.iter().any(|s| s.matches.is_all()) {
+        self.indexed = false;
+        if self.subs.iter().any(|s| s.matches.is_all()) || self.subs.is_empty() {
             return Ok(());
         }
+        self.indexed = true;
         let mut union = JournalMatch::all();
         for s in &self.subs {
             union.or(&s.matches);
@@ -481,6 +493,27 @@ impl Journal {
         Ok(truncated)
     }
 
+    /// Looks again past the last entry read, with a fresh seek (live
+    /// subscribers resume strictly after it: nothing is repeated or lost).
+    ///
+    /// Needed with matches installed: libsystemd (`next_beyond_location`)
+    /// skips a file at its end until the file's global entry count changes,
+    /// and journald counts a new entry before linking it into the field
+    /// indexes that matches use. A read that falls between the two marks
+    /// the file as seen without finding the entry, which then stays
+    /// invisible until the next entry is appended (measured: about 1 in
+    /// 1,000 live entries, delayed until the next one). A seek resets that
+    /// state. [`Journal::read`] does this by itself after reads have found
+    /// nothing for [`RECHECK_AFTER`].
+    pub fn recheck(&mut self) -> Result<(), JournalError> {
+        if self.seek.is_none() && !self.subs.is_empty() {
+            self.freeze_live()?;
+            self.plan_seek();
+            // plan_seek forgets the last entry; the seek reads it again
+        }
+        Ok(())
+    }
+
     /// Reads up to `limit` entries and hands each subscriber the lines of
     /// its entries, in journal order. Returns when the journal has no more
     /// entries or the limit is reached (`more`).
@@ -492,6 +525,14 @@ impl Journal {
         let mut report = ReadReport::default();
         if self.subs.is_empty() {
             return Ok(report);
+        }
+        if self.indexed
+            && self
+                .quiet_since
+                .is_some_and(|t| t.elapsed() >= RECHECK_AFTER)
+        {
+            self.quiet_since = None;
+            self.recheck()?;
         }
         if let Some(to) = self.seek.take() {
             if let Err(e) = self.do_seek(&to) {
@@ -642,6 +683,11 @@ impl Journal {
             }
         }
         report.more = report.entries as usize >= limit;
+        if report.entries > 0 {
+            self.quiet_since = None;
+        } else if self.quiet_since.is_none() {
+            self.quiet_since = Some(Instant::now());
+        }
         // remember the exact cursor of the last entry read
         if let Some(last) = &mut self.last {
             if last.cursor.is_none() {

@@ -278,14 +278,21 @@ impl RuntimeEnv {
     /// the subscribed jails and commits bans with the exact cursor.
     fn journal_loop(&self, reader: &JournalReader) {
         let mut lines: Vec<(SubscriberId, String, f64)> = Vec::new();
+        let mut last_lines: Option<std::time::Instant> = None;
         while !self.inner.stopping.load(Ordering::SeqCst) {
             let fd = lock(&reader.journal).as_raw_fd();
+            let poll_for = if last_lines.is_some_and(|t| t.elapsed() < JOURNAL_ACTIVE_FOR) {
+                JOURNAL_POLL_ACTIVE
+            } else {
+                JOURNAL_POLL_IDLE
+            };
             {
                 use std::os::fd::BorrowedFd;
                 // SAFETY: the descriptor belongs to the journal, which outlives this loop.
                 let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
                 let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
-                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5u16));
+                let ts = nix::sys::time::TimeSpec::from_duration(poll_for);
+                let _ = nix::poll::ppoll(&mut fds, Some(ts), None);
             }
             let mut positions: HashMap<SubscriberId, JournalPosition> = HashMap::new();
             {
@@ -334,6 +341,7 @@ impl RuntimeEnv {
             if lines.is_empty() {
                 continue;
             }
+            last_lines = Some(std::time::Instant::now());
             let subs = lock(&self.inner.subs).clone();
             let t = now();
             let mut touched: Vec<SubscriberId> = Vec::new();
@@ -511,6 +519,17 @@ fn tail_event_line(path: &std::path::Path, ev: &f2b_tail::TailEvent) -> (Level, 
         other => (Level::DEBUG, format!("{p}: {other:?}")),
     }
 }
+
+/// journald announces appends only every 250 ms (its post-change timer), so a journal is
+/// polled: every [`JOURNAL_POLL_ACTIVE`] while its jails got lines in the last
+/// [`JOURNAL_ACTIVE_FOR`] (an attack in progress), else every [`JOURNAL_POLL_IDLE`]. Each
+/// wake-up is one ppoll, one `sd_journal_process` and one `sd_journal_next` at the end of
+/// the journal (measured: bench/journal/latency.sh, docs/arch/journal.md).
+const JOURNAL_POLL_ACTIVE: Duration = Duration::from_millis(1);
+/// See [`JOURNAL_POLL_ACTIVE`].
+const JOURNAL_POLL_IDLE: Duration = Duration::from_millis(5);
+/// See [`JOURNAL_POLL_ACTIVE`].
+const JOURNAL_ACTIVE_FOR: Duration = Duration::from_secs(2);
 
 /// A shared journal (one per distinct source) and its subscriptions.
 struct JournalReader {
