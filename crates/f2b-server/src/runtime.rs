@@ -101,7 +101,10 @@ impl RuntimeEnv {
             inner: Arc::new(EnvInner {
                 store: Mutex::new(None),
                 rt,
-                tailer: Mutex::new(Tailer::new(Default::default())),
+                tailer: Mutex::new(Tailer::new(f2b_tail::TailerOptions {
+                    max_read_bytes: READ_BATCH_BYTES,
+                    ..Default::default()
+                })),
                 subs: Mutex::new(HashMap::new()),
                 next_sub: AtomicU64::new(1),
                 reader_started: AtomicBool::new(false),
@@ -377,29 +380,38 @@ impl RuntimeEnv {
 
     fn reader_loop(&self) {
         let mut last_svc = std::time::Instant::now();
-        let mut batch: Vec<(SubscriberId, String)> = Vec::new();
+        let mut batch = LineBatch::default();
+        // After a burst, once the reader has been quiet for a while, the heap's free
+        // pages go back to the system (the actions of a storm run meanwhile).
+        let mut trim_after: Option<std::time::Instant> = None;
         while !self.inner.stopping.load(Ordering::SeqCst) {
-            // Sleep on the inotify descriptor without holding the tailer, so commands
-            // (status, addlogpath) never wait for the reader.
-            let fd = lock(&self.inner.tailer).watcher().as_raw_fd();
-            match fd {
-                Some(fd) => {
-                    use std::os::fd::BorrowedFd;
-                    // SAFETY: the descriptor belongs to the tailer, which lives as long as
-                    // the environment; it is only borrowed for this poll.
-                    let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-                    let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
-                    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
-                }
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-            let ready = lock(&self.inner.tailer)
+            // A read stopped at its budget leaves work: no sleep then.
+            let mut ready = lock(&self.inner.tailer)
                 .wait(Duration::ZERO)
                 .unwrap_or(true);
+            if !ready {
+                // Sleep on the inotify descriptor without holding the tailer, so
+                // commands (status, addlogpath) never wait for the reader.
+                let fd = lock(&self.inner.tailer).watcher().as_raw_fd();
+                match fd {
+                    Some(fd) => {
+                        use std::os::fd::BorrowedFd;
+                        // SAFETY: the descriptor belongs to the tailer, which lives as
+                        // long as the environment; it is only borrowed for this poll.
+                        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+                        let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
+                        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
+                    }
+                    None => std::thread::sleep(Duration::from_millis(50)),
+                }
+                ready = lock(&self.inner.tailer)
+                    .wait(Duration::ZERO)
+                    .unwrap_or(true);
+            }
             if ready {
                 let (report, positions) = {
                     let mut t = lock(&self.inner.tailer);
-                    let r = t.read(&mut |sub, line| batch.push((sub, line.text.to_owned())));
+                    let r = t.read(&mut |sub, line| batch.push(sub, line.text));
                     (r, t.checkpoints())
                 };
                 if let Some(log) = lock(&self.inner.log).clone() {
@@ -415,7 +427,14 @@ impl RuntimeEnv {
                         );
                     }
                 }
+                if batch.lines.len() >= 1000 {
+                    trim_after = Some(std::time::Instant::now() + Duration::from_secs(2));
+                }
                 self.dispatch(&mut batch, positions);
+            } else if trim_after.is_some_and(|t| std::time::Instant::now() >= t) {
+                trim_after = None;
+                batch.release();
+                crate::daemon::trim_heap();
             }
             if last_svc.elapsed() >= Duration::from_secs(5) {
                 let subs: Vec<Arc<Mutex<JailCore>>> = lock(&self.inner.subs)
@@ -433,7 +452,8 @@ impl RuntimeEnv {
     /// Runs a batch of lines through their jails. Per jail, the bans the lines caused
     /// and the file positions after them are committed in one transaction, and only
     /// then are the ban actions queued: a crash never loses a ban nor counts a line twice.
-    fn dispatch(&self, batch: &mut Vec<(SubscriberId, String)>, positions: Vec<FileCheckpoint>) {
+    /// The batch's log lines are written with one write, before the actions run.
+    fn dispatch(&self, batch: &mut LineBatch, positions: Vec<FileCheckpoint>) {
         let subs = lock(&self.inner.subs).clone();
         let mut by_sub: HashMap<SubscriberId, Vec<(String, LogPosition)>> = HashMap::new();
         for cp in positions {
@@ -445,18 +465,26 @@ impl RuntimeEnv {
                 },
             ));
         }
+        let log = lock(&self.inner.log).clone();
+        let lines = &batch.lines;
         let mut start = 0;
-        while start < batch.len() {
-            let sub = batch[start].0;
+        while start < lines.len() {
+            let sub = lines[start].0;
             let mut end = start;
-            while end < batch.len() && batch[end].0 == sub {
+            while end < lines.len() && lines[end].0 == sub {
                 end += 1;
             }
             if let Some(core) = subs.get(&sub).and_then(Weak::upgrade) {
                 let mut c = lock(&core);
                 let t = now();
-                for (_, line) in &batch[start..end] {
-                    c.process_line(line, None, t);
+                if let Some(l) = &log {
+                    l.begin_bulk();
+                }
+                for &(_, a, b) in &lines[start..end] {
+                    c.process_line(&batch.text[a as usize..b as usize], None, t);
+                }
+                if let Some(l) = &log {
+                    l.end_bulk();
                 }
                 c.engine.lines_processed((end - start) as u64, t);
                 c.in_operation = true;
@@ -474,17 +502,43 @@ impl RuntimeEnv {
                 lock(&core).commit(pos);
             }
         }
-        let big = batch.len() > 10_000;
         batch.clear();
-        if big {
-            // A burst: give its line buffers back instead of keeping the high-water mark.
-            batch.shrink_to(1024);
-            // SAFETY: malloc_trim only returns free heap pages to the OS.
-            #[cfg(target_env = "gnu")]
-            unsafe {
-                nix::libc::malloc_trim(0);
-            }
-        }
+    }
+}
+
+/// Bytes of log the reader takes per batch (the tailer's read budget): a burst is
+/// processed and committed in batches of this size, so the reader's buffers stay small.
+const READ_BATCH_BYTES: usize = 256 * 1024;
+
+/// The lines of one read, in one text buffer (no allocation per line).
+#[derive(Default)]
+struct LineBatch {
+    text: String,
+    /// (jail, start, end) in `text`.
+    lines: Vec<(SubscriberId, u32, u32)>,
+}
+
+impl LineBatch {
+    fn push(&mut self, sub: SubscriberId, line: &str) {
+        let a = self.text.len();
+        self.text.push_str(line);
+        // A batch is bounded by the read budget (plus one line per subscriber), far
+        // below 4 GiB.
+        let (Ok(a), Ok(b)) = (u32::try_from(a), u32::try_from(self.text.len())) else {
+            return;
+        };
+        self.lines.push((sub, a, b));
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+    }
+
+    /// Gives the buffers back (after a burst).
+    fn release(&mut self) {
+        self.text = String::new();
+        self.lines = Vec::new();
     }
 }
 
