@@ -783,6 +783,8 @@ impl CommandAction {
             }
             let family = t.family().map_or("", |f| f.as_str());
             let rendered = match self.render_static("<actionban>", family) {
+                // Nothing to run stays nothing once the ticket's tags are in.
+                Ok(cmd) if cmd.is_empty() => Ok(RenderedCommand::plain(cmd)),
                 Ok(cmd) => {
                     let host = if cmd.contains("<ip-host>") {
                         self.resolve_ip_host(t).await

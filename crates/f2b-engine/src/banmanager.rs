@@ -6,7 +6,9 @@
 //! min-heap of end-of-ban times with lazy invalidation, so the next unban is
 //! found in O(log n) instead of fail2ban's full scan.  Every change of a
 //! ticket's end time pushes a fresh heap entry; stale entries are skipped
-//! when they surface and the heap is rebuilt when they pile up.
+//! when they surface and the heap is rebuilt when they pile up. New entries
+//! wait in a plain list until the heap is next read, so restoring a million
+//! bans builds the heap once (O(n)) instead of sifting each one in.
 //! Insertion order (fail2ban's dict order: `status` "Banned IP list") is a
 //! sequence number per ticket.
 
@@ -73,6 +75,8 @@ pub struct BanManager {
     index: HashTable<(u32, u32)>,
     hasher: RandomState,
     heap: BinaryHeap<Reverse<HeapItem>>,
+    /// Entries not yet in `heap` (moved in by `settle` before any read).
+    pending: Vec<Reverse<HeapItem>>,
     seq: u64,
     bantime: Num,
     total: u64,
@@ -86,6 +90,7 @@ impl Default for BanManager {
             index: HashTable::new(),
             hasher: RandomState::default(),
             heap: BinaryHeap::new(),
+            pending: Vec::new(),
             seq: 0,
             bantime: Num::Int(600),
             total: 0,
@@ -201,7 +206,7 @@ impl BanManager {
                 old.bantime = Some(btm);
                 let seq = entry.seq;
                 let new_eob = entry.ticket.end_of_ban(default);
-                self.heap.push(Reverse(HeapItem {
+                self.pending.push(Reverse(HeapItem {
                     eob: new_eob,
                     seq,
                     slot,
@@ -230,7 +235,7 @@ impl BanManager {
         };
         self.slots[slot as usize] = Some(Entry { seq, ticket });
         self.index_insert(slot, h);
-        self.heap.push(Reverse(HeapItem { eob, seq, slot }));
+        self.pending.push(Reverse(HeapItem { eob, seq, slot }));
         self.total += 1;
         AddBan::Added
     }
@@ -246,7 +251,7 @@ impl BanManager {
         let after = entry.ticket.end_of_ban(default);
         if after != before {
             let seq = entry.seq;
-            self.heap.push(Reverse(HeapItem {
+            self.pending.push(Reverse(HeapItem {
                 eob: after,
                 seq,
                 slot,
@@ -262,7 +267,20 @@ impl BanManager {
         }
     }
 
+    /// Moves the pending entries into the heap (one heapify when they are many).
+    fn settle(&mut self) {
+        if self.heap.is_empty() {
+            self.heap = BinaryHeap::from(std::mem::take(&mut self.pending));
+        } else if !self.pending.is_empty() {
+            self.heap.extend(self.pending.drain(..));
+            if self.pending.capacity() > 4096 {
+                self.pending = Vec::new();
+            }
+        }
+    }
+
     fn clean_top(&mut self) {
+        self.settle();
         while let Some(Reverse(top)) = self.heap.peek() {
             if self.valid(top) {
                 break;
@@ -291,6 +309,7 @@ impl BanManager {
             })
             .collect();
         self.heap = BinaryHeap::from(items);
+        self.pending = Vec::new();
     }
 
     /// The earliest end of ban (permanent bans end at `MAX_TIME`); `None`
@@ -349,6 +368,7 @@ impl BanManager {
         self.free.clear();
         self.index.clear();
         self.heap.clear();
+        self.pending.clear();
         all.sort_by_key(|(s, _)| *s);
         all.into_iter().map(|(_, t)| t).collect()
     }
@@ -447,6 +467,40 @@ mod tests {
         assert_eq!(o, ["2.2.2.2", "3.3.3.3", "1.1.1.1"]);
         let ids: Vec<String> = bm.ids().iter().map(|a| a.to_string()).collect();
         assert_eq!(ids, ["1.1.1.1", "2.2.2.2", "3.3.3.3"]);
+    }
+
+    #[test]
+    fn many_bans_added_at_once_expire_in_end_order() {
+        // Ends in an order unrelated to insertion; the pending list is heapified at the
+        // first read, then later adds and prolongations join it.
+        let mut bm = BanManager::default();
+        let n = 5000u32;
+        for i in 0..n {
+            let ip = format!("10.0.{}.{}", i / 256, i % 256);
+            let time = f64::from((i * 7919) % n);
+            assert_eq!(bm.add(t(&ip, time), 0.0), AddBan::Added);
+        }
+        assert_eq!(bm.next_unban_time(), Some(600.0));
+        bm.add(t("192.0.2.1", 0.0), 0.0);
+        bm.update(&Addr::parse("10.0.0.0").unwrap(), |t| {
+            t.bantime = Some(Num::Int(10_000))
+        });
+        let mut last = f64::MIN;
+        let mut seen = 0;
+        for now in (0..=(n + 700)).step_by(50) {
+            for tk in bm.unban_expired(f64::from(now) + 0.5, usize::MAX) {
+                let end = tk.end_of_ban(Num::Int(600));
+                assert!(
+                    end < f64::from(now) + 0.5 && end >= last - 50.0,
+                    "{end} {now}"
+                );
+                last = last.max(end);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, n as usize);
+        assert_eq!(bm.size(), 1);
+        assert_eq!(bm.next_unban_time(), Some(10_000.0));
     }
 
     #[test]

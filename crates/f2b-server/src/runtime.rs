@@ -921,6 +921,14 @@ impl JailCore {
             }
         }
         self.pending_bans.clear();
+        if self.release_jobs() {
+            self.wake_unban.notify_one();
+        }
+    }
+
+    /// Hands the staged action jobs over (native bans first, then the worker; a run of
+    /// bans as one job). Whether there were any.
+    fn release_jobs(&mut self) -> bool {
         let had_jobs = !self.pending_jobs.is_empty();
         if let Some(n) = &self.native {
             n.apply_jobs(&self.pending_jobs);
@@ -936,9 +944,7 @@ impl JailCore {
             }
         }
         send_bans(&self.jobs, &mut run);
-        if had_jobs {
-            self.wake_unban.notify_one();
-        }
+        had_jobs
     }
 
     /// [`JailCore::apply_now`] for a chunk of restored bans: the `Restore Ban` lines go to
@@ -978,7 +984,9 @@ impl JailCore {
         }
         self.flush_restore_lines(lines);
         self.update_counters();
-        self.commit(Vec::new());
+        // Nothing to write to the database; the unban timer is woken once at the end of
+        // the restore (it would sort the new bans into its queue after every chunk).
+        self.release_jobs();
     }
 
     fn flush_restore_lines(&self, lines: &mut RestoreLines) {
@@ -1397,44 +1405,83 @@ impl JailRuntime {
             q.max_bantime = Some(maxbt);
             q.unknown_bantime = Some(s.bantime);
             // Streamed and applied in chunks, so a million restored bans never sit in
-            // memory twice; the native backend gets one reconciliation at the end.
+            // memory twice; the native backend gets one reconciliation at the end. This
+            // thread reads and decodes the rows; once a first full chunk shows there are
+            // many, a second thread bans them (engine, log lines, action jobs) meanwhile.
             let mut desired = Vec::new();
-            let mut events = Vec::with_capacity(RESTORE_CHUNK);
-            let mut lines = RestoreLines::default();
             log.begin_bulk();
-            let mut c = lock(&core);
-            let res = store.for_each_current_ban(&q, |b| {
-                if native.is_some() {
-                    let bt = if b.ban.bantime == -2 {
-                        s.bantime
-                    } else {
-                        b.ban.bantime
-                    };
-                    if let (Some(net), Some(left)) =
-                        (ip_net(&b.ban.ip), remaining(b.ban.timeofban as f64, bt, t))
-                    {
-                        desired.push((net, left));
+            let res = std::thread::scope(|sc| {
+                let mut chunk: Vec<Ticket> = Vec::with_capacity(RESTORE_CHUNK);
+                type Feed<'a> = (
+                    std::sync::mpsc::SyncSender<Vec<Ticket>>,
+                    std::thread::ScopedJoinHandle<'a, ()>,
+                );
+                let mut feed: Option<Feed<'_>> = None;
+                let res = store.for_each_current_ban(&q, |b| {
+                    if native.is_some() {
+                        let bt = if b.ban.bantime == -2 {
+                            s.bantime
+                        } else {
+                            b.ban.bantime
+                        };
+                        if let (Some(net), Some(left)) =
+                            (ip_net(&b.ban.ip), remaining(b.ban.timeofban as f64, bt, t))
+                        {
+                            desired.push((net, left));
+                        }
                     }
+                    let Ok(id) = Addr::parse(&b.ban.ip) else {
+                        return;
+                    };
+                    let mut ban = b.ban;
+                    let data = ban.take_ticket_data();
+                    let mut tk = Ticket::new(id, ban.timeofban as f64, data.matches);
+                    tk.bantime = Some(Num::Int(ban.bantime));
+                    tk.bancount = ban.bancount.max(0) as u32;
+                    tk.failures = data.failures.unwrap_or(0).max(0) as u32;
+                    tk.data = data.fields;
+                    chunk.push(tk);
+                    if chunk.len() < RESTORE_CHUNK {
+                        return;
+                    }
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(RESTORE_CHUNK));
+                    if feed.is_none() {
+                        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Ticket>>(2);
+                        let core = &core;
+                        let spawned = std::thread::Builder::new()
+                            .name("f2b-restore".into())
+                            .spawn_scoped(sc, move || {
+                                for tickets in rx {
+                                    restore_chunk(&mut lock(core), tickets, t);
+                                }
+                            });
+                        match spawned {
+                            Ok(h) => feed = Some((tx, h)),
+                            Err(_) => {
+                                restore_chunk(&mut lock(&core), full, t);
+                                return;
+                            }
+                        }
+                    }
+                    if let Some((tx, _)) = &feed {
+                        if let Err(e) = tx.send(full) {
+                            restore_chunk(&mut lock(&core), e.0, t);
+                        }
+                    }
+                });
+                match feed {
+                    Some((tx, h)) => {
+                        if let Err(e) = tx.send(chunk) {
+                            restore_chunk(&mut lock(&core), e.0, t);
+                        }
+                        drop(tx);
+                        let _ = h.join();
+                    }
+                    None => restore_chunk(&mut lock(&core), chunk, t),
                 }
-                let Ok(id) = Addr::parse(&b.ban.ip) else {
-                    return;
-                };
-                let mut ban = b.ban;
-                let data = ban.take_ticket_data();
-                let mut tk = Ticket::new(id, ban.timeofban as f64, data.matches);
-                tk.bantime = Some(Num::Int(ban.bantime));
-                tk.bancount = ban.bancount.max(0) as u32;
-                tk.failures = data.failures.unwrap_or(0).max(0) as u32;
-                tk.data = data.fields;
-                let c2 = &mut *c;
-                c2.engine
-                    .restore_ban(tk, t, &mut c2.ignore_env, &mut events);
-                if events.len() >= RESTORE_CHUNK {
-                    c2.apply_restored(&mut events, &mut lines);
-                }
+                res
             });
-            c.apply_restored(&mut events, &mut lines);
-            drop(c);
+            wake_unban.notify_one();
             log.end_bulk();
             if let Err(e) = res {
                 log.log(
@@ -1867,6 +1914,18 @@ impl JailRuntime {
             i64::from(n)
         }
     }
+}
+
+/// Restores one chunk of tickets read from the database: the engine's restore rules,
+/// then the `Restore Ban` lines and the action jobs of the chunk.
+fn restore_chunk(c: &mut JailCore, tickets: Vec<Ticket>, now: f64) {
+    let mut events = Vec::with_capacity(tickets.len());
+    for tk in tickets {
+        c.engine
+            .restore_ban(tk, now, &mut c.ignore_env, &mut events);
+    }
+    let mut lines = RestoreLines::default();
+    c.apply_restored(&mut events, &mut lines);
 }
 
 /// How many bans of a storm run their actions at once (one jail; other jails have their

@@ -502,3 +502,51 @@ pub(crate) fn matches_of(data: &BanData) -> Vec<String> {
 pub(crate) fn value_as_i64(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticket_data_moves_matches_and_shows_fields_like_python() {
+        let mut r = BanRecord::new("1.2.3.4", 10, 600, 1)
+            .with_matches(["line one", "line two"])
+            .with_failures(3)
+            .with_field("user", "root")
+            .with_field("port", 22)
+            .with_field("flag", true)
+            .with_field("ratio", 2.0)
+            .with_field("none", Value::Null)
+            .with_field("list", serde_json::json!(["a'b", 1, [2]]));
+        r.data.insert(
+            "matches",
+            serde_json::json!(["plain", ["joined ", "parts"], 5]),
+        );
+        let d = r.take_ticket_data();
+        assert!(r.data.is_empty());
+        assert_eq!(d.matches, ["plain", "joined parts", "5"]);
+        assert_eq!(d.failures, Some(3));
+        let f: Vec<(&str, &str)> = d
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            f,
+            [
+                ("user", "root"),
+                ("port", "22"),
+                ("flag", "True"),
+                ("ratio", "2.0"),
+                ("none", "None"),
+                ("list", "[\"a'b\", 1, [2]]"),
+            ]
+        );
+        // Not a number: no failures; not a list: no matches.
+        let mut r = BanRecord::new("x", 0, 1, 1)
+            .with_field("failures", "many")
+            .with_field("matches", "one line");
+        let d = r.take_ticket_data();
+        assert_eq!((d.failures, d.matches.len()), (None, 0));
+    }
+}
