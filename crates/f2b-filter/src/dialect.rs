@@ -727,15 +727,20 @@ impl Spans {
 /// ASCII haystacks (small NFA, cheap to build, fast captures) and the full
 /// Unicode variant, built on first use by a non-ASCII haystack.
 ///
-/// On an ASCII haystack both give the same matches and group spans when the
-/// pattern itself is ASCII: every Unicode class (`\w \d \s \b .` and
-/// negations) agrees with its ASCII form on ASCII characters, and with
-/// ASCII-only pattern literals Unicode case folding cannot reach a non-ASCII
-/// character that folds to an ASCII one (e.g. the Kelvin sign). Patterns with
-/// non-ASCII text have no ASCII variant.
+/// On an ASCII haystack both give the same matches and group spans: every
+/// Unicode class (`\w \d \s \b .` and negations) agrees with its ASCII
+/// form on ASCII characters, and a non-ASCII literal (e.g. a localized month
+/// name in a date template) cannot match ASCII text, except the two
+/// characters whose simple case folding is ASCII (`ſ` -> `s`, Kelvin sign ->
+/// `k`): patterns containing them have no ASCII variant (nor do patterns the
+/// byte-level parser refuses).
 struct Linear {
     pattern: String,
-    ascii: Option<Slots<regex::bytes::Regex, regex::bytes::CaptureLocations>>,
+    /// False if the pattern has `ſ` or the Kelvin sign (no ASCII variant).
+    ascii_ok: bool,
+    /// Both variants are compiled on first use (a filter's rarely used
+    /// regexes and date templates cost only a syntax check).
+    ascii: std::sync::OnceLock<Option<Slots<regex::bytes::Regex, regex::bytes::CaptureLocations>>>,
     unicode: std::sync::OnceLock<Option<Slots<regex::Regex, regex::CaptureLocations>>>,
 }
 
@@ -749,63 +754,71 @@ struct Slots<R, L> {
 const SIZE_LIMIT: usize = 64 << 20;
 
 impl Linear {
+    /// Checks the syntax now (errors surface at construction); compiles
+    /// nothing yet. A pattern over the engines' size limit (64 MiB of NFA)
+    /// is found out on first use and then never matches.
     fn new(pattern: String) -> Result<Linear, String> {
-        let ascii = if pattern.is_ascii() {
-            regex::bytes::RegexBuilder::new(&pattern)
-                .unicode(false)
-                .size_limit(SIZE_LIMIT)
-                .build()
-                .ok()
-                .map(|re| Slots {
-                    locs: std::sync::Mutex::new(re.capture_locations()),
-                    re,
-                })
-        } else {
-            None
-        };
-        let unicode = std::sync::OnceLock::new();
-        if ascii.is_none() {
-            // no ASCII variant: build (and report errors of) the full one now
-            let re = Self::build_unicode(&pattern)?;
-            let _ = unicode.set(Some(re));
-        } else {
-            // the Unicode variant is built lazily: check its syntax now so
-            // that errors still surface at construction
-            regex_syntax::ParserBuilder::new()
-                .build()
-                .parse(&pattern)
-                .map_err(|e| e.to_string())?;
-        }
+        regex_syntax::ast::parse::Parser::new()
+            .parse(&pattern)
+            .map_err(|e| e.to_string())?;
         Ok(Linear {
+            ascii_ok: !pattern.contains(['\u{17f}', '\u{212a}']),
             pattern,
-            ascii,
-            unicode,
+            ascii: std::sync::OnceLock::new(),
+            unicode: std::sync::OnceLock::new(),
         })
     }
 
-    fn build_unicode(
-        pattern: &str,
-    ) -> Result<Slots<regex::Regex, regex::CaptureLocations>, String> {
-        let re = regex::RegexBuilder::new(pattern)
-            .size_limit(SIZE_LIMIT)
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Slots {
-            locs: std::sync::Mutex::new(re.capture_locations()),
-            re,
-        })
+    fn ascii(&self) -> Option<&Slots<regex::bytes::Regex, regex::bytes::CaptureLocations>> {
+        if !self.ascii_ok {
+            return None;
+        }
+        self.ascii
+            .get_or_init(|| {
+                regex::bytes::RegexBuilder::new(&self.pattern)
+                    .unicode(false)
+                    .size_limit(SIZE_LIMIT)
+                    .build()
+                    .ok()
+                    .map(|re| Slots {
+                        locs: std::sync::Mutex::new(re.capture_locations()),
+                        re,
+                    })
+            })
+            .as_ref()
     }
 
     fn unicode(&self) -> Option<&Slots<regex::Regex, regex::CaptureLocations>> {
         self.unicode
-            .get_or_init(|| Self::build_unicode(&self.pattern).ok())
+            .get_or_init(|| {
+                regex::RegexBuilder::new(&self.pattern)
+                    .size_limit(SIZE_LIMIT)
+                    .build()
+                    .ok()
+                    .map(|re| Slots {
+                        locs: std::sync::Mutex::new(re.capture_locations()),
+                        re,
+                    })
+            })
             .as_ref()
+    }
+
+    /// The ASCII variant if `hay` is ASCII and the variant exists.
+    fn ascii_for(
+        &self,
+        hay: &str,
+    ) -> Option<&Slots<regex::bytes::Regex, regex::bytes::CaptureLocations>> {
+        if hay.is_ascii() {
+            self.ascii()
+        } else {
+            None
+        }
     }
 
     /// Leftmost-first match from `pos` with all group spans.
     fn captures(&self, hay: &str, pos: usize) -> Option<Spans> {
-        match &self.ascii {
-            Some(a) if hay.is_ascii() => {
+        match self.ascii_for(hay) {
+            Some(a) => {
                 let spans = |l: &regex::bytes::CaptureLocations| {
                     Spans((0..l.len()).map(|i| l.get(i)).collect())
                 };
@@ -842,8 +855,8 @@ impl Linear {
 
     /// True if there is a match starting at or after `pos`.
     fn matches_at(&self, hay: &str, pos: usize) -> bool {
-        match &self.ascii {
-            Some(a) if hay.is_ascii() => a.re.find_at(hay.as_bytes(), pos).is_some(),
+        match self.ascii_for(hay) {
+            Some(a) => a.re.find_at(hay.as_bytes(), pos).is_some(),
             _ => self
                 .unicode()
                 .is_some_and(|u| u.re.find_at(hay, pos).is_some()),
@@ -917,10 +930,52 @@ impl Tail {
     }
 }
 
+/// A backtracking regex compiled on first use.
+struct LazyFancy {
+    pattern: String,
+    limit: usize,
+    re: std::sync::OnceLock<Option<fancy_regex::Regex>>,
+}
+
+impl LazyFancy {
+    fn new(pattern: String) -> LazyFancy {
+        LazyFancy {
+            pattern,
+            limit: DEFAULT_BACKTRACK_LIMIT,
+            re: std::sync::OnceLock::new(),
+        }
+    }
+    fn built(pattern: String, re: fancy_regex::Regex) -> LazyFancy {
+        let cell = std::sync::OnceLock::new();
+        let _ = cell.set(Some(re));
+        LazyFancy {
+            pattern,
+            limit: DEFAULT_BACKTRACK_LIMIT,
+            re: cell,
+        }
+    }
+    fn with_limit(mut self, limit: usize) -> LazyFancy {
+        self.limit = limit;
+        self
+    }
+    fn get(&self) -> Option<&fancy_regex::Regex> {
+        self.re
+            .get_or_init(|| {
+                fancy_regex::RegexBuilder::new(&self.pattern)
+                    .backtrack_limit(self.limit)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+}
+
+// one engine per compiled regex: the variants' size difference is irrelevant
+#[allow(clippy::large_enum_variant)]
 enum Engine {
     Linear(Linear),
     Backtrack {
-        re: fancy_regex::Regex,
+        re: LazyFancy,
         /// Linear superset prefilter (the relaxed pattern, or the expanded
         /// one when `expanded` is set).
         pre: Option<Linear>,
@@ -952,7 +1007,12 @@ impl StartLiterals {
     fn of(linear: &str) -> Option<StartLiterals> {
         use regex_syntax::hir::literal::{ExtractKind, Extractor};
         use regex_syntax::hir::Look;
+        // byte-level parse (much cheaper than the Unicode one); its literals
+        // hold for ASCII haystacks only (Unicode case folding adds non-ASCII
+        // variants such as the Kelvin sign), see `may_match`
         let hir = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
             .build()
             .parse(linear)
             .ok()?;
@@ -975,10 +1035,12 @@ impl StartLiterals {
         Some(StartLiterals { lits, first })
     }
 
-    /// False if a search of `hay` from 0 cannot match.
+    /// False if a search of `hay` from 0 cannot match. A non-ASCII
+    /// haystack is never rejected (the literals come from a byte-level parse).
     fn may_match(&self, hay: &[u8]) -> bool {
-        hay.first().is_some_and(|&b| self.first[usize::from(b)])
-            && self.lits.iter().any(|l| hay.starts_with(l))
+        !hay.is_ascii()
+            || hay.first().is_some_and(|&b| self.first[usize::from(b)])
+                && self.lits.iter().any(|l| hay.starts_with(l))
     }
 }
 
@@ -986,7 +1048,8 @@ impl StartLiterals {
 pub struct PyRegex {
     source: String,
     linear: Option<String>,
-    start_literals: Option<StartLiterals>,
+    /// Computed on first search (a parse of the linear pattern).
+    start_literals: std::sync::OnceLock<Option<StartLiterals>>,
     tail: Option<Tail>,
     engine: Engine,
     names: Vec<Option<String>>,
@@ -1021,24 +1084,33 @@ impl PyRegex {
         let engine = if !t.fancy {
             Engine::Linear(Linear::new(format!("{prefix}{}", t.exact)).map_err(eng_err)?)
         } else {
-            let re = fancy_regex::RegexBuilder::new(&format!("{prefix}{}", t.exact))
-                .backtrack_limit(limit)
-                .build()
-                .map_err(|e| eng_err(e.to_string()))?;
+            let exact = format!("{prefix}{}", t.exact);
+            let build = |p: &str| {
+                fancy_regex::RegexBuilder::new(p)
+                    .backtrack_limit(limit)
+                    .build()
+                    .map_err(|e| e.to_string())
+            };
             let groups = t.names.len().saturating_sub(1);
-            let expanded = crate::expand::expand(&format!("{prefix}{}", t.exact), groups)
+            let expanded = crate::expand::expand(&exact, groups)
                 .and_then(|e| Linear::new(e.pattern.clone()).ok().map(|l| (e, l)));
             match expanded {
+                // the backtracking engine only settles the rare searches the
+                // expanded pattern cannot (built on first need; conditionals
+                // and look-aheads, the only constructs left, always compile)
                 Some((e, l)) => Engine::Backtrack {
-                    re,
+                    re: LazyFancy::new(exact).with_limit(limit),
                     pre: Some(l),
                     expanded: Some(e),
                 },
-                None => Engine::Backtrack {
-                    re,
-                    pre: Linear::new(format!("{prefix}{}", t.relaxed)).ok(),
-                    expanded: None,
-                },
+                None => {
+                    let re = build(&exact).map_err(eng_err)?;
+                    Engine::Backtrack {
+                        re: LazyFancy::built(exact, re).with_limit(limit),
+                        pre: Linear::new(format!("{prefix}{}", t.relaxed)).ok(),
+                        expanded: None,
+                    }
+                }
             }
         };
         let mut index = HashMap::new();
@@ -1052,7 +1124,7 @@ impl PyRegex {
             Engine::Backtrack { pre: Some(p), .. } => Some(p.pattern.clone()),
             Engine::Backtrack { pre: None, .. } => None,
         };
-        let start_literals = linear.as_deref().and_then(StartLiterals::of);
+        let start_literals = std::sync::OnceLock::new();
         Ok(PyRegex {
             start_literals,
             tail,
@@ -1063,6 +1135,12 @@ impl PyRegex {
             index,
             budget_hits: Default::default(),
         })
+    }
+
+    fn start_literals(&self) -> Option<&StartLiterals> {
+        self.start_literals
+            .get_or_init(|| self.linear.as_deref().and_then(StartLiterals::of))
+            .as_ref()
     }
 
     /// A linear-time pattern whose matches are a superset of this regex's
@@ -1108,7 +1186,7 @@ impl PyRegex {
             return None;
         }
         let hay = &hay[..endpos];
-        if let Some(sl) = &self.start_literals {
+        if let Some(sl) = self.start_literals() {
             // `^` cannot match after position 0; before it, the haystack
             // must start with one of the required literals.
             if pos > 0 || !sl.may_match(hay.as_bytes()) {
@@ -1133,6 +1211,11 @@ impl PyRegex {
                     (Some(p), None) if !p.matches_at(hay, pos) => return None,
                     _ => {}
                 }
+                let Some(re) = re.get() else {
+                    self.budget_hits
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return None;
+                };
                 match re.captures_from_pos(hay, pos) {
                     Ok(Some(caps)) => Some(Spans(
                         (0..caps.len())
@@ -1154,8 +1237,7 @@ impl PyRegex {
     pub fn is_match(&self, hay: &str) -> bool {
         match &self.engine {
             Engine::Linear(l) => {
-                self.start_literals
-                    .as_ref()
+                self.start_literals()
                     .is_none_or(|sl| sl.may_match(hay.as_bytes()))
                     && l.matches_at(hay, 0)
             }
@@ -1249,16 +1331,19 @@ mod tests {
     #[test]
     fn start_literal_gate_agrees_with_the_engine() {
         let gated = PyRegex::new(r"^[iI](?:llegal|nvalid) user (?P<u>\S+)", false).unwrap();
-        assert!(gated.start_literals.is_some());
+        assert!(gated.start_literals().is_some());
         let fancy = PyRegex::new(r"^Failed (?P<a>x )?(?(a)y|z)$", false).unwrap();
-        assert!(fancy.is_backtracking() && fancy.start_literals.is_some());
+        assert!(fancy.is_backtracking() && fancy.start_literals().is_some());
         for p in [r"(?:^|\s)x", r"^\S+", r"^(?:a|)", r"x^"] {
             assert!(
-                PyRegex::new(p, false).unwrap().start_literals.is_none(),
+                PyRegex::new(p, false).unwrap().start_literals().is_none(),
                 "{p}"
             );
         }
-        assert!(PyRegex::new("^abc", true).unwrap().start_literals.is_none());
+        assert!(PyRegex::new("^abc", true)
+            .unwrap()
+            .start_literals()
+            .is_none());
         for hay in [
             "Invalid user bob",
             "illegal user x",
@@ -1335,19 +1420,21 @@ mod tests {
             r"(?i)user (?P<u>[^\s]+) from (?P<h>\S+)",
             r"(?=^|\b|\W)\d+(?=\b|\W|$)",
             r"\W{0,2}(?P<x>.)",
+            r"(?i)(?P<b>Jan|Mär|févr\.?|2月)\s+(?P<d>\d+)",
         ];
         let hays = [
             "srv User Bob_1 from 10.0.0.1 port 22\n",
             "a\x1cb 12 c\n",
             "  ~x",
             "KELVIN k s",
+            "jan 12 MAR 3 FEVR. 4",
         ];
         for p in pats {
             let r = PyRegex::new(p, false).unwrap();
             let Engine::Linear(l) = &r.engine else {
                 panic!("{p} should be linear")
             };
-            assert!(l.ascii.is_some(), "{p}");
+            assert!(l.ascii().is_some(), "{p}");
             for h in hays {
                 let u = l.unicode().unwrap();
                 let mut locs = u.re.capture_locations();
@@ -1357,6 +1444,26 @@ mod tests {
                 assert_eq!(l.captures(h, 0), want, "{p} on {h:?}");
             }
         }
+        // case folding reaches ASCII from these two; the byte-level parser
+        // refuses non-ASCII class members: Unicode engine only
+        for p in ["(?i)\u{17f}", "(?i)\u{212a}", r"[^é]+(?P<k>[^\sé]*)"] {
+            let r = PyRegex::new(p, false).unwrap();
+            let Engine::Linear(l) = &r.engine else {
+                panic!("{p} should be linear")
+            };
+            assert!(r.search("xsk").is_some(), "{p}");
+            assert!(l.ascii().is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn start_literal_gate_lets_non_ascii_through() {
+        // Unicode case folding: the Kelvin sign matches `(?i)k`
+        let r = PyRegex::new(r"^(?i:k)elvin (?P<x>\d+)", false).unwrap();
+        assert!(r.start_literals().is_some());
+        assert!(r.search("\u{212a}elvin 5").is_some());
+        assert!(r.search("Kelvin 5").is_some());
+        assert!(r.search("xKelvin 5").is_none());
     }
 
     #[test]
