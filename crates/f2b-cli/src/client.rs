@@ -452,7 +452,8 @@ pub fn main(args: &[String]) -> i32 {
     match offline(&mut o, &rest, &log) {
         Flow::Exit(c) => c,
         Flow::Continue => {
-            if rest.is_empty() {
+            // `-i` alone starts an interactive session.
+            if rest.is_empty() && !o.interactive {
                 print!("{}", usage());
                 log.emit(Level::Error, "fail2ban", "Init of command line failed");
                 return 255;

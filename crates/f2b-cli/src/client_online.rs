@@ -4,7 +4,7 @@
 //! Works against f2b's server and against Python's `fail2ban-server` alike.
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use f2b_core::value::Value;
@@ -301,6 +301,11 @@ impl Online {
     /// Runs the command line's command (or the interactive loop); returns the exit code.
     pub fn run(&self, cmd: &[String]) -> i32 {
         if self.interactive {
+            // Like fail2ban-client: a command given with `-i` runs first; the session
+            // starts only if it succeeded.
+            if !cmd.is_empty() && !self.command(cmd.to_vec()) {
+                return 255;
+            }
             return self.interactive_loop();
         }
         if self.command(cmd.to_vec()) {
@@ -310,11 +315,20 @@ impl Online {
         }
     }
 
+    /// The `-i` session: on a terminal with line editing and a history (previous
+    /// commands with the arrow keys, kept in `$HOME/.f2b_history`), else plain lines
+    /// from standard input (scripts pipe commands in).
     fn interactive_loop(&self) -> i32 {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            if let Ok(ed) = rustyline::DefaultEditor::new() {
+                return self.interactive_tty(ed, HistoryFile::new(HistoryFile::default_path()));
+            }
+        }
         let stdin = std::io::stdin();
         let mut line = String::new();
         loop {
-            print!("fail2ban> ");
+            print!("{PROMPT}");
             let _ = std::io::Write::flush(&mut std::io::stdout());
             line.clear();
             match stdin.lock().read_line(&mut line) {
@@ -324,19 +338,161 @@ impl Online {
                 }
                 Ok(_) => {}
             }
-            let words = match shell_words(line.trim()) {
-                Some(w) => w,
-                None => {
-                    println!("Syntax error");
-                    continue;
+            if let Some(code) = self.interactive_line(&line) {
+                return code;
+            }
+        }
+    }
+
+    fn interactive_tty(&self, mut ed: rustyline::DefaultEditor, mut hist: HistoryFile) -> i32 {
+        for entry in hist.load() {
+            let _ = ed.add_history_entry(entry);
+        }
+        let code = loop {
+            match ed.readline(PROMPT) {
+                Ok(line) => {
+                    let entry = line.trim();
+                    if !entry.is_empty() {
+                        let _ = ed.add_history_entry(entry);
+                        hist.add(entry);
+                    }
+                    if let Some(code) = self.interactive_line(&line) {
+                        break code;
+                    }
                 }
-            };
-            match words.first().map(String::as_str) {
-                None => continue,
-                Some("exit" | "quit") => return 0,
-                _ => {
-                    self.command(words);
+                // Ctrl-D / Ctrl-C end the session, as in fail2ban-client.
+                Err(_) => {
+                    println!();
+                    break 0;
                 }
+            }
+        };
+        // A history that cannot be written (read-only home) is no reason to fail.
+        let _ = hist.save();
+        code
+    }
+
+    /// One line of the session; `Some(exit code)` ends it.
+    fn interactive_line(&self, line: &str) -> Option<i32> {
+        let words = match shell_words(line.trim()) {
+            Some(w) => w,
+            None => {
+                println!("Syntax error");
+                return None;
+            }
+        };
+        match words.first().map(String::as_str) {
+            None => {}
+            Some("exit" | "quit") => return Some(0),
+            Some("help") if words.len() == 1 => print!("{}", crate::client::usage()),
+            _ => {
+                self.command(words);
+            }
+        }
+        None
+    }
+}
+
+/// fail2ban-client's interactive prompt.
+const PROMPT: &str = "fail2ban> ";
+
+/// The interactive client's command history file: one command per line, the newest
+/// last, at most [`HistoryFile::CAP`] lines. Each session appends its commands to what
+/// the file holds when it ends (two sessions at once both keep theirs).
+#[derive(Debug)]
+struct HistoryFile {
+    path: Option<PathBuf>,
+    cap: usize,
+    added: Vec<String>,
+}
+
+impl HistoryFile {
+    /// Lines kept.
+    const CAP: usize = 1000;
+
+    fn new(path: Option<PathBuf>) -> Self {
+        HistoryFile {
+            path,
+            cap: Self::CAP,
+            added: Vec::new(),
+        }
+    }
+
+    /// `$HOME/.f2b_history`; none without a home directory.
+    fn default_path() -> Option<PathBuf> {
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+        Some(PathBuf::from(home).join(".f2b_history"))
+    }
+
+    /// The stored commands, oldest first (nothing if there is no readable file).
+    fn load(&self) -> Vec<String> {
+        let Some(path) = &self.path else {
+            return Vec::new();
+        };
+        let Ok(bytes) = std::fs::read(path) else {
+            return Vec::new();
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let excess = lines.len().saturating_sub(self.cap);
+        lines.drain(..excess);
+        lines
+    }
+
+    /// Records a command of this session (a repeat of the previous one is kept once).
+    fn add(&mut self, entry: &str) {
+        let entry = entry.trim();
+        if entry.is_empty() || entry.contains('\n') || self.added.last().is_some_and(|l| l == entry)
+        {
+            return;
+        }
+        self.added.push(entry.to_owned());
+    }
+
+    /// Appends this session's commands to the file (capped), written to a temporary
+    /// file and renamed, readable by the owner only.
+    fn save(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        if self.added.is_empty() {
+            return Ok(());
+        }
+        let mut lines = self.load();
+        for a in &self.added {
+            if lines.last() != Some(a) {
+                lines.push(a.clone());
+            }
+        }
+        let excess = lines.len().saturating_sub(self.cap);
+        let mut tmp_name = path.as_os_str().to_owned();
+        tmp_name.push(format!(".{}.tmp", std::process::id()));
+        let tmp = PathBuf::from(tmp_name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let mut text = String::new();
+        for l in &lines[excess..] {
+            text.push_str(l);
+            text.push('\n');
+        }
+        let res = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
+        drop(f);
+        match res.and_then(|()| std::fs::rename(&tmp, path)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
             }
         }
     }
@@ -395,6 +551,65 @@ fn shell_words(s: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_file_is_written_reloaded_and_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hist");
+        // No file yet: empty; a session's commands are written.
+        let mut h = HistoryFile::new(Some(path.clone()));
+        assert!(h.load().is_empty());
+        h.add("status");
+        h.add("status");
+        h.add("  get sshd banip  ");
+        h.add("");
+        h.save().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "status\nget sshd banip\n"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A second session starts with them and appends its own.
+        let mut h2 = HistoryFile::new(Some(path.clone()));
+        assert_eq!(h2.load(), ["status", "get sshd banip"]);
+        h2.add("ping");
+        // A session that ran meanwhile keeps its commands too.
+        let mut other = HistoryFile::new(Some(path.clone()));
+        other.add("version");
+        other.save().unwrap();
+        h2.save().unwrap();
+        assert_eq!(
+            HistoryFile::new(Some(path.clone())).load(),
+            ["status", "get sshd banip", "version", "ping"]
+        );
+        // Capped: only the newest lines stay, in the file and when read.
+        let mut h3 = HistoryFile::new(Some(path.clone()));
+        h3.cap = 3;
+        for i in 0..5 {
+            h3.add(&format!("echo {i}"));
+        }
+        h3.save().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "echo 2\necho 3\necho 4\n"
+        );
+        let mut h4 = HistoryFile::new(Some(path.clone()));
+        h4.cap = 2;
+        assert_eq!(h4.load(), ["echo 3", "echo 4"]);
+        // No temporary file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Unwritable place: an error, nothing else; no path: nothing at all.
+        let mut bad = HistoryFile::new(Some(dir.path().join("missing/dir/hist")));
+        bad.add("status");
+        assert!(bad.save().is_err());
+        assert!(bad.load().is_empty());
+        let mut none = HistoryFile::new(None);
+        none.add("status");
+        assert!(none.save().is_ok());
+        assert!(none.load().is_empty());
+    }
 
     #[test]
     fn words_split_like_a_shell() {

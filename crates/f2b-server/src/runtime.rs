@@ -1458,7 +1458,7 @@ impl JailRuntime {
                         match spawned {
                             Ok(h) => feed = Some((tx, h)),
                             Err(_) => {
-                                restore_chunk(&mut lock(&core), full, t);
+                                restore_chunk(&mut lock(core), full, t);
                                 return;
                             }
                         }
