@@ -23,7 +23,8 @@ Options:
   -c, --config=DIR      set alternate config directory (/etc/fail2ban)
   -d, --datepattern=P   set custom pattern used to match date/times
   --timezone, --TZ=TZ   set time-zone used by convert time format
-  -e, --encoding=ENC    file encoding (only UTF-8 with lossy decoding)
+  -e, --encoding=ENC    file encoding: UTF-8 (default), latin-1, ascii,
+                        cp1252, iso-8859-15 (invalid bytes replaced)
   -r, --raw             raw hosts, don't resolve dns
   --usedns=MODE         yes|warn|no|raw
   -L, --maxlines=N      maxlines for multi-line regex
@@ -60,6 +61,7 @@ struct Opts {
     print_all_ignored: bool,
     json: bool,
     journalmatch: Option<String>,
+    encoding: Option<String>,
     args: Vec<String>,
 }
 
@@ -108,9 +110,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "-c" | "--config" => o.config = val(&mut i)?,
             "-d" | "--datepattern" => o.datepattern = Some(val(&mut i)?),
             "--timezone" | "--TZ" => o.timezone = Some(val(&mut i)?),
-            "-e" | "--encoding" => {
-                val(&mut i)?;
-            }
+            "-e" | "--encoding" => o.encoding = Some(val(&mut i)?),
             "-r" | "--raw" => o.raw = true,
             "--usedns" => o.usedns = Some(val(&mut i)?),
             "-L" | "--maxlines" => {
@@ -280,6 +280,122 @@ fn read_regex(
         shortstr(value, 53)
     ));
     Ok(RegexSource::Literal(value.to_string()))
+}
+
+/// `-e/--encoding`: the log file encodings `f2b regex` decodes (Python's
+/// codec names and aliases); invalid bytes become U+FFFD like Python's
+/// `decode(enc, 'replace')` that fail2ban's `FileContainer` falls back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Utf8,
+    Latin1,
+    Ascii,
+    Cp1252,
+    Latin9,
+}
+
+/// Windows-1252 at 0x80..=0x9F (`None`: undefined, decoded as U+FFFD).
+const CP1252_HIGH: [Option<char>; 32] = [
+    Some('\u{20ac}'),
+    None,
+    Some('\u{201a}'),
+    Some('\u{192}'),
+    Some('\u{201e}'),
+    Some('\u{2026}'),
+    Some('\u{2020}'),
+    Some('\u{2021}'),
+    Some('\u{2c6}'),
+    Some('\u{2030}'),
+    Some('\u{160}'),
+    Some('\u{2039}'),
+    Some('\u{152}'),
+    None,
+    Some('\u{17d}'),
+    None,
+    None,
+    Some('\u{2018}'),
+    Some('\u{2019}'),
+    Some('\u{201c}'),
+    Some('\u{201d}'),
+    Some('\u{2022}'),
+    Some('\u{2013}'),
+    Some('\u{2014}'),
+    Some('\u{2dc}'),
+    Some('\u{2122}'),
+    Some('\u{161}'),
+    Some('\u{203a}'),
+    Some('\u{153}'),
+    None,
+    Some('\u{17e}'),
+    Some('\u{178}'),
+];
+
+impl Encoding {
+    /// Python-style lookup: case-insensitive, `_`/` ` same as `-`.
+    fn lookup(name: &str) -> Result<Encoding, String> {
+        let n = name.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+        Ok(match n.as_str() {
+            "utf-8" | "utf8" | "u8" | "utf" | "cp65001" => Encoding::Utf8,
+            "latin-1" | "latin1" | "latin" | "l1" | "iso-8859-1" | "iso8859-1" | "8859"
+            | "cp819" | "iso-ir-100" => Encoding::Latin1,
+            "ascii" | "us-ascii" | "646" | "us" => Encoding::Ascii,
+            "cp1252" | "windows-1252" => Encoding::Cp1252,
+            "iso-8859-15" | "iso8859-15" | "latin-9" | "latin9" | "l9" => Encoding::Latin9,
+            _ => {
+                return Err(format!(
+                    "unknown encoding: {name} (f2b regex reads UTF-8, latin-1, ascii, cp1252, iso-8859-15)"
+                ))
+            }
+        })
+    }
+
+    /// Decodes one line.
+    fn decode(self, buf: Vec<u8>) -> String {
+        // ASCII text reads the same in all of them: no copy
+        if buf.is_ascii() {
+            return String::from_utf8(buf).unwrap_or_default();
+        }
+        match self {
+            // valid UTF-8 (the usual case) is taken as is, without the copy
+            // `from_utf8_lossy(..).into_owned()` makes
+            Encoding::Utf8 => match String::from_utf8(buf) {
+                Ok(s) => s,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            },
+            Encoding::Latin1 => buf.iter().map(|&b| char::from(b)).collect(),
+            Encoding::Ascii => buf
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii() {
+                        char::from(b)
+                    } else {
+                        '\u{fffd}'
+                    }
+                })
+                .collect(),
+            Encoding::Cp1252 => buf
+                .iter()
+                .map(|&b| match b {
+                    0x80..=0x9f => CP1252_HIGH[usize::from(b - 0x80)].unwrap_or('\u{fffd}'),
+                    b => char::from(b),
+                })
+                .collect(),
+            Encoding::Latin9 => buf
+                .iter()
+                .map(|&b| match b {
+                    0xa4 => '\u{20ac}',
+                    0xa6 => '\u{160}',
+                    0xa8 => '\u{161}',
+                    0xb4 => '\u{17d}',
+                    0xb8 => '\u{17e}',
+                    0xbc => '\u{152}',
+                    0xbd => '\u{153}',
+                    0xbe => '\u{178}',
+                    b => char::from(b),
+                })
+                .collect(),
+        }
+    }
 }
 
 fn py_str(v: &Value) -> String {
@@ -546,8 +662,10 @@ fn run(o: &Opts) -> Result<i32, String> {
     let is_file = Path::new(log).is_file();
     let journal = !is_file && regex_journal::is_journal(log);
     let lines: Box<dyn Iterator<Item = Input>> = if is_file {
+        let enc_name = o.encoding.clone().unwrap_or_else(|| "UTF-8".to_string());
+        let enc = Encoding::lookup(&enc_name)?;
         header.push(format!("Use         log file : {log}"));
-        header.push("Use         encoding : UTF-8".to_string());
+        header.push(format!("Use         encoding : {enc_name}"));
         let f = std::fs::File::open(log).map_err(|e| e.to_string())?;
         let mut rd = std::io::BufReader::with_capacity(1 << 16, f);
         Box::new(std::iter::from_fn(move || {
@@ -557,12 +675,7 @@ fn run(o: &Opts) -> Result<i32, String> {
                 // fail2ban's FileContainer waits for the line end: a last
                 // line without newline is not (yet) processed
                 Ok(_) if !buf.ends_with(b"\n") => None,
-                // valid UTF-8 (the usual case) is taken as is, without the
-                // copy `from_utf8_lossy(..).into_owned()` makes
-                Ok(_) => Some(Input::Text(match String::from_utf8(buf) {
-                    Ok(s) => s,
-                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                })),
+                Ok(_) => Some(Input::Text(enc.decode(buf))),
             }
         }))
     } else if journal {
@@ -862,6 +975,37 @@ fn local_ctime(t: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encodings_decode_like_python() {
+        let e = |n: &str| Encoding::lookup(n).unwrap();
+        assert_eq!(e("UTF-8"), Encoding::Utf8);
+        assert_eq!(e("latin_1"), Encoding::Latin1);
+        assert_eq!(e("ISO-8859-15"), Encoding::Latin9);
+        assert!(Encoding::lookup("bogus").is_err());
+        let line = b"r\xe9my \x80\x81 \xa4\n".to_vec();
+        assert_eq!(
+            e("latin-1").decode(line.clone()),
+            "r\u{e9}my \u{80}\u{81} \u{a4}\n"
+        );
+        assert_eq!(
+            e("cp1252").decode(line.clone()),
+            "r\u{e9}my \u{20ac}\u{fffd} \u{a4}\n"
+        );
+        assert_eq!(
+            e("latin9").decode(line.clone()),
+            "r\u{e9}my \u{80}\u{81} \u{20ac}\n"
+        );
+        assert_eq!(
+            e("ascii").decode(line.clone()),
+            "r\u{fffd}my \u{fffd}\u{fffd} \u{fffd}\n"
+        );
+        assert_eq!(
+            e("utf8").decode(line),
+            "r\u{fffd}my \u{fffd}\u{fffd} \u{fffd}\n"
+        );
+        assert_eq!(e("utf8").decode("rémy\n".as_bytes().to_vec()), "rémy\n");
+    }
 
     #[test]
     fn filter_name_detection() {
