@@ -223,7 +223,7 @@ impl BanManager {
                 prolonged,
             };
         }
-        ticket.bancount += 1;
+        ticket.bancount = ticket.bancount.saturating_add(1);
         self.seq += 1;
         let seq = self.seq;
         let slot = match self.free.pop() {

@@ -550,7 +550,7 @@ impl JailEngine {
 
     fn check_ban(
         &mut self,
-        ticket: Ticket,
+        mut ticket: Ticket,
         now: f64,
         history: &mut Hist<'_>,
         out: &mut Vec<Event>,
@@ -559,7 +559,24 @@ impl JailEngine {
         let restored = ticket.restored;
         let id = ticket.id.clone();
         let time = ticket.time;
+        // A restored ban gets no ban-time increment, so the actions' copy is taken now
+        // from the ticket at hand, as `add` stores it (banned, counted once more): no
+        // second look-up and no read back from the table (a million restored bans).
+        let snap = restored.then(|| {
+            ticket.banned = true;
+            let mut s = ticket.clone();
+            s.bancount = s.bancount.saturating_add(1);
+            s
+        });
         match self.bans.add(ticket, now) {
+            AddBan::Added if snap.is_some() => {
+                if let Some(t) = snap {
+                    out.push(Event::Ban {
+                        ticket: Box::new(t),
+                        restored: true,
+                    });
+                }
+            }
             AddBan::Added => {
                 let mut after = Vec::new();
                 if !restored {

@@ -621,6 +621,18 @@ fn restore_skips_ignored_and_obsolete() {
     j.restore_ban(t.clone(), T0, &mut env, &mut ev);
     assert!(matches!(&ev[0], Event::Ban { restored: true, ticket } if ticket.bancount == 3));
     assert_eq!(ev.len(), 1, "no increment or store for restored bans");
+    // The actions' copy is the ban as stored: restored, banned, counted once more.
+    let Event::Ban { ticket, .. } = &ev[0] else {
+        unreachable!()
+    };
+    let stored = j.bans().get(&a("1.2.3.4")).unwrap();
+    assert!(stored.restored && stored.banned);
+    assert_eq!(**ticket, *stored);
+    // A hostile ban count from the database saturates instead of overflowing.
+    let mut big = Ticket::new(a("1.2.3.5"), T0 - 100.0, vec![]);
+    big.bancount = u32::MAX;
+    j.restore_ban(big, T0, &mut env, &mut ev);
+    assert_eq!(j.bans().get(&a("1.2.3.5")).unwrap().bancount, u32::MAX);
     ev.clear();
     t.id = a("10.1.1.1");
     j.restore_ban(t.clone(), T0, &mut env, &mut ev);

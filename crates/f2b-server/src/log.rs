@@ -16,7 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 /// A log level, with fail2ban's extra levels (NOTICE, MSG, TRACEDEBUG, HEAVYDEBUG).
@@ -142,6 +142,9 @@ struct Inner {
 /// The server log. Cheap to call from any thread.
 pub struct Logger {
     inner: Mutex<Inner>,
+    /// The level, also outside the lock: a line below it (a DEBUG line per ban of a
+    /// million restored ones) costs no lock.
+    min_level: AtomicU8,
     pid: u32,
     dropped: AtomicU64,
 }
@@ -256,6 +259,7 @@ impl Logger {
                 syslog_socket: syslog_socket.to_owned(),
                 sink,
             }),
+            min_level: AtomicU8::new(lvl.0),
             pid: std::process::id(),
             dropped: AtomicU64::new(0),
         })
@@ -272,6 +276,9 @@ impl Logger {
 
     /// Writes one line from logger `name` (e.g. `fail2ban.actions`).
     pub fn log(&self, name: &str, level: Level, msg: &str) {
+        if level.0 < self.min_level.load(Ordering::Relaxed) {
+            return;
+        }
         let mut g = self.lock();
         if level < g.level {
             return;
@@ -432,6 +439,7 @@ impl Logger {
         let lvl = Level::parse(level).ok_or_else(|| LogError::Level(level.into()))?;
         let mut g = self.lock();
         g.level = lvl;
+        self.min_level.store(lvl.0, Ordering::Relaxed);
         g.level_text = level.to_ascii_uppercase();
         Ok(())
     }

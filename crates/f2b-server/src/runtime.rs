@@ -137,11 +137,13 @@ impl RuntimeEnv {
         let store = Arc::new(store);
         *lock(&self.inner.store) = Some(store.clone());
         *lock(&self.inner.log) = Some(log.clone());
-        // fail2ban purges old bans hourly (`dbpurgeage`).
+        // fail2ban purges old bans hourly (`dbpurgeage`), the first time an hour after
+        // the start (not while the jails restore their bans from the same database).
         let weak = Arc::downgrade(&store);
         let log = log.clone();
         self.inner.rt.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            let hour = Duration::from_secs(3600);
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
             loop {
                 every.tick().await;
                 let Some(store) = weak.upgrade() else { return };
