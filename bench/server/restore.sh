@@ -85,9 +85,9 @@ echo "db: $N active bans written in $(echo "$t1 - $t0" | bc) s ($(du -h "$D/f2b.
 start=$(date +%s.%N)
 "$F2B" server -f -x -c "$D" start >"$D/stdout" 2>&1 &
 PID=$!
-/usr/bin/python3 - "$D/f2b.sock" "$N" "$start" <<'EOF'
-import pickle, socket, sys, time
-sock, n, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+/usr/bin/python3 - "$D/f2b.sock" "$N" "$start" "$PID" <<'EOF'
+import os, pickle, socket, sys, time
+sock, n, start, pid = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 END = b"<F2B_END_COMMAND>"
 def req(cmd):
     s = socket.socket(socket.AF_UNIX)
@@ -119,6 +119,10 @@ while time.time() - start < 120:
                 t = time.time() - start
                 print("ping OK after %.3f s; `status bench short` shows %d banned after %.3f s" % (t_ping, cur, t))
                 print("RESTORE_READY_SECONDS %.3f" % t)
+                # The server's CPU time until then (all threads): what an idle host needs.
+                f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+                tck = os.sysconf("SC_CLK_TCK")
+                print("server CPU until ready: %.2f s" % ((int(f[11]) + int(f[12])) / tck))
                 t2 = time.time()
                 code, st = req(["status", "bench"])
                 lst = dict(st[1][1])["Banned IP list"]
