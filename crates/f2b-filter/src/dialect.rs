@@ -998,6 +998,8 @@ struct StartLiterals {
     lits: Vec<Vec<u8>>,
     /// `first[b]`: some literal starts with byte `b`.
     first: [bool; 256],
+    /// Length of the longest literal.
+    max_len: usize,
 }
 
 /// More literals than this and the gate is not worth it (the DFA is as fast).
@@ -1007,6 +1009,10 @@ impl StartLiterals {
     fn of(linear: &str) -> Option<StartLiterals> {
         use regex_syntax::hir::literal::{ExtractKind, Extractor};
         use regex_syntax::hir::Look;
+        // `ſ` and the Kelvin sign fold to ASCII letters: no byte-level gate
+        if linear.contains(['\u{17f}', '\u{212a}']) {
+            return None;
+        }
         // byte-level parse (much cheaper than the Unicode one); its literals
         // hold for ASCII haystacks only (Unicode case folding adds non-ASCII
         // variants such as the Kelvin sign), see `may_match`
@@ -1032,13 +1038,25 @@ impl StartLiterals {
         for l in &lits {
             first[usize::from(l[0])] = true;
         }
-        Some(StartLiterals { lits, first })
+        let max_len = lits.iter().map(Vec::len).max().unwrap_or(0);
+        Some(StartLiterals {
+            lits,
+            first,
+            max_len,
+        })
     }
 
-    /// False if a search of `hay` from 0 cannot match. A non-ASCII
-    /// haystack is never rejected (the literals come from a byte-level parse).
+    /// False if a search of `hay` from 0 cannot match.
+    ///
+    /// The literals come from a byte-level parse, whose classes accept the
+    /// ASCII characters the Unicode ones accept: when the first `max_len`
+    /// bytes of `hay` are ASCII, a match (of either variant) starts with a
+    /// path whose first characters the byte-level literals enumerate. A
+    /// haystack with a non-ASCII character there is never rejected (Unicode
+    /// classes and case folding reach further, e.g. the Kelvin sign).
     fn may_match(&self, hay: &[u8]) -> bool {
-        !hay.is_ascii()
+        let head = &hay[..self.max_len.min(hay.len())];
+        !head.is_ascii()
             || hay.first().is_some_and(|&b| self.first[usize::from(b)])
                 && self.lits.iter().any(|l| hay.starts_with(l))
     }
@@ -1464,6 +1482,17 @@ mod tests {
         assert!(r.search("\u{212a}elvin 5").is_some());
         assert!(r.search("Kelvin 5").is_some());
         assert!(r.search("xKelvin 5").is_none());
+        // non-ASCII after the literal prefix: the gate passes, the Unicode
+        // engine decides (`\d` takes any Unicode digit, as in Python)
+        assert!(r.search("Kelvin \u{663}").is_some());
+        assert!(r.search("Kelvin 5 \u{e9}").is_some());
+        let f = PyRegex::new("^(?i:\u{17f})x", false).unwrap();
+        assert!(f.search("sx").is_some() && f.search("Sx").is_some());
+        let d = PyRegex::new(r"^a\d", false).unwrap();
+        assert!(d.start_literals().is_some());
+        // Unicode digit right after `a`: inside the literal length, not rejected
+        assert!(d.search("a\u{663}").is_some());
+        assert!(d.search("b\u{663}").is_none());
     }
 
     #[test]
