@@ -348,8 +348,9 @@ async fn serve(
         report_protection(&server, embedded);
     }
     sd_notify("READY=1");
-    // Reading the configuration and compiling the filters leave freed memory behind.
-    trim_heap();
+    // Reading the configuration and compiling the filters leave freed memory behind;
+    // returned off the serving path (the socket answers meanwhile).
+    drop(tokio::task::spawn_blocking(trim_heap));
 
     // Signals.
     let srv_sig = server.clone();

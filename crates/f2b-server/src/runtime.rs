@@ -383,9 +383,10 @@ impl RuntimeEnv {
     fn reader_loop(&self) {
         let mut last_svc = std::time::Instant::now();
         let mut batch = LineBatch::default();
-        // After a burst, once the reader has been quiet for a while, the heap's free
-        // pages go back to the system (the actions of a storm run meanwhile).
-        let mut trim_after: Option<std::time::Instant> = None;
+        // After a burst, once the reader is quiet, the heap's free pages go back to the
+        // system: first after half a second (the reader's buffers), then twice more two
+        // seconds apart (what the ban actions of the storm freed meanwhile).
+        let mut trim_after: Option<(std::time::Instant, u8)> = None;
         while !self.inner.stopping.load(Ordering::SeqCst) {
             // A read stopped at its budget leaves work: no sleep then.
             let mut ready = lock(&self.inner.tailer)
@@ -430,13 +431,16 @@ impl RuntimeEnv {
                     }
                 }
                 if batch.lines.len() >= 1000 {
-                    trim_after = Some(std::time::Instant::now() + Duration::from_secs(2));
+                    trim_after = Some((std::time::Instant::now() + Duration::from_millis(500), 3));
                 }
                 self.dispatch(&mut batch, positions);
-            } else if trim_after.is_some_and(|t| std::time::Instant::now() >= t) {
-                trim_after = None;
-                batch.release();
-                crate::daemon::trim_heap();
+            } else if let Some((at, left)) = trim_after {
+                if std::time::Instant::now() >= at {
+                    trim_after = (left > 1)
+                        .then(|| (std::time::Instant::now() + Duration::from_secs(2), left - 1));
+                    batch.release();
+                    crate::daemon::trim_heap();
+                }
             }
             if last_svc.elapsed() >= Duration::from_secs(5) {
                 let subs: Vec<Arc<Mutex<JailCore>>> = lock(&self.inner.subs)
