@@ -414,6 +414,99 @@ enum Kind {
     Tai64n,
 }
 
+/// Rewrites the `(?P<a>..)`, `(?P<A>..)`, `(?P<b>..)`, `(?P<B>..)` name
+/// alternations (plain words joined by `|`) as a trie: `mar|mars|may` becomes
+/// `ma(?:r(?:|s)|y)`. Leftmost-first priority is kept: only alternatives
+/// that cannot both match at one position (different first letters,
+/// case-insensitively) change places, and an empty alternative keeps its
+/// place. The capture-engine work per line drops (one branch per letter
+/// instead of one per name); anything unexpected is left as is.
+fn factor_name_groups(regex: &str) -> String {
+    let mut out = String::with_capacity(regex.len());
+    let mut rest = regex;
+    while let Some(p) = rest.find("(?P<") {
+        let head = &rest[p..];
+        let open_len = "(?P<b>".len();
+        let is_name = head.len() > open_len && matches!(&head[4..6], "a>" | "A>" | "b>" | "B>");
+        let body_end = if is_name {
+            head[open_len..].find(')')
+        } else {
+            None
+        };
+        let factored = body_end.and_then(|e| {
+            let body = &head[open_len..open_len + e];
+            let words: Vec<&str> = body.split('|').collect();
+            let plain = words.iter().all(|w| w.chars().all(char::is_alphanumeric));
+            plain
+                .then(|| factor_words(&words))
+                .flatten()
+                .map(|f| (f, e))
+        });
+        match factored {
+            Some((f, e)) => {
+                out.push_str(&rest[..p + open_len]);
+                out.push_str(&f);
+                rest = &rest[p + open_len + e..];
+            }
+            None => {
+                out.push_str(&rest[..p + 4]);
+                rest = &rest[p + 4..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The trie of an ordered word list (see [`factor_name_groups`]); `None`
+/// if two different letters with the same lowercase would start siblings.
+fn factor_words(words: &[&str]) -> Option<String> {
+    let mut alts: Vec<String> = Vec::new();
+    // segments between empty words keep their order around the empty one
+    let mut segment: Vec<&str> = Vec::new();
+    let flush = |segment: &mut Vec<&str>, alts: &mut Vec<String>| -> Option<()> {
+        let mut groups: Vec<(char, Vec<&str>)> = Vec::new();
+        for w in segment.drain(..) {
+            let c = w.chars().next()?;
+            match groups
+                .iter_mut()
+                .find(|(g, _)| g.to_lowercase().eq(c.to_lowercase()))
+            {
+                Some((g, v)) if *g == c => v.push(&w[c.len_utf8()..]),
+                Some(_) => return None,
+                None => groups.push((c, vec![&w[c.len_utf8()..]])),
+            }
+        }
+        for (c, rest) in groups {
+            let mut a = c.to_string();
+            if let [one] = rest[..] {
+                a.push_str(one);
+            } else {
+                a.push_str("(?:");
+                a.push_str(&factor_words(&rest)?);
+                a.push(')');
+            }
+            alts.push(a);
+        }
+        Some(())
+    };
+    let mut seen_empty = false;
+    for &w in words {
+        if w.is_empty() {
+            if seen_empty {
+                continue;
+            }
+            seen_empty = true;
+            flush(&mut segment, &mut alts)?;
+            alts.push(String::new());
+        } else if !segment.contains(&w) {
+            segment.push(w);
+        }
+    }
+    flush(&mut segment, &mut alts)?;
+    Some(alts.join("|"))
+}
+
 /// One date template (fail2ban's `DateTemplate` subclasses).
 #[derive(Debug)]
 pub struct Template {
@@ -507,10 +600,12 @@ impl Template {
         flags: u8,
         kind: Kind,
     ) -> Result<Template, DateError> {
-        let re = PyRegex::new(&regex, false).map_err(|e| DateError::Pattern {
-            pattern: pattern.clone().unwrap_or_else(|| name.clone()),
-            reason: e.to_string(),
-        })?;
+        // the name alternations are compiled factored (a trie), shown as is
+        let re =
+            PyRegex::new(&factor_name_groups(&regex), false).map_err(|e| DateError::Pattern {
+                pattern: pattern.clone().unwrap_or_else(|| name.clone()),
+                reason: e.to_string(),
+            })?;
         Ok(Template {
             name,
             pattern,
@@ -1460,6 +1555,28 @@ mod tests {
         assert_eq!(zone_offset("-04:30").unwrap(), -270);
         assert_eq!(zone_offset("+05").unwrap(), 300);
         assert!(zone_offset("Europe/Paris").is_err());
+    }
+
+    #[test]
+    fn name_alternations_are_factored_keeping_priority() {
+        assert_eq!(
+            factor_words(&["mar", "mars", "may"]).unwrap(),
+            "m(?:a(?:r(?:|s)|y))"
+        );
+        assert_eq!(factor_words(&["mars", "mar"]).unwrap(), "m(?:a(?:r(?:s|)))");
+        assert_eq!(factor_words(&["ab", "c", "ad"]).unwrap(), "a(?:b|d)|c");
+        assert!(factor_words(&["ab", "Ac"]).is_none());
+        assert_eq!(
+            factor_name_groups("x(?P<b>jan|juil|juin)(?P<d>\\d)(?P<a>lun|月)"),
+            "x(?P<b>j(?:an|u(?:i(?:l|n))))(?P<d>\\d)(?P<a>lun|月)"
+        );
+        // same matches and groups as the plain alternation
+        let plain = r"(?i)^(?P<b>mar|mars|mai|may|m)(?P<r>\S*)";
+        let f = PyRegex::new(&factor_name_groups(plain), false).unwrap();
+        let p = PyRegex::new(plain, false).unwrap();
+        for h in ["mars x", "MAR", "mai", "mayo", "m", "marsupial", "q"] {
+            assert_eq!(f.search(h), p.search(h), "{h}");
+        }
     }
 
     #[test]
