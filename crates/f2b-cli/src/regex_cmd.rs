@@ -681,7 +681,8 @@ fn run(o: &Opts) -> Result<i32, String> {
     } else if journal {
         let words =
             regex_journal::match_words(o.journalmatch.as_deref(), &journalmatch_from_filter)?;
-        Box::new(regex_journal::open(log, &words, &mut header)?)
+        let enc_name = o.encoding.as_deref().unwrap_or("UTF-8");
+        Box::new(regex_journal::open(log, &words, enc_name, &mut header)?)
     } else if flt.maxlines() <= 1 && !log.contains('\n') {
         header.push(format!(
             "Use      single line : {}",

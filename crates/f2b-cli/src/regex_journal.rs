@@ -75,14 +75,17 @@ pub(crate) fn match_words(
 }
 
 /// Opens the journal named by `log` (`systemd-journal[options]`) with the
-/// match `words`; pushes fail2ban-regex's header lines.
+/// match `words`; text that is not UTF-8 is decoded with `encoding` (as
+/// fail2ban's `setLogEncoding`); pushes fail2ban-regex's header lines.
 pub(crate) fn open(
     log: &str,
     words: &[String],
+    encoding: &str,
     header: &mut Vec<String>,
 ) -> Result<JournalLines, String> {
     header.push("Use         systemd journal".to_owned());
-    header.push("Use         encoding : UTF-8".to_owned());
+    header.push(format!("Use         encoding : {encoding}"));
+    let enc = LogEncoding::from_name(encoding).map_err(|e| e.to_string())?;
     let opts = if log.contains('[') {
         f2b_config::helpers::extract_options(log)
             .map_err(|e| format!("Wrong journal options {log:?}: {e}"))?
@@ -98,7 +101,7 @@ pub(crate) fn open(
     let mut journal =
         Journal::open(&source, JournalOptions::default()).map_err(|e| e.to_string())?;
     journal
-        .subscribe(SubscriberId(0), matches, LogEncoding::Utf8, Start::Head)
+        .subscribe(SubscriberId(0), matches, enc, Start::Head)
         .map_err(|e| e.to_string())?;
     if !words.is_empty() {
         header.push(format!("Use    journal match : {}", words.join(" ")));
@@ -192,19 +195,22 @@ mod tests {
     #[test]
     fn bad_options_and_matches_are_errors() {
         let mut h = Vec::new();
-        assert!(open("systemd-journal[bogus=1]", &[], &mut h).is_err());
+        assert!(open("systemd-journal[bogus=1]", &[], "UTF-8", &mut h).is_err());
         assert!(open(
             "systemd-journal[journalfiles=/nonexistent/x.journal]",
             &[],
+            "UTF-8",
             &mut h
         )
         .is_err());
-        assert!(open("systemd-journal[journalflags=x]", &[], &mut h).is_err());
+        assert!(open("systemd-journal[journalflags=x]", &[], "UTF-8", &mut h).is_err());
         let e = open(
             "systemd-journal[journalpath=/nonexistent]",
             &words(&["lower=x"]),
+            "UTF-8",
             &mut h,
         );
         assert!(e.is_err());
+        assert!(open("systemd-journal", &[], "no-such-codec", &mut h).is_err());
     }
 }

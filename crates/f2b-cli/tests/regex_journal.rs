@@ -278,3 +278,54 @@ fn no_match_reads_every_entry_and_errors_are_reported() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("ERROR: "));
     }
 }
+
+#[test]
+fn encoding_option_decodes_non_utf8_entries_like_fail2ban_regex() {
+    oracle_present();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("enc.journal");
+    let msg = |user: &[u8], ip: &str| {
+        let mut m = b"Failed password for ".to_vec();
+        m.extend_from_slice(user);
+        m.extend_from_slice(format!(" from {ip} port 22 ssh2").as_bytes());
+        m
+    };
+    let ents: Vec<Ent> = [
+        (&b"jos\xe9"[..], "192.0.2.7"),
+        ("josé".as_bytes(), "192.0.2.8"),
+        (&b"plain"[..], "192.0.2.9"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (u, ip))| {
+        Ent::new(T0 + i as u64 * 1_000_000)
+            .f("_HOSTNAME", "srv")
+            .f("SYSLOG_IDENTIFIER", "sshd")
+            .f("_PID", "7")
+            .f("MESSAGE", msg(u, ip))
+    })
+    .collect();
+    write_journal(&path, &ents);
+    let log = format!("systemd-journal[journalfiles={}]", path.display());
+    // (not "ascii": f2b-tail's LogEncoding takes encoding_rs's WHATWG label,
+    // which is windows-1252, where Python's ascii codec gives U+FFFD)
+    for enc in [None, Some("latin-1"), Some("utf-8")] {
+        let mut args = vec!["--print-all-matched"];
+        if let Some(e) = enc {
+            args.extend(["-e", e]);
+        }
+        args.extend([
+            log.as_str(),
+            "Failed password for (?P<user>\\S+) from <HOST>",
+        ]);
+        let (ours, theirs) = both(&args);
+        assert_same(&ours, &theirs);
+        assert!(
+            ours.contains("Lines: 3 lines, 0 ignored, 3 matched, 0 missed"),
+            "{ours}"
+        );
+        if enc == Some("latin-1") {
+            assert!(ours.contains("for josé from 192.0.2.7"), "{ours}");
+        }
+    }
+}
