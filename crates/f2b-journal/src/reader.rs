@@ -504,7 +504,8 @@ impl Journal {
     /// invisible until the next entry is appended (measured: about 1 in
     /// 1,000 live entries, delayed until the next one). A seek resets that
     /// state. [`Journal::read`] does this by itself after reads have found
-    /// nothing for [`RECHECK_AFTER`].
+    /// nothing for [`RECHECK_AFTER`]. The entry at the last position is read
+    /// again (not delivered) and counts in [`JournalStats::entries`].
     pub fn recheck(&mut self) -> Result<(), JournalError> {
         if self.seek.is_none() && !self.subs.is_empty() {
             self.freeze_live()?;
