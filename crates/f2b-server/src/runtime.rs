@@ -383,6 +383,9 @@ impl RuntimeEnv {
     fn reader_loop(&self) {
         let mut last_svc = std::time::Instant::now();
         let mut batch = LineBatch::default();
+        // The positions last handed to the database, per (jail, file): a read commits only
+        // the positions that moved, not every followed file of every jail.
+        let mut saved: HashMap<(SubscriberId, std::path::PathBuf), Checkpoint> = HashMap::new();
         // After a burst, once the reader is quiet, the heap's free pages go back to the
         // system: first after half a second (the reader's buffers), then twice more two
         // seconds apart (what the ban actions of the storm freed meanwhile).
@@ -412,11 +415,28 @@ impl RuntimeEnv {
                     .unwrap_or(true);
             }
             if ready {
-                let (report, positions) = {
+                let (report, mut positions) = {
                     let mut t = lock(&self.inner.tailer);
                     let r = t.read(&mut |sub, line| batch.push(sub, line.text));
                     (r, t.checkpoints())
                 };
+                if saved.len() > 2 * positions.len() + 64 {
+                    // Jails stopped, files no longer followed.
+                    let live: std::collections::HashSet<(SubscriberId, &std::path::Path)> =
+                        positions
+                            .iter()
+                            .map(|cp| (cp.subscriber, cp.path.as_path()))
+                            .collect();
+                    saved.retain(|(sub, path), _| live.contains(&(*sub, path.as_path())));
+                }
+                positions.retain(|cp| {
+                    let key = (cp.subscriber, cp.path.clone());
+                    if saved.get(&key) == Some(&cp.checkpoint) {
+                        return false;
+                    }
+                    saved.insert(key, cp.checkpoint.clone());
+                    true
+                });
                 if let Some(log) = lock(&self.inner.log).clone() {
                     for (path, ev) in &report.events {
                         let (level, msg) = tail_event_line(path, ev);
