@@ -1010,9 +1010,14 @@ impl JailCore {
         }
         self.flush_restore_lines(lines);
         self.update_counters();
-        // Nothing to write to the database; the unban timer is woken once at the end of
-        // the restore (it would sort the new bans into its queue after every chunk).
-        self.release_jobs();
+        // Restored bans write nothing to the database; the unban timer is woken once at
+        // the end of the restore (it would sort the new bans into its queue after every
+        // chunk).
+        if self.pending_bans.is_empty() {
+            self.release_jobs();
+        } else {
+            self.commit(Vec::new());
+        }
     }
 
     fn flush_restore_lines(&self, lines: &mut RestoreLines) {

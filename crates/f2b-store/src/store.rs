@@ -782,7 +782,11 @@ impl Store {
             }
             let mut data = json::decode(get(4)?);
             cap_matches_owned(&mut data, max_matches);
-            let jail = text(get(5)?).unwrap_or_default();
+            // One jail asked for: its name, not the column's copy of it.
+            let jail = match q.jail {
+                Some(j) => j.to_owned(),
+                None => text(get(5)?).unwrap_or_default(),
+            };
             f(JailBan {
                 jail,
                 ban: BanRecord {
