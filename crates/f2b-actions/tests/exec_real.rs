@@ -445,6 +445,35 @@ async fn ban_many_runs_concurrently_and_keeps_fail2ban_semantics() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn ban_many_runs_at_most_parallel_commands_at_once() {
+    let dir = common::TempDir::new("window");
+    let out = dir.path().join("out");
+    let run = dir.path().join("running");
+    std::fs::create_dir(&run).unwrap();
+    let (o, r) = (out.display().to_string(), run.display().to_string());
+    let mut ja = JailActions::new("j", common::env_with(Executor::new(), 1.0));
+    ja.add(
+        "w",
+        [(
+            "actionban",
+            // How many others run while this one starts (its own marker comes after).
+            format!("echo $(ls -1 {r} | wc -l) >> {o}; touch {r}/<ip>; sleep 0.1; rm {r}/<ip>"),
+        )],
+    )
+    .unwrap();
+    let tickets: Vec<BanTicket> = (0..12).map(|i| ticket(&format!("192.0.2.{i}"))).collect();
+    let fails = ja.ban_many(&tickets, 3).await;
+    assert!(fails.is_empty(), "{fails:?}");
+    let s = read(&out);
+    let seen: Vec<usize> = s.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(seen.len(), 12, "{s}");
+    assert!(
+        seen.iter().all(|&n| n <= 2),
+        "more than 3 at once: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn dropping_a_running_command_kills_its_group() {
     let dir = common::TempDir::new("drop");
     let pidf = dir.path().join("pid");
