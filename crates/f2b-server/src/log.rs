@@ -531,6 +531,47 @@ mod tests {
     }
 
     #[test]
+    fn log_many_writes_what_log_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f2b.log");
+        let log = Logger::new(&path.display().to_string(), "INFO", "auto").unwrap();
+        log.log("fail2ban.actions", Level::NOTICE, "[a] Restore Ban 1.2.3.4");
+        log.log_many(
+            "fail2ban.actions",
+            Level::NOTICE,
+            ["[a] Restore Ban 1.2.3.4", "[a] Restore Ban 2001:db8::1"],
+        );
+        // Below the level: nothing, in both forms.
+        log.log_many("fail2ban.actions", Level::DEBUG, ["hidden"]);
+        log.log("fail2ban.actions", Level::DEBUG, "hidden");
+        // In bulk mode the lines wait for end_bulk, in order with single lines.
+        log.begin_bulk();
+        log.log_many(
+            "fail2ban.actions",
+            Level::NOTICE,
+            ["[b] Restore Ban 5.6.7.8"],
+        );
+        log.log("fail2ban.jail", Level::INFO, "Jail 'b' started");
+        log.end_bulk();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Without the time stamps (24 characters), the lines are fail2ban's.
+        let pid = std::process::id();
+        let lines: Vec<String> = text.lines().map(|l| l[24..].to_owned()).collect();
+        let want = |name: &str, lvl: &str, msg: &str| format!("{name:<24}[{pid}]: {lvl:<7} {msg}");
+        assert_eq!(
+            lines,
+            [
+                want("fail2ban.actions", "NOTICE", "[a] Restore Ban 1.2.3.4"),
+                want("fail2ban.actions", "NOTICE", "[a] Restore Ban 1.2.3.4"),
+                want("fail2ban.actions", "NOTICE", "[a] Restore Ban 2001:db8::1"),
+                want("fail2ban.actions", "NOTICE", "[b] Restore Ban 5.6.7.8"),
+                want("fail2ban.jail", "INFO", "Jail 'b' started"),
+            ]
+        );
+        assert!(text.lines().all(|l| l.as_bytes()[19] == b','), "{text}");
+    }
+
+    #[test]
     fn levels_parse_like_fail2ban() {
         assert_eq!(Level::parse("notice"), Some(Level::NOTICE));
         assert_eq!(Level::parse("25"), Some(Level::NOTICE));
