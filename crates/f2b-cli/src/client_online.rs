@@ -475,12 +475,21 @@ impl HistoryFile {
         let mut tmp_name = path.as_os_str().to_owned();
         tmp_name.push(format!(".{}.tmp", std::process::id()));
         let tmp = PathBuf::from(tmp_name);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        // A new file (never through a link left at that name), readable by the owner.
+        let create = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+        };
+        let mut f = match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&tmp)?;
+                create()?
+            }
+            other => other?,
+        };
         let mut text = String::new();
         for l in &lines[excess..] {
             text.push_str(l);
@@ -600,6 +609,20 @@ mod tests {
         assert_eq!(h4.load(), ["echo 3", "echo 4"]);
         // No temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A link left at the temporary name is replaced, its target untouched.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let tmp = dir.path().join(format!("hist.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let mut h5 = HistoryFile::new(Some(path.clone()));
+        h5.add("ping");
+        h5.save().unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!tmp.exists());
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .ends_with("echo 4\nping\n"));
+        std::fs::remove_file(&victim).unwrap();
         // Unwritable place: an error, nothing else; no path: nothing at all.
         let mut bad = HistoryFile::new(Some(dir.path().join("missing/dir/hist")));
         bad.add("status");
