@@ -1155,6 +1155,15 @@ impl PyRegex {
         })
     }
 
+    /// The first-byte part of the start-literal gate: `(first, max_len)`
+    /// where a search from 0 of a haystack whose first `max_len` bytes are
+    /// ASCII cannot match unless `first[hay[0]]` (a cheaper, weaker form of
+    /// the check [`PyRegex::search`] makes, for callers trying many regexes
+    /// on one buffer).
+    pub(crate) fn first_byte_gate(&self) -> Option<(&[bool; 256], usize)> {
+        self.start_literals().map(|sl| (&sl.first, sl.max_len))
+    }
+
     fn start_literals(&self) -> Option<&StartLiterals> {
         self.start_literals
             .get_or_init(|| self.linear.as_deref().and_then(StartLiterals::of))

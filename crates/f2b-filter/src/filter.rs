@@ -1088,6 +1088,18 @@ impl Filter {
             if buf.is_none() {
                 buf = Some(tuple_lines_buf(&self.line_buffer));
             }
+            // first-byte gate before any call into the regex (22 sshd
+            // failregexes are tried on every line with `checkAllRegex`)
+            if let (Some(bb), Some((first, max_len))) =
+                (buf.as_deref(), self.fail[idx].re.first_byte_gate())
+            {
+                let h = bb.as_bytes();
+                if !h.first().is_some_and(|&c| first[usize::from(c)])
+                    && h[..max_len.min(h.len())].is_ascii()
+                {
+                    continue;
+                }
+            }
             let b = buf.take().unwrap_or_default();
             let Some(found) = self.fail[idx].search(&b, &org) else {
                 buf = Some(b);
