@@ -396,7 +396,7 @@ impl JailEngine {
         let history = &mut history;
         let time = if f.time > now { now } else { f.time };
         let mut ticket = Ticket::new(f.id, time, f.matches);
-        ticket.ip = f.ip;
+        ticket.ip = f.ip.map(Box::new);
         ticket.data = f.data;
         let res = self.ignore.check(&ticket.id, Some(&ticket), now, env);
         self.warnings(out);

@@ -18,8 +18,9 @@ pub struct Ticket {
     /// The failure id (IP, subnet, or raw id) — the key in every table.
     pub id: Addr,
     /// The IP when it differs from the id (`<F-ID>` with `<HOST>`): the
-    /// `<ip>` tag; `None` means "same as id".
-    pub ip: Option<Addr>,
+    /// `<ip>` tag; `None` means "same as id" (boxed: rare, and a million
+    /// stored bans are 24 bytes smaller each).
+    pub ip: Option<Box<Addr>>,
     /// Time of the (last) failure, or of the ban for manual bans.
     pub time: f64,
     /// Explicit ban time (seconds, `-1` permanent); `None` = the jail's.
@@ -62,7 +63,7 @@ impl Ticket {
 
     /// The address for the `<ip>` tag (`ip` if set, else the id).
     pub fn ip(&self) -> &Addr {
-        self.ip.as_ref().unwrap_or(&self.id)
+        self.ip.as_deref().unwrap_or(&self.id)
     }
 
     /// The effective ban time given the jail default (`getBanTime(default)`).
