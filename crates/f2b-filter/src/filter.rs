@@ -1059,10 +1059,12 @@ impl Filter {
         if n > self.max_lines.max(1) {
             self.line_buffer.drain(..n - self.max_lines.max(1));
         }
-        let org: Vec<TupleLine> = self.line_buffer.clone();
         // the current line is the last one of the buffer
         let time_text = |org: &[TupleLine]| org.last().map(|t| t.1.clone()).unwrap_or_default();
-        let mut buf: Option<String> = Some(tuple_lines_buf(&org));
+        let mut buf: Option<String> = Some(tuple_lines_buf(&self.line_buffer));
+        // the buffer as it was before a content replacement (moved out then,
+        // cloned below otherwise)
+        let mut org_moved: Option<Vec<TupleLine>> = None;
         if !self.ignore.is_empty() && self.ignore.len() + 2 < self.fail.len() {
             if let Some(i) = self.ignore_line(buf.as_deref().unwrap_or(""), None) {
                 self.last_ignored_by = Some(i);
@@ -1080,10 +1082,17 @@ impl Filter {
             pre_groups = p.groups(b, &spans);
             let repl = pre_groups.remove("content");
             if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
-                self.line_buffer = vec![(String::new(), String::new(), r)];
+                org_moved = Some(std::mem::replace(
+                    &mut self.line_buffer,
+                    vec![(String::new(), String::new(), r)],
+                ));
                 buf = None;
             }
         }
+        let org: Vec<TupleLine> = match org_moved {
+            Some(o) => o,
+            None => self.line_buffer.clone(),
+        };
         for idx in 0..self.fail.len() {
             if buf.is_none() {
                 buf = Some(tuple_lines_buf(&self.line_buffer));
