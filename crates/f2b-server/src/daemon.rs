@@ -302,6 +302,9 @@ async fn serve(
         match read_stream(src.as_ref(), &o) {
             Ok(stream) => {
                 let srv = server.clone();
+                let env_s = env.clone();
+                // The database opens on its own thread while the stream goes on.
+                env.set_deferred_db_open(true);
                 // Command by command: a jail that fails to start is reported and
                 // skipped, the others still start.
                 let _ = tokio::task::spawn_blocking(move || {
@@ -331,6 +334,8 @@ async fn serve(
                             broken.push(word(1).to_owned());
                         }
                     }
+                    env_s.set_deferred_db_open(false);
+                    env_s.finish_store_open();
                 })
                 .await;
             }

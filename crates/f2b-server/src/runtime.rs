@@ -81,6 +81,11 @@ pub struct RuntimeEnv {
 
 struct EnvInner {
     store: Mutex<Option<Arc<Store>>>,
+    /// A database being opened on its own thread (start-up), with what waits for it.
+    pending_store: Mutex<Option<PendingStore>>,
+    /// `set dbfile` opens the database in the background (while the start-up stream
+    /// goes on); the first use waits for it.
+    defer_db_open: AtomicBool,
     rt: tokio::runtime::Handle,
     tailer: Mutex<Tailer>,
     subs: Mutex<HashMap<SubscriberId, Weak<Mutex<JailCore>>>>,
@@ -100,6 +105,8 @@ impl RuntimeEnv {
         RuntimeEnv {
             inner: Arc::new(EnvInner {
                 store: Mutex::new(None),
+                pending_store: Mutex::new(None),
+                defer_db_open: AtomicBool::new(false),
                 rt,
                 tailer: Mutex::new(Tailer::new(f2b_tail::TailerOptions {
                     max_read_bytes: READ_BATCH_BYTES,
@@ -118,12 +125,81 @@ impl RuntimeEnv {
     }
 
     fn store(&self) -> Option<Arc<Store>> {
+        self.finish_store_open();
         lock(&self.inner.store).clone()
     }
 
-    /// Opens the database (`set dbfile`).
+    /// During the start-up stream, `set dbfile` opens the database on a thread of its own
+    /// (creating a new one takes ~10 fsyncs) while the stream goes on (filters compile);
+    /// `add <jail>` and the limits are applied when it is ready, and the first user waits
+    /// (a jail's start, before it restores its bans). Off after the stream.
+    pub fn set_deferred_db_open(&self, on: bool) {
+        self.inner.defer_db_open.store(on, Ordering::SeqCst);
+    }
+
+    /// Waits for a database opened in the background and installs it.
+    pub fn finish_store_open(&self) {
+        // Held while waiting: other users wait for the database instead of seeing none.
+        let mut g = lock(&self.inner.pending_store);
+        let Some(p) = g.take() else { return };
+        match p.handle.join() {
+            Ok(Ok(store)) => {
+                let store = self.install_store(store, &p.log);
+                for name in &p.jails {
+                    let _ = store.add_jail(name);
+                }
+                if let Some((max_matches, purge_age)) = p.limits {
+                    store.set_max_matches(max_matches.max(0) as usize);
+                    store.set_purge_age(purge_age);
+                }
+            }
+            Ok(Err(e)) => p.log.log(
+                "fail2ban.database",
+                Level::ERROR,
+                &format!("Cannot open the database {}: {e}", p.path),
+            ),
+            Err(_) => p.log.log(
+                "fail2ban.database",
+                Level::ERROR,
+                &format!(
+                    "Cannot open the database {}: the opening thread failed",
+                    p.path
+                ),
+            ),
+        }
+    }
+
+    /// Opens the database (`set dbfile`); in the background during start-up (see
+    /// [`RuntimeEnv::set_deferred_db_open`]).
     pub fn open_store(&self, path: &str, log: &Arc<Logger>) -> Result<(), f2b_store::StoreError> {
+        self.finish_store_open();
         let opts = OpenOptions::new(now() as i64);
+        if path != ":memory:" && self.inner.defer_db_open.load(Ordering::SeqCst) {
+            let (p, l, o) = (path.to_owned(), log.clone(), OpenOptions::new(now() as i64));
+            let spawned = std::thread::Builder::new()
+                .name("f2b-db-open".into())
+                .spawn(move || {
+                    let r = Store::open(&p, &o);
+                    if r.is_ok() {
+                        l.log(
+                            "fail2ban.database",
+                            Level::INFO,
+                            &format!("Connected to fail2ban persistent database '{p}'"),
+                        );
+                    }
+                    r
+                });
+            if let Ok(handle) = spawned {
+                *lock(&self.inner.pending_store) = Some(PendingStore {
+                    path: path.to_owned(),
+                    handle,
+                    log: log.clone(),
+                    jails: Vec::new(),
+                    limits: None,
+                });
+                return Ok(());
+            }
+        }
         let store = if path == ":memory:" {
             Store::open_in_memory(&opts)?
         } else {
@@ -134,6 +210,12 @@ impl RuntimeEnv {
             Level::INFO,
             &format!("Connected to fail2ban persistent database '{path}'"),
         );
+        self.install_store(store, log);
+        Ok(())
+    }
+
+    /// Makes `store` the database in use; starts the hourly purge.
+    fn install_store(&self, store: Store, log: &Arc<Logger>) -> Arc<Store> {
         let store = Arc::new(store);
         *lock(&self.inner.store) = Some(store.clone());
         *lock(&self.inner.log) = Some(log.clone());
@@ -156,11 +238,15 @@ impl RuntimeEnv {
                 }
             }
         });
-        Ok(())
+        store
     }
 
     /// `set dbmaxmatches` / `set dbpurgeage`: passed on to the open database.
     pub fn set_db_limits(&self, max_matches: i64, purge_age: i64) {
+        if let Some(p) = lock(&self.inner.pending_store).as_mut() {
+            p.limits = Some((max_matches, purge_age));
+            return;
+        }
         if let Some(s) = self.store() {
             s.set_max_matches(max_matches.max(0) as usize);
             s.set_purge_age(purge_age);
@@ -169,6 +255,7 @@ impl RuntimeEnv {
 
     /// Closes the database (`set dbfile None`, shutdown).
     pub fn close_store(&self) {
+        self.finish_store_open();
         if let Some(s) = lock(&self.inner.store).take() {
             if let Ok(s) = Arc::try_unwrap(s) {
                 let _ = s.close();
@@ -178,6 +265,10 @@ impl RuntimeEnv {
 
     /// `add <jail>`: registers the jail in the database.
     pub fn jail_added(&self, name: &str) {
+        if let Some(p) = lock(&self.inner.pending_store).as_mut() {
+            p.jails.push(name.to_owned());
+            return;
+        }
         if let Some(s) = self.store() {
             let _ = s.add_jail(name);
         }
@@ -610,6 +701,17 @@ const JOURNAL_POLL_ACTIVE: Duration = Duration::from_millis(1);
 const JOURNAL_POLL_IDLE: Duration = Duration::from_millis(5);
 /// See [`JOURNAL_POLL_ACTIVE`].
 const JOURNAL_ACTIVE_FOR: Duration = Duration::from_secs(2);
+
+/// A database being opened in the background, and what waits for it.
+struct PendingStore {
+    path: String,
+    handle: std::thread::JoinHandle<Result<Store, f2b_store::StoreError>>,
+    log: Arc<Logger>,
+    /// `add <jail>` while it opened.
+    jails: Vec<String>,
+    /// `set dbmaxmatches` / `dbpurgeage` while it opened.
+    limits: Option<(i64, i64)>,
+}
 
 /// A shared journal (one per distinct source) and its subscriptions.
 struct JournalReader {
