@@ -570,7 +570,7 @@ fn descriptor_exhaustion() {
         let ip = format!("203.0.113.{i}");
         fail(&s, &format!("many/f{f:03}.log"), &ip, 1);
         assert!(
-            wait_until(5.0, || s.banned("many").iter().any(|b| *b == ip)),
+            wait_until(5.0, || s.banned("many").contains(&ip)),
             "jail many did not ban {ip} from f{f:03}.log; log:\n{}\nstderr:\n{}",
             s.log(),
             s.read("stderr.txt")
