@@ -956,7 +956,7 @@ impl Filter {
         }
     }
 
-    fn merge_failure(&mut self, mlfid: &str, mut fail: Fail, found: &Found, now: f64) -> Fail {
+    fn merge_failure(&mut self, mlfid: &str, mut fail: Fail, found: &mut Found, now: f64) -> Fail {
         let mut users: Option<BTreeSet<String>> = None;
         let mut nf: u8 = 0;
         if truthy(&fail, "mlfgained") {
@@ -1020,7 +1020,8 @@ impl Filter {
                 m.extend(l.iter().cloned());
             }
             if nf & 8 == 0 {
-                m.extend(found.matched.iter().cloned());
+                // the last use of the matched lines: moved, not cloned
+                m.append(&mut found.matched);
             }
             fail.insert("matches".into(), V::Lines(m));
         } else if nf & 3 == 1 {
@@ -1028,7 +1029,7 @@ impl Filter {
                 Some(V::Lines(l)) => l.clone(),
                 _ => Vec::new(),
             };
-            m.extend(found.matched.iter().cloned());
+            m.append(&mut found.matched);
             fail.insert("nofail-matches".into(), V::Lines(m));
         }
         // keep the cache entry in sync (Python shares the dict object)
@@ -1110,7 +1111,7 @@ impl Filter {
                 }
             }
             let b = buf.take().unwrap_or_default();
-            let Some(found) = self.fail[idx].search(&b, &org) else {
+            let Some(mut found) = self.fail[idx].search(&b, &org) else {
                 buf = Some(b);
                 continue;
             };
@@ -1136,7 +1137,7 @@ impl Filter {
                 }
             }
             if !self.check_all_regex || self.max_lines > 1 {
-                self.line_buffer = found.unmatched.clone();
+                self.line_buffer = std::mem::take(&mut found.unmatched);
                 buf = None;
             }
             if !pre_groups.is_empty() {
@@ -1146,7 +1147,7 @@ impl Filter {
             }
             let mlfid = get_str(&fail, "mlfid").map(str::to_string);
             if let Some(m) = &mlfid {
-                fail = self.merge_failure(m, fail, &found, now);
+                fail = self.merge_failure(m, fail, &mut found, now);
                 if truthy(&fail, "nofail") && !self.check_all_regex {
                     return out;
                 }
@@ -1155,7 +1156,7 @@ impl Filter {
                     Some(V::Lines(l)) => l,
                     _ => Vec::new(),
                 };
-                m.extend(found.matched.iter().cloned());
+                m.append(&mut found.matched);
                 fail.insert("matches".into(), V::Lines(m));
             }
             let mut fid = get_str(&fail, "fid").map(str::to_string);
