@@ -790,8 +790,8 @@ struct JailCore {
     warned_no_date: bool,
     pending_bans: Vec<BanRecord>,
     pending_jobs: Vec<Job>,
-    /// The native nftables bans, applied by the thread that commits (no hand-off to the
-    /// action worker between the log line and the kernel).
+    /// The native nftables bans, applied as the engine's events are (no hand-off to the
+    /// action worker, no disk write between the log line and the kernel).
     native: Option<NativeBans>,
 }
 
@@ -985,6 +985,22 @@ impl JailCore {
     /// [`JailCore::commit`] writes the staged bans and then releases the jobs.
     fn apply(&mut self, events: Vec<Event>) {
         for ev in events {
+            let job = match &ev {
+                Event::Ban { ticket, restored } => {
+                    Some(Job::Ban(ticket_to_action(ticket, *restored)))
+                }
+                Event::Unban { ticket, .. } => Some(Job::Unban(ticket_to_action(ticket, false))),
+                _ => None,
+            };
+            // The kernel first: a native nftables element goes in before the log line and
+            // the database commit, so no disk write sits between a log line and its ban.
+            // This is safe where an action's effect could not be: the element carries
+            // its timeout, and at start the kernel set is reconciled with the database,
+            // so a crash before the commit leaves no orphan (the uncommitted lines are
+            // read again and ban again).
+            if let (Some(n), Some(j)) = (&self.native, &job) {
+                n.apply_jobs(std::slice::from_ref(j));
+            }
             if let Some(line) = ev.log_line(&self.name, &time2str) {
                 let level = Level(line.level as u8);
                 self.log(line.logger.name(), level, &line.text);
@@ -994,14 +1010,8 @@ impl JailCore {
                     let rec = self.record(&ticket);
                     self.pending_bans.push(rec);
                 }
-                Event::Ban { ticket, restored } => {
+                Event::Ban { .. } => {
                     self.counters.banned_total.fetch_add(1, Ordering::Relaxed);
-                    self.pending_jobs
-                        .push(Job::Ban(ticket_to_action(&ticket, restored)));
-                }
-                Event::Unban { ticket, .. } => {
-                    self.pending_jobs
-                        .push(Job::Unban(ticket_to_action(&ticket, false)));
                 }
                 Event::AlreadyBanned { id, since } => {
                     if let Some(t) = self.engine.bans().get(&id) {
@@ -1010,6 +1020,9 @@ impl JailCore {
                     }
                 }
                 _ => {}
+            }
+            if let Some(j) = job {
+                self.pending_jobs.push(j);
             }
         }
         self.update_counters();
@@ -1058,9 +1071,6 @@ impl JailCore {
     /// bans as one job). Whether there were any.
     fn release_jobs(&mut self) -> bool {
         let had_jobs = !self.pending_jobs.is_empty();
-        if let Some(n) = &self.native {
-            n.apply_jobs(&self.pending_jobs);
-        }
         let mut run: Vec<BanTicket> = Vec::new();
         for job in self.pending_jobs.drain(..) {
             match job {
