@@ -690,6 +690,66 @@ fn nft_table(lab: &Lab) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Seconds until the kernel expires `ip`'s element in f2b's table (`expires 9m58s...`).
+fn expires_secs(lab: &Lab, ip: &str) -> Option<f64> {
+    let table = nft_table(lab);
+    let at = table.find(&format!("{ip} "))?;
+    let rest = &table[at..];
+    let e = rest.find("expires ")? + "expires ".len();
+    let word: String = rest[e..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    // `9m59s996ms`: numbers with units d, h, m, s, ms.
+    let (mut secs, mut rest) = (0.0, word.as_str());
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: f64 = rest[..digits].parse().ok()?;
+        let unit_end = rest[digits..]
+            .find(|c: char| c.is_ascii_digit())
+            .map_or(rest.len(), |i| digits + i);
+        secs += n * match &rest[digits..unit_end] {
+            "d" => 86400.0,
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+    }
+    Some(secs)
+}
+
+/// A ban prolonged while active (`banip` of a banned address: its end moves later) also
+/// moves the kernel element's expiry, so the kernel never lets the address go first.
+#[test]
+fn prolonged_ban_refreshes_the_kernel_timeout() {
+    let mut lab = Lab::new();
+    let conf = stock_conf();
+    std::fs::write(conf.file("auth.log"), "").unwrap();
+    lab.start_f2b(
+        conf,
+        "[sshd]\nenabled = true\nbackend = auto\nlogpath = {dir}/auth.log\n\
+         banaction = nftables-multiport\nbantime = 600\n",
+    );
+    py_client(lab.f2b(), &["set", "sshd", "banip", ATK_IP]);
+    assert!(wait_until(5.0, || expires_secs(&lab, ATK_IP).is_some()));
+    std::thread::sleep(Duration::from_secs(4));
+    let before = expires_secs(&lab, ATK_IP)
+        .unwrap_or_else(|| panic!("no element expiry for {ATK_IP}:\n{}", nft_table(&lab)));
+    assert!(before <= 597.0, "expiry {before} s, 4 s after a 600 s ban");
+    // Banned again: fail2ban moves the ban's end to now + bantime.
+    py_client(lab.f2b(), &["set", "sshd", "banip", ATK_IP]);
+    assert!(
+        wait_until(5.0, || expires_secs(&lab, ATK_IP)
+            .is_some_and(|e| e >= 598.0)),
+        "kernel expiry not moved with the prolonged ban: {:?}\n{}",
+        expires_secs(&lab, ATK_IP),
+        nft_table(&lab)
+    );
+}
+
 /// sshd + the stock `iptables-multiport` shell action.
 #[test]
 fn sshd_ban_iptables_multiport() {

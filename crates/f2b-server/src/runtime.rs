@@ -1001,6 +1001,15 @@ impl JailCore {
             if let (Some(n), Some(j)) = (&self.native, &job) {
                 n.apply_jobs(std::slice::from_ref(j));
             }
+            // An address that shows up again while banned may have had its ban prolonged
+            // (a later ticket, `banip` again): the element is added again with the
+            // remaining time, which replaces its timeout, so the kernel never lets it go
+            // before the engine does.
+            if let (Some(n), Event::AlreadyBanned { id, .. }) = (&self.native, &ev) {
+                if let Some(t) = self.engine.bans().get(id) {
+                    n.ban(&[&ticket_to_action(t, false)]);
+                }
+            }
             if let Some(line) = ev.log_line(&self.name, &time2str) {
                 let level = Level(line.level as u8);
                 self.log(line.logger.name(), level, &line.text);
