@@ -9,6 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::{append, f2b, line, now, wait_until, Srv};
+use f2b_core::value::Value;
 
 const FILTER: &str = "[Definition]\nfailregex = ^\\s*auth failure from <HOST>$\n\
                       datepattern = {^LN-BEG}EPOCH\n";
@@ -186,4 +187,48 @@ fn failure_long_after_ban_checks_repairs_and_rebans() {
     );
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(s.read("chk.txt"), before);
+}
+
+#[test]
+fn idle_jail_keeps_its_lines_and_bans_for_later() {
+    let s = Srv::new(
+        &jail_conf("rec[name=a]").replace("bantime = 1h", "bantime = 4"),
+        &[
+            ("filter.d/app.conf", FILTER),
+            ("action.d/rec.conf", &rec("rec.txt")),
+        ],
+    )
+    .start(&[]);
+    // A ban that ends while the jail is idle.
+    let early = "198.51.100.31";
+    let t0 = now();
+    append(
+        &s.file("a.log"),
+        &[line(t0, &format!("auth failure from {early}"))],
+    );
+    assert!(wait_until(5.0, || s.banned("a") == [early]));
+    assert_eq!(s.ok(&["set", "a", "idle", "on"]), Value::Bool(true));
+
+    // Idle: a failure waits, and the overdue ban does not end.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let late = "198.51.100.32";
+    append(
+        &s.file("a.log"),
+        &[line(now(), &format!("auth failure from {late}"))],
+    );
+    let wait = t0 + 5.0 - now();
+    std::thread::sleep(std::time::Duration::from_secs_f64(wait.max(0.0)));
+    assert_eq!(s.banned("a"), [early], "idle jail acted; log:\n{}", s.log());
+    assert!(!s.read("rec.txt").contains(&format!("ban {late}")));
+    assert!(!s.read("rec.txt").contains("unban"));
+
+    // Leaving idle: the waiting line bans (its ban is still running), the overdue one ends.
+    assert_eq!(s.ok(&["set", "a", "idle", "off"]), Value::Bool(false));
+    assert!(
+        wait_until(3.0, || s.read("rec.txt").contains(&format!("ban {late}"))
+            && s.read("rec.txt").contains(&format!("unban {early}"))),
+        "after idle off; rec.txt:\n{}\nlog:\n{}",
+        s.read("rec.txt"),
+        s.log()
+    );
 }

@@ -183,7 +183,7 @@ impl JailSettings {
                 Ok(())
             }
         };
-        use SetReply::{Always, Quiet, Server};
+        use SetReply::{Always, Server};
         let changed = |v: &str| Server(ServerOp::Changed(Value::str(v)));
         Ok(match opt {
             "idle" => {
@@ -196,7 +196,8 @@ impl JailSettings {
                         ))
                     }
                 }
-                Quiet(Value::Bool(self.idle))
+                // The running jail picks it up (the reply is the new state).
+                changed("idle")
             }
             "ignoreself" => {
                 self.ignoreself = as_bool(arg(a, 0)?);
@@ -466,6 +467,7 @@ impl JailSettings {
             "addjournalmatch" | "deljournalmatch" => {
                 self.get("journalmatch", &[]).unwrap_or(Value::None)
             }
+            "idle" => Value::Bool(self.idle),
             "addfailregex" | "delfailregex" => self.get("failregex", &[]).unwrap_or(Value::None),
             "addignoreregex" | "delignoreregex" => {
                 self.get("ignoreregex", &[]).unwrap_or(Value::None)

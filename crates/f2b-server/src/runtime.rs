@@ -444,8 +444,10 @@ impl RuntimeEnv {
             for (sub, text, time) in lines.drain(..) {
                 if let Some(core) = subs.get(&sub).and_then(Weak::upgrade) {
                     let mut c = lock(&core);
-                    c.process_line(&text, Some(time), t);
-                    c.engine.lines_processed(1, t);
+                    c.take_line(&text, Some(time), t);
+                    if c.idle.is_none() {
+                        c.engine.lines_processed(1, t);
+                    }
                     if !touched.contains(&sub) {
                         touched.push(sub);
                     }
@@ -598,12 +600,14 @@ impl RuntimeEnv {
                     l.begin_bulk();
                 }
                 for &(_, a, b) in &lines[start..end] {
-                    c.process_line(&batch.text[a as usize..b as usize], None, t);
+                    c.take_line(&batch.text[a as usize..b as usize], None, t);
                 }
                 if let Some(l) = &log {
                     l.end_bulk();
                 }
-                c.engine.lines_processed((end - start) as u64, t);
+                if c.idle.is_none() {
+                    c.engine.lines_processed((end - start) as u64, t);
+                }
                 c.in_operation = true;
                 c.commit(by_sub.remove(&sub).unwrap_or_default());
             }
@@ -773,6 +777,24 @@ impl JailInfo for SharedInfo {
     }
 }
 
+/// What an idle jail (`set <jail> idle on`) keeps for later. fail2ban's idle jail stops
+/// reading its logs and resumes where it stopped; here the files are read for every jail at
+/// once, so an idle jail's lines wait here (bounded) with the positions they lead to, and
+/// are processed, then committed, when the jail leaves idle. Positions are not committed
+/// while idle: after a restart the waiting lines are read again.
+#[derive(Default)]
+struct IdleBacklog {
+    lines: Vec<(String, Option<f64>)>,
+    bytes: usize,
+    dropped: u64,
+    positions: Vec<(String, LogPosition)>,
+    journal: Option<JournalPosition>,
+}
+
+/// At most this much text waits for an idle jail; later lines are dropped (counted, with a
+/// warning when the jail leaves idle).
+const IDLE_BACKLOG_BYTES: usize = 16 << 20;
+
 /// The filter, engine and action queue of one jail (behind a mutex; the reader thread,
 /// the unban timer and commands all come through it).
 struct JailCore {
@@ -788,6 +810,8 @@ struct JailCore {
     dbmaxmatches: usize,
     ignore_env: ServerIgnoreEnv,
     warned_no_date: bool,
+    /// `set <jail> idle on`: lines wait in [`IdleBacklog`] and no ban ends until `off`.
+    idle: Option<IdleBacklog>,
     pending_bans: Vec<BanRecord>,
     pending_jobs: Vec<Job>,
     /// The native nftables bans, applied as the engine's events are (no hand-off to the
@@ -891,6 +915,54 @@ impl f2b_engine::BanHistory for StoreHistory<'_> {
 impl JailCore {
     fn log(&self, logger: &str, level: Level, msg: &str) {
         self.log.log(logger, level, msg);
+    }
+
+    /// A delivered line: processed now, or kept for later while the jail is idle.
+    fn take_line(&mut self, line: &str, date: Option<f64>, t: f64) {
+        match &mut self.idle {
+            Some(b) => {
+                if b.bytes + line.len() > IDLE_BACKLOG_BYTES {
+                    b.dropped += 1;
+                } else {
+                    b.bytes += line.len();
+                    b.lines.push((line.to_owned(), date));
+                }
+            }
+            None => self.process_line(line, date, t),
+        }
+    }
+
+    /// `idle on|off`: entering keeps lines for later; leaving processes them and commits
+    /// the positions they led to.
+    fn set_idle(&mut self, on: bool) {
+        match (on, self.idle.is_some()) {
+            (true, false) => self.idle = Some(IdleBacklog::default()),
+            (false, true) => {
+                let Some(b) = self.idle.take() else { return };
+                if b.dropped > 0 {
+                    self.log(
+                        "fail2ban.filter",
+                        Level::WARNING,
+                        &format!(
+                            "[{}] {} line(s) arrived while idle beyond the {} MiB backlog and were not processed",
+                            self.name,
+                            b.dropped,
+                            IDLE_BACKLOG_BYTES >> 20
+                        ),
+                    );
+                }
+                let t = now();
+                let n = b.lines.len() as u64;
+                for (line, date) in &b.lines {
+                    self.process_line(line, *date, t);
+                }
+                self.engine.lines_processed(n, t);
+                self.commit_with(b.positions, b.journal);
+                // Bans that ended while idle end now.
+                self.wake_unban.notify_one();
+            }
+            _ => {}
+        }
     }
 
     /// One line: from a file (the filter finds the date) or from the journal (`date`
@@ -1049,6 +1121,23 @@ impl JailCore {
         positions: Vec<(String, LogPosition)>,
         journal: Option<JournalPosition>,
     ) {
+        // While idle, positions wait with the lines they lead to (latest per file); bans
+        // of commands (`banip`) are committed as always.
+        let (positions, journal) = match &mut self.idle {
+            Some(b) => {
+                for (path, pos) in positions {
+                    match b.positions.iter_mut().find(|(p, _)| *p == path) {
+                        Some(slot) => slot.1 = pos,
+                        None => b.positions.push((path, pos)),
+                    }
+                }
+                if journal.is_some() {
+                    b.journal = journal;
+                }
+                (Vec::new(), None)
+            }
+            None => (positions, journal),
+        };
         if let Some(store) = self.env.store() {
             if !self.pending_bans.is_empty() || !positions.is_empty() || journal.is_some() {
                 let mut b = WriteBatch::new();
@@ -1529,6 +1618,7 @@ impl JailRuntime {
             dbmaxmatches: dbmaxmatches.max(0) as usize,
             ignore_env: ServerIgnoreEnv::default(),
             warned_no_date: false,
+            idle: None,
             pending_bans: Vec::new(),
             pending_jobs: Vec::new(),
             native: native.clone(),
@@ -1795,6 +1885,8 @@ impl JailRuntime {
                 ),
             }
         }
+        // Idle on/off after the filter is current (lines kept while idle use it).
+        c.set_idle(s.idle);
         // Actions: added, removed, changed properties. A removed action takes its
         // bans down with it (flush or unban each) and stops, as fail2ban's reload does.
         for name in old.actions.keys() {
@@ -2233,11 +2325,17 @@ async fn unban_timer(
         let next = {
             let Some(c) = core.upgrade() else { return };
             let mut c = lock(&c);
-            let t = now();
-            let mut events = Vec::new();
-            c.engine.unban_expired(t, &mut events);
-            c.apply_now(events);
-            c.engine.next_unban_time()
+            if c.idle.is_some() {
+                // An idle jail ends no ban (as fail2ban's idle actions thread); leaving
+                // idle wakes this timer.
+                None
+            } else {
+                let t = now();
+                let mut events = Vec::new();
+                c.engine.unban_expired(t, &mut events);
+                c.apply_now(events);
+                c.engine.next_unban_time()
+            }
         };
         let wait = match next {
             Some(n) => Duration::from_secs_f64((n - now()).clamp(0.0, 3600.0)),
