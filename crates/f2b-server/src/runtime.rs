@@ -382,14 +382,8 @@ impl RuntimeEnv {
             } else {
                 JOURNAL_POLL_IDLE
             };
-            {
-                use std::os::fd::BorrowedFd;
-                // SAFETY: the descriptor belongs to the journal, which outlives this loop.
-                let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-                let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
-                let ts = nix::sys::time::TimeSpec::from_duration(poll_for);
-                let _ = nix::poll::ppoll(&mut fds, Some(ts), None);
-            }
+            // SAFETY: the descriptor belongs to the journal, which outlives this loop.
+            unsafe { wait_readable(fd, poll_for) };
             let mut positions: HashMap<SubscriberId, JournalPosition> = HashMap::new();
             {
                 let mut j = lock(&reader.journal);
@@ -493,14 +487,9 @@ impl RuntimeEnv {
                 // commands (status, addlogpath) never wait for the reader.
                 let fd = lock(&self.inner.tailer).watcher().as_raw_fd();
                 match fd {
-                    Some(fd) => {
-                        use std::os::fd::BorrowedFd;
-                        // SAFETY: the descriptor belongs to the tailer, which lives as
-                        // long as the environment; it is only borrowed for this poll.
-                        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-                        let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
-                        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
-                    }
+                    // SAFETY: the descriptor belongs to the tailer, which lives as long as
+                    // the environment.
+                    Some(fd) => unsafe { wait_readable(fd, Duration::from_millis(100)) },
                     None => std::thread::sleep(Duration::from_millis(50)),
                 }
                 ready = lock(&self.inner.tailer)
@@ -625,6 +614,18 @@ impl RuntimeEnv {
         }
         batch.clear();
     }
+}
+
+/// Sleeps until `fd` is readable or `timeout` passed (errors and signals just return).
+///
+/// # Safety
+/// `fd` must stay open for the duration of the call.
+unsafe fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) {
+    // SAFETY: the caller keeps `fd` open while it is borrowed here.
+    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
+    let ts = nix::sys::time::TimeSpec::from_duration(timeout);
+    let _ = nix::poll::ppoll(&mut fds, Some(ts), None);
 }
 
 /// Bytes of log the reader takes per batch (the tailer's read budget): a burst is
@@ -820,19 +821,7 @@ struct JailCore {
 }
 
 fn ticket_to_action(t: &Ticket, restored: bool) -> BanTicket {
-    BanTicket {
-        id: t.ip().to_string(),
-        time: t.time,
-        bantime: t.bantime.map(|b| b.trunc()),
-        bancount: u64::from(t.bancount),
-        failures: u64::from(t.failures),
-        matches: t.matches.clone(),
-        restored: restored || t.restored,
-        data: t.data.iter().cloned().collect(),
-        ip_merged: None,
-        ipjail_merged: None,
-        ban_epoch: 0,
-    }
+    ticket_into_action(t.clone(), restored)
 }
 
 /// Sends a run of bans to the action worker as one job.
@@ -1062,6 +1051,11 @@ impl JailCore {
                     Some(Job::Ban(ticket_to_action(ticket, *restored)))
                 }
                 Event::Unban { ticket, .. } => Some(Job::Unban(ticket_to_action(ticket, false))),
+                Event::AlreadyBanned { id, since } => self
+                    .engine
+                    .bans()
+                    .get(id)
+                    .map(|t| Job::AlreadyBanned(ticket_to_action(t, false), *since)),
                 _ => None,
             };
             // The kernel first: a native nftables element goes in before the log line and
@@ -1071,16 +1065,7 @@ impl JailCore {
             // so a crash before the commit leaves no orphan (the uncommitted lines are
             // read again and ban again).
             if let (Some(n), Some(j)) = (&self.native, &job) {
-                n.apply_jobs(std::slice::from_ref(j));
-            }
-            // An address that shows up again while banned may have had its ban prolonged
-            // (a later ticket, `banip` again): the element is added again with the
-            // remaining time, which replaces its timeout, so the kernel never lets it go
-            // before the engine does.
-            if let (Some(n), Event::AlreadyBanned { id, .. }) = (&self.native, &ev) {
-                if let Some(t) = self.engine.bans().get(id) {
-                    n.ban(&[&ticket_to_action(t, false)]);
-                }
+                n.apply_job(j);
             }
             if let Some(line) = ev.log_line(&self.name, &time2str) {
                 let level = Level(line.level as u8);
@@ -1093,12 +1078,6 @@ impl JailCore {
                 }
                 Event::Ban { .. } => {
                     self.counters.banned_total.fetch_add(1, Ordering::Relaxed);
-                }
-                Event::AlreadyBanned { id, since } => {
-                    if let Some(t) = self.engine.bans().get(&id) {
-                        self.pending_jobs
-                            .push(Job::AlreadyBanned(ticket_to_action(t, false), since));
-                    }
                 }
                 _ => {}
             }
@@ -1165,8 +1144,8 @@ impl JailCore {
         }
     }
 
-    /// Hands the staged action jobs over (native bans first, then the worker; a run of
-    /// bans as one job). Whether there were any.
+    /// Hands the staged action jobs to the worker (a run of bans as one job). Whether
+    /// there were any.
     fn release_jobs(&mut self) -> bool {
         let had_jobs = !self.pending_jobs.is_empty();
         let mut run: Vec<BanTicket> = Vec::new();
@@ -1451,21 +1430,17 @@ impl NativeBans {
         }
     }
 
-    /// Applies the kernel side of committed jobs in their order: runs of bans go in one
-    /// batch; restored bans were reconciled with the kernel at start.
-    fn apply_jobs(&self, jobs: &[Job]) {
-        let mut bans: Vec<&BanTicket> = Vec::new();
-        for job in jobs {
-            match job {
-                Job::Ban(t) if !t.restored => bans.push(t),
-                Job::Unban(t) => {
-                    self.ban(&std::mem::take(&mut bans));
-                    self.unban(&[t]);
-                }
-                _ => {}
-            }
+    /// The kernel side of a job. Restored bans were reconciled with the kernel at start.
+    /// An address that shows up again while banned may have had its ban prolonged (a
+    /// later ticket, `banip` again): its element is added again with the remaining time,
+    /// which replaces its timeout, so the kernel never lets it go before the engine does.
+    fn apply_job(&self, job: &Job) {
+        match job {
+            Job::Ban(t) if !t.restored => self.ban(&[t]),
+            Job::AlreadyBanned(t, _) => self.ban(&[t]),
+            Job::Unban(t) => self.unban(&[t]),
+            _ => {}
         }
-        self.ban(&bans);
     }
 
     fn unban(&self, tickets: &[&BanTicket]) {
@@ -1890,9 +1865,12 @@ impl JailRuntime {
         // Actions: added, removed, changed properties. A removed action takes its
         // bans down with it (flush or unban each) and stops, as fail2ban's reload does.
         for name in old.actions.keys() {
-            if !s.actions.contains_key(name) && !reloading {
+            if s.actions.contains_key(name) {
+                continue;
+            }
+            if !reloading {
                 let _ = c.jobs.send(Job::Del(name.clone()));
-            } else if !s.actions.contains_key(name) {
+            } else {
                 let remaining = c
                     .engine
                     .bans()
