@@ -423,14 +423,13 @@ pub fn load(src: &dyn ConfigSource, opts: &LoadOptions) -> Result<Config, Config
     let allow_no_files = opts.allow_no_files;
     let finished: Vec<(Finished, readers::JailState)> = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel::<readers::JailState>();
-        let worker = parallel.then(|| {
-            scope.spawn(move || {
-                rx.into_iter()
-                    .map(|mut st| (finish_jail(&mut st, allow_no_files), st))
-                    .collect::<Vec<_>>()
-            })
-        });
-        let mut serial = Vec::new();
+        // Without a second core the states wait in the channel and are converted after.
+        let (worker, rx) = if parallel {
+            let w = scope.spawn(move || finish_all(rx, allow_no_files));
+            (Some(w), None)
+        } else {
+            (None, Some(rx))
+        };
         for sec in &sections {
             let st = readers::read_jail(&mut loader, &mut jail_cfg, sec, opts.force_enable);
             if st.error.is_none() {
@@ -457,23 +456,17 @@ pub fn load(src: &dyn ConfigSource, opts: &LoadOptions) -> Result<Config, Config
                 );
                 any_bad = true;
             }
-            if worker.is_some() {
-                // The receiver lives until the worker has drained the channel.
-                let _ = tx.send(st);
-            } else {
-                serial.push(st);
-            }
+            // The receiver lives until the channel is drained.
+            let _ = tx.send(st);
         }
         drop(tx);
-        match worker {
-            Some(w) => match w.join() {
+        match (worker, rx) {
+            (Some(w), _) => match w.join() {
                 Ok(v) => v,
                 Err(p) => std::panic::resume_unwind(p),
             },
-            None => serial
-                .into_iter()
-                .map(|mut st| (finish_jail(&mut st, allow_no_files), st))
-                .collect(),
+            (None, Some(rx)) => finish_all(rx, allow_no_files),
+            (None, None) => Vec::new(),
         }
     });
     if !((opts.ignore_wrong && any_good) || !any_bad) {
@@ -516,6 +509,17 @@ pub fn load(src: &dyn ConfigSource, opts: &LoadOptions) -> Result<Config, Config
 /// What converting one jail yields: its commands, its model, its diagnostics and
 /// whether it converted without error.
 type Finished = (Vec<Value>, Jail, Vec<Diagnostic>, bool);
+
+/// Converts every state the channel delivers, in order; each state is returned with its
+/// result so that the reading thread frees it.
+fn finish_all(
+    rx: std::sync::mpsc::Receiver<readers::JailState>,
+    allow_no_files: bool,
+) -> Vec<(Finished, readers::JailState)> {
+    rx.into_iter()
+        .map(|mut st| (finish_jail(&mut st, allow_no_files), st))
+        .collect()
+}
 
 fn finish_jail(st: &mut readers::JailState, allow_no_files: bool) -> Finished {
     let mut diags = Vec::new();
