@@ -8,11 +8,8 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{append, f2b, line, now, wait_until, Srv};
+use common::{append, f2b, fail, line, now, wait_until, Srv, APP_FILTER};
 use f2b_core::value::Value;
-
-const FILTER: &str = "[Definition]\nfailregex = ^\\s*auth failure from <HOST>$\n\
-                      datepattern = {^LN-BEG}EPOCH\n";
 
 /// A recording action with `actionreload`; `file` is where it writes.
 fn rec(file: &str) -> String {
@@ -60,17 +57,14 @@ fn reload_reloads_kept_actions_retires_dropped_ones_and_unbans_on_request() {
     let s = Srv::new(
         &jail_conf("rec[name=a]\n         rec2[name=a]"),
         &[
-            ("filter.d/app.conf", FILTER),
+            ("filter.d/app.conf", APP_FILTER),
             ("action.d/rec.conf", &rec("rec.txt")),
             ("action.d/rec2.conf", &rec("rec2.txt")),
         ],
     )
     .start(&[]);
     let ip = "198.51.100.21";
-    append(
-        &s.file("a.log"),
-        &[line(now(), &format!("auth failure from {ip}"))],
-    );
+    fail(&s, "a.log", ip, 1);
     assert!(
         wait_until(5.0, || s.read("rec.txt").contains(&format!("ban {ip}"))
             && s.read("rec2.txt").contains(&format!("ban {ip}"))),
@@ -127,7 +121,10 @@ fn failure_long_after_ban_checks_repairs_and_rebans() {
                actionunban = echo unban <ip> >> {dir}/chk.txt\n";
     let s = Srv::new(
         &jail_conf("chk"),
-        &[("filter.d/app.conf", FILTER), ("action.d/chk.conf", chk)],
+        &[
+            ("filter.d/app.conf", APP_FILTER),
+            ("action.d/chk.conf", chk),
+        ],
     )
     .start(&[]);
     let ip = "198.51.100.22";
@@ -162,10 +159,7 @@ fn failure_long_after_ban_checks_repairs_and_rebans() {
     if wait > 0.0 {
         std::thread::sleep(std::time::Duration::from_secs_f64(wait));
     }
-    append(
-        &s.file("a.log"),
-        &[line(now(), &format!("auth failure from {ip}"))],
-    );
+    fail(&s, "a.log", ip, 1);
     assert!(
         wait_until(5.0, || s.read("chk.txt").contains(&format!("reban {ip}"))),
         "no reban after the repair; chk.txt:\n{}\nlog:\n{}",
@@ -181,10 +175,7 @@ fn failure_long_after_ban_checks_repairs_and_rebans() {
     );
     // Once rebanned, a later failure is just "already banned" again.
     let before = s.read("chk.txt");
-    append(
-        &s.file("a.log"),
-        &[line(now(), &format!("auth failure from {ip}"))],
-    );
+    fail(&s, "a.log", ip, 1);
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(s.read("chk.txt"), before);
 }
@@ -194,7 +185,7 @@ fn idle_jail_keeps_its_lines_and_bans_for_later() {
     let s = Srv::new(
         &jail_conf("rec[name=a]").replace("bantime = 1h", "bantime = 4"),
         &[
-            ("filter.d/app.conf", FILTER),
+            ("filter.d/app.conf", APP_FILTER),
             ("action.d/rec.conf", &rec("rec.txt")),
         ],
     )
@@ -212,10 +203,7 @@ fn idle_jail_keeps_its_lines_and_bans_for_later() {
     // Idle: a failure waits, and the overdue ban does not end.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let late = "198.51.100.32";
-    append(
-        &s.file("a.log"),
-        &[line(now(), &format!("auth failure from {late}"))],
-    );
+    fail(&s, "a.log", late, 1);
     let wait = t0 + 5.0 - now();
     std::thread::sleep(std::time::Duration::from_secs_f64(wait.max(0.0)));
     assert_eq!(s.banned("a"), [early], "idle jail acted; log:\n{}", s.log());

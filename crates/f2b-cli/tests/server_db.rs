@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{append, f2b, line, now, wait_until, Srv};
+use common::{f2b, fail, wait_until, Srv};
 use f2b_core::value::Value;
 use f2b_proto::client::{Client, Reply};
 
@@ -119,13 +119,6 @@ fn py_client(s: &Srv, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn fail(s: &Srv, ip: &str) {
-    append(
-        &s.file("a.log"),
-        &[line(now(), &format!("auth failure from {ip}"))],
-    );
-}
-
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -148,7 +141,7 @@ fn bans_written_by_python_are_restored_by_f2b() {
     let py = Py::start(&s);
     let out = py_client(&s, &["set", "a", "banip", "203.0.113.1", "203.0.113.2"]);
     assert!(out.contains('2'), "python banip: {out}");
-    fail(&s, "198.51.100.7");
+    fail(&s, "a.log", "198.51.100.7", 1);
     assert!(
         wait_until(10.0, || py_client(&s, &["get", "a", "banip"])
             .contains("198.51.100.7")),
@@ -203,7 +196,7 @@ fn bans_written_by_f2b_are_restored_by_python() {
         s.ok(&["set", "a", "banip", "203.0.113.11", "203.0.113.12"]),
         Value::Int(2)
     );
-    fail(&s, "198.51.100.17");
+    fail(&s, "a.log", "198.51.100.17", 1);
     assert!(wait_until(10.0, || s.banned("a").len() == 3));
     s.stop();
     std::fs::write(s.file("actions.txt"), "").unwrap();
@@ -248,7 +241,7 @@ fn bantime_increment_continues_python_history() {
     let extra = "bantime = 2\nbantime.increment = true\nbantime.multipliers = 1 5 30\n";
     let s = conf(extra);
     let py = Py::start(&s);
-    fail(&s, "198.51.100.40");
+    fail(&s, "a.log", "198.51.100.40", 1);
     assert!(
         wait_until(10.0, || s
             .read("actions.txt")
@@ -262,7 +255,7 @@ fn bantime_increment_continues_python_history() {
     std::thread::sleep(Duration::from_millis(2500));
     let s = s.start(&[]);
     assert!(s.banned("a").is_empty(), "expired ban restored");
-    fail(&s, "198.51.100.40");
+    fail(&s, "a.log", "198.51.100.40", 1);
     assert!(
         wait_until(10.0, || s
             .read("actions.txt")
@@ -295,7 +288,7 @@ fn import_db_takes_over_a_live_python_database() {
         &py_dir,
         &["set", "a", "banip", "203.0.113.21", "203.0.113.22"],
     );
-    fail(&py_dir, "198.51.100.27");
+    fail(&py_dir, "a.log", "198.51.100.27", 1);
     assert!(wait_until(10.0, || py_client(
         &py_dir,
         &["get", "a", "banip"]

@@ -4,12 +4,8 @@
 
 mod common;
 
-use common::{append, line, now, rec_action, wait_until, Srv};
+use common::{append, fail, line, now, rec_action, wait_until, Srv, APP_FILTER};
 use f2b_core::value::Value;
-
-const FILTER: &str =
-    "[Definition]\nfailregex = ^\\s*auth failure from <HOST>(?: user <F-USER>.*</F-USER>)?$\n\
-                      datepattern = {^LN-BEG}EPOCH\n";
 
 fn jail(name: &str, extra: &str) -> String {
     let mut s = format!(
@@ -28,17 +24,12 @@ fn srv(jails: &str) -> Srv {
     let rec = rec_action("actions.txt");
     Srv::new(
         jails,
-        &[("filter.d/app.conf", FILTER), ("action.d/rec.conf", &rec)],
+        &[
+            ("filter.d/app.conf", APP_FILTER),
+            ("action.d/rec.conf", &rec),
+        ],
     )
     .start(&[])
-}
-
-fn fail(s: &Srv, log: &str, ip: &str, n: usize) {
-    let t = now();
-    let lines: Vec<String> = (0..n)
-        .map(|_| line(t, &format!("auth failure from {ip}")))
-        .collect();
-    append(&s.file(log), &lines);
 }
 
 #[test]
@@ -177,7 +168,10 @@ fn hostile_captures_never_reach_the_shell() {
                actionunban = true\n";
     let s = Srv::new(
         &jail("a", "maxretry = 1\naction = users"),
-        &[("filter.d/app.conf", FILTER), ("action.d/users.conf", act)],
+        &[
+            ("filter.d/app.conf", APP_FILTER),
+            ("action.d/users.conf", act),
+        ],
     )
     .start(&[]);
     let d = s.path().display().to_string();
@@ -277,7 +271,7 @@ fn recidive_reads_our_own_log() {
     let s = Srv::new(
         &jails,
         &[
-            ("filter.d/app.conf", FILTER),
+            ("filter.d/app.conf", APP_FILTER),
             ("filter.d/recidive.conf", recidive),
             ("action.d/rec.conf", &rec),
         ],

@@ -9,11 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{append, line, now, pings, rec_action, wait_until, Srv};
-
-const FILTER: &str =
-    "[Definition]\nfailregex = ^\\s*auth failure from <HOST>(?: user <F-USER>.*</F-USER>)?$\n\
-                      datepattern = {^LN-BEG}EPOCH\n";
+use common::{append, fail, line, now, pings, rec_action, wait_until, Srv, APP_FILTER};
 
 fn jail(name: &str, extra: &str) -> String {
     let mut s = format!(
@@ -29,14 +25,6 @@ fn jail(name: &str, extra: &str) -> String {
 /// The healthy reference jail every test carries.
 fn good() -> String {
     jail("good", "maxretry = 1\nbantime = 1h")
-}
-
-fn fail(s: &Srv, log: &str, ip: &str, n: usize) {
-    let t = now();
-    let lines: Vec<String> = (0..n)
-        .map(|_| line(t, &format!("auth failure from {ip}")))
-        .collect();
-    append(&s.file(log), &lines);
 }
 
 fn chmod(p: &Path, mode: u32) {
@@ -60,7 +48,10 @@ fn assert_healthy(s: &mut Srv, ip: &str) {
 }
 
 fn base_files<'a>(rec: &'a str, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut v = vec![("filter.d/app.conf", FILTER), ("action.d/rec.conf", rec)];
+    let mut v = vec![
+        ("filter.d/app.conf", APP_FILTER),
+        ("action.d/rec.conf", rec),
+    ];
     v.extend_from_slice(more);
     v
 }

@@ -8,12 +8,8 @@ mod common;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use common::{append, line, now, pings, rec_action, wait_until, Srv};
+use common::{append, fail, pings, rec_action, wait_until, Srv, APP_FILTER};
 use f2b_core::value::Value;
-
-const FILTER: &str =
-    "[Definition]\nfailregex = ^\\s*auth failure from <HOST>(?: user <F-USER>.*</F-USER>)?$\n\
-                      datepattern = {^LN-BEG}EPOCH\n";
 
 fn jail(name: &str, extra: &str) -> String {
     format!(
@@ -26,17 +22,12 @@ fn srv(jails: &str, env: &[(&str, &str)]) -> Srv {
     let rec = rec_action("actions.txt");
     Srv::new(
         jails,
-        &[("filter.d/app.conf", FILTER), ("action.d/rec.conf", &rec)],
+        &[
+            ("filter.d/app.conf", APP_FILTER),
+            ("action.d/rec.conf", &rec),
+        ],
     )
     .start_via(&[], &[], env)
-}
-
-fn fail(s: &Srv, log: &str, ip: &str, n: usize) {
-    let t = now();
-    let lines: Vec<String> = (0..n)
-        .map(|_| line(t, &format!("auth failure from {ip}")))
-        .collect();
-    append(&s.file(log), &lines);
 }
 
 #[test]
@@ -330,7 +321,7 @@ fn sigterm_during_a_hanging_action() {
              action = hang\nmaxretry = 1\nignoreself = false\n"
         ),
         &[
-            ("filter.d/app.conf", FILTER),
+            ("filter.d/app.conf", APP_FILTER),
             ("action.d/rec.conf", &rec),
             ("action.d/hang.conf", hang),
         ],

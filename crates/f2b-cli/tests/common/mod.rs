@@ -207,6 +207,22 @@ pub fn rec_action(file: &str) -> String {
     )
 }
 
+/// The `app` filter of the server tests: `auth failure from <HOST>[ user <F-USER>...]`
+/// after an `EPOCH` time stamp (see [`fail`]).
+pub const APP_FILTER: &str =
+    "[Definition]\nfailregex = ^\\s*auth failure from <HOST>(?: user <F-USER>.*</F-USER>)?$\n\
+                      datepattern = {^LN-BEG}EPOCH\n";
+
+/// Appends `n` failures of `ip`, stamped now, that [`APP_FILTER`] matches, to the log
+/// file `log` of the server's directory.
+pub fn fail(s: &Srv, log: &str, ip: &str, n: usize) {
+    let t = now();
+    let lines: Vec<String> = (0..n)
+        .map(|_| line(t, &format!("auth failure from {ip}")))
+        .collect();
+    append(&s.file(log), &lines);
+}
+
 /// An `EPOCH`-stamped log line with the given text.
 pub fn line(t: f64, text: &str) -> String {
     format!("{t:.3} {text}")
