@@ -34,7 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "bench", "server"))
-from harness import ask, cpu_s, pct, server_cmd, wait_ready  # noqa: E402
+from harness import ask, cpu_s, pct, print_table, server_cmd, wait_ready  # noqa: E402
 
 JOURNALD = "/lib/systemd/systemd-journald"
 SOCKET = "/run/systemd/journal/socket"
@@ -190,15 +190,7 @@ def main():
             "cold_p90_ms", "cold_max_ms", "missed", "missed_never_banned", "idle_cpu_pct"]
     print("journald -> ban action: %d trials 20-28 ms apart (lat_*), %d after 2.3 s of quiet (cold_*)"
           % (a.trials, a.cold))
-    print("| metric | " + " | ".join(kinds) + (" | python/f2b |" if len(kinds) == 2 else " |"))
-    print("|---" * (len(kinds) + 1 + (1 if len(kinds) == 2 else 0)) + "|")
-    for key in keys:
-        row = [out[k].get(key) for k in kinds]
-        cells = ["%.3f" % v if isinstance(v, float) else str(v) for v in row]
-        ratio = ""
-        if len(kinds) == 2 and isinstance(row[0], (int, float)) and row[0]:
-            ratio = " | %.1fx" % (row[1] / row[0])
-        print("| %s | %s%s |" % (key, " | ".join(cells), ratio))
+    print_table(out, kinds, keys)
 
 
 if __name__ == "__main__":

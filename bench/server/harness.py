@@ -279,6 +279,20 @@ def run_stock(kind, f2b, runs):
     }
 
 
+def print_table(out, kinds, keys):
+    """One markdown row per metric, one column per implementation, plus python/f2b
+    when both ran."""
+    print("| metric | " + " | ".join(kinds) + (" | python/f2b |" if len(kinds) == 2 else " |"))
+    print("|---" * (len(kinds) + 1 + (1 if len(kinds) == 2 else 0)) + "|")
+    for key in keys:
+        row = [out[k].get(key) for k in kinds]
+        cells = ["%.3f" % v if isinstance(v, float) else str(v) for v in row]
+        ratio = ""
+        if len(kinds) == 2 and isinstance(row[0], (int, float)) and row[0]:
+            ratio = " | %.1fx" % (row[1] / row[0])
+        print("| %s | %s%s |" % (key, " | ".join(cells), ratio))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--f2b", default=os.path.join(ROOT, "target", "release", "f2b"))
@@ -302,15 +316,7 @@ def main():
             "rss_after_mib", "rss_anon_after_mib"]
     if a.stock:
         keys = ["stock_ready_ms_median", "stock_ready_ms_min", "stock_ready_ms_max"]
-    print("| metric | " + " | ".join(kinds) + (" | python/f2b |" if len(kinds) == 2 else " |"))
-    print("|---" * (len(kinds) + 1 + (1 if len(kinds) == 2 else 0)) + "|")
-    for key in keys:
-        row = [out[k].get(key) for k in kinds]
-        cells = ["%.3f" % v if isinstance(v, float) else str(v) for v in row]
-        ratio = ""
-        if len(kinds) == 2 and isinstance(row[0], (int, float)) and row[0]:
-            ratio = " | %.1fx" % (row[1] / row[0])
-        print("| %s | %s%s |" % (key, " | ".join(cells), ratio))
+    print_table(out, kinds, keys)
 
 
 if __name__ == "__main__":
