@@ -34,6 +34,19 @@ pub enum JournalError {
         #[source]
         source: io::Error,
     },
+    /// libsystemd could not be loaded (it is opened with `dlopen` only when
+    /// a journal is used).
+    #[error(
+        "systemd journal support needs libsystemd, which could not be loaded \
+         (tried {library}): {reason}; install libsystemd0 (Debian/Ubuntu) or \
+         systemd-libs, or use a file-based backend"
+    )]
+    Library {
+        /// The library names tried.
+        library: String,
+        /// Why loading failed (`dlerror`, or the missing symbol).
+        reason: String,
+    },
     /// `journalfiles` matched no file.
     #[error("journalfiles {pattern:?} matches no file")]
     NoFiles {

@@ -163,19 +163,25 @@ impl JournalSource {
     }
 
     pub(crate) fn open(&self) -> Result<RawJournal, JournalError> {
-        let r = match self {
-            JournalSource::Local { flags } => RawJournal::open(*flags),
-            JournalSource::Directory { path, flags } => RawJournal::open_directory(path, *flags),
-            JournalSource::Files { files, pattern } => {
-                if files.is_empty() {
-                    return Err(JournalError::NoFiles {
-                        pattern: pattern.clone(),
-                    });
-                }
-                RawJournal::open_files(files, 0)
+        if let JournalSource::Files { files, pattern } = self {
+            if files.is_empty() {
+                return Err(JournalError::NoFiles {
+                    pattern: pattern.clone(),
+                });
             }
+        }
+        let api = crate::ffi::api().map_err(|e| JournalError::Library {
+            library: e.library,
+            reason: e.reason,
+        })?;
+        let r = match self {
+            JournalSource::Local { flags } => RawJournal::open(api, *flags),
+            JournalSource::Directory { path, flags } => {
+                RawJournal::open_directory(api, path, *flags)
+            }
+            JournalSource::Files { files, .. } => RawJournal::open_files(api, files, 0),
             JournalSource::Namespace { namespace, flags } => {
-                RawJournal::open_namespace(namespace, *flags)
+                RawJournal::open_namespace(api, namespace, *flags)
             }
         };
         r.map_err(|source| JournalError::Open {
