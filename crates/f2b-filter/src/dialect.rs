@@ -742,6 +742,9 @@ struct Linear {
     /// regexes and date templates cost only a syntax check).
     ascii: std::sync::OnceLock<Option<Slots<regex::bytes::Regex, regex::bytes::CaptureLocations>>>,
     unicode: std::sync::OnceLock<Option<Slots<regex::Regex, regex::CaptureLocations>>>,
+    /// The capture engine on ASCII haystacks (PCRE2 JIT, `crate::pcre`):
+    /// same spans as the byte-level variant, several times faster.
+    pcre: std::sync::OnceLock<Option<crate::pcre::Pcre>>,
 }
 
 /// A compiled regex and its reused capture slots (one search at a time per
@@ -766,7 +769,14 @@ impl Linear {
             pattern,
             ascii: std::sync::OnceLock::new(),
             unicode: std::sync::OnceLock::new(),
+            pcre: std::sync::OnceLock::new(),
         })
+    }
+
+    fn pcre(&self) -> Option<&crate::pcre::Pcre> {
+        self.pcre
+            .get_or_init(|| crate::pcre::Pcre::new(&self.pattern))
+            .as_ref()
     }
 
     fn ascii(&self) -> Option<&Slots<regex::bytes::Regex, regex::bytes::CaptureLocations>> {
@@ -817,6 +827,16 @@ impl Linear {
 
     /// Leftmost-first match from `pos` with all group spans.
     fn captures(&self, hay: &str, pos: usize) -> Option<Spans> {
+        if hay.is_ascii() {
+            if let Some(Ok(r)) = self.pcre().map(|p| p.captures(hay.as_bytes(), pos)) {
+                return r.map(Spans);
+            }
+        }
+        self.captures_linear(hay, pos)
+    }
+
+    /// [`Linear::captures`] on the `regex` crate alone.
+    fn captures_linear(&self, hay: &str, pos: usize) -> Option<Spans> {
         match self.ascii_for(hay) {
             Some(a) => {
                 let spans = |l: &regex::bytes::CaptureLocations| {
@@ -850,6 +870,19 @@ impl Linear {
                     }
                 }
             }
+        }
+    }
+
+    /// Span of the leftmost-first match from `pos` (no group spans: a DFA
+    /// search, no capture engine).
+    fn find_at(&self, hay: &str, pos: usize) -> Option<(usize, usize)> {
+        match self.ascii_for(hay) {
+            Some(a) => a.re.find_at(hay.as_bytes(), pos).map(|m| (m.start(), m.end())),
+            _ => self
+                .unicode()?
+                .re
+                .find_at(hay, pos)
+                .map(|m| (m.start(), m.end())),
         }
     }
 
@@ -910,6 +943,22 @@ impl Tail {
         }
         let head = Linear::new(format!("{prefix}{body}")).ok()?;
         Some(Tail { head, group, plus })
+    }
+
+    /// The tail group's span in the whole pattern's match from 0, found
+    /// without group captures: `Some(Some(span))` found, `Some(None)` proven
+    /// absent, `None` undecided. The head's match end is the same for the
+    /// DFA and the capture engine (both leftmost-first), so this is the span
+    /// [`Tail::captures`] gives the tail group.
+    fn span(&self, hay: &str) -> Option<Option<(usize, usize)>> {
+        let Some((_, e)) = self.head.find_at(hay, 0) else {
+            return Some(None);
+        };
+        let end = hay[e..].find('\n').map_or(hay.len(), |p| e + p);
+        if self.plus && end == e {
+            return None;
+        }
+        Some(Some((e, end)))
     }
 
     /// The whole pattern's match from `pos`: `Some(Some(spans))` found,
@@ -1258,6 +1307,21 @@ impl PyRegex {
                 }
             }
         }
+    }
+
+    /// For a pattern of the form `HEAD(?P<name>.+)$` (every fail2ban
+    /// `prefregex`): the tail group's name, and its span in `search(hay)`
+    /// computed without group captures (`Some(None)`: no match; `None` from
+    /// the span: undecided, use [`PyRegex::search`]).
+    pub fn tail_group_span(&self, hay: &str) -> Option<(&str, Option<(usize, usize)>)> {
+        let t = self.tail.as_ref()?;
+        let name = self.names.get(t.group)?.as_deref()?;
+        if let Some(sl) = self.start_literals() {
+            if !sl.may_match(hay.as_bytes()) {
+                return Some((name, None));
+            }
+        }
+        t.span(hay).map(|s| (name, s))
     }
 
     /// True if the pattern matches anywhere.

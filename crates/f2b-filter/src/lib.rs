@@ -12,6 +12,8 @@ pub mod date;
 pub mod dialect;
 pub mod expand;
 pub mod filter;
+mod gate;
+mod pcre;
 pub mod tags;
 
 pub use filter::{

@@ -1,0 +1,307 @@
+//! PCRE2 (JIT) as the capture engine of linear patterns on ASCII haystacks.
+//!
+//! The `regex` crate finds a match with its lazy DFA at memory speed, but
+//! group spans need a second engine (the bounded backtracker), which costs
+//! ~0.5 µs for a fail2ban failregex on a syslog line. PCRE2's JIT gives the
+//! same spans in ~60 ns (measured on the sshd filter, see
+//! docs/arch/filter-throughput.md).
+//!
+//! The PCRE2 pattern is printed from the `regex-syntax` HIR of the pattern,
+//! the HIR the `regex` crate itself compiles: case folding, classes and
+//! anchors are already resolved there, so the printed pattern is plain
+//! classes, literals, groups, repetitions and a few anchors. It is printed
+//! *for ASCII haystacks only*: every class is cut down to its ASCII part, a
+//! literal with a non-ASCII character (which cannot occur in such a haystack)
+//! becomes `(*FAIL)`, and Unicode word boundaries become ASCII ones (the same
+//! positions in ASCII text). PCRE2 then runs without UTF or UCP.
+//! Leftmost-first matching is the backtracking order, so the two engines
+//! agree on every span (a property test checks it). A pattern the printer
+//! cannot express (CRLF anchors, non-ASCII group names) gets no PCRE2 form.
+//!
+//! PCRE2 backtracks: a linear pattern can still take exponential time in it.
+//! Every search carries a match limit (`(*LIMIT_MATCH=...)`); a search that
+//! hits it, or any other PCRE2 error (JIT stack), returns `Err` and the
+//! caller answers with the `regex` crate, whose time is linear.
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
+use std::fmt::Write as _;
+
+/// Backtracking steps one PCRE2 search may use before the caller falls back
+/// to the linear engine.
+const MATCH_LIMIT: u32 = 20_000;
+
+/// The PCRE2 form of a `regex` crate pattern for ASCII haystacks, or `None`
+/// if it has none.
+pub(crate) fn pattern_for(linear: &str) -> Option<String> {
+    let hir = regex_syntax::Parser::new().parse(linear).ok()?;
+    let mut out = format!("(*LIMIT_MATCH={MATCH_LIMIT})");
+    print(&hir, &mut out)?;
+    Some(out)
+}
+
+fn byte(b: u8, out: &mut String) {
+    if b.is_ascii_alphanumeric() {
+        out.push(char::from(b));
+    } else {
+        let _ = write!(out, "\\x{b:02x}");
+    }
+}
+
+fn print(h: &Hir, out: &mut String) -> Option<()> {
+    match h.kind() {
+        HirKind::Empty => {}
+        HirKind::Literal(l) => {
+            if !l.0.is_ascii() {
+                // cannot occur in an ASCII haystack
+                out.push_str("(*FAIL)");
+                return Some(());
+            }
+            out.push_str("(?:");
+            for &b in l.0.iter() {
+                byte(b, out);
+            }
+            out.push(')');
+        }
+        HirKind::Class(c) => {
+            // the ASCII part of the class
+            let ranges: Vec<(u32, u32)> = match c {
+                Class::Bytes(c) => c
+                    .ranges()
+                    .iter()
+                    .map(|r| (u32::from(r.start()), u32::from(r.end())))
+                    .collect(),
+                Class::Unicode(c) => c
+                    .ranges()
+                    .iter()
+                    .map(|r| (u32::from(r.start()), u32::from(r.end())))
+                    .collect(),
+            };
+            let ascii: Vec<(u8, u8)> = ranges
+                .into_iter()
+                .filter(|&(a, _)| a < 0x80)
+                .map(|(a, b)| (a as u8, b.min(0x7f) as u8))
+                .collect();
+            if ascii.is_empty() {
+                out.push_str("(*FAIL)");
+                return Some(());
+            }
+            out.push('[');
+            for (a, b) in ascii {
+                byte(a, out);
+                if b != a {
+                    out.push('-');
+                    byte(b, out);
+                }
+            }
+            out.push(']');
+        }
+        // on ASCII text the Unicode word boundaries are the ASCII ones
+        HirKind::Look(l) => out.push_str(match l {
+            Look::Start => r"\A",
+            Look::End => r"\z",
+            Look::StartLF => r"(?:\A|(?<=\n))",
+            Look::EndLF => r"(?=\n|\z)",
+            Look::WordAscii | Look::WordUnicode => r"\b",
+            Look::WordAsciiNegate | Look::WordUnicodeNegate => r"\B",
+            Look::WordStartAscii | Look::WordStartUnicode => r"\b(?=[0-9A-Za-z_])",
+            Look::WordEndAscii | Look::WordEndUnicode => r"\b(?<=[0-9A-Za-z_])",
+            Look::WordStartHalfAscii | Look::WordStartHalfUnicode => r"(?<![0-9A-Za-z_])",
+            Look::WordEndHalfAscii | Look::WordEndHalfUnicode => r"(?![0-9A-Za-z_])",
+            _ => return None,
+        }),
+        HirKind::Repetition(r) => {
+            out.push_str("(?:");
+            print(&r.sub, out)?;
+            out.push(')');
+            match (r.min, r.max) {
+                (0, None) => out.push('*'),
+                (1, None) => out.push('+'),
+                (0, Some(1)) => out.push('?'),
+                (m, None) => {
+                    let _ = write!(out, "{{{m},}}");
+                }
+                (m, Some(n)) if m == n => {
+                    let _ = write!(out, "{{{m}}}");
+                }
+                (m, Some(n)) => {
+                    let _ = write!(out, "{{{m},{n}}}");
+                }
+            }
+            if !r.greedy {
+                out.push('?');
+            }
+        }
+        HirKind::Capture(c) => {
+            match &c.name {
+                Some(n) => {
+                    let ok = n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        && n.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+                        && n.len() <= 32;
+                    if !ok {
+                        return None;
+                    }
+                    let _ = write!(out, "(?<{n}>");
+                }
+                None => out.push('('),
+            }
+            print(&c.sub, out)?;
+            out.push(')');
+        }
+        HirKind::Concat(v) => {
+            out.push_str("(?:");
+            for s in v {
+                print(s, out)?;
+            }
+            out.push(')');
+        }
+        HirKind::Alternation(v) => {
+            out.push_str("(?:");
+            for (i, s) in v.iter().enumerate() {
+                if i > 0 {
+                    out.push('|');
+                }
+                print(s, out)?;
+            }
+            out.push(')');
+        }
+    }
+    Some(())
+}
+
+/// A compiled PCRE2 form and its reused match data (one search at a time;
+/// a concurrent search gets fresh match data).
+pub(crate) struct Pcre {
+    re: pcre2::bytes::Regex,
+    locs: std::sync::Mutex<pcre2::bytes::CaptureLocations>,
+}
+
+/// A PCRE2 search gave up (match limit, JIT stack): use the linear engine.
+#[derive(Debug)]
+pub(crate) struct GaveUp;
+
+impl Pcre {
+    /// Compiles the PCRE2 form of `linear` (JIT when available).
+    pub(crate) fn new(linear: &str) -> Option<Pcre> {
+        let p = pattern_for(linear)?;
+        let re = pcre2::bytes::RegexBuilder::new()
+            .jit_if_available(true)
+            .build(&p)
+            .ok()?;
+        Some(Pcre {
+            locs: std::sync::Mutex::new(re.capture_locations()),
+            re,
+        })
+    }
+
+    /// Leftmost-first match of `hay` from `pos` with every group span.
+    pub(crate) fn captures(
+        &self,
+        hay: &[u8],
+        pos: usize,
+    ) -> Result<Option<Vec<Option<(usize, usize)>>>, GaveUp> {
+        let run = |l: &mut pcre2::bytes::CaptureLocations| {
+            match self.re.captures_read_at(l, hay, pos) {
+                Ok(Some(_)) => Ok(Some((0..l.len()).map(|i| l.get(i)).collect())),
+                Ok(None) => Ok(None),
+                Err(_) => Err(GaveUp),
+            }
+        };
+        match self.locs.try_lock() {
+            Ok(mut l) => run(&mut l),
+            Err(_) => run(&mut self.re.capture_locations()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `regex` crate's answer, the reference (ASCII haystacks only).
+    fn reference(p: &str, hay: &[u8], pos: usize) -> Option<Vec<Option<(usize, usize)>>> {
+        let hay = std::str::from_utf8(hay).ok()?;
+        let re = regex::Regex::new(p).ok()?;
+        let mut l = re.capture_locations();
+        re.captures_read_at(&mut l, hay, pos)?;
+        Some((0..l.len()).map(|i| l.get(i)).collect())
+    }
+
+    fn agree(p: &str, hay: &str, pos: usize) {
+        let Some(pc) = Pcre::new(p) else {
+            panic!("no PCRE2 form for {p:?}: {:?}", pattern_for(p));
+        };
+        let got = pc.captures(hay.as_bytes(), pos).expect("no limit hit");
+        assert_eq!(got, reference(p, hay.as_bytes(), pos), "pattern {p:?} on {hay:?}");
+    }
+
+    #[test]
+    fn fail2ban_shapes_agree() {
+        let host = r"(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|\[?(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:))\]?|(?P<dns>[\w\-.^_]*\w))";
+        let p = format!(r"^(?P<nofail>Connection (?:closed|reset)|Disconnected) (?:by|from)(?: (?:invalid|authenticating) user (?P<user>\S+|.*?))? {host}(?:(?: (?:port \d+|on \S+|\[preauth\])){{0,3}}\s*|\s*)(?m:$)");
+        for hay in [
+            "Connection closed by authenticating user root 203.244.55.148 port 30131 [preauth]\n",
+            "Disconnected from 2001:db8::1 port 22\n",
+            "Connection reset by host.example.org\n",
+            "Connection closed by authenticating user a b c 1.2.3.4 port 1\n",
+            "nothing\n",
+        ] {
+            agree(&p, hay, 0);
+        }
+        agree(r"(?i)fail(?:ed|ure)\b", "x FAILED y", 0);
+        agree(r"(?m:^)b+?(?m:$)", "a\nbb\nc", 1);
+        agree(r"\Bx\b", "axe ax", 0);
+        agree(r"[^\x00-\x1f]{2,4}?z", "abcdz", 0);
+    }
+
+    #[test]
+    fn unicode_constructs_on_ascii_text() {
+        agree(r"(?i)(?:Mär|mar)\w+\b", "x MARCH y", 0);
+        agree(r"(?i)\w*k", "Kelvin k", 0);
+        agree(r"[^ä]+ß?$", "abc", 0);
+        agree(r"\b{end-half}x|y", "ay", 0);
+        assert!(pattern_for(r"(?P<nöm>x)").is_none());
+        assert!(pattern_for(r"x(?mR:$)").is_none());
+    }
+
+    #[test]
+    fn runaway_backtracking_gives_up() {
+        let pc = Pcre::new(r"^(?:a|a|aa)*b").unwrap();
+        let hay = format!("{}cb", "a".repeat(40));
+        assert!(pc.captures(hay.as_bytes(), 0).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(600))]
+        /// PCRE2 and the `regex` crate give the same spans.
+        #[test]
+        fn spans_agree(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                r"a", r"b+", r"(?P<g1>a*?)", r"(b|ab)", r"\d{1,3}", r"(?:\.\d+)?", r"\s*",
+                r"[^ ]+", r"(?i:Ab)", r"\b", r"(?m:$)", r"(?m:^)", r".*?", r"(?:x|)", r"(\w+)?",
+                r" ", r"(?:a|b){0,2}", r"\B", r"(?P<g2>.+)", r"(?i:ſ|k)", r"[^ä\s]",
+                r"\b{end-half}", r"(?:ä|a)",
+            ]), 1..6),
+            anchored in proptest::bool::ANY,
+            hay in "[ab1. x\nAsSkK]{0,16}",
+            pos in 0usize..4,
+        ) {
+            let mut p = String::new();
+            if anchored { p.push('^'); }
+            let mut names = 0;
+            for s in &parts {
+                // each named group once
+                if s.contains("?P<") {
+                    names += 1;
+                    p.push_str(&s.replace("?P<g", &format!("?P<n{names}g")));
+                } else {
+                    p.push_str(s);
+                }
+            }
+            let pos = pos.min(hay.len());
+            if let Some(pc) = Pcre::new(&p) {
+                if let Ok(got) = pc.captures(hay.as_bytes(), pos) {
+                    proptest::prop_assert_eq!(got, reference(&p, hay.as_bytes(), pos), "pattern {:?}", p);
+                }
+            }
+        }
+    }
+}
