@@ -157,7 +157,7 @@ impl Executor {
             .arg("-c")
             .arg(&cmd.script)
             .args(&cmd.args)
-            .stdin(std::process::Stdio::null())
+            .stdin(dev_null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .process_group(0)
@@ -210,6 +210,17 @@ impl Executor {
             elapsed,
         })
     }
+}
+
+/// Standard input for a command: a duplicate of one `/dev/null` descriptor
+/// opened once per process (a `dup` per spawn instead of an `open` with its
+/// path lookup); `Stdio::null()` if `/dev/null` cannot be opened.
+fn dev_null() -> std::process::Stdio {
+    static NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    NULL.get_or_init(|| std::fs::File::open("/dev/null").ok())
+        .as_ref()
+        .and_then(|f| f.try_clone().ok())
+        .map_or_else(std::process::Stdio::null, std::process::Stdio::from)
 }
 
 struct GroupGuard(Option<libc::pid_t>);

@@ -236,6 +236,67 @@ async fn executor_reports_exit_codes_and_output() {
     assert!(t0.elapsed() < Duration::from_secs(2));
 }
 
+/// Descriptors of this process that a child inherits (no `FD_CLOEXEC`),
+/// beyond 0, 1 and 2: whatever the test runner itself leaks.
+fn inheritable_fds() -> std::collections::BTreeSet<u32> {
+    let mut out = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+            continue;
+        };
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            .unwrap_or(0);
+        if fd > 2 && flags & 0o2000000 == 0 {
+            out.insert(fd);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn commands_read_eof_on_stdin_and_inherit_no_descriptor_of_ours() {
+    let ex = Executor::new();
+    for _ in 0..3 {
+        // Standard input is /dev/null (one descriptor opened once, duplicated
+        // per spawn): reading gives EOF at once.
+        let o = ex
+            .run(
+                &RenderedCommand::plain(
+                    "if read x; then echo got; else echo eof; fi; \
+                     readlink /proc/self/fd/0; ls -l /proc/self/fd/",
+                ),
+                Duration::from_secs(5),
+                "j",
+                "a",
+            )
+            .await
+            .unwrap();
+        assert!(o.success(), "{o:?}");
+        let out = String::from_utf8_lossy(&o.stdout);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("eof"), "{out}");
+        assert_eq!(lines.next(), Some("/dev/null"), "{out}");
+        // What `ls` sees open: 0, 1, 2, its own directory handle, and only
+        // what the test runner leaks anyway; none of the executor's
+        // descriptors (its /dev/null, the other commands' pipes).
+        let allowed = inheritable_fds();
+        for l in lines.filter(|l| l.contains(" -> ")) {
+            let (left, target) = l.split_once(" -> ").unwrap();
+            let fd: u32 = left.rsplit(' ').next().unwrap().parse().unwrap();
+            if fd <= 2 || target.starts_with("/proc/") {
+                continue;
+            }
+            assert!(allowed.contains(&fd), "fd {fd} -> {target} leaked: {out}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn failing_check_runs_repair_then_retries() {
     let dir = common::TempDir::new("repair");
