@@ -873,19 +873,6 @@ impl Linear {
         }
     }
 
-    /// Span of the leftmost-first match from `pos` (no group spans: a DFA
-    /// search, no capture engine).
-    fn find_at(&self, hay: &str, pos: usize) -> Option<(usize, usize)> {
-        match self.ascii_for(hay) {
-            Some(a) => a.re.find_at(hay.as_bytes(), pos).map(|m| (m.start(), m.end())),
-            _ => self
-                .unicode()?
-                .re
-                .find_at(hay, pos)
-                .map(|m| (m.start(), m.end())),
-        }
-    }
-
     /// True if there is a match starting at or after `pos`.
     fn matches_at(&self, hay: &str, pos: usize) -> bool {
         match self.ascii_for(hay) {
@@ -943,22 +930,6 @@ impl Tail {
         }
         let head = Linear::new(format!("{prefix}{body}")).ok()?;
         Some(Tail { head, group, plus })
-    }
-
-    /// The tail group's span in the whole pattern's match from 0, found
-    /// without group captures: `Some(Some(span))` found, `Some(None)` proven
-    /// absent, `None` undecided. The head's match end is the same for the
-    /// DFA and the capture engine (both leftmost-first), so this is the span
-    /// [`Tail::captures`] gives the tail group.
-    fn span(&self, hay: &str) -> Option<Option<(usize, usize)>> {
-        let Some((_, e)) = self.head.find_at(hay, 0) else {
-            return Some(None);
-        };
-        let end = hay[e..].find('\n').map_or(hay.len(), |p| e + p);
-        if self.plus && end == e {
-            return None;
-        }
-        Some(Some((e, end)))
     }
 
     /// The whole pattern's match from `pos`: `Some(Some(spans))` found,
@@ -1307,21 +1278,6 @@ impl PyRegex {
                 }
             }
         }
-    }
-
-    /// For a pattern of the form `HEAD(?P<name>.+)$` (every fail2ban
-    /// `prefregex`): the tail group's name, and its span in `search(hay)`
-    /// computed without group captures (`Some(None)`: no match; `None` from
-    /// the span: undecided, use [`PyRegex::search`]).
-    pub fn tail_group_span(&self, hay: &str) -> Option<(&str, Option<(usize, usize)>)> {
-        let t = self.tail.as_ref()?;
-        let name = self.names.get(t.group)?.as_deref()?;
-        if let Some(sl) = self.start_literals() {
-            if !sl.may_match(hay.as_bytes()) {
-                return Some((name, None));
-            }
-        }
-        t.span(hay).map(|s| (name, s))
     }
 
     /// True if the pattern matches anywhere.

@@ -2,7 +2,6 @@
 
 use crate::date::{DateDetector, DateError, TimeCtx};
 use crate::dialect::{DialectError, PyRegex, Spans};
-use crate::gate::{Candidates, Gate};
 use crate::tags::resolve_host_tag;
 use f2b_core::addr::{Addr, IpNet};
 use f2b_core::value::Value;
@@ -579,9 +578,6 @@ pub struct Filter {
     /// Warnings produced while processing (drained by the caller).
     pub warnings: Vec<String>,
     last_pref_matched: bool,
-    /// Which failregexes can match a buffer (built on first use, dropped
-    /// when the failregexes change).
-    gate: Option<Gate>,
 }
 
 impl std::fmt::Debug for Filter {
@@ -626,7 +622,6 @@ impl Filter {
             last_ignored_by: None,
             warnings: Vec::new(),
             last_pref_matched: false,
-            gate: None,
         };
         if spec.maxlines > 1 {
             f.max_lines = spec.maxlines;
@@ -667,7 +662,6 @@ impl Filter {
             });
         }
         self.fail.push(r);
-        self.gate = None;
         Ok(())
     }
 
@@ -677,7 +671,6 @@ impl Filter {
             return Err(FilterError::BadIndex { index });
         }
         self.fail.remove(index);
-        self.gate = None;
         Ok(())
     }
 
@@ -701,7 +694,6 @@ impl Filter {
     pub fn clear_regexes(&mut self) {
         self.fail.clear();
         self.ignore.clear();
-        self.gate = None;
     }
 
     /// `get <jail> failregex` (the regexes as given, before tag expansion).
@@ -1080,44 +1072,9 @@ impl Filter {
                 return out;
             }
         }
-        if self.gate.is_none() {
-            self.gate = Some(Gate::new(self.fail.iter().map(|r| &r.re)));
-        }
-        let candidates = |gate: &Option<Gate>, b: &str| {
-            gate.as_ref()
-                .map(|g| g.candidates(b))
-                .unwrap_or_default()
-        };
-        // the gate's answer for the current `buf` (reset when `buf` is)
-        let mut cand: Option<Candidates> = None;
-        // the failregexes' buffer after the prefregex's content replacement
-        let mut content_buf: Option<String> = None;
         let mut pre_groups = Fail::new();
         if let Some(p) = &self.pref {
             let b = buf.as_deref().unwrap_or("");
-            // The content the failregexes would see is found with a DFA
-            // search (no group captures); when the gate says no failregex
-            // can match it, the line is done without the prefregex's
-            // captures (most lines of a log).
-            if let Some(("content", span)) = p.re.tail_group_span(b) {
-                let Some((cs, ce)) = span else {
-                    return out;
-                };
-                let content = &b[cs..ce];
-                let mut cbuf = String::with_capacity(content.len() + 1);
-                cbuf.push_str(content);
-                cbuf.push('\n');
-                let c = candidates(&self.gate, &cbuf);
-                if c.none() {
-                    self.last_pref_matched = true;
-                    let content = content.to_string();
-                    self.line_buffer.clear();
-                    self.line_buffer.push((String::new(), String::new(), content));
-                    return out;
-                }
-                cand = Some(c);
-                content_buf = Some(cbuf);
-            }
             // the prefregex only yields groups: no matched/unmatched split
             let Some(spans) = p.re.search(b) else {
                 return out;
@@ -1126,14 +1083,11 @@ impl Filter {
             pre_groups = p.groups(b, &spans);
             let repl = pre_groups.remove("content");
             if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
-                // the gate's buffer is this content (kept with its answer)
-                buf = content_buf
-                    .take()
-                    .filter(|c| c.len() == r.len() + 1 && c.starts_with(r.as_str()));
                 org_moved = Some(std::mem::replace(
                     &mut self.line_buffer,
                     vec![(String::new(), String::new(), r)],
                 ));
+                buf = None;
             }
         }
         let org: Vec<TupleLine> = match org_moved {
@@ -1143,11 +1097,6 @@ impl Filter {
         for idx in 0..self.fail.len() {
             if buf.is_none() {
                 buf = Some(tuple_lines_buf(&self.line_buffer));
-                cand = None;
-            }
-            let c = cand.get_or_insert_with(|| candidates(&self.gate, buf.as_deref().unwrap_or("")));
-            if !c.may(idx) {
-                continue;
             }
             // first-byte gate before any call into the regex (22 sshd
             // failregexes are tried on every line with `checkAllRegex`)

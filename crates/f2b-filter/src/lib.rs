@@ -12,7 +12,6 @@ pub mod date;
 pub mod dialect;
 pub mod expand;
 pub mod filter;
-mod gate;
 mod pcre;
 pub mod tags;
 
