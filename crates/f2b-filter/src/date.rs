@@ -5,7 +5,13 @@
 //! Japanese names (e.g. `2月`, `Mär`, `févr.`), so logs written under those
 //! locales are dated correctly.
 
+mod civil;
+mod fast;
+#[cfg(test)]
+mod fast_tests;
+
 use crate::dialect::{DialectError, PyRegex, Spans};
+use fast::{Found, Prog, Scratch};
 use jiff::civil::DateTime;
 /// Time zone type used for local-time conversion (re-exported from `jiff`).
 pub use jiff::tz::TimeZone;
@@ -521,7 +527,14 @@ pub struct Template {
     /// Weight (100 for the anchored copies of default templates).
     pub weight: f64,
     kind: Kind,
-    re: PyRegex,
+    /// The regex engine's form, built on first need (default templates) or
+    /// at construction (user patterns, so errors surface there).
+    re: OnceLock<Option<PyRegex>>,
+    /// The fast matcher, built on first use; `None` if the pattern is
+    /// outside its subset.
+    fast: OnceLock<Option<Prog>>,
+    /// Named groups the date conversion reads: (group index, key).
+    fields: OnceLock<Vec<(usize, String)>>,
 }
 
 /// `DateTemplate.setRegex`: returns (regex, flags, name-prefix-needed).
@@ -600,21 +613,88 @@ impl Template {
         flags: u8,
         kind: Kind,
     ) -> Result<Template, DateError> {
-        // the name alternations are compiled factored (a trie), shown as is
-        let re =
-            PyRegex::new(&factor_name_groups(&regex), false).map_err(|e| DateError::Pattern {
-                pattern: pattern.clone().unwrap_or_else(|| name.clone()),
-                reason: e.to_string(),
-            })?;
-        Ok(Template {
+        let t = Template::lazy(name, pattern, regex, flags, kind);
+        let re = t.build_re().map_err(|e| DateError::Pattern {
+            pattern: t.pattern.clone().unwrap_or_else(|| t.name.clone()),
+            reason: e.to_string(),
+        })?;
+        let _ = t.re.set(Some(re));
+        Ok(t)
+    }
+
+    /// A template whose regex is compiled on first use (the default
+    /// templates: their patterns are fixed and tested to compile).
+    fn lazy(name: String, pattern: Option<String>, regex: String, flags: u8, kind: Kind) -> Self {
+        Template {
             name,
             pattern,
             regex,
             flags,
             weight: 1.0,
             kind,
-            re,
+            re: OnceLock::new(),
+            fast: OnceLock::new(),
+            fields: OnceLock::new(),
+        }
+    }
+
+    fn build_re(&self) -> Result<PyRegex, DialectError> {
+        // the name alternations are compiled factored (a trie), shown as is
+        PyRegex::new(&factor_name_groups(&self.regex), false)
+    }
+
+    /// The regex engine's form (`None`: it does not compile, never matches).
+    fn re(&self) -> Option<&PyRegex> {
+        self.re.get_or_init(|| self.build_re().ok()).as_ref()
+    }
+
+    /// The fast matcher, if the pattern is within its subset.
+    fn prog(&self) -> Option<&Prog> {
+        self.fast
+            .get_or_init(|| Prog::new(&factor_name_groups(&self.regex)).ok())
+            .as_ref()
+    }
+
+    /// Group names by index (index 0 = whole match).
+    fn names(&self) -> &[Option<String>] {
+        if let Some(p) = self.prog() {
+            return p.names();
+        }
+        self.re().map(|r| r.names()).unwrap_or(&[])
+    }
+
+    fn fields(&self) -> &[(usize, String)] {
+        self.fields.get_or_init(|| {
+            self.names()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.clone().map(|n| (i, n)))
+                .collect()
         })
+    }
+
+    /// `matchDate` through the fast matcher, the regex engine settling what
+    /// the fast one cannot.
+    fn find(&self, line: &str, pos: usize, endpos: usize, sc: &mut Scratch) -> Option<Groups> {
+        self.find_with(line, pos, endpos, sc, true)
+    }
+
+    fn find_with(
+        &self,
+        line: &str,
+        pos: usize,
+        endpos: usize,
+        sc: &mut Scratch,
+        fast: bool,
+    ) -> Option<Groups> {
+        if let Some(p) = self.prog().filter(|_| fast) {
+            match p.search(line, pos, endpos, sc) {
+                Found::Yes => return Some(Groups::from_slots(&sc.caps, line.len())),
+                Found::No => return None,
+                Found::Bail => {}
+            }
+        }
+        self.match_date(line, pos, endpos).map(Groups::Spans)
     }
 
     /// `DatePatternRegex(pattern)`.
@@ -733,7 +813,14 @@ impl Template {
 
     /// `matchDate(line, pos, endpos)`.
     pub fn match_date(&self, line: &str, pos: usize, endpos: usize) -> Option<Spans> {
-        self.re.search_at(line, pos, endpos)
+        self.re()?.search_at(line, pos, endpos)
+    }
+
+    /// `matchDate` through the fast matcher when it can decide (same spans
+    /// as [`Template::match_date`]).
+    pub fn match_date_fast(&self, line: &str, pos: usize, endpos: usize) -> Option<Spans> {
+        let mut sc = Scratch::default();
+        self.find(line, pos, endpos, &mut sc).map(|g| g.to_spans())
     }
 
     /// Group 1 span (the date text) of a match.
@@ -745,20 +832,29 @@ impl Template {
     /// match: TAI64N, or a pattern date with an explicit/default zone
     /// (`calendar.timegm`). Only affects textual output (`-o <time>`).
     pub fn date_is_int(&self, sp: &Spans, ctx: &TimeCtx) -> bool {
+        self.groups_is_int(&Groups::Spans(sp.clone()), ctx)
+    }
+
+    fn groups_is_int(&self, g: &Groups, ctx: &TimeCtx) -> bool {
         match self.kind {
             Kind::Tai64n => true,
             Kind::Epoch { .. } => false,
             Kind::Pattern => {
                 ctx.default_tz.is_some()
-                    || self.re.names().iter().enumerate().any(|(i, n)| {
-                        matches!(n.as_deref(), Some("z") | Some("Z")) && sp.get(i).is_some()
-                    })
+                    || self
+                        .fields()
+                        .iter()
+                        .any(|(i, n)| matches!(n.as_str(), "z" | "Z") && g.get(*i).is_some())
             }
         }
     }
 
     /// `getDate`: the Unix time of a match.
     pub fn get_date(&self, line: &str, sp: &Spans, ctx: &TimeCtx) -> Option<f64> {
+        self.groups_date(line, &Groups::Spans(sp.clone()), ctx)
+    }
+
+    fn groups_date(&self, line: &str, sp: &Groups, ctx: &TimeCtx) -> Option<f64> {
         match self.kind {
             Kind::Tai64n => {
                 let (a, b) = sp.get(1)?;
@@ -781,13 +877,28 @@ impl Template {
                 }
             }
             Kind::Pattern => {
-                let mut fields: Vec<(&str, &str)> = Vec::new();
-                for (i, n) in self.re.names().iter().enumerate() {
-                    if let (Some(n), Some((a, b))) = (n, sp.get(i)) {
-                        fields.push((n.as_str(), &line[a..b]));
+                let mut buf: [(&str, &str); 24] = [("", ""); 24];
+                let mut n = 0;
+                let mut more: Vec<(&str, &str)> = Vec::new();
+                for (i, key) in self.fields() {
+                    if let Some((a, b)) = sp.get(*i) {
+                        let f = (key.as_str(), line.get(a..b)?);
+                        if n < buf.len() {
+                            buf[n] = f;
+                            n += 1;
+                        } else {
+                            if more.is_empty() {
+                                more.extend_from_slice(&buf);
+                            }
+                            more.push(f);
+                        }
                     }
                 }
-                strptime_fields(&fields, ctx)
+                if more.is_empty() {
+                    strptime_fields(&buf[..n], ctx)
+                } else {
+                    strptime_fields(&more, ctx)
+                }
             }
         }
     }
@@ -931,13 +1042,227 @@ fn local_to_unix(dt: DateTime, tz: &TimeZone) -> Option<f64> {
     tz.to_timestamp(dt).ok().map(|t| t.as_second() as f64)
 }
 
+/// `lookup_name` without allocating for ASCII text.
+fn lookup_name_fast(table: &[&[&str]], val: &str) -> Option<usize> {
+    if !val.is_ascii() {
+        return lookup_name(table, val);
+    }
+    let v = val.trim_end_matches('.');
+    table
+        .iter()
+        .position(|names| names.iter().any(|n| n.eq_ignore_ascii_case(v)))
+}
+
+/// `reGroupDictStrptime`: converts the named strptime fields into Unix time.
+///
+/// Integer civil arithmetic with cached zone windows: no allocation and no
+/// zone look-up per call in the common case (results are those of the jiff
+/// based conversion, which a property test checks).
+pub fn strptime_fields(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
+    let mut year: Option<i32> = None;
+    let mut month: Option<i32> = None;
+    let mut day: Option<i32> = None;
+    let (mut hour, mut minute, mut second) = (0i32, 0i32, 0i32);
+    let mut tzoffset: Option<i32> = None;
+    let mut weekday: Option<i32> = None;
+    let mut julian: Option<i32> = None;
+    let mut week_of_year: Option<(i32, bool)> = None;
+    let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    let int = |v: &str| v.trim().parse::<i32>().ok();
+    for (key, val) in fields {
+        match *key {
+            "y" => {
+                let mut y = int(val)?;
+                if y <= 2000 {
+                    y += 2000;
+                }
+                year = Some(y);
+            }
+            "Y" => year = Some(int(val)?),
+            "m" => month = Some(int(val)?),
+            "B" => month = Some(lookup_name_fast(&MONTHS_FULL, val)? as i32 + 1),
+            "b" => month = Some(lookup_name_fast(&MONTHS_ABBR, val)? as i32 + 1),
+            "d" => day = Some(int(val)?),
+            "H" => hour = int(val)?,
+            "I" => {
+                hour = int(val)?;
+                let ampm = get("p").unwrap_or("");
+                let is = |s: &str| ampm.to_lowercase() == s;
+                if ampm.is_empty() || is("am") || ampm == "午前" {
+                    if hour == 12 {
+                        hour = 0;
+                    }
+                } else if (is("pm") || ampm == "午後") && hour != 12 {
+                    hour += 12;
+                }
+            }
+            "M" => minute = int(val)?,
+            "S" => second = int(val)?,
+            "A" => weekday = Some(lookup_name_fast(&DAYS_FULL, val)? as i32),
+            "a" => weekday = Some(lookup_name_fast(&DAYS_ABBR, val)? as i32),
+            "w" => {
+                let mut w = int(val)? - 1;
+                if w < 0 {
+                    w = 6;
+                }
+                weekday = Some(w);
+            }
+            "j" => julian = Some(int(val)?),
+            "U" => week_of_year = Some((int(val)?, false)),
+            "W" => week_of_year = Some((int(val)?, true)),
+            "z" | "Z" => {
+                let z = *val;
+                tzoffset = Some(if z == "Z" || z == "UTC" || z == "GMT" {
+                    0
+                } else {
+                    zone_offset(z).ok()?
+                });
+            }
+            _ => {}
+        }
+    }
+    // `MyTime.time()` as local civil seconds
+    let now_local = || civil::local_civil(&ctx.local, ctx.now.floor() as i64);
+    let mut assume_year = false;
+    let mut year = match year {
+        Some(y) => y,
+        None => {
+            assume_year = true;
+            civil::civil_from_days(now_local()?.div_euclid(civil::DAY)).0 as i32
+        }
+    };
+    if month.is_none() || day.is_none() {
+        if julian.is_none() {
+            if let (Some((w, monday_first)), Some(wd)) = (week_of_year, weekday) {
+                // _calc_julian_from_U_or_W
+                let first = jiff::civil::Date::new(year as i16, 1, 1).ok()?;
+                let mut first_wd = first.weekday().to_monday_zero_offset() as i32;
+                if !monday_first {
+                    first_wd = (first_wd + 1) % 7;
+                }
+                let wd2 = if !monday_first { (wd + 1) % 7 } else { wd };
+                let week_0_length = (7 - first_wd) % 7;
+                julian = Some(if w == 0 {
+                    1 + wd2 - first_wd
+                } else {
+                    week_0_length + (7 * (w - 1)) + wd2 + 1
+                });
+            }
+        }
+        if let Some(j) = julian {
+            let d = jiff::civil::Date::new(year as i16, 1, 1)
+                .ok()?
+                .checked_add(jiff::Span::new().days((j - 1) as i64))
+                .ok()?;
+            year = d.year() as i32;
+            month = Some(d.month() as i32);
+            day = Some(d.day() as i32);
+        }
+    }
+    let mut assume_today = false;
+    let (month, day) = match (month, day) {
+        (None, None) => {
+            assume_today = true;
+            let n = now_local()?;
+            let (_, m, d) = civil::civil_from_days(n.div_euclid(civil::DAY));
+            (m as i32, d as i32)
+        }
+        (m, d) => (m?, d?),
+    };
+    // `datetime(...)`: the field widths of jiff's civil DateTime
+    let valid = |y: i64, mo: i64, d: i64| {
+        (-9999..=9999).contains(&y)
+            && (1..=12).contains(&mo)
+            && d >= 1
+            && d <= civil::days_in_month(y, mo)
+    };
+    let (y, mo, d) = (
+        i64::from(year as i16),
+        i64::from(month as i8),
+        i64::from(day as i8),
+    );
+    let (h, mi, s) = (
+        i64::from(hour as i8),
+        i64::from(minute as i8),
+        i64::from(second as i8),
+    );
+    if !valid(y, mo, d)
+        || !(0..=23).contains(&h)
+        || !(0..=59).contains(&mi)
+        || !(0..=59).contains(&s)
+    {
+        return None;
+    }
+    let (cmin, cmax) = civil::civil_range();
+    let in_range = |c: i64| (cmin..=cmax).contains(&c);
+    let mut dt = civil::civil_secs(y, mo, d, h, mi, s);
+    if tzoffset.is_none() {
+        tzoffset = ctx.default_tz;
+    }
+    if let Some(off) = tzoffset {
+        dt -= i64::from(off) * 60;
+        if !in_range(dt) {
+            return None;
+        }
+    }
+    if assume_today {
+        let n = now_local()?;
+        if dt > n {
+            dt -= civil::DAY;
+            if !in_range(dt) {
+                return None;
+            }
+        }
+    }
+    if assume_year {
+        let n = now_local()? + civil::DAY;
+        if !in_range(n) {
+            return None;
+        }
+        if dt > n {
+            // date_result.replace(year=year-1, month=month, day=day)
+            let tod = dt.rem_euclid(civil::DAY);
+            let y1 = i64::from((year - 1) as i16);
+            if !valid(y1, mo, d) {
+                return None;
+            }
+            dt = civil::days_from_civil(y1, mo, d) * civil::DAY + tod;
+        }
+    }
+    if tzoffset.is_some() {
+        let (tmin, tmax) = (
+            jiff::Timestamp::MIN.as_second(),
+            jiff::Timestamp::MAX.as_second(),
+        );
+        return (tmin..=tmax).contains(&dt).then_some(dt as f64);
+    }
+    if let Some(t) = civil::local_to_unix(&ctx.local, dt) {
+        return Some(t as f64);
+    }
+    let (yy, mm, dd) = civil::civil_from_days(dt.div_euclid(civil::DAY));
+    let tod = dt.rem_euclid(civil::DAY);
+    let dtj = DateTime::new(
+        yy as i16,
+        mm as i8,
+        dd as i8,
+        (tod / 3600) as i8,
+        (tod / 60 % 60) as i8,
+        (tod % 60) as i8,
+        0,
+    )
+    .ok()?;
+    local_to_unix(dtj, &ctx.local)
+}
+
+#[cfg(test)]
 fn unix_to_local(t: f64, tz: &TimeZone) -> Option<DateTime> {
     let ts = jiff::Timestamp::from_second(t.floor() as i64).ok()?;
     Some(tz.to_datetime(ts))
 }
 
-/// `reGroupDictStrptime`: converts the named strptime fields into Unix time.
-pub fn strptime_fields(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
+/// The jiff-based conversion the fast one is checked against (tests).
+#[cfg(test)]
+fn strptime_fields_reference(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
     let mut year: Option<i32> = None;
     let mut month: Option<i32> = None;
     let mut day: Option<i32> = None;
@@ -1159,6 +1484,68 @@ impl DdTemplate {
     }
 }
 
+const INLINE_SLOTS: usize = 24;
+const NO_POS: u32 = u32::MAX;
+
+/// The group spans of one template match, kept inline (no allocation) for
+/// up to 24 groups on lines shorter than 4 GiB.
+#[derive(Debug, Clone)]
+enum Groups {
+    Inline {
+        n: u8,
+        v: [(u32, u32); INLINE_SLOTS],
+    },
+    Spans(Spans),
+}
+
+impl Groups {
+    fn from_slots(caps: &[usize], len: usize) -> Groups {
+        let n = caps.len() / 2;
+        if n <= INLINE_SLOTS && len < NO_POS as usize {
+            let mut v = [(NO_POS, NO_POS); INLINE_SLOTS];
+            for (g, slot) in v.iter_mut().enumerate().take(n) {
+                let (a, b) = (caps[2 * g], caps[2 * g + 1]);
+                if a != usize::MAX && b != usize::MAX {
+                    *slot = (a as u32, b as u32);
+                }
+            }
+            return Groups::Inline { n: n as u8, v };
+        }
+        Groups::Spans(Spans(
+            (0..n)
+                .map(|g| {
+                    let (a, b) = (caps[2 * g], caps[2 * g + 1]);
+                    (a != usize::MAX && b != usize::MAX).then_some((a, b))
+                })
+                .collect(),
+        ))
+    }
+
+    fn get(&self, i: usize) -> Option<(usize, usize)> {
+        match self {
+            Groups::Inline { n, v } => {
+                if i >= usize::from(*n) || v[i].0 == NO_POS {
+                    None
+                } else {
+                    Some((v[i].0 as usize, v[i].1 as usize))
+                }
+            }
+            Groups::Spans(s) => s.get(i),
+        }
+    }
+
+    fn whole(&self) -> (usize, usize) {
+        self.get(0).unwrap_or((0, 0))
+    }
+
+    fn to_spans(&self) -> Spans {
+        match self {
+            Groups::Inline { n, .. } => Spans((0..usize::from(*n)).map(|i| self.get(i)).collect()),
+            Groups::Spans(s) => s.clone(),
+        }
+    }
+}
+
 /// Result of [`DateDetector::match_time`].
 #[derive(Debug, Clone)]
 pub struct TimeMatch {
@@ -1166,8 +1553,14 @@ pub struct TimeMatch {
     pub template: usize,
     /// Span of the date text (group 1).
     pub span: Option<(usize, usize)>,
-    /// All groups of the template match.
-    pub groups: Spans,
+    groups: Groups,
+}
+
+impl TimeMatch {
+    /// All groups of the template match (index 0 = whole match).
+    pub fn groups(&self) -> Spans {
+        self.groups.to_spans()
+    }
 }
 
 /// fail2ban's `DateDetector`: an ordered template list with hit-based
@@ -1182,6 +1575,9 @@ pub struct DateDetector {
     first_unused: usize,
     /// `logtimezone` offset in minutes.
     pub default_tz: Option<i32>,
+    scratch: Scratch,
+    /// False: the regex engine only (tests compare the two paths).
+    fast: bool,
 }
 
 impl Default for DateDetector {
@@ -1209,6 +1605,8 @@ impl DateDetector {
             last_idx: usize::MAX,
             first_unused: 0,
             default_tz: None,
+            scratch: Scratch::default(),
+            fast: true,
         }
     }
 
@@ -1327,15 +1725,17 @@ impl DateDetector {
         }
         let n = self.templates.len();
         let anchored = |t: &Template| t.flags & (LINE_BEGIN | LINE_END) != 0;
-        let mut found: Option<(Spans, usize, usize, usize)> = None;
+        let mut found: Option<(Groups, usize, usize, usize)> = None;
         let mut ignore_by_search = usize::MAX;
-        let mut result: Option<(Spans, usize)> = None;
+        let mut result: Option<(Groups, usize)> = None;
         let i = self.last_idx;
+        let sc = &mut self.scratch;
+        let use_fast = self.fast;
         if i < n {
-            let t = self.templates[i].t.clone();
+            let t = &*self.templates[i].t;
             let m;
-            if anchored(&t) {
-                m = t.match_date(line, 0, line.len());
+            if anchored(t) {
+                m = t.find_with(line, 0, line.len(), sc, use_fast);
                 ignore_by_search = i;
             } else {
                 let (distance, endpos) = (self.last_pos.0, self.last_end_pos.0);
@@ -1348,16 +1748,16 @@ impl DateDetector {
                         && char_before(line, endpos) == self.last_end_pos.1
                         && !self.last_end_pos.1.is_some_and(|c| c.is_alphanumeric()));
                 if c1 && c2 && distance <= line.len() && line.is_char_boundary(distance) {
-                    m = t.match_date(line, distance, endpos.min(line.len()));
+                    m = t.find_with(line, distance, endpos.min(line.len()), sc, use_fast);
                 } else {
-                    m = t.match_date(line, 0, line.len());
+                    m = t.find_with(line, 0, line.len(), sc, use_fast);
                     ignore_by_search = i;
                 }
             }
             if let Some(m) = m {
                 let (distance, endpos) = m.whole();
                 if n == 1
-                    || anchored(&t)
+                    || anchored(t)
                     || (distance == self.last_pos.0 && endpos == self.last_end_pos.0)
                 {
                     result = Some((m, i));
@@ -1373,10 +1773,10 @@ impl DateDetector {
                     i += 1;
                     continue;
                 }
-                let t = self.templates[i].t.clone();
-                if let Some(m) = t.match_date(line, 0, line.len()) {
+                let t = &*self.templates[i].t;
+                if let Some(m) = t.find_with(line, 0, line.len(), sc, use_fast) {
                     let (distance, endpos) = m.whole();
-                    if i + 1 >= n || anchored(&t) {
+                    if i + 1 >= n || anchored(t) {
                         result = Some((m, i));
                         break;
                     }
@@ -1426,7 +1826,7 @@ impl DateDetector {
             i = self.reorder(i);
         }
         self.last_idx = i;
-        let span = self.templates[i].t.date_span(&m);
+        let span = m.get(1);
         Some(TimeMatch {
             template: i,
             span,
@@ -1470,13 +1870,13 @@ impl DateDetector {
     pub fn time_is_int(&self, tm: &TimeMatch, ctx: &TimeCtx) -> bool {
         self.templates
             .get(tm.template)
-            .is_some_and(|t| t.t.date_is_int(&tm.groups, ctx))
+            .is_some_and(|t| t.t.groups_is_int(&tm.groups, ctx))
     }
 
     /// `getTime(line, timeMatch)`.
     pub fn get_time(&self, line: &str, tm: &TimeMatch, ctx: &TimeCtx) -> Option<f64> {
         let t = &self.templates.get(tm.template)?.t;
-        t.get_date(line, &tm.groups, ctx)
+        t.groups_date(line, &tm.groups, ctx)
     }
 }
 
