@@ -326,46 +326,99 @@ fn expand_pattern(pattern: &str, exy: &str) -> Result<(String, String, bool), St
     Ok((regex, name, alpha))
 }
 
-struct Meta {
-    grouped: PyRegex,
-    group: PyRegex,
-    globalflags: PyRegex,
-    no_wrd_beg: PyRegex,
-    no_wrd_end: PyRegex,
-    del_wrd: PyRegex,
-    line_beg: PyRegex,
-    line_end: PyRegex,
-    epoch: PyRegex,
-    exsanc: PyRegex,
-    exeanc: PyRegex,
+/// One of `DateTemplate`'s own regexes (applied to patterns): the fast
+/// matcher, the regex engine (built on first need) where it gives up.
+struct MetaRe {
+    src: &'static str,
+    prog: Option<Prog>,
+    re: OnceLock<PyRegex>,
 }
+
+impl MetaRe {
+    fn new(src: &'static str) -> MetaRe {
+        MetaRe {
+            src,
+            prog: Prog::new(src).ok(),
+            re: OnceLock::new(),
+        }
+    }
+
+    fn regex(&self) -> &PyRegex {
+        self.re.get_or_init(|| match PyRegex::new(self.src, false) {
+            Ok(r) => r,
+            // These are fixed, tested patterns; a failure is a programming error.
+            Err(e) => unreachable!("internal date meta regex {:?}: {e}", self.src),
+        })
+    }
+
+    fn search_at(&self, s: &str, pos: usize, endpos: usize) -> Option<Spans> {
+        if let Some(p) = &self.prog {
+            let mut sc = Scratch::default();
+            match p.search(s, pos, endpos, &mut sc) {
+                Found::Yes => return Some(Groups::from_slots(&sc.caps, usize::MAX).to_spans()),
+                Found::No => return None,
+                Found::Bail => {}
+            }
+        }
+        self.regex().search_at(s, pos, endpos)
+    }
+
+    fn search(&self, s: &str) -> Option<Spans> {
+        self.search_at(s, 0, s.len())
+    }
+}
+
+struct Meta {
+    grouped: MetaRe,
+    group: MetaRe,
+    globalflags: MetaRe,
+    no_wrd_beg: MetaRe,
+    no_wrd_end: MetaRe,
+    del_wrd: MetaRe,
+    line_beg: MetaRe,
+    line_end: MetaRe,
+    epoch: MetaRe,
+    exsanc: MetaRe,
+    exeanc: MetaRe,
+}
+
+const META_SOURCES: [&str; 11] = [
+    r"(?<!(?:\(\?))(?<!\\)\((?!\?)",
+    r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$",
+    r"((?:^|(?!<\\))\(\?[a-z]+\))",
+    r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)",
+    r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$",
+    r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$",
+    r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))",
+    r"(?<![\\\|])(?:\$\)?)$",
+    r"(?i)(?<!\\)\{L?EPOCH\}",
+    r"^\((?:\?:)?\^\|\\b\|\\W\)",
+    r"\(\?=\\b\|\\W\|\$\)$",
+];
 
 fn meta() -> &'static Meta {
     static M: OnceLock<Meta> = OnceLock::new();
     M.get_or_init(|| {
-        let c = |p: &str| match PyRegex::new(p, false) {
-            Ok(r) => r,
-            // These are fixed, tested patterns; a failure is a programming error.
-            Err(e) => unreachable!("internal date meta regex {p:?}: {e}"),
-        };
+        let [grouped, group, globalflags, no_wrd_beg, no_wrd_end, del_wrd, line_beg, line_end, epoch, exsanc, exeanc] =
+            META_SOURCES.map(MetaRe::new);
         Meta {
-            grouped: c(r"(?<!(?:\(\?))(?<!\\)\((?!\?)"),
-            group: c(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$"),
-            globalflags: c(r"((?:^|(?!<\\))\(\?[a-z]+\))"),
-            no_wrd_beg: c(r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)"),
-            no_wrd_end: c(r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$"),
-            del_wrd: c(r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$"),
-            line_beg: c(r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))"),
-            line_end: c(r"(?<![\\\|])(?:\$\)?)$"),
-            epoch: c(r"(?i)(?<!\\)\{L?EPOCH\}"),
-            exsanc: c(r"^\((?:\?:)?\^\|\\b\|\\W\)"),
-            exeanc: c(r"\(\?=\\b\|\\W\|\$\)$"),
+            grouped,
+            group,
+            globalflags,
+            no_wrd_beg,
+            no_wrd_end,
+            del_wrd,
+            line_beg,
+            line_end,
+            epoch,
+            exsanc,
+            exeanc,
         }
     })
 }
 
 /// `re.sub(pattern, repl, s, count)` with a closure replacement.
-fn py_sub(re: &PyRegex, s: &str, count: usize, f: impl Fn(&str, &Spans) -> String) -> String {
+fn py_sub(re: &MetaRe, s: &str, count: usize, f: impl Fn(&str, &Spans) -> String) -> String {
     let mut out = String::new();
     let mut pos = 0;
     let mut last = 0;
@@ -612,8 +665,12 @@ impl Template {
         regex: String,
         flags: u8,
         kind: Kind,
+        eager: bool,
     ) -> Result<Template, DateError> {
         let t = Template::lazy(name, pattern, regex, flags, kind);
+        if !eager {
+            return Ok(t);
+        }
         let re = t.build_re().map_err(|e| DateError::Pattern {
             pattern: t.pattern.clone().unwrap_or_else(|| t.name.clone()),
             reason: e.to_string(),
@@ -699,6 +756,10 @@ impl Template {
 
     /// `DatePatternRegex(pattern)`.
     pub fn from_pattern(pattern: &str) -> Result<Template, DateError> {
+        Template::from_pattern_with(pattern, true)
+    }
+
+    fn from_pattern_with(pattern: &str, eager: bool) -> Result<Template, DateError> {
         let mut p = pattern.to_string();
         let mut wb = WordBegin::Yes;
         let mut we = true;
@@ -725,7 +786,14 @@ impl Template {
         if prefix && !name.starts_with("{^LN-BEG}") {
             name = format!("{{^LN-BEG}}{name}");
         }
-        Template::compile(name, Some(pattern.to_string()), regex, flags, Kind::Pattern)
+        Template::compile(
+            name,
+            Some(pattern.to_string()),
+            regex,
+            flags,
+            Kind::Pattern,
+            eager,
+        )
     }
 
     /// `DateEpoch`.
@@ -733,6 +801,15 @@ impl Template {
         line_begin_only: bool,
         pattern: Option<&str>,
         long: bool,
+    ) -> Result<Template, DateError> {
+        Template::epoch_with(line_begin_only, pattern, long, true)
+    }
+
+    fn epoch_with(
+        line_begin_only: bool,
+        pattern: Option<&str>,
+        long: bool,
+        eager: bool,
     ) -> Result<Template, DateError> {
         let mut name = match (pattern, long) {
             (Some(p), _) => p.to_string(),
@@ -766,11 +843,16 @@ impl Template {
             regex,
             flags,
             Kind::Epoch { long, grp },
+            eager,
         )
     }
 
     /// `DateTai64n`.
     pub fn tai64n(start: bool) -> Result<Template, DateError> {
+        Template::tai64n_with(start, true)
+    }
+
+    fn tai64n_with(start: bool, eager: bool) -> Result<Template, DateError> {
         let (regex, flags, prefix) = set_regex(
             "@[0-9a-f]{24}",
             if start {
@@ -781,11 +863,17 @@ impl Template {
             true,
         );
         let name = if prefix { "{^LN-BEG}TAI64N" } else { "TAI64N" };
-        Template::compile(name.to_string(), None, regex, flags, Kind::Tai64n)
+        Template::compile(name.to_string(), None, regex, flags, Kind::Tai64n, eager)
     }
 
     /// `_getPatternTemplate(pattern)`.
     pub fn from_spec(pattern: &str) -> Result<Template, DateError> {
+        Template::from_spec_with(pattern, true)
+    }
+
+    /// `eager = false`: the regex is compiled on first use (fixed patterns
+    /// known to compile: the default templates).
+    fn from_spec_with(pattern: &str, eager: bool) -> Result<Template, DateError> {
         let key = if pattern.contains('%') {
             pattern.to_string()
         } else {
@@ -793,21 +881,23 @@ impl Template {
         };
         if key.contains("EPOCH") {
             if meta().epoch.search(pattern).is_some() {
-                return Template::epoch(false, Some(pattern), key.contains("LEPOCH"));
+                return Template::epoch_with(false, Some(pattern), key.contains("LEPOCH"), eager);
             }
             match key.as_str() {
                 "EPOCH" | "{^LN-BEG}EPOCH" | "^EPOCH" => {
-                    return Template::epoch(key != "EPOCH", None, false)
+                    return Template::epoch_with(key != "EPOCH", None, false, eager)
                 }
                 "LEPOCH" | "{^LN-BEG}LEPOCH" | "^LEPOCH" => {
-                    return Template::epoch(key != "LEPOCH", None, true)
+                    return Template::epoch_with(key != "LEPOCH", None, true, eager)
                 }
                 _ => {}
             }
         }
         match key.as_str() {
-            "TAI64N" | "{^LN-BEG}TAI64N" | "^TAI64N" => Template::tai64n(key != "TAI64N"),
-            _ => Template::from_pattern(pattern),
+            "TAI64N" | "{^LN-BEG}TAI64N" | "^TAI64N" => {
+                Template::tai64n_with(key != "TAI64N", eager)
+            }
+            _ => Template::from_pattern_with(pattern, eager),
         }
     }
 
@@ -1447,15 +1537,15 @@ fn default_templates() -> &'static TemplateLists {
         let mut anchored = Vec::new();
         let mut plain = Vec::new();
         for p in DEFAULT_TEMPLATES {
-            let Ok(t) = Template::from_spec(p) else {
+            let Ok(t) = Template::from_spec_with(p, false) else {
                 continue;
             };
             if !t.name.starts_with("{^LN-BEG}") && !t.name.starts_with('^') {
                 let anchored_t = match &t.pattern {
                     Some(pat) if t.kind == Kind::Pattern => {
-                        Template::from_spec(&format!("{{^LN-BEG}}{pat}"))
+                        Template::from_spec_with(&format!("{{^LN-BEG}}{pat}"), false)
                     }
-                    _ => Template::from_spec(&format!("{{^LN-BEG}}{}", t.name)),
+                    _ => Template::from_spec_with(&format!("{{^LN-BEG}}{}", t.name), false),
                 };
                 if let Ok(mut a) = anchored_t {
                     if a.name != t.name {

@@ -469,3 +469,82 @@ proptest! {
         prop_assert_eq!(fast.template_hits(), slow.template_hits());
     }
 }
+
+#[test]
+fn meta_regexes_fast_equals_regex() {
+    let m = meta();
+    let metas = [
+        &m.grouped,
+        &m.group,
+        &m.globalflags,
+        &m.no_wrd_beg,
+        &m.no_wrd_end,
+        &m.del_wrd,
+        &m.line_beg,
+        &m.line_end,
+        &m.epoch,
+        &m.exsanc,
+        &m.exeanc,
+    ];
+    let mut inputs: Vec<String> = Vec::new();
+    for t in templates() {
+        inputs.push(t.regex.clone());
+        inputs.extend(t.pattern.clone());
+    }
+    for p in DEFAULT_TEMPLATES {
+        let (r, _, _) = expand_pattern(p, exy()).expect("expands");
+        inputs.push(r);
+    }
+    inputs.extend(
+        [
+            "(?iu)^x$",
+            "**x**",
+            "(**x)",
+            "a\\$",
+            "a|$",
+            "a$)",
+            "(?:^|\\b|\\W)x(?=\\b|\\W|$)",
+            "{EPOCH}",
+            "\\{EPOCH}",
+            "x{lepoch}y",
+            "(?P<a>x)(",
+            "\\(",
+            "((?:^a))",
+            "(?i)(?u)",
+            "",
+            "é(x)ü",
+            "^((?:\\(\\?\\w+\\))",
+            "**(?=ä)",
+        ]
+        .map(String::from),
+    );
+    let mut g = Gen(7);
+    for k in 0..inputs.len() {
+        let mut v: Vec<char> = inputs[k].chars().collect();
+        for _ in 0..4 {
+            if !v.is_empty() {
+                let at = g.below(v.len() as u64) as usize;
+                v.insert(
+                    at,
+                    ['(', ')', '\\', '^', '$', '*', '?', 'é', 'b'][g.below(9) as usize],
+                );
+            }
+        }
+        inputs.push(v.into_iter().collect());
+    }
+    for (k, re) in metas.iter().enumerate() {
+        let p = re
+            .prog
+            .as_ref()
+            .unwrap_or_else(|| panic!("meta {k} has no program"));
+        for s in &inputs {
+            let mut sc = Scratch::default();
+            let fast = match p.search(s, 0, s.len(), &mut sc) {
+                Found::Yes => Some(Groups::from_slots(&sc.caps, usize::MAX).to_spans()),
+                Found::No => None,
+                Found::Bail => continue,
+            };
+            assert_eq!(fast, re.regex().search(s), "meta {k} on {s:?}");
+        }
+    }
+}
