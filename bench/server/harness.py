@@ -8,8 +8,10 @@ file), then measured:
   (a) latency: append one failure line (maxretry = 1) and wait for the ban action's timestamp;
       p50/p90/p99 over N trials
   (b) burst: 100k lines that cause ~1,400 bans; wall time until every ban action ran, and the
-      server's own CPU seconds (utime+stime of the server process, children excluded)
-  (c) RSS idle and after the burst (VmRSS)
+      server's own CPU seconds (utime+stime of the server process, children excluded);
+      for f2b also split into the log reader thread and the rest
+  (c) RSS idle and after the burst (VmRSS, with its anonymous and file-backed parts), and
+      again after 5 s of quiet (settled)
   (d) start to ready: spawn until the socket answers `ping`
 
   (e) with --stock: start to ready on a copy of the installed /etc/fail2ban tree (Debian's
@@ -89,6 +91,26 @@ def cpu_s(pid):
     return (int(parts[11]) + int(parts[12])) / tck
 
 
+def thread_cpu_s(pid):
+    """CPU seconds per live thread of `pid`, keyed by thread id: (name, seconds)."""
+    out = {}
+    tck = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1 : st.rindex(")")]
+        parts = st.rsplit(")", 1)[1].split()
+        out[tid] = (name, (int(parts[11]) + int(parts[12])) / tck)
+    return out
+
+
 def ban_count(d):
     with open(os.path.join(d, "bans.txt")) as f:
         return sum(1 for _ in f)
@@ -160,6 +182,7 @@ def run(kind, f2b, trials, burst_lines, backend):
         time.sleep(1.0)
         res["rss_idle_mib"] = rss_kib(proc.pid) / 1024
         res["rss_anon_idle_mib"] = rss_kib(proc.pid, "RssAnon:") / 1024
+        res["rss_file_idle_mib"] = rss_kib(proc.pid, "RssFile:") / 1024
         # (a) latency
         lats = []
         lat_log = os.path.join(d, "lat.log")
@@ -206,6 +229,7 @@ def run(kind, f2b, trials, burst_lines, backend):
                 lines.append("%.6f host accepted session for user%d\n" % (now, i))
         expected = trials + n_bad
         cpu0 = cpu_s(proc.pid)
+        threads0 = thread_cpu_s(proc.pid)
         t_b = time.time()
         with open(os.path.join(d, "burst.log"), "a") as f:
             f.write("".join(lines))
@@ -215,8 +239,21 @@ def run(kind, f2b, trials, burst_lines, backend):
         res["burst_wall_s"] = time.time() - t_b
         res["burst_bans"] = ban_count(d) - trials
         res["burst_cpu_s"] = cpu_s(proc.pid) - cpu0
+        if kind == "f2b":
+            # Split: the log reader thread (reading, matching, the engine) and the rest
+            # (the runtime thread running the ban actions' processes, the database,
+            # threads that ended during the burst).
+            reader = sum(v - threads0.get(t, (n, 0.0))[1]
+                         for t, (n, v) in thread_cpu_s(proc.pid).items() if n == "f2b-reader")
+            res["burst_cpu_reader_s"] = reader
+            res["burst_cpu_rest_s"] = res["burst_cpu_s"] - reader
         res["rss_after_mib"] = rss_kib(proc.pid) / 1024
         res["rss_anon_after_mib"] = rss_kib(proc.pid, "RssAnon:") / 1024
+        # And once the server has been idle for a few seconds (f2b returns freed heap
+        # 0.5 s after the reader goes quiet, then twice more 2 s apart).
+        time.sleep(5.0)
+        res["rss_settled_mib"] = rss_kib(proc.pid) / 1024
+        res["rss_anon_settled_mib"] = rss_kib(proc.pid, "RssAnon:") / 1024
         ask(d, "stop")
         proc.wait(timeout=60)
     finally:
@@ -311,9 +348,10 @@ def main():
             out[k] = run_stock(k, a.f2b, a.stock_runs)
         else:
             out[k] = run(k, a.f2b, a.trials, a.burst, a.backend)
-    keys = ["start_to_ready_ms", "rss_idle_mib", "rss_anon_idle_mib", "lat_p50_ms",
+    keys = ["start_to_ready_ms", "rss_idle_mib", "rss_anon_idle_mib", "rss_file_idle_mib", "lat_p50_ms",
             "lat_p90_ms", "lat_p99_ms", "burst_wall_s", "burst_bans", "burst_cpu_s",
-            "rss_after_mib", "rss_anon_after_mib"]
+            "burst_cpu_reader_s", "burst_cpu_rest_s", "rss_after_mib", "rss_anon_after_mib",
+            "rss_settled_mib", "rss_anon_settled_mib"]
     if a.stock:
         keys = ["stock_ready_ms_median", "stock_ready_ms_min", "stock_ready_ms_max"]
     print_table(out, kinds, keys)
