@@ -117,7 +117,8 @@ fn join_tuple(t: &TupleLine) -> String {
 }
 
 fn tuple_lines_buf(lines: &[TupleLine]) -> String {
-    let mut s = String::new();
+    let n: usize = lines.iter().map(|l| l.0.len() + l.2.len() + 1).sum();
+    let mut s = String::with_capacity(n);
     for (i, l) in lines.iter().enumerate() {
         if i > 0 {
             s.push('\n');
@@ -188,7 +189,69 @@ impl V {
     }
 }
 
-type Fail = BTreeMap<String, V>;
+/// A failure's fields (Python's dict), keyed by interned names: group names
+/// and fail2ban's own keys, so building and merging one costs no key
+/// allocation. A handful of entries: a vector searched linearly beats a tree
+/// (no node allocations); iteration order is insertion order (callers never
+/// depend on it: the ticket's fields are sorted when the failure is built).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Fail(Vec<(&'static str, V)>);
+
+impl Fail {
+    fn new() -> Fail {
+        Fail(Vec::new())
+    }
+    fn pos(&self, k: &str) -> Option<usize> {
+        self.0.iter().position(|(n, _)| *n == k)
+    }
+    fn get(&self, k: &str) -> Option<&V> {
+        self.pos(k).map(|i| &self.0[i].1)
+    }
+    fn insert(&mut self, k: &'static str, v: V) {
+        match self.pos(k) {
+            Some(i) => self.0[i].1 = v,
+            None => self.0.push((k, v)),
+        }
+    }
+    fn remove(&mut self, k: &str) -> Option<V> {
+        self.pos(k).map(|i| self.0.swap_remove(i).1)
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn extend(&mut self, other: Fail) {
+        for (k, v) in other.0 {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl IntoIterator for Fail {
+    type Item = (&'static str, V);
+    type IntoIter = std::vec::IntoIter<(&'static str, V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+/// The one `&'static str` of a field name. Names come from the filters'
+/// regexes (group names) and are few and bounded by the configuration, so
+/// they are kept for the life of the process.
+fn intern(s: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut set = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(&k) = set.get(s) {
+        return k;
+    }
+    let k: &'static str = Box::leak(s.to_string().into_boxed_str());
+    set.insert(k);
+    k
+}
 
 fn get<'a>(f: &'a Fail, k: &str) -> Option<&'a V> {
     f.get(k).filter(|v| !matches!(v, V::Null))
@@ -242,9 +305,11 @@ impl Failure {
 struct FRegex {
     source: String,
     re: PyRegex,
-    alt: Vec<(String, String)>,
-    tuple: Vec<(String, String)>,
+    alt: Vec<(&'static str, &'static str)>,
+    tuple: Vec<(&'static str, &'static str)>,
     skiplines: Vec<usize>,
+    /// Group names by index, interned.
+    names: Vec<Option<&'static str>>,
 }
 
 struct Found {
@@ -294,13 +359,19 @@ impl FRegex {
                         }
                         _ => rest,
                     };
-                    list.push((k.clone(), crate::tags::map_tag_to_opt(base)));
+                    list.push((intern(k), intern(&crate::tags::map_tag_to_opt(base))));
                 }
             }
         }
         alt.sort();
         tuple.sort();
+        let names = re
+            .names()
+            .iter()
+            .map(|n| n.as_deref().map(intern))
+            .collect();
         Ok(FRegex {
+            names,
             source: source.to_string(),
             re,
             alt,
@@ -369,22 +440,22 @@ impl FRegex {
 
     fn groups(&self, buf: &str, spans: &Spans) -> Fail {
         let mut fail = Fail::new();
-        for (i, n) in self.re.names().iter().enumerate() {
+        for (i, n) in self.names.iter().enumerate() {
             if let Some(n) = n {
                 let v = spans
                     .get(i)
                     .map(|(a, b)| V::S(buf[a..b].to_string()))
                     .unwrap_or(V::Null);
-                fail.insert(n.clone(), v);
+                fail.insert(n, v);
             }
         }
-        for (k, n) in &self.alt {
+        for &(k, n) in &self.alt {
             let v = fail.get(k).cloned().unwrap_or(V::Null);
             if v.truthy() && !truthy(&fail, n) {
-                fail.insert(n.clone(), v);
+                fail.insert(n, v);
             }
         }
-        for (k, n) in &self.tuple {
+        for &(k, n) in &self.tuple {
             let v = fail.get(k).and_then(|v| v.as_str().map(str::to_string));
             let t = fail.get(n).cloned().unwrap_or(V::Null);
             let nt = match t {
@@ -395,7 +466,7 @@ impl FRegex {
                 V::S(s) => vec![Some(s), v],
                 _ => vec![None, v],
             };
-            fail.insert(n.clone(), V::Tuple(nt));
+            fail.insert(n, V::Tuple(nt));
         }
         fail
     }
@@ -947,7 +1018,7 @@ impl Filter {
                 _ => BTreeSet::new(),
             };
             users.insert(u);
-            fail.insert("users".into(), V::Users(users.clone()));
+            fail.insert("users", V::Users(users.clone()));
             return Some(users);
         }
         match fail.get("users") {
@@ -963,7 +1034,7 @@ impl Filter {
             nf |= 8 | 1;
             if !truthy(&fail, "nofail") {
                 let g = fail.get("mlfgained").cloned().unwrap_or(V::Null);
-                fail.insert("nofail".into(), g);
+                fail.insert("nofail", g);
             }
         } else if truthy(&fail, "nofail") {
             nf |= 1;
@@ -1023,14 +1094,14 @@ impl Filter {
                 // the last use of the matched lines: moved, not cloned
                 m.append(&mut found.matched);
             }
-            fail.insert("matches".into(), V::Lines(m));
+            fail.insert("matches", V::Lines(m));
         } else if nf & 3 == 1 {
             let mut m = match fail.get("nofail-matches") {
                 Some(V::Lines(l)) => l.clone(),
                 _ => Vec::new(),
             };
             m.append(&mut found.matched);
-            fail.insert("nofail-matches".into(), V::Lines(m));
+            fail.insert("nofail-matches", V::Lines(m));
         }
         // keep the cache entry in sync (Python shares the dict object)
         if nf & 2 == 0 {
@@ -1157,7 +1228,7 @@ impl Filter {
                     _ => Vec::new(),
                 };
                 m.append(&mut found.matched);
-                fail.insert("matches".into(), V::Lines(m));
+                fail.insert("matches", V::Lines(m));
             }
             let mut fid = get_str(&fail, "fid").map(str::to_string);
             let mut raw = raw_mode;
@@ -1194,10 +1265,10 @@ impl Filter {
             let defcidr_raw = raw_mode;
             let fids: Vec<Option<Addr>> = match ip {
                 None => {
-                    fail.insert("mlfpending".into(), V::Int(1));
+                    fail.insert("mlfpending", V::Int(1));
                     if let Some(m) = &mlfid {
                         if let Some(c) = self.mlfid.get(m, now) {
-                            c.insert("mlfpending".into(), V::Int(1));
+                            c.insert("mlfpending", V::Int(1));
                         }
                     }
                     if !self.check_all_regex && self.ignore_pending {
@@ -1209,7 +1280,7 @@ impl Filter {
                     let ipaddr = make_addr(&ip, cidr);
                     match &fid {
                         Some(f) if *f != ip => {
-                            fail.insert("ip".into(), V::Addr(ipaddr));
+                            fail.insert("ip", V::Addr(ipaddr));
                             vec![Some(if defcidr_raw {
                                 Addr::raw(f.clone())
                             } else {
@@ -1232,7 +1303,7 @@ impl Filter {
                     }
                     continue;
                 }
-                fields.insert(k, v.into_value());
+                fields.insert(k.to_string(), v.into_value());
             }
             let n_ids = fids.len();
             for (n, id) in fids.into_iter().enumerate() {

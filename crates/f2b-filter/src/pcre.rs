@@ -174,6 +174,9 @@ pub(crate) struct Pcre {
     locs: std::sync::Mutex<pcre2::bytes::CaptureLocations>,
 }
 
+/// Every group's span (index 0: the whole match).
+pub(crate) type GroupSpans = Vec<Option<(usize, usize)>>;
+
 /// A PCRE2 search gave up (match limit, JIT stack): use the linear engine.
 #[derive(Debug)]
 pub(crate) struct GaveUp;
@@ -193,14 +196,15 @@ impl Pcre {
     }
 
     /// Leftmost-first match of `hay` from `pos` with every group span.
-    pub(crate) fn captures(
-        &self,
-        hay: &[u8],
-        pos: usize,
-    ) -> Result<Option<Vec<Option<(usize, usize)>>>, GaveUp> {
+    pub(crate) fn captures(&self, hay: &[u8], pos: usize) -> Result<Option<GroupSpans>, GaveUp> {
         let run = |l: &mut pcre2::bytes::CaptureLocations| {
             match self.re.captures_read_at(l, hay, pos) {
-                Ok(Some(_)) => Ok(Some((0..l.len()).map(|i| l.get(i)).collect())),
+                Ok(Some(_)) => {
+                    // one spare slot: `Tail` appends its tail group
+                    let mut v = Vec::with_capacity(l.len() + 1);
+                    v.extend((0..l.len()).map(|i| l.get(i)));
+                    Ok(Some(v))
+                }
                 Ok(None) => Ok(None),
                 Err(_) => Err(GaveUp),
             }
@@ -217,7 +221,7 @@ mod tests {
     use super::*;
 
     /// The `regex` crate's answer, the reference (ASCII haystacks only).
-    fn reference(p: &str, hay: &[u8], pos: usize) -> Option<Vec<Option<(usize, usize)>>> {
+    fn reference(p: &str, hay: &[u8], pos: usize) -> Option<GroupSpans> {
         let hay = std::str::from_utf8(hay).ok()?;
         let re = regex::Regex::new(p).ok()?;
         let mut l = re.capture_locations();
@@ -230,13 +234,19 @@ mod tests {
             panic!("no PCRE2 form for {p:?}: {:?}", pattern_for(p));
         };
         let got = pc.captures(hay.as_bytes(), pos).expect("no limit hit");
-        assert_eq!(got, reference(p, hay.as_bytes(), pos), "pattern {p:?} on {hay:?}");
+        assert_eq!(
+            got,
+            reference(p, hay.as_bytes(), pos),
+            "pattern {p:?} on {hay:?}"
+        );
     }
 
     #[test]
     fn fail2ban_shapes_agree() {
         let host = r"(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|\[?(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:))\]?|(?P<dns>[\w\-.^_]*\w))";
-        let p = format!(r"^(?P<nofail>Connection (?:closed|reset)|Disconnected) (?:by|from)(?: (?:invalid|authenticating) user (?P<user>\S+|.*?))? {host}(?:(?: (?:port \d+|on \S+|\[preauth\])){{0,3}}\s*|\s*)(?m:$)");
+        let p = format!(
+            r"^(?P<nofail>Connection (?:closed|reset)|Disconnected) (?:by|from)(?: (?:invalid|authenticating) user (?P<user>\S+|.*?))? {host}(?:(?: (?:port \d+|on \S+|\[preauth\])){{0,3}}\s*|\s*)(?m:$)"
+        );
         for hay in [
             "Connection closed by authenticating user root 203.244.55.148 port 30131 [preauth]\n",
             "Disconnected from 2001:db8::1 port 22\n",
