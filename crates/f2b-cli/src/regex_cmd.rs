@@ -478,7 +478,7 @@ fn format_out(tpl: &str, f: &Failure, now: f64) -> Vec<String> {
                 };
                 Some(
                     f.fields
-                        .get(&k)
+                        .get(k.as_str())
                         .filter(|v| !matches!(v, Value::None))
                         .map(py_str)
                         .unwrap_or_default(),
@@ -529,7 +529,7 @@ fn out_failure(fmt: &str, f: &Failure, now: f64, w: &mut impl Write) -> std::io:
             let d: Vec<String> = f
                 .fields
                 .iter()
-                .map(|(k, v)| format!("{}: {}", Value::Str(k.clone()).repr(), v.repr()))
+                .map(|(k, v)| format!("{}: {}", Value::Str(k.to_string()).repr(), v.repr()))
                 .collect();
             writeln!(
                 w,

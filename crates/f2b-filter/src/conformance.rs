@@ -149,7 +149,10 @@ fn check_failure(
         if matches!(k.as_str(), "time" | "match" | "desc" | "constraint") {
             continue;
         }
-        let fv = f.fields.get(k).filter(|v| !matches!(v, Value::None));
+        let fv = f
+            .fields
+            .get(k.as_str())
+            .filter(|v| !matches!(v, Value::None));
         let ok = match fv {
             Some(fv) => value_eq(fv, v),
             None if k == "host" => match (&f.id, v) {

@@ -1018,8 +1018,8 @@ impl JailCore {
             let data = f
                 .fields
                 .iter()
-                .filter(|(k, _)| k.as_str() != "matches")
-                .map(|(k, v)| (k.clone(), crate::args::py_str(v)))
+                .filter(|(k, _)| **k != "matches")
+                .map(|(k, v)| (k.to_string(), crate::args::py_str(v)))
                 .collect();
             let ef = f2b_engine::Failure {
                 id,
