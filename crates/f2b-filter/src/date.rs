@@ -9,6 +9,7 @@ mod civil;
 mod fast;
 #[cfg(test)]
 mod fast_tests;
+mod syslog;
 
 use crate::dialect::{DialectError, PyRegex, Spans};
 use fast::{Found, Prog, Scratch};
@@ -486,7 +487,8 @@ fn factor_name_groups(regex: &str) -> String {
     while let Some(p) = rest.find("(?P<") {
         let head = &rest[p..];
         let open_len = "(?P<b>".len();
-        let is_name = head.len() > open_len && matches!(&head[4..6], "a>" | "A>" | "b>" | "B>");
+        let is_name =
+            head.len() > open_len && matches!(head.get(4..6), Some("a>" | "A>" | "b>" | "B>"));
         let body_end = if is_name {
             head[open_len..].find(')')
         } else {
@@ -588,6 +590,8 @@ pub struct Template {
     fast: OnceLock<Option<Prog>>,
     /// Named groups the date conversion reads: (group index, key).
     fields: OnceLock<Vec<(usize, String)>>,
+    /// Group layout if this is the syslog default template.
+    syslog: OnceLock<Option<syslog::Shape>>,
 }
 
 /// `DateTemplate.setRegex`: returns (regex, flags, name-prefix-needed).
@@ -692,6 +696,7 @@ impl Template {
             re: OnceLock::new(),
             fast: OnceLock::new(),
             fields: OnceLock::new(),
+            syslog: OnceLock::new(),
         }
     }
 
@@ -720,6 +725,64 @@ impl Template {
         self.re().map(|r| r.names()).unwrap_or(&[])
     }
 
+    fn syslog(&self) -> Option<syslog::Shape> {
+        *self.syslog.get_or_init(|| match self.kind {
+            Kind::Pattern => syslog::Shape::of(self.pattern.as_deref(), self.names()),
+            _ => None,
+        })
+    }
+
+    /// The canonical syslog stamp at the line start, read directly.
+    fn find_syslog(&self, line: &str, endpos: usize) -> Option<Groups> {
+        let sh = self.syslog()?;
+        let endpos = endpos.min(line.len());
+        if !line.is_char_boundary(endpos) {
+            return None;
+        }
+        let st = syslog::recognize(&line.as_bytes()[..endpos])?;
+        Some(Groups::Syslog(sh, st))
+    }
+
+    /// `getDate` of the syslog template without a year, weekday or
+    /// fraction: the fields read from their spans.
+    fn syslog_date(&self, line: &str, g: &Groups, ctx: &TimeCtx) -> Option<Option<f64>> {
+        let sh = self.syslog()?;
+        if let Groups::Syslog(_, st) = g {
+            let p = Parsed {
+                year: None,
+                month: Some(i32::from(st.month)),
+                day: Some(i32::from(st.day)),
+                hour: i32::from(st.hour),
+                minute: i32::from(st.minute),
+                second: i32::from(st.second),
+                tzoffset: None,
+                weekday: None,
+                julian: None,
+                week_of_year: None,
+            };
+            return Some(convert_fields(p, ctx));
+        }
+        if g.get(sh.a).is_some() || g.get(sh.f).is_some() || g.get(sh.y).is_some() {
+            return None;
+        }
+        let field = |i: usize| g.get(i).and_then(|(a, b)| line.as_bytes().get(a..b));
+        let month = syslog::english_month(field(sh.b)?)?;
+        let num = |i: usize| field(i).and_then(syslog::small_int);
+        let p = Parsed {
+            year: None,
+            month: Some(month),
+            day: Some(num(sh.d)?),
+            hour: num(sh.h)?,
+            minute: num(sh.m)?,
+            second: num(sh.s)?,
+            tzoffset: None,
+            weekday: None,
+            julian: None,
+            week_of_year: None,
+        };
+        Some(convert_fields(p, ctx))
+    }
+
     fn fields(&self) -> &[(usize, String)] {
         self.fields.get_or_init(|| {
             self.names()
@@ -744,6 +807,11 @@ impl Template {
         sc: &mut Scratch,
         fast: bool,
     ) -> Option<Groups> {
+        if fast && pos == 0 {
+            if let Some(g) = self.find_syslog(line, endpos) {
+                return Some(g);
+            }
+        }
         if let Some(p) = self.prog().filter(|_| fast) {
             match p.search(line, pos, endpos, sc) {
                 Found::Yes => return Some(Groups::from_slots(&sc.caps, line.len())),
@@ -967,6 +1035,9 @@ impl Template {
                 }
             }
             Kind::Pattern => {
+                if let Some(r) = self.syslog_date(line, sp, ctx) {
+                    return r;
+                }
                 let mut buf: [(&str, &str); 24] = [("", ""); 24];
                 let mut n = 0;
                 let mut more: Vec<(&str, &str)> = Vec::new();
@@ -1134,13 +1205,21 @@ fn local_to_unix(dt: DateTime, tz: &TimeZone) -> Option<f64> {
 
 /// `lookup_name` without allocating for ASCII text.
 fn lookup_name_fast(table: &[&[&str]], val: &str) -> Option<usize> {
-    if !val.is_ascii() {
+    let v = val.trim_end_matches('.');
+    if !v.is_ascii() || v.len() > 16 {
         return lookup_name(table, val);
     }
-    let v = val.trim_end_matches('.');
-    table
-        .iter()
-        .position(|names| names.iter().any(|n| n.eq_ignore_ascii_case(v)))
+    let mut buf = [0u8; 16];
+    for (d, c) in buf.iter_mut().zip(v.bytes()) {
+        *d = c.to_ascii_lowercase();
+    }
+    let lv = &buf[..v.len()];
+    table.iter().position(|names| {
+        names.iter().any(|n| {
+            let n = n.as_bytes();
+            n.len() == lv.len() && n.iter().zip(lv).all(|(a, b)| a == b)
+        })
+    })
 }
 
 /// `reGroupDictStrptime`: converts the named strptime fields into Unix time.
@@ -1211,8 +1290,71 @@ pub fn strptime_fields(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
             _ => {}
         }
     }
-    // `MyTime.time()` as local civil seconds
-    let now_local = || civil::local_civil(&ctx.local, ctx.now.floor() as i64);
+    convert_fields(
+        Parsed {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            tzoffset,
+            weekday,
+            julian,
+            week_of_year,
+        },
+        ctx,
+    )
+}
+
+/// The fields of a date as `reGroupDictStrptime` has them after parsing.
+#[derive(Debug, Clone, Copy)]
+struct Parsed {
+    year: Option<i32>,
+    month: Option<i32>,
+    day: Option<i32>,
+    hour: i32,
+    minute: i32,
+    second: i32,
+    tzoffset: Option<i32>,
+    weekday: Option<i32>,
+    julian: Option<i32>,
+    week_of_year: Option<(i32, bool)>,
+}
+
+/// The second half of `reGroupDictStrptime`: year/day inference, zones.
+fn convert_fields(p: Parsed, ctx: &TimeCtx) -> Option<f64> {
+    let Parsed {
+        year,
+        mut month,
+        mut day,
+        hour,
+        minute,
+        second,
+        mut tzoffset,
+        weekday,
+        mut julian,
+        week_of_year,
+    } = p;
+    // `MyTime.time()` as local civil seconds (looked up once)
+    let now_cell: std::cell::Cell<Option<Option<i64>>> = std::cell::Cell::new(None);
+    let snap_cell: std::cell::Cell<Option<civil::Snap>> = std::cell::Cell::new(None);
+    let snap = || match snap_cell.get() {
+        Some(s) => s,
+        None => {
+            let s = civil::snapshot(&ctx.local);
+            snap_cell.set(Some(s));
+            s
+        }
+    };
+    let now_local = || match now_cell.get() {
+        Some(n) => n,
+        None => {
+            let n = snap().local_civil(&ctx.local, ctx.now.floor() as i64);
+            now_cell.set(Some(n));
+            n
+        }
+    };
     let mut assume_year = false;
     let mut year = match year {
         Some(y) => y,
@@ -1283,8 +1425,7 @@ pub fn strptime_fields(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
     {
         return None;
     }
-    let (cmin, cmax) = civil::civil_range();
-    let in_range = |c: i64| (cmin..=cmax).contains(&c);
+    let in_range = |c: i64| (civil::CIVIL_MIN..=civil::CIVIL_MAX).contains(&c);
     let mut dt = civil::civil_secs(y, mo, d, h, mi, s);
     if tzoffset.is_none() {
         tzoffset = ctx.default_tz;
@@ -1320,13 +1461,11 @@ pub fn strptime_fields(fields: &[(&str, &str)], ctx: &TimeCtx) -> Option<f64> {
         }
     }
     if tzoffset.is_some() {
-        let (tmin, tmax) = (
-            jiff::Timestamp::MIN.as_second(),
-            jiff::Timestamp::MAX.as_second(),
-        );
-        return (tmin..=tmax).contains(&dt).then_some(dt as f64);
+        return (civil::TS_MIN..=civil::TS_MAX)
+            .contains(&dt)
+            .then_some(dt as f64);
     }
-    if let Some(t) = civil::local_to_unix(&ctx.local, dt) {
+    if let Some(t) = snap().local_to_unix(&ctx.local, dt) {
         return Some(t as f64);
     }
     let (yy, mm, dd) = civil::civil_from_days(dt.div_euclid(civil::DAY));
@@ -1574,18 +1713,20 @@ impl DdTemplate {
     }
 }
 
-const INLINE_SLOTS: usize = 24;
-const NO_POS: u32 = u32::MAX;
+const INLINE_SLOTS: usize = 16;
+const NO_POS: u16 = u16::MAX;
 
 /// The group spans of one template match, kept inline (no allocation) for
-/// up to 24 groups on lines shorter than 4 GiB.
+/// up to 16 groups on lines shorter than 64 KiB.
 #[derive(Debug, Clone)]
 enum Groups {
     Inline {
         n: u8,
-        v: [(u32, u32); INLINE_SLOTS],
+        v: [(u16, u16); INLINE_SLOTS],
     },
     Spans(Spans),
+    /// A canonical syslog stamp read by `syslog::recognize`.
+    Syslog(syslog::Shape, syslog::Stamp),
 }
 
 impl Groups {
@@ -1596,7 +1737,7 @@ impl Groups {
             for (g, slot) in v.iter_mut().enumerate().take(n) {
                 let (a, b) = (caps[2 * g], caps[2 * g + 1]);
                 if a != usize::MAX && b != usize::MAX {
-                    *slot = (a as u32, b as u32);
+                    *slot = (a as u16, b as u16);
                 }
             }
             return Groups::Inline { n: n as u8, v };
@@ -1621,6 +1762,18 @@ impl Groups {
                 }
             }
             Groups::Spans(s) => s.get(i),
+            Groups::Syslog(sh, st) => {
+                let span = match i {
+                    0 | 1 => (0, usize::from(st.end)),
+                    _ if i == sh.b => (0, 3),
+                    _ if i == sh.d => (4, 6),
+                    _ if i == sh.h => (7, 9),
+                    _ if i == sh.m => (10, 12),
+                    _ if i == sh.s => (13, 15),
+                    _ => return None,
+                };
+                Some(span)
+            }
         }
     }
 
@@ -1631,6 +1784,7 @@ impl Groups {
     fn to_spans(&self) -> Spans {
         match self {
             Groups::Inline { n, .. } => Spans((0..usize::from(*n)).map(|i| self.get(i)).collect()),
+            Groups::Syslog(..) => Spans((0..10).map(|i| self.get(i)).collect()),
             Groups::Spans(s) => s.clone(),
         }
     }

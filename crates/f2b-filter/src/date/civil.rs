@@ -27,7 +27,7 @@ pub(crate) fn days_in_month(y: i64, m: i64) -> i64 {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
 /// `days_from_civil`).
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub(crate) const fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -53,17 +53,18 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 /// Civil seconds (seconds since 1970-01-01T00:00:00 of the civil calendar,
 /// no zone) of a valid date and time.
-pub(crate) fn civil_secs(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> i64 {
+pub(crate) const fn civil_secs(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> i64 {
     days_from_civil(y, mo, d) * DAY + h * 3600 + mi * 60 + s
 }
 
-/// The smallest and largest civil second `jiff::civil::DateTime` holds.
-pub(crate) fn civil_range() -> (i64, i64) {
-    (
-        civil_secs(-9999, 1, 1, 0, 0, 0),
-        civil_secs(9999, 12, 31, 23, 59, 59),
-    )
-}
+/// The smallest civil second `jiff::civil::DateTime` holds.
+pub(crate) const CIVIL_MIN: i64 = civil_secs(-9999, 1, 1, 0, 0, 0);
+/// The largest civil second `jiff::civil::DateTime` holds.
+pub(crate) const CIVIL_MAX: i64 = civil_secs(9999, 12, 31, 23, 59, 59);
+/// `jiff::Timestamp::MIN.as_second()` (a test checks it).
+pub(crate) const TS_MIN: i64 = -377_705_023_201;
+/// `jiff::Timestamp::MAX.as_second()` (a test checks it).
+pub(crate) const TS_MAX: i64 = 253_402_207_200;
 
 /// A span of instants `[lo, hi)` (Unix seconds) over which the zone's
 /// offset is `off` seconds.
@@ -152,4 +153,51 @@ pub(crate) fn local_to_unix(tz: &Arc<TimeZone>, c: i64) -> Option<i64> {
         hit,
         c.clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second()),
     )
+}
+
+/// The two cached windows of one zone, copied out in one thread-local
+/// access: (lo, hi, off) for "now" and for dates.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Snap {
+    now: Option<(i64, i64, i64)>,
+    date: Option<(i64, i64, i64)>,
+}
+
+/// The cached windows of `tz` (misses are filled by the look-ups below).
+pub(crate) fn snapshot(tz: &Arc<TimeZone>) -> Snap {
+    CACHE.with(|c| {
+        let c = c.borrow();
+        let get = |w: &Option<Window>| {
+            w.as_ref()
+                .filter(|w| Arc::ptr_eq(&w.tz, tz))
+                .map(|w| (w.lo, w.hi, w.off))
+        };
+        Snap {
+            now: get(&c[0]),
+            date: get(&c[1]),
+        }
+    })
+}
+
+impl Snap {
+    /// [`local_civil`], trying the snapshot first.
+    pub(crate) fn local_civil(&self, tz: &Arc<TimeZone>, t: i64) -> Option<i64> {
+        if let Some((lo, hi, off)) = self.now {
+            if lo <= t && t < hi {
+                return Some(t + off);
+            }
+        }
+        local_civil(tz, t)
+    }
+
+    /// [`local_to_unix`], trying the snapshot first.
+    pub(crate) fn local_to_unix(&self, tz: &Arc<TimeZone>, c: i64) -> Option<i64> {
+        if let Some((lo, hi, off)) = self.date {
+            let t = c - off;
+            if lo.saturating_add(MARGIN) <= t && t < hi.saturating_sub(MARGIN) {
+                return Some(t);
+            }
+        }
+        local_to_unix(tz, c)
+    }
 }

@@ -850,6 +850,11 @@ struct First {
 pub(crate) struct Prog {
     insts: Vec<Inst>,
     first: Vec<First>,
+    /// For the head of a long chain of splits (an alternation), by next
+    /// byte: the first split of the chain whose preferred branch can start
+    /// with it (the splits before it would each pass to the next), the last
+    /// branch, or [`NO_PC`] (none can).
+    dispatch: Vec<Option<Box<[u32; 256]>>>,
     /// Every match starts at position 0.
     anchored: bool,
     /// Group names by index (0 = whole match), as the regex dialect numbers
@@ -883,7 +888,7 @@ pub(crate) struct Scratch {
     /// Group slots (start, end) by `2 * group`; `usize::MAX` = unset.
     pub(crate) caps: Vec<usize>,
     trail: Vec<(u16, usize)>,
-    steps: u32,
+    pub(crate) steps: u32,
 }
 
 const UNSET: usize = usize::MAX;
@@ -931,9 +936,11 @@ impl Prog {
         }
         let first = first_sets(&c.insts);
         let anchored = starts_anchored(&c.insts, 0, 0);
+        let dispatch = dispatch_tables(&c.insts, &first);
         Ok(Prog {
             insts: c.insts,
             first,
+            dispatch,
             anchored,
             names: p.names,
             ci: c.ci,
@@ -1007,10 +1014,6 @@ impl Prog {
 
     fn run(&self, h: &[u8], mut pc: u32, mut i: usize, sc: &mut Scratch, depth: u32) -> Res {
         loop {
-            sc.steps += 1;
-            if sc.steps > MAX_STEPS {
-                return Res::Bail;
-            }
             match self.insts[pc as usize] {
                 Inst::Byte(b) => {
                     if i < h.len() && h[i] == b {
@@ -1055,6 +1058,23 @@ impl Prog {
                 }
                 Inst::Jmp(x) => pc = x,
                 Inst::Split(a, b) => {
+                    // every loop passes a split: counting here bounds the work
+                    sc.steps += 1;
+                    if sc.steps > MAX_STEPS {
+                        return Res::Bail;
+                    }
+                    if i < h.len() {
+                        if let Some(t) = &self.dispatch[pc as usize] {
+                            let to = t[usize::from(h[i])];
+                            if to != pc {
+                                if to == NO_PC {
+                                    return Res::No;
+                                }
+                                pc = to;
+                                continue;
+                            }
+                        }
+                    }
                     let ma = self.may(a, h, i);
                     let mb = self.may(b, h, i);
                     match (ma, mb) {
@@ -1181,6 +1201,55 @@ impl Prog {
             }
         }
     }
+}
+
+const NO_PC: u32 = u32::MAX;
+
+/// Chains of at least this many splits get a dispatch table.
+const DISPATCH_MIN: usize = 4;
+
+fn dispatch_tables(insts: &[Inst], first: &[First]) -> Vec<Option<Box<[u32; 256]>>> {
+    let may = |pc: u32, b: u8| {
+        let f = &first[pc as usize];
+        f.nullable || f.set.has(b)
+    };
+    let chain_len = |mut pc: u32| {
+        let mut n = 0;
+        while let Some(Inst::Split(_, b)) = insts.get(pc as usize) {
+            n += 1;
+            pc = *b;
+            if n > insts.len() {
+                break;
+            }
+        }
+        n
+    };
+    let mut out: Vec<Option<Box<[u32; 256]>>> = vec![None; insts.len()];
+    for (pc, inst) in insts.iter().enumerate() {
+        if !matches!(inst, Inst::Split(..)) || chain_len(pc as u32) < DISPATCH_MIN {
+            continue;
+        }
+        let mut t = Box::new([NO_PC; 256]);
+        for byte in 0..=255u8 {
+            let mut cur = pc as u32;
+            let mut hops = 0;
+            t[usize::from(byte)] = loop {
+                hops += 1;
+                match insts[cur as usize] {
+                    Inst::Split(a, b) if hops <= insts.len() => {
+                        if may(a, byte) {
+                            break cur;
+                        }
+                        cur = b;
+                    }
+                    Inst::Split(..) => break pc as u32,
+                    _ => break if may(cur, byte) { cur } else { NO_PC },
+                }
+            };
+        }
+        out[pc] = Some(t);
+    }
+    out
 }
 
 /// Fixed point of the first-byte sets.

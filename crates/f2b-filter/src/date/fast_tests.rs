@@ -335,6 +335,21 @@ fn conversion_edge_cases() {
 }
 
 #[test]
+fn civil_constants_match_jiff() {
+    assert_eq!(civil::TS_MIN, jiff::Timestamp::MIN.as_second());
+    assert_eq!(civil::TS_MAX, jiff::Timestamp::MAX.as_second());
+    let d = |dt: jiff::civil::DateTime| {
+        let e = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
+        dt.duration_since(e).as_secs()
+    };
+    assert_eq!(civil::CIVIL_MIN, d(jiff::civil::DateTime::MIN));
+    assert_eq!(
+        civil::CIVIL_MAX,
+        d(jiff::civil::date(9999, 12, 31).at(23, 59, 59, 0))
+    );
+}
+
+#[test]
 fn civil_arithmetic_matches_jiff() {
     let mut g = Gen(0x9e37_79b9_7f4a_7c15);
     for _ in 0..20_000 {
@@ -383,11 +398,14 @@ proptest! {
                             .enumerate()
                             .filter_map(|(i, n)| Some((n.as_deref()?, &l[sp.get(i)?.0..sp.get(i)?.1])))
                             .collect();
+                        let conv = strptime_fields(&fields, ctx).map(f64::to_bits);
                         prop_assert_eq!(
-                            strptime_fields(&fields, ctx).map(f64::to_bits),
+                            conv,
                             strptime_fields_reference(&fields, ctx).map(f64::to_bits),
                             "{:?}", fields
                         );
+                        // the syslog shortcut converts as the general code
+                        prop_assert_eq!(conv, want.map(f64::to_bits), "{:?}", fields);
                     }
                 }
             }
@@ -547,4 +565,99 @@ fn meta_regexes_fast_equals_regex() {
             assert_eq!(fast, re.regex().search(s), "meta {k} on {s:?}");
         }
     }
+}
+
+#[test]
+fn name_lookup_fast_equals_lookup() {
+    for table in [
+        &MONTHS_ABBR[..],
+        &MONTHS_FULL[..],
+        &DAYS_ABBR[..],
+        &DAYS_FULL[..],
+    ] {
+        for names in table {
+            for n in *names {
+                for v in [
+                    n.to_string(),
+                    n.to_uppercase(),
+                    format!("{n}."),
+                    format!("{}..", n.to_uppercase()),
+                    format!("{n}x"),
+                    n[..n.len() - n.chars().last().map_or(0, char::len_utf8)].to_string(),
+                ] {
+                    assert_eq!(lookup_name_fast(table, &v), lookup_name(table, &v), "{v:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn factoring_survives_non_ascii_group_names() {
+    // fuzz find: a multi-byte character right after `(?P<`
+    assert_eq!(factor_name_groups("(?P<\u{fffd}x"), "(?P<\u{fffd}x");
+    assert_eq!(factor_name_groups("(?P<é>x)"), "(?P<é>x)");
+    // a quantifier with nothing to repeat: an error, not a panic
+    assert!(DateDetector::from_datepattern("?P<\u{fffd}\n").is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The syslog recognizer against the regex engine on canonical stamps
+    /// and their near misses.
+    #[test]
+    fn syslog_shortcut_equals_regex(seed in 1u64..u64::MAX) {
+        let mut g = Gen(seed);
+        let plain = Template::from_spec(syslog::PATTERN).expect("plain");
+        let anchored = Template::from_spec(&format!("{{^LN-BEG}}{}", syslog::PATTERN)).expect("anchored");
+        prop_assert!(plain.syslog().is_some() && anchored.syslog().is_some());
+        let ctxs = ctxs();
+        for _ in 0..16 {
+            let mon = g.pick(&["Jan", "feb", "MAR", "Apr", "May", "jun", "Jul", "Aug", "Sep", "oct", "Nov", "Dec", "Mai", "Sept"]);
+            let day = g.pick(&[" 1", " 9", "01", "09", "10", "19", "20", "29", "30", "31", "32", "00", " 0", "3", "1 "]);
+            let hh = g.pick(&["00", "09", "12", "23", "24", "29", "30", " 5", "5:"]);
+            let mm = g.pick(&["00", "07", "59", "60", "5"]);
+            let ss = g.pick(&["00", "07", "59", "60", "61", "9"]);
+            let post = g.pick(&["", " host", ":", "\n", "x", "_", ".", ".123", " 2024 x", " 20", " x", "]", "é", " é", "5", "\t"]);
+            let l = format!("{mon} {day} {hh}:{mm}:{ss}{post}");
+            let end = if g.chance(80) { l.len() } else { g.below(l.len() as u64 + 1) as usize };
+            let ctx = &ctxs[g.below(ctxs.len() as u64) as usize];
+            for t in [&plain, &anchored] {
+                let slow = t.match_date(&l, 0, end);
+                prop_assert_eq!(&t.match_date_fast(&l, 0, end), &slow, "{:?} [0, {})", l, end);
+                if let Some(sp) = slow {
+                    let fields: Vec<(&str, &str)> = t
+                        .names()
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, n)| Some((n.as_deref()?, &l[sp.get(i)?.0..sp.get(i)?.1])))
+                        .collect();
+                    let want = strptime_fields_reference(&fields, ctx).map(f64::to_bits);
+                    prop_assert_eq!(t.get_date(&l, &sp, ctx).map(f64::to_bits), want, "{:?}", l);
+                    let mut sc = Scratch::default();
+                    let got = t
+                        .find(&l, 0, end, &mut sc)
+                        .and_then(|gr| t.groups_date(&l, &gr, ctx));
+                    prop_assert_eq!(got.map(f64::to_bits), want, "{:?}", l);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn english_month_equals_lookup() {
+    let mut found = 0;
+    for names in MONTHS_ABBR.iter() {
+        for n in names.iter().filter(|n| n.len() == 3 && n.is_ascii()) {
+            for v in [n.to_string(), n.to_uppercase()] {
+                if let Some(m) = syslog::english_month(v.as_bytes()) {
+                    found += 1;
+                    assert_eq!(Some(m as usize - 1), lookup_name(&MONTHS_ABBR, &v), "{v}");
+                }
+            }
+        }
+    }
+    assert_eq!(found, 24, "all twelve English names, both cases");
 }
