@@ -220,6 +220,7 @@ impl Fail {
         self.0.is_empty()
     }
     fn extend(&mut self, other: Fail) {
+        self.0.reserve(other.0.len());
         for (k, v) in other.0 {
             self.insert(k, v);
         }
@@ -439,7 +440,9 @@ impl FRegex {
     }
 
     fn groups(&self, buf: &str, spans: &Spans) -> Fail {
-        let mut fail = Fail::new();
+        // room for the groups, the alt/tuple results and the few keys the
+        // merge adds (users, matches, ...)
+        let mut fail = Fail(Vec::with_capacity(self.names.len() + 8));
         for (i, n) in self.names.iter().enumerate() {
             if let Some(n) = n {
                 let v = spans
