@@ -280,7 +280,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(600))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
         /// PCRE2 and the `regex` crate give the same spans.
         #[test]
         fn spans_agree(
@@ -291,19 +291,25 @@ mod tests {
                 r"\b{end-half}", r"(?:ä|a)",
             ]), 1..6),
             anchored in proptest::bool::ANY,
+            // wrap part `w` in a repetition (empty iterations included)
+            wrap in proptest::option::of((0usize..6, proptest::sample::select(vec!["*", "+", "{0,2}", "*?", "{1,3}?"]))),
             hay in "[ab1. x\nAsSkK]{0,16}",
             pos in 0usize..4,
         ) {
             let mut p = String::new();
             if anchored { p.push('^'); }
             let mut names = 0;
-            for s in &parts {
+            for (i, s) in parts.iter().enumerate() {
                 // each named group once
-                if s.contains("?P<") {
+                let s = if s.contains("?P<") {
                     names += 1;
-                    p.push_str(&s.replace("?P<g", &format!("?P<n{names}g")));
+                    s.replace("?P<g", &format!("?P<n{names}g"))
                 } else {
-                    p.push_str(s);
+                    s.to_string()
+                };
+                match wrap {
+                    Some((w, q)) if w == i => p.push_str(&format!("(?:{s}){q}")),
+                    _ => p.push_str(&s),
                 }
             }
             let pos = pos.min(hay.len());
