@@ -888,12 +888,16 @@ pub(crate) struct Scratch {
     /// Group slots (start, end) by `2 * group`; `usize::MAX` = unset.
     pub(crate) caps: Vec<usize>,
     trail: Vec<(u16, usize)>,
+    /// Pending alternatives: (pc, position, trail height).
+    stack: Vec<(u32, usize, usize)>,
     pub(crate) steps: u32,
 }
 
 const UNSET: usize = usize::MAX;
 const MAX_STEPS: u32 = 200_000;
 const MAX_DEPTH: u32 = 400;
+/// Pending alternatives of one run (beyond: give up).
+const MAX_PENDING: usize = 100_000;
 
 enum Res {
     Yes(usize),
@@ -1012,7 +1016,38 @@ impl Prog {
         }
     }
 
-    fn run(&self, h: &[u8], mut pc: u32, mut i: usize, sc: &mut Scratch, depth: u32) -> Res {
+    /// Runs from `pc` at `i`; pending alternatives live on `sc.stack`
+    /// above the entry height and are dropped on return.
+    fn run(&self, h: &[u8], pc: u32, i: usize, sc: &mut Scratch, depth: u32) -> Res {
+        let base = sc.stack.len();
+        let r = self.exec(h, pc, i, sc, depth, base);
+        sc.stack.truncate(base);
+        r
+    }
+
+    fn exec(
+        &self,
+        h: &[u8],
+        mut pc: u32,
+        mut i: usize,
+        sc: &mut Scratch,
+        depth: u32,
+        base: usize,
+    ) -> Res {
+        // backtrack: resume the newest pending alternative, or fail
+        macro_rules! fail {
+            () => {{
+                if sc.stack.len() > base {
+                    if let Some((p, j, mark)) = sc.stack.pop() {
+                        Self::undo(sc, mark);
+                        pc = p;
+                        i = j;
+                        continue;
+                    }
+                }
+                return Res::No;
+            }};
+        }
         loop {
             match self.insts[pc as usize] {
                 Inst::Byte(b) => {
@@ -1020,19 +1055,18 @@ impl Prog {
                         i += 1;
                         pc += 1;
                     } else {
-                        return Res::No;
+                        fail!();
                     }
                 }
                 Inst::CiNonAscii => {
-                    return if i < h.len() && h[i] >= 0x80 {
-                        Res::Bail
-                    } else {
-                        Res::No
-                    };
+                    if i < h.len() && h[i] >= 0x80 {
+                        return Res::Bail;
+                    }
+                    fail!();
                 }
                 Inst::Class(ref s, uni) => {
                     if i >= h.len() {
-                        return Res::No;
+                        fail!();
                     }
                     let b = h[i];
                     if b < 0x80 {
@@ -1040,11 +1074,11 @@ impl Prog {
                             i += 1;
                             pc += 1;
                         } else {
-                            return Res::No;
+                            fail!();
                         }
                     } else {
                         match uni {
-                            Uni::None => return Res::No,
+                            Uni::None => fail!(),
                             Uni::Bail => return Res::Bail,
                             Uni::All => {
                                 i += 1;
@@ -1068,7 +1102,7 @@ impl Prog {
                             let to = t[usize::from(h[i])];
                             if to != pc {
                                 if to == NO_PC {
-                                    return Res::No;
+                                    fail!();
                                 }
                                 pc = to;
                                 continue;
@@ -1079,21 +1113,15 @@ impl Prog {
                     let mb = self.may(b, h, i);
                     match (ma, mb) {
                         (true, true) => {
-                            if depth >= MAX_DEPTH {
+                            if sc.stack.len() - base >= MAX_PENDING {
                                 return Res::Bail;
                             }
-                            let mark = sc.trail.len();
-                            match self.run(h, a, i, sc, depth + 1) {
-                                Res::No => {
-                                    Self::undo(sc, mark);
-                                    pc = b;
-                                }
-                                r => return r,
-                            }
+                            sc.stack.push((b, i, sc.trail.len()));
+                            pc = a;
                         }
                         (true, false) => pc = a,
                         (false, true) => pc = b,
-                        (false, false) => return Res::No,
+                        (false, false) => fail!(),
                     }
                 }
                 Inst::Save(s) => {
@@ -1121,18 +1149,18 @@ impl Prog {
                     if ok {
                         pc += 1;
                     } else {
-                        return Res::No;
+                        fail!();
                     }
                 }
                 Inst::Backref(g) => {
                     let g = usize::from(g);
                     let (s, e) = (sc.caps[2 * g], sc.caps[2 * g + 1]);
                     if s == UNSET || e == UNSET {
-                        return Res::No;
+                        fail!();
                     }
                     let sub = &h[s..e];
                     let Some(here) = h.get(i..i + sub.len()) else {
-                        return Res::No;
+                        fail!();
                     };
                     let eq = if self.ci {
                         if !sub.is_ascii() || !here.is_ascii() {
@@ -1143,7 +1171,7 @@ impl Prog {
                         sub == here
                     };
                     if !eq {
-                        return Res::No;
+                        fail!();
                     }
                     i += sub.len();
                     pc += 1;
@@ -1186,7 +1214,7 @@ impl Prog {
                     if matched != neg {
                         pc += 1;
                     } else {
-                        return Res::No;
+                        fail!();
                     }
                 }
                 Inst::Cond { group, no } => {
