@@ -19,9 +19,9 @@ given binary, so the file fits builds of the same sources and profile; names LTO
 `--no-warn-symbol-ordering`), so a stale file degrades gracefully.
 
 Usage: bench/server/symbol_order.py --f2b target/release/f2b --out f2b.order
-Then link with it, e.g.
-  cargo rustc --release -p f2b-cli --bin f2b -- \\
-      -C link-arg=-Wl,--symbol-ordering-file=$PWD/f2b.order -C link-arg=-Wl,--no-warn-symbol-ordering
+       bench/server/symbol_order.py --f2b RELINKED_BINARY --remap f2b.order --out f2b.order2
+Then link with it: bench/server/release-ordered.sh does the whole sequence (build, order,
+relink, remap the names ThinLTO changed in the relink, relink again).
 Needs: valgrind, and lld as the linker (Rust's default on x86_64 Linux since 1.90).
 """
 import argparse
@@ -136,12 +136,43 @@ def defined_symbols(binary):
     return {p[2] for p in (line.split() for line in out.splitlines()) if len(p) == 3}
 
 
+def strip_lto_suffix(name):
+    """`foo.llvm.123456` -> `foo`: the suffix ThinLTO gives promoted local symbols."""
+    return re.sub(r"\.llvm\.\d+$", "", name)
+
+
+def remap(order, binary):
+    """The names of `order` as `binary` spells them: a relink that recompiles f2b-cli (as
+    `cargo rustc -- -C link-arg=...` does) renames some LTO-promoted locals; their
+    suffix-less names still identify them."""
+    known = defined_symbols(binary)
+    by_base = {}
+    for name in known:
+        by_base.setdefault(strip_lto_suffix(name), []).append(name)
+    out, seen = [], set()
+    for name in order:
+        for cand in [name] if name in known else sorted(by_base.get(strip_lto_suffix(name), [])):
+            if cand not in seen:
+                seen.add(cand)
+                out.append(cand)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--f2b", default=os.path.join(h.ROOT, "target", "release", "f2b"))
     ap.add_argument("--out", required=True)
+    ap.add_argument("--remap", metavar="ORDER_FILE",
+                    help="no callgrind run: rewrite ORDER_FILE's names as --f2b spells them")
     a = ap.parse_args()
     binary = os.path.realpath(a.f2b)
+    if a.remap:
+        with open(a.remap) as f:
+            order = remap([line.strip() for line in f if line.strip()], binary)
+        with open(a.out, "w") as f:
+            f.write("\n".join(order) + "\n")
+        print("%d functions -> %s" % (len(order), a.out), file=sys.stderr)
+        return
     work = tempfile.mkdtemp(prefix="f2b-callgrind-")
     try:
         start, life = [], []
