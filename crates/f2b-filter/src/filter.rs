@@ -136,8 +136,10 @@ enum V {
     Null,
     S(String),
     Tuple(Vec<Option<String>>),
-    Users(BTreeSet<String>),
-    Lines(Vec<TupleLine>),
+    // shared, copied on write: the mlfid cache keeps a copy of every
+    // failure it merges (Python shares the dict), which is then a refcount
+    Users(Arc<BTreeSet<String>>),
+    Lines(Arc<Vec<TupleLine>>),
     Int(i64),
     Addr(Addr),
 }
@@ -168,7 +170,12 @@ impl V {
                     .map(|o| o.map(Value::Str).unwrap_or(Value::None))
                     .collect(),
             ),
-            V::Users(u) => Value::Set(u.into_iter().map(Value::Str).collect()),
+            V::Users(u) => Value::Set(
+                Arc::unwrap_or_clone(u)
+                    .into_iter()
+                    .map(Value::Str)
+                    .collect(),
+            ),
             other => other.to_value(),
         }
     }
@@ -1036,13 +1043,13 @@ impl Filter {
         fnd
     }
 
-    fn update_users(fail: &mut Fail, user: Option<String>) -> Option<BTreeSet<String>> {
+    fn update_users(fail: &mut Fail, user: Option<String>) -> Option<Arc<BTreeSet<String>>> {
         if let Some(u) = user.filter(|u| !u.is_empty()) {
-            let mut users = match fail.get("users") {
-                Some(V::Users(s)) => s.clone(),
-                _ => BTreeSet::new(),
+            let mut users = match fail.remove("users") {
+                Some(V::Users(s)) => s,
+                _ => Arc::default(),
             };
-            users.insert(u);
+            Arc::make_mut(&mut users).insert(u);
             fail.insert("users", V::Users(users.clone()));
             return Some(users);
         }
@@ -1053,7 +1060,7 @@ impl Filter {
     }
 
     fn merge_failure(&mut self, mlfid: &str, mut fail: Fail, found: &mut Found, now: f64) -> Fail {
-        let mut users: Option<BTreeSet<String>> = None;
+        let mut users: Option<Arc<BTreeSet<String>>> = None;
         let mut nf: u8 = 0;
         if truthy(&fail, "mlfgained") {
             nf |= 8 | 1;
@@ -1109,7 +1116,7 @@ impl Filter {
         }
         if nf & 1 == 0 {
             let mut m = match fail.remove("nofail-matches") {
-                Some(V::Lines(l)) => l,
+                Some(V::Lines(l)) => Arc::unwrap_or_clone(l),
                 _ => Vec::new(),
             };
             if let Some(V::Lines(l)) = fail.get("matches") {
@@ -1119,14 +1126,14 @@ impl Filter {
                 // the last use of the matched lines: moved, not cloned
                 m.append(&mut found.matched);
             }
-            fail.insert("matches", V::Lines(m));
+            fail.insert("matches", V::Lines(Arc::new(m)));
         } else if nf & 3 == 1 {
             let mut m = match fail.get("nofail-matches") {
-                Some(V::Lines(l)) => l.clone(),
+                Some(V::Lines(l)) => Vec::clone(l),
                 _ => Vec::new(),
             };
             m.append(&mut found.matched);
-            fail.insert("nofail-matches", V::Lines(m));
+            fail.insert("nofail-matches", V::Lines(Arc::new(m)));
         }
         // keep the cache entry in sync (Python shares the dict object)
         if nf & 2 == 0 {
@@ -1249,11 +1256,11 @@ impl Filter {
                 }
             } else {
                 let mut m = match fail.remove("matches") {
-                    Some(V::Lines(l)) => l,
+                    Some(V::Lines(l)) => Arc::unwrap_or_clone(l),
                     _ => Vec::new(),
                 };
                 m.append(&mut found.matched);
-                fail.insert("matches", V::Lines(m));
+                fail.insert("matches", V::Lines(Arc::new(m)));
             }
             let mut fid = get_str(&fail, "fid").map(str::to_string);
             let mut raw = raw_mode;
