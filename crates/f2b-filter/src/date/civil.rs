@@ -94,7 +94,7 @@ fn window(tz: &Arc<TimeZone>, t: i64) -> Option<Window> {
         .following(ts)
         .next()
         .map(|tr| tr.timestamp().as_second())
-        .unwrap_or(Timestamp::MAX.as_second());
+        .unwrap_or(Timestamp::MAX.as_second() + 1);
     (lo <= t && t < hi).then(|| Window {
         tz: tz.clone(),
         lo,

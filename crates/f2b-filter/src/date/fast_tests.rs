@@ -335,6 +335,34 @@ fn conversion_edge_cases() {
 }
 
 #[test]
+fn conversion_at_the_ends_of_time() {
+    let fields = [
+        ("b", "Dec"),
+        ("d", "30"),
+        ("H", "1"),
+        ("M", "00"),
+        ("S", "00"),
+    ];
+    for now in [
+        civil::TS_MAX as f64,
+        civil::TS_MAX as f64 + 1.0,
+        civil::TS_MIN as f64,
+        civil::TS_MIN as f64 - 1.0,
+        f64::NAN,
+        f64::INFINITY,
+    ] {
+        for mut c in ctxs() {
+            c.now = now;
+            assert_eq!(
+                strptime_fields(&fields, &c).map(f64::to_bits),
+                strptime_fields_reference(&fields, &c).map(f64::to_bits),
+                "now {now}"
+            );
+        }
+    }
+}
+
+#[test]
 fn civil_constants_match_jiff() {
     assert_eq!(civil::TS_MIN, jiff::Timestamp::MIN.as_second());
     assert_eq!(civil::TS_MAX, jiff::Timestamp::MAX.as_second());
