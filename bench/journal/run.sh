@@ -5,4 +5,4 @@
 # Usage: bench/journal/run.sh [N]   (F2B_JOURNAL_BENCH_DIR=/some/dir keeps the journal files)
 set -eu
 cd "$(dirname "$0")/../.."
-exec cargo run --release -q -p f2b-journal --example throughput -- "${1:-1000000}"
+exec cargo run --release -q -p f2b-journal --example journal_throughput -- "${1:-1000000}"
