@@ -325,7 +325,8 @@ def print_table(out, kinds, keys):
         row = [out[k].get(key) for k in kinds]
         cells = ["%.3f" % v if isinstance(v, float) else str(v) for v in row]
         ratio = ""
-        if len(kinds) == 2 and isinstance(row[0], (int, float)) and row[0]:
+        # a metric only one side reports (f2b's per-thread CPU split) has no ratio
+        if len(kinds) == 2 and all(isinstance(v, (int, float)) for v in row) and row[0]:
             ratio = " | %.1fx" % (row[1] / row[0])
         print("| %s | %s%s |" % (key, " | ".join(cells), ratio))
 
