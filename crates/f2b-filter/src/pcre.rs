@@ -3,8 +3,8 @@
 //! The `regex` crate finds a match with its lazy DFA at memory speed, but
 //! group spans need a second engine (the bounded backtracker), which costs
 //! ~0.5 µs for a fail2ban failregex on a syslog line. PCRE2's JIT gives the
-//! same spans in ~60 ns (measured on the sshd filter, see
-//! docs/arch/filter-throughput.md).
+//! same spans in ~60 ns (measured on the sshd filter, see "Session 3" in
+//! docs/arch/filter.md).
 //!
 //! The PCRE2 pattern is printed from the `regex-syntax` HIR of the pattern,
 //! the HIR the `regex` crate itself compiles: case folding, classes and
