@@ -34,28 +34,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "bench", "server"))
-from harness import ask, cpu_s, pct, print_table, server_cmd, wait_ready  # noqa: E402
+from harness import ask, cpu_s, pct, print_table, server_cmd, wait_ready, write_common  # noqa: E402
 
 JOURNALD = "/lib/systemd/systemd-journald"
 SOCKET = "/run/systemd/journal/socket"
 
 
 def write_conf(d, tag):
-    os.makedirs(os.path.join(d, "filter.d"), exist_ok=True)
-    os.makedirs(os.path.join(d, "action.d"), exist_ok=True)
-    with open(os.path.join(d, "fail2ban.conf"), "w") as f:
-        f.write(
-            "[Definition]\nloglevel = INFO\nlogtarget = %s/server.log\n"
-            "syslogsocket = auto\nsocket = %s/f2b.sock\npidfile = %s/f2b.pid\n"
-            "dbfile = %s/f2b.sqlite3\ndbpurgeage = 1d\nallowipv6 = auto\n" % (d, d, d, d)
-        )
-    with open(os.path.join(d, "filter.d", "bench.conf"), "w") as f:
-        f.write("[Definition]\nfailregex = auth failure from <HOST>$\njournalmatch = SYSLOG_IDENTIFIER=%s\n" % tag)
-    with open(os.path.join(d, "action.d", "stamp.conf"), "w") as f:
-        f.write(
-            "[Definition]\nactionstart =\nactionstop =\n"
-            "actionban = echo <ip> $(date +%%%%s.%%%%N) >> %s/bans.txt\nactionunban =\n" % d
-        )
+    write_common(d, "journalmatch = SYSLOG_IDENTIFIER=%s" % tag)
     with open(os.path.join(d, "jail.conf"), "w") as f:
         f.write(
             "[lat]\nenabled = true\nbackend = systemd\nfilter = bench\n"

@@ -40,7 +40,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def write_conf(d, backend):
+def write_common(d, filter_extra):
+    """The private server config every bench shares: fail2ban.conf (socket, pidfile,
+    db and log under `d`), the `bench` filter (`filter_extra`: its source-specific
+    line) and the `stamp` action (`<ip> <time>` appended to `d`/bans.txt)."""
     os.makedirs(os.path.join(d, "filter.d"), exist_ok=True)
     os.makedirs(os.path.join(d, "action.d"), exist_ok=True)
     with open(os.path.join(d, "fail2ban.conf"), "w") as f:
@@ -50,12 +53,16 @@ def write_conf(d, backend):
             "dbfile = %s/f2b.sqlite3\ndbpurgeage = 1d\nallowipv6 = auto\n" % (d, d, d, d)
         )
     with open(os.path.join(d, "filter.d", "bench.conf"), "w") as f:
-        f.write("[Definition]\nfailregex = auth failure from <HOST>$\ndatepattern = {^LN-BEG}EPOCH\n")
+        f.write("[Definition]\nfailregex = auth failure from <HOST>$\n%s\n" % filter_extra)
     with open(os.path.join(d, "action.d", "stamp.conf"), "w") as f:
         f.write(
             "[Definition]\nactionstart =\nactionstop =\n"
             "actionban = echo <ip> $(date +%%%%s.%%%%N) >> %s/bans.txt\nactionunban =\n" % d
         )
+
+
+def write_conf(d, backend):
+    write_common(d, "datepattern = {^LN-BEG}EPOCH")
     with open(os.path.join(d, "jail.conf"), "w") as f:
         f.write(
             "[DEFAULT]\nbackend = %s\n\n[lat]\nenabled = true\nfilter = bench\n"
