@@ -748,10 +748,32 @@ struct Linear {
 }
 
 /// A compiled regex and its reused capture slots (one search at a time per
-/// regex; a concurrent search falls back to fresh slots).
-struct Slots<R, L> {
+/// regex; a concurrent search falls back to fresh slots). Serves the
+/// `regex` crate's engines here and PCRE2 in `crate::pcre`.
+pub(crate) struct Slots<R, L> {
     re: R,
     locs: std::sync::Mutex<L>,
+    /// New slots for `re`.
+    fresh: fn(&R) -> L,
+}
+
+impl<R, L> Slots<R, L> {
+    pub(crate) fn new(re: R, fresh: fn(&R) -> L) -> Self {
+        Slots {
+            locs: std::sync::Mutex::new(fresh(&re)),
+            re,
+            fresh,
+        }
+    }
+
+    /// Runs one search with the reused slots, or with fresh ones when
+    /// another search holds them.
+    pub(crate) fn with<T>(&self, search: impl FnOnce(&R, &mut L) -> T) -> T {
+        match self.locs.try_lock() {
+            Ok(mut l) => search(&self.re, &mut l),
+            Err(_) => search(&self.re, &mut (self.fresh)(&self.re)),
+        }
+    }
 }
 
 const SIZE_LIMIT: usize = 64 << 20;
@@ -790,10 +812,7 @@ impl Linear {
                     .size_limit(SIZE_LIMIT)
                     .build()
                     .ok()
-                    .map(|re| Slots {
-                        locs: std::sync::Mutex::new(re.capture_locations()),
-                        re,
-                    })
+                    .map(|re| Slots::new(re, regex::bytes::Regex::capture_locations))
             })
             .as_ref()
     }
@@ -805,10 +824,7 @@ impl Linear {
                     .size_limit(SIZE_LIMIT)
                     .build()
                     .ok()
-                    .map(|re| Slots {
-                        locs: std::sync::Mutex::new(re.capture_locations()),
-                        re,
-                    })
+                    .map(|re| Slots::new(re, regex::Regex::capture_locations))
             })
             .as_ref()
     }
@@ -838,38 +854,14 @@ impl Linear {
     /// [`Linear::captures`] on the `regex` crate alone.
     fn captures_linear(&self, hay: &str, pos: usize) -> Option<Spans> {
         match self.ascii_for(hay) {
-            Some(a) => {
-                let spans = |l: &regex::bytes::CaptureLocations| {
-                    Spans((0..l.len()).map(|i| l.get(i)).collect())
-                };
-                match a.locs.try_lock() {
-                    Ok(mut l) => {
-                        a.re.captures_read_at(&mut l, hay.as_bytes(), pos)?;
-                        Some(spans(&l))
-                    }
-                    Err(_) => {
-                        let mut l = a.re.capture_locations();
-                        a.re.captures_read_at(&mut l, hay.as_bytes(), pos)?;
-                        Some(spans(&l))
-                    }
-                }
-            }
-            _ => {
-                let u = self.unicode()?;
-                let spans =
-                    |l: &regex::CaptureLocations| Spans((0..l.len()).map(|i| l.get(i)).collect());
-                match u.locs.try_lock() {
-                    Ok(mut l) => {
-                        u.re.captures_read_at(&mut l, hay, pos)?;
-                        Some(spans(&l))
-                    }
-                    Err(_) => {
-                        let mut l = u.re.capture_locations();
-                        u.re.captures_read_at(&mut l, hay, pos)?;
-                        Some(spans(&l))
-                    }
-                }
-            }
+            Some(a) => a.with(|re, l| {
+                re.captures_read_at(l, hay.as_bytes(), pos)?;
+                Some(Spans((0..l.len()).map(|i| l.get(i)).collect()))
+            }),
+            None => self.unicode()?.with(|re, l| {
+                re.captures_read_at(l, hay, pos)?;
+                Some(Spans((0..l.len()).map(|i| l.get(i)).collect()))
+            }),
         }
     }
 

@@ -22,6 +22,7 @@
 //! Every search carries a match limit (`(*LIMIT_MATCH=...)`); a search that
 //! hits it, or any other PCRE2 error (JIT stack), returns `Err` and the
 //! caller answers with the `regex` crate, whose time is linear.
+use crate::dialect::Slots;
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 use std::fmt::Write as _;
 
@@ -167,12 +168,8 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
     Some(())
 }
 
-/// A compiled PCRE2 form and its reused match data (one search at a time;
-/// a concurrent search gets fresh match data).
-pub(crate) struct Pcre {
-    re: pcre2::bytes::Regex,
-    locs: std::sync::Mutex<pcre2::bytes::CaptureLocations>,
-}
+/// A compiled PCRE2 form and its reused match data.
+pub(crate) struct Pcre(Slots<pcre2::bytes::Regex, pcre2::bytes::CaptureLocations>);
 
 /// Every group's span (index 0: the whole match).
 pub(crate) type GroupSpans = Vec<Option<(usize, usize)>>;
@@ -189,30 +186,21 @@ impl Pcre {
             .jit_if_available(true)
             .build(&p)
             .ok()?;
-        Some(Pcre {
-            locs: std::sync::Mutex::new(re.capture_locations()),
-            re,
-        })
+        Some(Pcre(Slots::new(re, pcre2::bytes::Regex::capture_locations)))
     }
 
     /// Leftmost-first match of `hay` from `pos` with every group span.
     pub(crate) fn captures(&self, hay: &[u8], pos: usize) -> Result<Option<GroupSpans>, GaveUp> {
-        let run = |l: &mut pcre2::bytes::CaptureLocations| {
-            match self.re.captures_read_at(l, hay, pos) {
-                Ok(Some(_)) => {
-                    // one spare slot: `Tail` appends its tail group
-                    let mut v = Vec::with_capacity(l.len() + 1);
-                    v.extend((0..l.len()).map(|i| l.get(i)));
-                    Ok(Some(v))
-                }
-                Ok(None) => Ok(None),
-                Err(_) => Err(GaveUp),
+        self.0.with(|re, l| match re.captures_read_at(l, hay, pos) {
+            Ok(Some(_)) => {
+                // one spare slot: `Tail` appends its tail group
+                let mut v = Vec::with_capacity(l.len() + 1);
+                v.extend((0..l.len()).map(|i| l.get(i)));
+                Ok(Some(v))
             }
-        };
-        match self.locs.try_lock() {
-            Ok(mut l) => run(&mut l),
-            Err(_) => run(&mut self.re.capture_locations()),
-        }
+            Ok(None) => Ok(None),
+            Err(_) => Err(GaveUp),
+        })
     }
 }
 
