@@ -538,34 +538,14 @@ fn glob_to_local_flags(re: &str) -> String {
 }
 
 /// fail2ban's `Utils.Cache` (max count + max age, evicting expired/oldest).
-/// FNV-1a: the mlfid cache holds at most 100 keys, so a cheap hash is safe
-/// (no flooding to defend against) and it is hashed once per matched line.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
 /// fail2ban's `Utils.Cache(maxCount=100, maxTime=300)`: insertion-ordered,
 /// FIFO eviction when full (expired entries are skipped while evicting).
 #[derive(Debug, Default)]
 struct MlfidCache {
     seq: u64,
-    map: HashMap<String, (u64, f64, Fail), std::hash::BuildHasherDefault<Fnv>>,
+    // FxHash: at most 100 keys, so no flooding to defend against; hashed
+    // once per matched line
+    map: HashMap<String, (u64, f64, Fail), rustc_hash::FxBuildHasher>,
     order: BTreeMap<u64, String>,
 }
 
