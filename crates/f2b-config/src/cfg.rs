@@ -2,23 +2,21 @@
 //! has read a file with its includes and layers, plus Python `ConfigParser`'s
 //! `get` with `BasicInterpolation` and fail2ban's `%(section/option)s` extension.
 
-use std::sync::LazyLock;
-
 use indexmap::IndexMap;
 use regex::Regex;
 
+use crate::helpers::Twin;
 use crate::ini::{Dict, Opt, ParsedFile};
 use crate::py::lower;
 
 /// Python `configparser.MAX_INTERPOLATION_DEPTH`.
 pub const MAX_INTERPOLATION_DEPTH: u32 = 10;
 
-static SECTION_OPTSUBST_CRE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"%\(([\w\-]+/([^\)]+))\)s").expect("static regex"));
-// the same on ASCII text, where ASCII `\w` gives the same matches: the
-// Unicode `\w` class alone costs ~1 ms to compile, on every start
-static SECTION_OPTSUBST_CRE_ASCII: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"%\(((?-u:[\w\-])+/([^\)]+))\)s").expect("static regex"));
+// (the Unicode `\w` class alone costs ~1 ms to compile, on every start)
+static SECTION_OPTSUBST_CRE: Twin = Twin::new(
+    || Regex::new(r"%\(((?-u:[\w\-])+/([^\)]+))\)s").expect("static regex"),
+    || Regex::new(r"%\(([\w\-]+/([^\)]+))\)s").expect("static regex"),
+);
 
 /// Splits a conditional name such as `Init?family=inet6` into (`Init`, `?family=inet6`)
 /// (fail2ban's `^(\w+)(\?.+)$`).
@@ -333,12 +331,7 @@ impl Cfg {
         if !rest.contains('/') || !rest.contains("%(") {
             return;
         }
-        let re = if rest.is_ascii() {
-            &*SECTION_OPTSUBST_CRE_ASCII
-        } else {
-            &*SECTION_OPTSUBST_CRE
-        };
-        for c in re.captures_iter(rest) {
+        for c in SECTION_OPTSUBST_CRE.for_text(rest).captures_iter(rest) {
             let (Some(sopt), Some(opt)) = (c.get(1), c.get(2)) else {
                 continue;
             };
@@ -481,7 +474,8 @@ mod tests {
                     .map(|c| c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect())
                     .collect()
             };
-            proptest::prop_assert_eq!(spans(&SECTION_OPTSUBST_CRE_ASCII), spans(&SECTION_OPTSUBST_CRE));
+            let (ascii, unicode) = SECTION_OPTSUBST_CRE.both();
+            proptest::prop_assert_eq!(spans(ascii), spans(unicode));
         }
     }
 

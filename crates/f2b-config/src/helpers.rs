@@ -9,37 +9,71 @@ use regex::Regex;
 
 use crate::py::strip;
 
-static OPTION_CRE_ASCII: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)\A([^\[]+)(?:\[(.*)\])?(?-u:\s)*\z").expect("static regex"));
-static OPTION_EXTRACT_CRE_ASCII: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?s)(?-u:\s)*((?-u:[\w\-_\.])+)=(?:"([^"]*)"|'([^']*)'|([^,\]]*))(?:,|\](?-u:\s)*\[|\z|(?P<wrngA>.+))|,?(?-u:\s)*\z|(?P<wrngB>.+)"#,
-    )
-    .expect("static regex")
-});
-static OPTION_CRE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)\A([^\[]+)(?:\[(.*)\])?\s*\z").expect("static regex"));
-static OPTION_EXTRACT_CRE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?s)\s*([\w\-_\.]+)=(?:"([^"]*)"|'([^']*)'|([^,\]]*))(?:,|\]\s*\[|\z|(?P<wrngA>.+))|,?\s*\z|(?P<wrngB>.+)"#,
-    )
-    .expect("static regex")
-});
+/// A regex and its ASCII twin. On ASCII text the twin (ASCII classes, `(?-u:...)`)
+/// finds the same matches and is much cheaper to compile than the Unicode classes,
+/// so ASCII text, nearly all configuration, never builds the Unicode one.
+pub(crate) struct Twin {
+    ascii: LazyLock<Regex>,
+    unicode: LazyLock<Regex>,
+}
+
+impl Twin {
+    pub(crate) const fn new(ascii: fn() -> Regex, unicode: fn() -> Regex) -> Twin {
+        Twin {
+            ascii: LazyLock::new(ascii),
+            unicode: LazyLock::new(unicode),
+        }
+    }
+
+    /// The regex for `text`.
+    pub(crate) fn for_text(&self, text: &str) -> &Regex {
+        if text.is_ascii() {
+            &self.ascii
+        } else {
+            &self.unicode
+        }
+    }
+    /// (ASCII twin, Unicode regex), for tests comparing them.
+    #[cfg(test)]
+    pub(crate) fn both(&self) -> (&Regex, &Regex) {
+        (&self.ascii, &self.unicode)
+    }
+}
+
+static OPTION_CRE: Twin = Twin::new(
+    || Regex::new(r"(?s)\A([^\[]+)(?:\[(.*)\])?(?-u:\s)*\z").expect("static regex"),
+    || Regex::new(r"(?s)\A([^\[]+)(?:\[(.*)\])?\s*\z").expect("static regex"),
+);
+static OPTION_EXTRACT_CRE: Twin = Twin::new(
+    || {
+        Regex::new(
+            r#"(?s)(?-u:\s)*((?-u:[\w\-_\.])+)=(?:"([^"]*)"|'([^']*)'|([^,\]]*))(?:,|\](?-u:\s)*\[|\z|(?P<wrngA>.+))|,?(?-u:\s)*\z|(?P<wrngB>.+)"#,
+        )
+        .expect("static regex")
+    },
+    || {
+        Regex::new(
+            r#"(?s)\s*([\w\-_\.]+)=(?:"([^"]*)"|'([^']*)'|([^,\]]*))(?:,|\]\s*\[|\z|(?P<wrngA>.+))|,?\s*\z|(?P<wrngB>.+)"#,
+        )
+        .expect("static regex")
+    },
+);
 // The lookahead `(?=\n\s*|\s+|$)` of fail2ban's OPTION_SPLIT_CRE is the same as
 // "followed by whitespace or the end"; it is consumed here and stripped after.
-static OPTION_SPLIT_CRE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?s)(?:[^\[\s]+(?:\s*\[\s*(?:[\w\-_\.]+=(?:"[^"]*"|'[^']*'|[^,\]]*)\s*(?:,|\]\s*\[)?\s*)*\])?\s*|\S+)(?:\s|\z)"#,
-    )
-    .expect("static regex")
-});
-
-static OPTION_SPLIT_CRE_ASCII: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?s)(?:[^\[\t\n\x0B\x0C\r ]+(?:(?-u:\s)*\[(?-u:\s)*(?:(?-u:[\w\-_\.])+=(?:"[^"]*"|'[^']*'|[^,\]]*)(?-u:\s)*(?:,|\](?-u:\s)*\[)?(?-u:\s)*)*\])?(?-u:\s)*|[^\t\n\x0B\x0C\r ]+)(?:(?-u:\s)|\z)"#,
-    )
-    .expect("static regex")
-});
+static OPTION_SPLIT_CRE: Twin = Twin::new(
+    || {
+        Regex::new(
+            r#"(?s)(?:[^\[\t\n\x0B\x0C\r ]+(?:(?-u:\s)*\[(?-u:\s)*(?:(?-u:[\w\-_\.])+=(?:"[^"]*"|'[^']*'|[^,\]]*)(?-u:\s)*(?:,|\](?-u:\s)*\[)?(?-u:\s)*)*\])?(?-u:\s)*|[^\t\n\x0B\x0C\r ]+)(?:(?-u:\s)|\z)"#,
+        )
+        .expect("static regex")
+    },
+    || {
+        Regex::new(
+            r#"(?s)(?:[^\[\s]+(?:\s*\[\s*(?:[\w\-_\.]+=(?:"[^"]*"|'[^']*'|[^,\]]*)\s*(?:,|\]\s*\[)?\s*)*\])?\s*|\S+)(?:\s|\z)"#,
+        )
+        .expect("static regex")
+    },
+);
 /// Ordered string map (Python dict of str).
 pub type StrMap = IndexMap<String, String, rustc_hash::FxBuildHasher>;
 
@@ -84,12 +118,10 @@ fn char_pos(s: &str, byte: usize) -> usize {
 pub fn extract_options(option: &str) -> Result<(String, StrMap), OptionSyntaxError> {
     // ASCII input: the byte-oriented twins of the patterns give the same
     // matches and are much cheaper than the Unicode ones
-    let ascii = option.is_ascii();
-    let (cre, extract) = if ascii {
-        (&*OPTION_CRE_ASCII, &*OPTION_EXTRACT_CRE_ASCII)
-    } else {
-        (&*OPTION_CRE, &*OPTION_EXTRACT_CRE)
-    };
+    let (cre, extract) = (
+        OPTION_CRE.for_text(option),
+        OPTION_EXTRACT_CRE.for_text(option),
+    );
     let m = cre.captures(option).ok_or(OptionSyntaxError::Unexpected)?;
     let name = m.get(1).map_or("", |x| x.as_str()).to_owned();
     let mut opts = StrMap::default();
@@ -124,12 +156,9 @@ pub fn extract_options(option: &str) -> Result<(String, StrMap), OptionSyntaxErr
 /// action specs, keeping `[...]` option lists (even multi-line) together.
 /// Items are returned as matched (callers strip them).
 pub fn split_with_options(option: &str) -> Vec<String> {
-    let re = if option.is_ascii() {
-        &*OPTION_SPLIT_CRE_ASCII
-    } else {
-        &*OPTION_SPLIT_CRE
-    };
-    re.find_iter(option)
+    OPTION_SPLIT_CRE
+        .for_text(option)
+        .find_iter(option)
         .map(|m| {
             let s = m.as_str();
             match s.chars().last() {
