@@ -251,47 +251,19 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    fn hex(&mut self, n: usize) -> Result<char, DialectError> {
-        let mut v: u32 = 0;
-        for _ in 0..n {
-            let d = self
-                .next()
-                .and_then(|c| c.to_digit(16))
-                .ok_or_else(|| self.err("incomplete hex escape"))?;
-            v = v * 16 + d;
-        }
-        char::from_u32(v).ok_or_else(|| self.err("bad escape: invalid code point"))
-    }
-
     /// Parses an escape common to classes and outside; returns a literal char
     /// or None if it is a class shorthand (emitted by the caller).
     fn literal_escape(&mut self, c: char) -> Result<Option<char>, DialectError> {
-        Ok(Some(match c {
-            'n' => '\n',
-            't' => '\t',
-            'r' => '\r',
-            'f' => '\x0c',
-            'v' => '\x0b',
-            'a' => '\x07',
-            'x' => self.hex(2)?,
-            'u' => self.hex(4)?,
-            'U' => self.hex(8)?,
-            '0' => {
-                let mut v = 0u32;
-                for _ in 0..2 {
-                    match self.peek().and_then(|d| d.to_digit(8)) {
-                        Some(d) => {
-                            v = v * 8 + d;
-                            self.pos += 1;
-                        }
-                        None => break,
-                    }
-                }
-                char::from_u32(v).unwrap_or('\0')
-            }
-            c if c.is_ascii_alphanumeric() => return Ok(None),
-            c => c,
-        }))
+        let chars = &self.chars;
+        let mut pos = self.pos;
+        let r = py_literal_escape(c, |i| chars.get(i).map(|x| x.1), &mut pos);
+        self.pos = pos;
+        r.map_err(|e| {
+            self.err(match e {
+                EscapeError::IncompleteHex => "incomplete hex escape",
+                EscapeError::BadCodePoint => "bad escape: invalid code point",
+            })
+        })
     }
 
     fn push_lit(&mut self, ch: char) {
@@ -679,6 +651,68 @@ fn class_lit(c: char) -> String {
         c if c.is_control() || c == ' ' || c == '#' => format!("\\x{{{:x}}}", c as u32),
         c => c.to_string(),
     }
+}
+
+/// A malformed character escape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EscapeError {
+    /// `\x`, `\u`, `\U` without enough hex digits.
+    IncompleteHex,
+    /// The hex digits name no character.
+    BadCodePoint,
+}
+
+/// Python's escapes that stand for one character, for the translator and
+/// the date templates' matcher (`date::fast`): `c` is the character after
+/// the backslash, `*pos` indexes the one after `c` (`char_at(i)`: the
+/// pattern's `i`th character) and is moved past what the escape consumes.
+/// `Ok(None)`: an alphanumeric escape that is no literal (a class, an
+/// anchor, a group reference: the caller's business).
+pub(crate) fn py_literal_escape(
+    c: char,
+    char_at: impl Fn(usize) -> Option<char>,
+    pos: &mut usize,
+) -> Result<Option<char>, EscapeError> {
+    let mut hex = |n: usize| {
+        let mut v: u32 = 0;
+        for _ in 0..n {
+            let d = char_at(*pos);
+            if d.is_some() {
+                *pos += 1;
+            }
+            v = v * 16
+                + d.and_then(|c| c.to_digit(16))
+                    .ok_or(EscapeError::IncompleteHex)?;
+        }
+        char::from_u32(v).ok_or(EscapeError::BadCodePoint)
+    };
+    Ok(Some(match c {
+        'n' => '\n',
+        't' => '\t',
+        'r' => '\r',
+        'f' => '\x0c',
+        'v' => '\x0b',
+        'a' => '\x07',
+        'x' => hex(2)?,
+        'u' => hex(4)?,
+        'U' => hex(8)?,
+        '0' => {
+            // up to two more octal digits: at most 0o77, always a character
+            let mut v = 0u32;
+            for _ in 0..2 {
+                match char_at(*pos).and_then(|d| d.to_digit(8)) {
+                    Some(d) => {
+                        v = v * 8 + d;
+                        *pos += 1;
+                    }
+                    None => break,
+                }
+            }
+            char::from_u32(v).unwrap_or('\0')
+        }
+        c if c.is_ascii_alphanumeric() => return Ok(None),
+        c => c,
+    }))
 }
 
 /// Translates a Python `re` pattern into Rust engine syntax.

@@ -494,40 +494,11 @@ impl<'a> Parser<'a> {
 
     /// A literal escape's character, Python's rules.
     fn literal_escape(&mut self, c: char) -> R<char> {
-        let hex = |p: &mut Self, n: usize| -> R<char> {
-            let mut v = 0u32;
-            for _ in 0..n {
-                let d = p.next()?.to_digit(16).ok_or(Unsupported)?;
-                v = v * 16 + d;
-            }
-            char::from_u32(v).ok_or(Unsupported)
-        };
-        Ok(match c {
-            'n' => '\n',
-            't' => '\t',
-            'r' => '\r',
-            'f' => '\x0c',
-            'v' => '\x0b',
-            'a' => '\x07',
-            'x' => hex(self, 2)?,
-            'u' => hex(self, 4)?,
-            'U' => hex(self, 8)?,
-            '0' => {
-                let mut v = 0u32;
-                for _ in 0..2 {
-                    match self.peek().and_then(|d| d.to_digit(8)) {
-                        Some(d) => {
-                            v = v * 8 + d;
-                            self.pos += 1;
-                        }
-                        None => break,
-                    }
-                }
-                char::from_u32(v).ok_or(Unsupported)?
-            }
-            c if c.is_ascii_alphanumeric() => return Err(Unsupported),
-            c => c,
-        })
+        let chars = self.s;
+        match crate::dialect::py_literal_escape(c, |i| chars.get(i).copied(), &mut self.pos) {
+            Ok(Some(l)) => Ok(l),
+            _ => Err(Unsupported),
+        }
     }
 
     fn escape(&mut self) -> R<Node> {
