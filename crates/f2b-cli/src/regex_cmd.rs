@@ -428,6 +428,8 @@ fn ticket_time_str(f: &Failure, now: f64) -> String {
 /// `-o <tag template>`: replaces `<ip>`, `<fid>`, `<time>`, `<matches>`,
 /// `<msg>`, `<F-NAME>` and ticket fields.
 fn format_out(tpl: &str, f: &Failure, now: f64) -> Vec<String> {
+    let fields = f.fields();
+    let matches = f.matches();
     let id =
         f.id.as_ref()
             .map(|a| a.to_string())
@@ -454,14 +456,14 @@ fn format_out(tpl: &str, f: &Failure, now: f64) -> Vec<String> {
             continue;
         }
         let rep: Option<String> = match tag {
-            "ip" => Some(f.fields.get("ip").map(py_str).unwrap_or_else(|| id.clone())),
+            "ip" => Some(fields.get("ip").map(py_str).unwrap_or_else(|| id.clone())),
             "fid" => Some(id.clone()),
             "time" => Some(ticket_time_str(f, now)),
             "failures" => Some("1".into()),
-            "matches" => Some(f.matches.join("\n")),
+            "matches" => Some(matches.join("\n")),
             "msg" => {
-                if f.matches.len() <= 1 && !multi {
-                    Some(f.matches.join("\n"))
+                if matches.len() <= 1 && !multi {
+                    Some(matches.join("\n"))
                 } else {
                     multi = true;
                     Some("\x00msg\x00".into())
@@ -477,15 +479,14 @@ fn format_out(tpl: &str, f: &Failure, now: f64) -> Vec<String> {
                     _ => k,
                 };
                 Some(
-                    f.fields
+                    fields
                         .get(k.as_str())
                         .filter(|v| !matches!(v, Value::None))
                         .map(py_str)
                         .unwrap_or_default(),
                 )
             }
-            t => f
-                .fields
+            t => fields
                 .get(t)
                 .filter(|v| !matches!(v, Value::None))
                 .map(py_str),
@@ -502,7 +503,7 @@ fn format_out(tpl: &str, f: &Failure, now: f64) -> Vec<String> {
     }
     s.push_str(rest);
     if multi {
-        f.matches
+        matches
             .iter()
             .map(|m| s.replace("\x00msg\x00", m))
             .collect()
@@ -518,16 +519,16 @@ fn out_failure(fmt: &str, f: &Failure, now: f64, w: &mut impl Write) -> std::io:
             .unwrap_or_else(|| "None".into());
     match fmt {
         "id" | "fid" => writeln!(w, "{id}"),
-        "ip" => writeln!(w, "{}", f.fields.get("ip").map(py_str).unwrap_or(id)),
+        "ip" => writeln!(w, "{}", f.fields().get("ip").map(py_str).unwrap_or(id)),
         "msg" => {
-            for m in &f.matches {
+            for m in f.match_lines() {
                 writeln!(w, "{m}")?;
             }
             Ok(())
         }
         "row" => {
             let d: Vec<String> = f
-                .fields
+                .fields()
                 .iter()
                 .map(|(k, v)| format!("{}: {}", Value::Str(k.to_string()).repr(), v.repr()))
                 .collect();
@@ -542,7 +543,7 @@ fn out_failure(fmt: &str, f: &Failure, now: f64, w: &mut impl Write) -> std::io:
         f2 if !f2.contains('<') => writeln!(
             w,
             "{}",
-            f.fields
+            f.fields()
                 .get(f2)
                 .map(py_str)
                 .unwrap_or_else(|| "None".into())
@@ -755,11 +756,7 @@ fn run(o: &Opts) -> Result<i32, String> {
         if timed.is_none() && (line.starts_with('#') || line.is_empty()) {
             continue;
         }
-        let org_buf: Vec<TupleLine> = if multi {
-            flt.line_buffer().to_vec()
-        } else {
-            Vec::new()
-        };
+        let org_buf: Vec<TupleLine> = if multi { flt.line_buffer() } else { Vec::new() };
         let full = org_buf.len() >= flt.maxlines();
         let found = match timed {
             Some((tuple, time)) => flt.process_line_with_time(tuple, time, now),

@@ -145,14 +145,12 @@ fn check_failure(
     faildata: &serde_json::Map<String, J>,
     local: &TimeZone,
 ) -> Result<(), String> {
+    let fields = f.fields();
     for (k, v) in faildata {
         if matches!(k.as_str(), "time" | "match" | "desc" | "constraint") {
             continue;
         }
-        let fv = f
-            .fields
-            .get(k.as_str())
-            .filter(|v| !matches!(v, Value::None));
+        let fv = fields.get(k.as_str()).filter(|v| !matches!(v, Value::None));
         let ok = match fv {
             Some(fv) => value_eq(fv, v),
             None if k == "host" => match (&f.id, v) {
@@ -163,7 +161,7 @@ fn check_failure(
                 (None, J::Null) => true,
                 _ => false,
             },
-            None if k == "attempts" => value_eq(&Value::Int(f.matches.len() as i64), v),
+            None if k == "attempts" => value_eq(&Value::Int(f.match_count() as i64), v),
             None => value_eq(&Value::None, v),
         };
         if !ok {

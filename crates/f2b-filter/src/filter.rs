@@ -3,6 +3,7 @@
 use crate::date::{DateDetector, DateError, TimeCtx};
 use crate::dialect::{DialectError, PyRegex, Spans};
 use crate::tags::resolve_host_tag;
+use crate::txt::{lines_buf, TLine, Txt};
 use f2b_core::addr::{Addr, IpNet};
 use f2b_core::value::Value;
 use jiff::tz::TimeZone;
@@ -108,38 +109,18 @@ pub struct FilterSpec {
 /// A log line split as fail2ban does: (text before date, date text, rest).
 pub type TupleLine = (String, String, String);
 
-fn join_tuple(t: &TupleLine) -> String {
-    let mut s = String::with_capacity(t.0.len() + t.1.len() + t.2.len());
-    s.push_str(&t.0);
-    s.push_str(&t.1);
-    s.push_str(&t.2);
-    s
-}
-
-fn tuple_lines_buf(lines: &[TupleLine]) -> String {
-    let n: usize = lines.iter().map(|l| l.0.len() + l.2.len() + 1).sum();
-    let mut s = String::with_capacity(n);
-    for (i, l) in lines.iter().enumerate() {
-        if i > 0 {
-            s.push('\n');
-        }
-        s.push_str(&l.0);
-        s.push_str(&l.2);
-    }
-    s.push('\n');
-    s
-}
-
-/// Internal value of a failure field (Python dict values).
+/// Internal value of a failure field (Python dict values). Texts are
+/// ranges of the line's shared buffers ([`Txt`]), so copying a failure
+/// (the mlfid cache keeps one of every failure it merges, as Python shares
+/// the dict) costs reference counts, not string copies.
 #[derive(Debug, Clone, PartialEq)]
 enum V {
     Null,
-    S(String),
-    Tuple(Vec<Option<String>>),
-    // shared, copied on write: the mlfid cache keeps a copy of every
-    // failure it merges (Python shares the dict), which is then a refcount
-    Users(Arc<BTreeSet<String>>),
-    Lines(Arc<Vec<TupleLine>>),
+    S(Txt),
+    Tuple(Vec<Option<Txt>>),
+    // shared, copied on write
+    Users(Arc<BTreeSet<Txt>>),
+    Lines(Arc<Vec<TLine>>),
     Int(i64),
     Addr(Addr),
 }
@@ -162,34 +143,24 @@ impl V {
             _ => None,
         }
     }
-    fn into_value(self) -> Value {
+    fn as_txt(&self) -> Option<&Txt> {
         match self {
-            V::S(s) => Value::Str(s),
-            V::Tuple(t) => Value::Tuple(
-                t.into_iter()
-                    .map(|o| o.map(Value::Str).unwrap_or(Value::None))
-                    .collect(),
-            ),
-            V::Users(u) => Value::Set(
-                Arc::unwrap_or_clone(u)
-                    .into_iter()
-                    .map(Value::Str)
-                    .collect(),
-            ),
-            other => other.to_value(),
+            V::S(s) => Some(s),
+            _ => None,
         }
     }
     fn to_value(&self) -> Value {
+        let s = |t: &Txt| Value::Str(t.to_string());
         match self {
             V::Null => Value::None,
-            V::S(s) => Value::Str(s.clone()),
+            V::S(t) => s(t),
             V::Tuple(t) => Value::Tuple(
                 t.iter()
-                    .map(|o| o.clone().map(Value::Str).unwrap_or(Value::None))
+                    .map(|o| o.as_ref().map(s).unwrap_or(Value::None))
                     .collect(),
             ),
-            V::Users(u) => Value::Set(u.iter().cloned().map(Value::Str).collect()),
-            V::Lines(l) => Value::List(l.iter().map(|t| Value::Str(join_tuple(t))).collect()),
+            V::Users(u) => Value::Set(u.iter().map(s).collect()),
+            V::Lines(l) => Value::List(l.iter().map(|t| Value::Str(t.whole().into())).collect()),
             V::Int(i) => Value::Int(*i),
             V::Addr(a) => Value::Str(a.to_string()),
         }
@@ -267,11 +238,18 @@ fn get<'a>(f: &'a Fail, k: &str) -> Option<&'a V> {
 fn get_str<'a>(f: &'a Fail, k: &str) -> Option<&'a str> {
     get(f, k).and_then(V::as_str)
 }
+fn get_txt(f: &Fail, k: &str) -> Option<Txt> {
+    get(f, k).and_then(V::as_txt).cloned()
+}
 fn truthy(f: &Fail, k: &str) -> bool {
     f.get(k).is_some_and(V::truthy)
 }
 
 /// One failure found in a line (what fail2ban puts in its `FailTicket`).
+///
+/// Its fields stay in the filter's shared form until a consumer asks for
+/// them: most matches (`NOFAIL` helpers, `fail2ban-regex` counting) never
+/// need them as owned strings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     /// Index of the failregex that matched.
@@ -285,24 +263,49 @@ pub struct Failure {
     /// True if fail2ban would hold the time as a Python `int` (dates with an
     /// explicit zone, TAI64N); only matters for textual output.
     pub time_is_int: bool,
-    /// All fields fail2ban keeps in the ticket data: `user`, `fid`, `ip4`,
-    /// `mlfid`, `nofail`, `users`, `F-ALT_*`/`F-TUPLE_*` results, custom
-    /// `F-*` groups... (`matches` is kept separately below).
-    pub fields: BTreeMap<&'static str, Value>,
-    /// The matched log lines.
-    pub matches: Vec<String>,
+    data: Fail,
 }
 
 impl Failure {
+    /// All fields fail2ban keeps in the ticket data: `user`, `fid`, `ip4`,
+    /// `mlfid`, `nofail`, `users`, `F-ALT_*`/`F-TUPLE_*` results, custom
+    /// `F-*` groups... (`matches` is kept apart: [`Failure::matches`]).
+    pub fn fields(&self) -> BTreeMap<&'static str, Value> {
+        self.data
+            .0
+            .iter()
+            .filter(|(k, _)| *k != "matches")
+            .map(|(k, v)| (*k, v.to_value()))
+            .collect()
+    }
+    /// The matched log lines.
+    pub fn matches(&self) -> Vec<String> {
+        self.match_lines().map(str::to_string).collect()
+    }
+    /// The matched log lines, borrowed.
+    pub fn match_lines(&self) -> impl Iterator<Item = &str> {
+        let l = match self.data.get("matches") {
+            Some(V::Lines(l)) => &l[..],
+            _ => &[],
+        };
+        l.iter().map(TLine::whole)
+    }
+    /// How many lines matched.
+    pub fn match_count(&self) -> usize {
+        match self.data.get("matches") {
+            Some(V::Lines(l)) => l.len(),
+            _ => 0,
+        }
+    }
     /// A string field (`user`, `fid`, ...).
     pub fn field_str(&self, k: &str) -> Option<&str> {
-        self.fields.get(k).and_then(Value::as_str)
+        get_str(&self.data, k)
     }
     /// True if this is a "nofail" match (helper match, not a failure).
     pub fn is_nofail(&self) -> bool {
-        match self.fields.get("nofail") {
-            None | Some(Value::None) => false,
-            Some(Value::Str(s)) => !s.is_empty(),
+        match self.data.get("nofail") {
+            None | Some(V::Null) => false,
+            Some(V::S(s)) => !s.is_empty(),
             Some(_) => true,
         }
     }
@@ -322,8 +325,8 @@ struct FRegex {
 
 struct Found {
     spans: Spans,
-    matched: Vec<TupleLine>,
-    unmatched: Vec<TupleLine>,
+    matched: Vec<TLine>,
+    unmatched: Vec<TLine>,
 }
 
 impl FRegex {
@@ -392,7 +395,7 @@ impl FRegex {
         self.re.group_index(n).is_some()
     }
 
-    fn search(&self, buf: &str, org: &[TupleLine]) -> Option<Found> {
+    fn search(&self, buf: &str, org: &[TLine]) -> Option<Found> {
         let spans = self.re.search(buf)?;
         let (ms, me) = spans.whole();
         let (matched, unmatched) = if org.len() <= 1 {
@@ -411,8 +414,8 @@ impl FRegex {
             let c2 = buf[..line_end].matches('\n').count();
             let c1 = c1.min(org.len());
             let c2 = c2.min(org.len()).max(c1);
-            let mut matched: Vec<TupleLine> = org[c1..c2].to_vec();
-            let mut unmatched: Vec<TupleLine> = org[..c1].to_vec();
+            let mut matched: Vec<TLine> = org[c1..c2].to_vec();
+            let mut unmatched: Vec<TLine> = org[..c1].to_vec();
             // skipped lines
             let mut skipped = String::new();
             for &g in &self.skiplines {
@@ -424,9 +427,7 @@ impl FRegex {
             for sl in py_splitlines(&skipped) {
                 let mut hit = None;
                 for (m, t) in matched.iter().enumerate().skip(n) {
-                    let mut s = t.0.clone();
-                    s.push_str(&t.2);
-                    if s == sl {
+                    if t.undated_eq(&sl) {
                         hit = Some(m);
                         break;
                     }
@@ -446,7 +447,7 @@ impl FRegex {
         })
     }
 
-    fn groups(&self, buf: &str, spans: &Spans) -> Fail {
+    fn groups(&self, buf: &Txt, spans: &Spans) -> Fail {
         // room for the groups, the alt/tuple results and the few keys the
         // merge adds (users, matches, ...)
         let mut fail = Fail(Vec::with_capacity(self.names.len() + 8));
@@ -454,7 +455,7 @@ impl FRegex {
             if let Some(n) = n {
                 let v = spans
                     .get(i)
-                    .map(|(a, b)| V::S(buf[a..b].to_string()))
+                    .map(|(a, b)| V::S(buf.slice(a, b)))
                     .unwrap_or(V::Null);
                 fail.insert(n, v);
             }
@@ -466,7 +467,7 @@ impl FRegex {
             }
         }
         for &(k, n) in &self.tuple {
-            let v = fail.get(k).and_then(|v| v.as_str().map(str::to_string));
+            let v = fail.get(k).and_then(V::as_txt).cloned();
             let t = fail.get(n).cloned().unwrap_or(V::Null);
             let nt = match t {
                 V::Tuple(mut t) => {
@@ -545,8 +546,8 @@ struct MlfidCache {
     seq: u64,
     // FxHash: at most 100 keys, so no flooding to defend against; hashed
     // once per matched line
-    map: HashMap<String, (u64, f64, Fail), rustc_hash::FxBuildHasher>,
-    order: BTreeMap<u64, String>,
+    map: HashMap<Txt, (u64, f64, Fail), rustc_hash::FxBuildHasher>,
+    order: BTreeMap<u64, Txt>,
 }
 
 impl MlfidCache {
@@ -560,7 +561,7 @@ impl MlfidCache {
         }
         self.map.get_mut(k).map(|(_, _, f)| f)
     }
-    fn set(&mut self, k: String, v: Fail, now: f64) {
+    fn set(&mut self, k: Txt, v: Fail, now: f64) {
         if self.map.len() >= Self::MAX_COUNT {
             while let Some((&s, _)) = self.order.iter().next() {
                 let Some(key) = self.order.remove(&s) else {
@@ -633,7 +634,7 @@ pub struct Filter {
     fail: Vec<FRegex>,
     ignore: Vec<FRegex>,
     max_lines: usize,
-    line_buffer: Vec<TupleLine>,
+    line_buffer: Vec<TLine>,
     last_time_text: String,
     last_date: Option<f64>,
     last_date_int: bool,
@@ -805,8 +806,12 @@ impl Filter {
     }
 
     /// The current multi-line buffer.
-    pub fn line_buffer(&self) -> &[TupleLine] {
-        &self.line_buffer
+    pub fn line_buffer(&self) -> Vec<TupleLine> {
+        self.line_buffer.iter().map(TLine::to_tuple).collect()
+    }
+    /// The number of lines in the multi-line buffer.
+    pub fn line_buffer_len(&self) -> usize {
+        self.line_buffer.len()
     }
 
     /// `get <jail> prefregex`.
@@ -916,12 +921,10 @@ impl Filter {
         let mut no_date = false;
         let mut date: Option<f64> = None;
         self.date_int = false;
-        let tuple: TupleLine;
-        match self.date_detector.match_time(line, now) {
+        let mut tuple = match self.date_detector.match_time(line, now) {
             Some(tm) => {
                 let (s, e) = tm.span.unwrap_or((0, 0));
                 let m = &line[s..e];
-                let mut t = (line[..s].to_string(), m.to_string(), line[e..].to_string());
                 if !m.is_empty() {
                     date = self.date_detector.get_time(line, &tm, &self.ctx(now));
                     match date {
@@ -936,22 +939,22 @@ impl Filter {
                             .warnings
                             .push(format!("findFailure failed to parse timeText: {m}")),
                     }
+                    TLine::split(line, s, e)
                 } else if self.last_date.is_some_and(|d| d > now - 60.0) {
-                    t = (String::new(), self.last_time_text.clone(), line.to_string());
                     date = self.last_date;
                     self.date_int = self.last_date_int;
+                    TLine::from_parts("", &self.last_time_text, line)
                 } else {
                     date = Some(now);
+                    TLine::split(line, s, e)
                 }
-                tuple = t;
             }
-            None => tuple = (String::new(), String::new(), line.to_string()),
-        }
-        let mut tuple = tuple;
+            None => TLine::split(line, 0, 0),
+        };
         if date.is_none() {
             no_date = true;
             if self.last_date.is_some_and(|d| d > now - 60.0) {
-                tuple = (String::new(), self.last_time_text.clone(), line.to_string());
+                tuple = TLine::from_parts("", &self.last_time_text, line);
                 date = self.last_date;
                 self.date_int = self.last_date_int;
             } else if self.check_find_time && self.in_operation {
@@ -968,12 +971,13 @@ impl Filter {
         self.last_date = Some(date);
         self.date_int = false;
         self.last_date_int = false;
-        self.finish_line(line, Some(date), false, now)
+        let tuple = TLine::from_parts(&line.0, &line.1, &line.2);
+        self.finish_line(tuple, Some(date), false, now)
     }
 
     fn finish_line(
         &mut self,
-        tuple: TupleLine,
+        tuple: TLine,
         mut date: Option<f64>,
         no_date: bool,
         now: f64,
@@ -1000,8 +1004,8 @@ impl Filter {
         let buf2;
         let buf = match fail {
             Some(f) if self.max_lines > 1 => {
-                buf2 = tuple_lines_buf(&f.matched);
-                buf2.as_str()
+                buf2 = lines_buf(&f.matched);
+                &*buf2
             }
             _ => buf,
         };
@@ -1023,7 +1027,7 @@ impl Filter {
         fnd
     }
 
-    fn update_users(fail: &mut Fail, user: Option<String>) -> Option<Arc<BTreeSet<String>>> {
+    fn update_users(fail: &mut Fail, user: Option<Txt>) -> Option<Arc<BTreeSet<Txt>>> {
         if let Some(u) = user.filter(|u| !u.is_empty()) {
             let mut users = match fail.remove("users") {
                 Some(V::Users(s)) => s,
@@ -1039,8 +1043,8 @@ impl Filter {
         }
     }
 
-    fn merge_failure(&mut self, mlfid: &str, mut fail: Fail, found: &mut Found, now: f64) -> Fail {
-        let mut users: Option<Arc<BTreeSet<String>>> = None;
+    fn merge_failure(&mut self, mlfid: &Txt, mut fail: Fail, found: &mut Found, now: f64) -> Fail {
+        let mut users: Option<Arc<BTreeSet<Txt>>> = None;
         let mut nf: u8 = 0;
         if truthy(&fail, "mlfgained") {
             nf |= 8 | 1;
@@ -1058,7 +1062,7 @@ impl Filter {
         // unsets it or overwrites it with the merged failure (final sync).
         let cached = self.mlfid.get(mlfid, now).map(std::mem::take);
         if let Some(mut grp) = cached {
-            users = Self::update_users(&mut grp, get_str(&fail, "user").map(str::to_string));
+            users = Self::update_users(&mut grp, get_txt(&fail, "user"));
             if grp.remove("nofail").is_some_and(|v| v.truthy()) {
                 nf |= 4;
             }
@@ -1082,11 +1086,11 @@ impl Filter {
             }
             // else: written by the final sync below
         } else if nf & 2 == 0 {
-            let u = get_str(&fail, "user").map(str::to_string);
+            let u = get_txt(&fail, "user");
             users = Self::update_users(&mut fail, u);
             // creates the entry (its FIFO position); the value is written by
             // the final sync below
-            self.mlfid.set(mlfid.to_string(), Fail::new(), now);
+            self.mlfid.set(mlfid.clone(), Fail::new(), now);
         }
         let pending = fail.remove("mlfpending").is_some_and(|v| v.truthy());
         if pending || users.as_ref().is_some_and(|u| u.len() > 1) {
@@ -1126,7 +1130,7 @@ impl Filter {
 
     fn find_failure(
         &mut self,
-        tuple: TupleLine,
+        tuple: TLine,
         date: Option<f64>,
         no_date: bool,
         now: f64,
@@ -1144,11 +1148,12 @@ impl Filter {
             self.line_buffer.drain(..n - self.max_lines.max(1));
         }
         // the current line is the last one of the buffer
-        let time_text = |org: &[TupleLine]| org.last().map(|t| t.1.clone()).unwrap_or_default();
-        let mut buf: Option<String> = Some(tuple_lines_buf(&self.line_buffer));
+        let time_text =
+            |org: &[TLine]| org.last().map(|t| t.date().to_string()).unwrap_or_default();
+        let mut buf: Option<Txt> = Some(lines_buf(&self.line_buffer));
         // the buffer as it was before a content replacement (moved out then,
         // cloned below otherwise)
-        let mut org_moved: Option<Vec<TupleLine>> = None;
+        let mut org_moved: Option<Vec<TLine>> = None;
         if !self.ignore.is_empty() && self.ignore.len() + 2 < self.fail.len() {
             if let Some(i) = self.ignore_line(buf.as_deref().unwrap_or(""), None) {
                 self.last_ignored_by = Some(i);
@@ -1157,7 +1162,9 @@ impl Filter {
         }
         let mut pre_groups = Fail::new();
         if let Some(p) = &self.pref {
-            let b = buf.as_deref().unwrap_or("");
+            let Some(b) = buf.as_ref() else {
+                return out;
+            };
             // the prefregex only yields groups: no matched/unmatched split
             let Some(spans) = p.re.search(b) else {
                 return out;
@@ -1168,39 +1175,33 @@ impl Filter {
             if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
                 org_moved = Some(std::mem::replace(
                     &mut self.line_buffer,
-                    vec![(String::new(), String::new(), r)],
+                    vec![TLine::content(r)],
                 ));
                 buf = None;
             }
         }
-        let org: Vec<TupleLine> = match org_moved {
+        let org: Vec<TLine> = match org_moved {
             Some(o) => o,
             None => self.line_buffer.clone(),
         };
         for idx in 0..self.fail.len() {
-            if buf.is_none() {
-                buf = Some(tuple_lines_buf(&self.line_buffer));
-            }
+            let b = buf.get_or_insert_with(|| lines_buf(&self.line_buffer));
             // first-byte gate before any call into the regex (22 sshd
             // failregexes are tried on every line with `checkAllRegex`)
-            if let (Some(bb), Some((first, max_len))) =
-                (buf.as_deref(), self.fail[idx].re.first_byte_gate())
-            {
-                let h = bb.as_bytes();
+            if let Some((first, max_len)) = self.fail[idx].re.first_byte_gate() {
+                let h = b.as_bytes();
                 if !h.first().is_some_and(|&c| first[usize::from(c)])
                     && h[..max_len.min(h.len())].is_ascii()
                 {
                     continue;
                 }
             }
-            let b = buf.take().unwrap_or_default();
-            let Some(mut found) = self.fail[idx].search(&b, &org) else {
-                buf = Some(b);
+            let Some(mut found) = self.fail[idx].search(b, &org) else {
                 continue;
             };
-            let mut fail = self.fail[idx].groups(&b, &found.spans);
+            let mut fail = self.fail[idx].groups(b, &found.spans);
             if !self.ignore.is_empty() {
-                if let Some(i) = self.ignore_line(&b, Some(&found)) {
+                if let Some(i) = self.ignore_line(b, Some(&found)) {
                     self.last_ignored_by = Some(i);
                     buf = None;
                     if !self.check_all_regex {
@@ -1209,7 +1210,6 @@ impl Filter {
                     continue;
                 }
             }
-            buf = Some(b);
             if no_date {
                 self.warnings.push(format!(
                     "Found a match but no valid date/time found for {:?}.",
@@ -1228,7 +1228,7 @@ impl Filter {
                 merged.extend(fail);
                 fail = merged;
             }
-            let mlfid = get_str(&fail, "mlfid").map(str::to_string);
+            let mlfid = get_txt(&fail, "mlfid");
             if let Some(m) = &mlfid {
                 fail = self.merge_failure(m, fail, &mut found, now);
                 if truthy(&fail, "nofail") && !self.check_all_regex {
@@ -1242,11 +1242,11 @@ impl Filter {
                 m.append(&mut found.matched);
                 fail.insert("matches", V::Lines(Arc::new(m)));
             }
-            let mut fid = get_str(&fail, "fid").map(str::to_string);
+            let mut fid = get_txt(&fail, "fid");
             let mut raw = raw_mode;
             // cidr: None = unspec; Some(-4/-10) = family restricted; Some(n) = prefix
             let mut cidr: Option<i64> = if raw_mode { Some(-2) } else { None };
-            let mut ip = get_str(&fail, "ip4").map(str::to_string);
+            let mut ip = get_txt(&fail, "ip4");
             let cidr_of = |fail: &Fail, fam: i64| -> i64 {
                 get_str(fail, "cidr")
                     .filter(|s| !s.is_empty())
@@ -1257,17 +1257,17 @@ impl Filter {
                 cidr = Some(cidr_of(&fail, -4));
                 raw = true;
             } else {
-                ip = get_str(&fail, "ip6").map(str::to_string);
+                ip = get_txt(&fail, "ip6");
                 if ip.is_some() {
                     cidr = Some(cidr_of(&fail, -10));
                     raw = true;
                 } else {
-                    ip = get_str(&fail, "dns").map(str::to_string);
+                    ip = get_txt(&fail, "dns");
                     if ip.is_none() {
                         if fid.is_none() && mlfid.is_none() {
                             fid = ["fid", "ip4", "ip6", "dns"]
                                 .iter()
-                                .find_map(|g| get_str(&fail, g).map(str::to_string));
+                                .find_map(|g| get_txt(&fail, g));
                         }
                         ip = fid.clone();
                         raw = true;
@@ -1294,7 +1294,7 @@ impl Filter {
                         Some(f) if *f != ip => {
                             fail.insert("ip", V::Addr(ipaddr));
                             vec![Some(if defcidr_raw {
-                                Addr::raw(f.clone())
+                                Addr::raw(f.to_string())
                             } else {
                                 make_addr(f, None)
                             })]
@@ -1304,33 +1304,21 @@ impl Filter {
                 }
                 Some(ip) => self.text_to_ip(&ip).into_iter().map(Some).collect(),
             };
-            // ticket fields/matches are built once (moving out of `fail`,
-            // which is not used after this) and cloned for extra ids only
-            let mut fields = BTreeMap::new();
-            let mut matches = Vec::new();
-            for (k, v) in fail {
-                if k == "matches" {
-                    if let V::Lines(l) = v {
-                        matches = l.iter().map(join_tuple).collect();
-                    }
-                    continue;
-                }
-                fields.insert(k, v.into_value());
-            }
+            // one failure per id; they share the fields (reference counts)
             let n_ids = fids.len();
+            let mut fail = Some(fail);
             for (n, id) in fids.into_iter().enumerate() {
-                let (fields, matches) = if n + 1 == n_ids {
-                    (std::mem::take(&mut fields), std::mem::take(&mut matches))
+                let data = if n + 1 == n_ids {
+                    fail.take().unwrap_or_default()
                 } else {
-                    (fields.clone(), matches.clone())
+                    fail.clone().unwrap_or_default()
                 };
                 out.push(Failure {
                     regex_index: idx,
                     id,
                     time: date,
                     time_is_int: self.date_int && date.is_some(),
-                    fields,
-                    matches,
+                    data,
                 });
             }
             if !self.check_all_regex {
@@ -1425,7 +1413,7 @@ mod tests {
             Some("192.0.2.1")
         );
         assert_eq!(r[0].field_str("user"), Some("root"));
-        assert_eq!(r[0].matches.len(), 1);
+        assert_eq!(r[0].match_count(), 1);
     }
 
     #[test]

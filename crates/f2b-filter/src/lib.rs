@@ -14,6 +14,7 @@ pub mod expand;
 pub mod filter;
 mod pcre;
 pub mod tags;
+mod txt;
 
 pub use filter::{
     Failure, Filter, FilterError, FilterSpec, Resolver, SystemResolver, TupleLine, UseDns,

@@ -1016,16 +1016,15 @@ impl JailCore {
                 LineTime::Obsolete => continue,
             };
             let data = f
-                .fields
+                .fields()
                 .iter()
-                .filter(|(k, _)| **k != "matches")
                 .map(|(k, v)| (k.to_string(), crate::args::py_str(v)))
                 .collect();
             let ef = f2b_engine::Failure {
                 id,
                 ip: None,
                 time,
-                matches: f.matches.clone(),
+                matches: f.matches(),
                 data,
             };
             let mut events = Vec::new();

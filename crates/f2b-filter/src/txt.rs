@@ -1,0 +1,247 @@
+//! Shared text for the filter's per-line bookkeeping.
+//!
+//! fail2ban keeps a failure as a dict of strings cut from the line: group
+//! values, the line split around its date, the matched lines. Owned strings
+//! cost an allocation and a copy each, and the mlfid cache copies whole
+//! failures on every merge. Here every such string is a [`Txt`]: a range of
+//! one shared buffer (the line, or the buffer the regexes ran on), so cutting
+//! and copying cost a reference count and a line costs two allocations in
+//! all (its text and the regexes' buffer).
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// A range of a shared string. Compares, orders and hashes as its text.
+#[derive(Clone)]
+pub(crate) struct Txt {
+    src: Arc<str>,
+    s: usize,
+    e: usize,
+}
+
+impl Txt {
+    /// The whole of `s` (one allocation).
+    pub(crate) fn new(s: &str) -> Txt {
+        Txt {
+            src: Arc::from(s),
+            s: 0,
+            e: s.len(),
+        }
+    }
+    /// `self[a..b]` sharing the buffer; `a..b` must lie on character
+    /// boundaries of `self` (spans from a regex run on it do).
+    pub(crate) fn slice(&self, a: usize, b: usize) -> Txt {
+        debug_assert!(a <= b && self.s + b <= self.e);
+        Txt {
+            src: self.src.clone(),
+            s: self.s + a,
+            e: self.s + b,
+        }
+    }
+    /// The byte after this range in the shared buffer, if any.
+    fn next_byte(&self) -> Option<u8> {
+        self.src.as_bytes().get(self.e).copied()
+    }
+    /// This text followed by a newline: a slice when the buffer already
+    /// has one right after it (a prefregex's `<F-CONTENT>` ending at `$`),
+    /// else a new buffer.
+    pub(crate) fn with_newline(&self) -> Txt {
+        if self.next_byte() == Some(b'\n') {
+            Txt {
+                src: self.src.clone(),
+                s: self.s,
+                e: self.e + 1,
+            }
+        } else {
+            let mut b = String::with_capacity(self.len() + 1);
+            b.push_str(self);
+            b.push('\n');
+            Txt::new(&b)
+        }
+    }
+}
+
+impl Deref for Txt {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.src[self.s..self.e]
+    }
+}
+
+impl Borrow<str> for Txt {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+impl PartialEq for Txt {
+    fn eq(&self, o: &Txt) -> bool {
+        **self == **o
+    }
+}
+impl Eq for Txt {}
+impl PartialOrd for Txt {
+    fn partial_cmp(&self, o: &Txt) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Txt {
+    fn cmp(&self, o: &Txt) -> std::cmp::Ordering {
+        (**self).cmp(&**o)
+    }
+}
+impl Hash for Txt {
+    // as `str` hashes, so that a map keyed by `Txt` is searched with `&str`
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (**self).hash(h)
+    }
+}
+impl fmt::Debug for Txt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// A log line split as fail2ban does: (text before the date, the date
+/// text, the rest), three adjacent ranges of one shared string.
+#[derive(Clone, PartialEq)]
+pub(crate) struct TLine {
+    src: Txt,
+    d0: usize,
+    d1: usize,
+}
+
+impl TLine {
+    /// `line` split around `line[d0..d1]` (one allocation).
+    pub(crate) fn split(line: &str, d0: usize, d1: usize) -> TLine {
+        TLine {
+            src: Txt::new(line),
+            d0,
+            d1,
+        }
+    }
+    /// `(prefix, date, rest)` given as three strings (one allocation).
+    pub(crate) fn from_parts(prefix: &str, date: &str, rest: &str) -> TLine {
+        let mut b = String::with_capacity(prefix.len() + date.len() + rest.len());
+        b.push_str(prefix);
+        b.push_str(date);
+        b.push_str(rest);
+        TLine {
+            src: Txt::new(&b),
+            d0: prefix.len(),
+            d1: prefix.len() + date.len(),
+        }
+    }
+    /// `("", "", text)`: a line replaced by a prefregex's `<F-CONTENT>`.
+    pub(crate) fn content(text: Txt) -> TLine {
+        TLine {
+            src: text,
+            d0: 0,
+            d1: 0,
+        }
+    }
+    pub(crate) fn prefix(&self) -> &str {
+        &self.src[..self.d0]
+    }
+    pub(crate) fn date(&self) -> &str {
+        &self.src[self.d0..self.d1]
+    }
+    pub(crate) fn rest(&self) -> &str {
+        &self.src[self.d1..]
+    }
+    /// The whole line (prefix, date and rest joined).
+    pub(crate) fn whole(&self) -> &str {
+        &self.src
+    }
+    /// The public tuple form.
+    pub(crate) fn to_tuple(&self) -> (String, String, String) {
+        (
+            self.prefix().to_string(),
+            self.date().to_string(),
+            self.rest().to_string(),
+        )
+    }
+    /// True if prefix + rest (the line without its date) equals `s`.
+    pub(crate) fn undated_eq(&self, s: &str) -> bool {
+        let (p, r) = (self.prefix(), self.rest());
+        s.len() == p.len() + r.len() && s.starts_with(p) && s.ends_with(r)
+    }
+}
+
+impl fmt::Debug for TLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&(self.prefix(), self.date(), self.rest()), f)
+    }
+}
+
+/// fail2ban's buffer for the regexes: the lines without their dates,
+/// joined and ended by newlines. One line without a date that is already
+/// followed by a newline in its buffer costs no allocation.
+pub(crate) fn lines_buf(lines: &[TLine]) -> Txt {
+    if let [l] = lines {
+        if l.d0 == l.d1 {
+            return l.src.with_newline();
+        }
+    }
+    let n: usize = lines
+        .iter()
+        .map(|l| l.prefix().len() + l.rest().len() + 1)
+        .sum();
+    let mut s = String::with_capacity(n);
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push_str(l.prefix());
+        s.push_str(l.rest());
+    }
+    s.push('\n');
+    Txt::new(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn slices_share_and_compare_as_text() {
+        let t = Txt::new("abc def");
+        let d = t.slice(4, 7);
+        assert_eq!(&*d, "def");
+        assert_eq!(d, Txt::new("def"));
+        let mut m = HashMap::new();
+        m.insert(d.clone(), 1);
+        assert_eq!(m.get("def"), Some(&1));
+        assert!(Txt::new("abc") < d);
+    }
+
+    #[test]
+    fn newline_is_reused_or_added() {
+        let t = Txt::new("x content\n");
+        let c = t.slice(2, 9);
+        let b = c.with_newline();
+        assert_eq!(&*b, "content\n");
+        assert!(Arc::ptr_eq(&b.src, &t.src));
+        let b = Txt::new("alone").with_newline();
+        assert_eq!(&*b, "alone\n");
+    }
+
+    #[test]
+    fn lines_split_and_join() {
+        let l = TLine::split("pre 12:00 rest", 4, 9);
+        assert_eq!((l.prefix(), l.date(), l.rest()), ("pre ", "12:00", " rest"));
+        assert_eq!(l.whole(), "pre 12:00 rest");
+        assert!(l.undated_eq("pre  rest"));
+        assert!(!l.undated_eq("pre rest"));
+        let p = TLine::from_parts("a", "b", "c");
+        assert_eq!(p.to_tuple(), ("a".into(), "b".into(), "c".into()));
+        assert_eq!(&*lines_buf(&[l.clone(), p]), "pre  rest\nac\n");
+        assert_eq!(&*lines_buf(&[l]), "pre  rest\n");
+        let c = TLine::content(Txt::new("x y\n").slice(0, 3));
+        assert_eq!(&*lines_buf(&[c]), "x y\n");
+    }
+}
