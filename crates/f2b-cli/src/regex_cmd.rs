@@ -398,6 +398,69 @@ impl Encoding {
     }
 }
 
+/// The input lines, one at a time; a file's are read into one reused buffer.
+enum Lines {
+    File {
+        rd: std::io::BufReader<std::fs::File>,
+        buf: Vec<u8>,
+        /// A line decoded from another encoding or from invalid UTF-8.
+        text: String,
+        enc: Encoding,
+    },
+    Items(Box<dyn Iterator<Item = Input>>, Option<Input>),
+}
+
+/// One input line, borrowed from [`Lines`].
+enum Item<'a> {
+    Text(&'a str),
+    Timed {
+        line: &'a str,
+        tuple: TupleLine,
+        time: f64,
+    },
+}
+
+impl Lines {
+    fn items(it: impl Iterator<Item = Input> + 'static) -> Lines {
+        Lines::Items(Box::new(it), None)
+    }
+
+    fn next(&mut self) -> Option<Item<'_>> {
+        match self {
+            Lines::File { rd, buf, text, enc } => {
+                buf.clear();
+                match rd.read_until(b'\n', buf) {
+                    Ok(0) | Err(_) => None,
+                    // fail2ban's FileContainer waits for the line end: a
+                    // last line without newline is not (yet) processed
+                    Ok(_) if !buf.ends_with(b"\n") => None,
+                    Ok(_) => {
+                        // ASCII and valid UTF-8 (read as UTF-8) are used in place
+                        if matches!(enc, Encoding::Utf8) || buf.is_ascii() {
+                            if let Ok(s) = std::str::from_utf8(buf) {
+                                return Some(Item::Text(s));
+                            }
+                        }
+                        *text = enc.decode(buf.clone());
+                        Some(Item::Text(text))
+                    }
+                }
+            }
+            Lines::Items(it, cur) => {
+                *cur = it.next();
+                match cur.as_mut()? {
+                    Input::Text(s) => Some(Item::Text(s)),
+                    Input::Timed { line, tuple, time } => Some(Item::Timed {
+                        line,
+                        tuple: std::mem::take(tuple),
+                        time: *time,
+                    }),
+                }
+            }
+        }
+    }
+}
+
 fn py_str(v: &Value) -> String {
     match v {
         Value::Str(s) => s.clone(),
@@ -662,34 +725,29 @@ fn run(o: &Opts) -> Result<i32, String> {
     // input
     let is_file = Path::new(log).is_file();
     let journal = !is_file && regex_journal::is_journal(log);
-    let lines: Box<dyn Iterator<Item = Input>> = if is_file {
+    let mut lines = if is_file {
         let enc_name = o.encoding.clone().unwrap_or_else(|| "UTF-8".to_string());
         let enc = Encoding::lookup(&enc_name)?;
         header.push(format!("Use         log file : {log}"));
         header.push(format!("Use         encoding : {enc_name}"));
         let f = std::fs::File::open(log).map_err(|e| e.to_string())?;
-        let mut rd = std::io::BufReader::with_capacity(1 << 16, f);
-        Box::new(std::iter::from_fn(move || {
-            let mut buf = Vec::with_capacity(256);
-            match rd.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => None,
-                // fail2ban's FileContainer waits for the line end: a last
-                // line without newline is not (yet) processed
-                Ok(_) if !buf.ends_with(b"\n") => None,
-                Ok(_) => Some(Input::Text(enc.decode(buf))),
-            }
-        }))
+        Lines::File {
+            rd: std::io::BufReader::with_capacity(1 << 16, f),
+            buf: Vec::with_capacity(256),
+            text: String::new(),
+            enc,
+        }
     } else if journal {
         let words =
             regex_journal::match_words(o.journalmatch.as_deref(), &journalmatch_from_filter)?;
         let enc_name = o.encoding.as_deref().unwrap_or("UTF-8");
-        Box::new(regex_journal::open(log, &words, enc_name, &mut header)?)
+        Lines::items(regex_journal::open(log, &words, enc_name, &mut header)?)
     } else if flt.maxlines() <= 1 && !log.contains('\n') {
         header.push(format!(
             "Use      single line : {}",
             shortstr(&log.replace('\n', "\\n"), 53)
         ));
-        Box::new(std::iter::once(Input::Text(log.clone())))
+        Lines::items(std::iter::once(Input::Text(log.clone())))
     } else {
         let v: Vec<String> = log.split('\n').map(str::to_string).collect();
         header.push(format!("Use      multi line : {} line(s)", v.len()));
@@ -705,7 +763,7 @@ fn run(o: &Opts) -> Result<i32, String> {
             ));
         }
         header.push("`-".into());
-        Box::new(v.into_iter().map(Input::Text))
+        Lines::items(v.into_iter().map(Input::Text))
     };
     if o.out.is_none() && !o.json {
         let _ = writeln!(w, "\nRunning tests\n=============\n");
@@ -743,15 +801,11 @@ fn run(o: &Opts) -> Result<i32, String> {
         .unwrap_or(0.0);
     let t0 = std::time::Instant::now();
     let multi = flt.maxlines() > 1;
-    for item in lines {
+    while let Some(item) = lines.next() {
         // journal entries come with their time and are never skipped
-        let (raw, timed) = match item {
-            Input::Text(s) => (s, None),
-            Input::Timed { line, tuple, time } => (line, Some((tuple, time))),
-        };
-        let line = match timed {
-            Some(_) => raw.as_str(),
-            None => raw.trim_end_matches(['\r', '\n']),
+        let (line, timed) = match item {
+            Item::Text(s) => (s.trim_end_matches(['\r', '\n']), None),
+            Item::Timed { line, tuple, time } => (line, Some((tuple, time))),
         };
         if timed.is_none() && (line.starts_with('#') || line.is_empty()) {
             continue;

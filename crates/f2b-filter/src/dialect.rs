@@ -1051,27 +1051,106 @@ struct StartLiterals {
 /// More literals than this and the gate is not worth it (the DFA is as fast).
 const MAX_START_LITERALS: usize = 32;
 
-impl StartLiterals {
-    fn of(linear: &str) -> Option<StartLiterals> {
-        use regex_syntax::hir::literal::{ExtractKind, Extractor};
-        use regex_syntax::hir::Look;
+/// The cheap checks made before a search enters a regex engine.
+#[derive(Debug, Default)]
+struct Gate {
+    start: Option<StartLiterals>,
+    /// A literal every match contains (the longest such literal of the
+    /// pattern's mandatory parts): a haystack without it cannot match.
+    required: Option<memchr::memmem::Finder<'static>>,
+}
+
+/// Shorter required literals are not worth a substring search.
+const MIN_REQUIRED_LEN: usize = 4;
+
+impl Gate {
+    fn of(linear: &str) -> Gate {
         // `ſ` and the Kelvin sign fold to ASCII letters: no byte-level gate
         if linear.contains(['\u{17f}', '\u{212a}']) {
-            return None;
+            return Gate::default();
         }
-        // byte-level parse (much cheaper than the Unicode one); its literals
-        // hold for ASCII haystacks only (Unicode case folding adds non-ASCII
-        // variants such as the Kelvin sign), see `may_match`
-        let hir = regex_syntax::ParserBuilder::new()
+        // byte-level parse (much cheaper than the Unicode one); its start
+        // literals hold for ASCII haystacks only (Unicode case folding adds
+        // non-ASCII variants such as the Kelvin sign), see `may_match`
+        let Ok(hir) = regex_syntax::ParserBuilder::new()
             .unicode(false)
             .utf8(false)
             .build()
             .parse(linear)
-            .ok()?;
+        else {
+            return Gate::default();
+        };
+        let mut req = Vec::new();
+        required_literals(&hir, &mut req);
+        let required = req
+            .into_iter()
+            .max_by_key(Vec::len)
+            .filter(|l| l.len() >= MIN_REQUIRED_LEN)
+            .map(|l| memchr::memmem::Finder::new(&l).into_owned());
+        Gate {
+            start: StartLiterals::of(&hir),
+            required,
+        }
+    }
+
+    /// False if a search of `hay` from `pos` cannot match.
+    fn may_match(&self, hay: &[u8], pos: usize) -> bool {
+        if let Some(sl) = &self.start {
+            // `^` cannot match after position 0; before it, the haystack
+            // must start with one of the required literals.
+            if pos > 0 || !sl.may_match(hay) {
+                return false;
+            }
+        }
+        match &self.required {
+            Some(f) => hay.get(pos..).is_some_and(|h| f.find(h).is_some()),
+            None => true,
+        }
+    }
+}
+
+/// The literals every match of `h` contains: literals on its mandatory
+/// path (concatenations, groups, repetitions of at least one), adjacent
+/// ones joined. Alternatives and optional parts contribute nothing.
+///
+/// A literal of the byte-level syntax tree is a case-sensitive byte string,
+/// and the same bytes in the Unicode tree (case-insensitive parts are
+/// classes in both), so it must occur in any haystack a match is found in.
+fn required_literals(h: &regex_syntax::hir::Hir, out: &mut Vec<Vec<u8>>) {
+    use regex_syntax::hir::HirKind;
+    match h.kind() {
+        HirKind::Literal(l) => out.push(l.0.to_vec()),
+        HirKind::Capture(c) => required_literals(&c.sub, out),
+        HirKind::Repetition(r) if r.min >= 1 => required_literals(&r.sub, out),
+        HirKind::Concat(v) => {
+            let mut run: Vec<u8> = Vec::new();
+            for s in v {
+                match s.kind() {
+                    HirKind::Literal(l) => run.extend_from_slice(&l.0),
+                    _ => {
+                        if !run.is_empty() {
+                            out.push(std::mem::take(&mut run));
+                        }
+                        required_literals(s, out);
+                    }
+                }
+            }
+            if !run.is_empty() {
+                out.push(run);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl StartLiterals {
+    fn of(hir: &regex_syntax::hir::Hir) -> Option<StartLiterals> {
+        use regex_syntax::hir::literal::{ExtractKind, Extractor};
+        use regex_syntax::hir::Look;
         if !hir.properties().look_set_prefix().contains(Look::Start) {
             return None;
         }
-        let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+        let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
         let lits = seq.literals()?;
         if lits.is_empty() || lits.len() > MAX_START_LITERALS {
             return None;
@@ -1113,7 +1192,7 @@ pub struct PyRegex {
     source: String,
     linear: Option<String>,
     /// Computed on first search (a parse of the linear pattern).
-    start_literals: std::sync::OnceLock<Option<StartLiterals>>,
+    gate: std::sync::OnceLock<Gate>,
     tail: Option<Tail>,
     engine: Engine,
     names: Vec<Option<String>>,
@@ -1188,9 +1267,8 @@ impl PyRegex {
             Engine::Backtrack { pre: Some(p), .. } => Some(p.pattern.clone()),
             Engine::Backtrack { pre: None, .. } => None,
         };
-        let start_literals = std::sync::OnceLock::new();
         Ok(PyRegex {
-            start_literals,
+            gate: std::sync::OnceLock::new(),
             tail,
             linear,
             source: pattern.to_string(),
@@ -1210,10 +1288,17 @@ impl PyRegex {
         self.start_literals().map(|sl| (&sl.first, sl.max_len))
     }
 
+    fn gate(&self) -> &Gate {
+        self.gate.get_or_init(|| {
+            self.linear
+                .as_deref()
+                .map(Gate::of)
+                .unwrap_or_default()
+        })
+    }
+
     fn start_literals(&self) -> Option<&StartLiterals> {
-        self.start_literals
-            .get_or_init(|| self.linear.as_deref().and_then(StartLiterals::of))
-            .as_ref()
+        self.gate().start.as_ref()
     }
 
     /// A linear-time pattern whose matches are a superset of this regex's
@@ -1259,12 +1344,8 @@ impl PyRegex {
             return None;
         }
         let hay = &hay[..endpos];
-        if let Some(sl) = self.start_literals() {
-            // `^` cannot match after position 0; before it, the haystack
-            // must start with one of the required literals.
-            if pos > 0 || !sl.may_match(hay.as_bytes()) {
-                return None;
-            }
+        if !self.gate().may_match(hay.as_bytes(), pos) {
+            return None;
         }
         if let Some(t) = &self.tail {
             if let Some(r) = t.captures(hay, pos) {
@@ -1309,11 +1390,7 @@ impl PyRegex {
     /// True if the pattern matches anywhere.
     pub fn is_match(&self, hay: &str) -> bool {
         match &self.engine {
-            Engine::Linear(l) => {
-                self.start_literals()
-                    .is_none_or(|sl| sl.may_match(hay.as_bytes()))
-                    && l.matches_at(hay, 0)
-            }
+            Engine::Linear(l) => self.gate().may_match(hay.as_bytes(), 0) && l.matches_at(hay, 0),
             _ => self.search(hay).is_some(),
         }
     }
@@ -1435,6 +1512,55 @@ mod tests {
                 assert_eq!(re.search(hay).is_some(), want, "{pat} on {hay:?}");
                 assert!(re.search_at(hay, 1, hay.len()).is_none());
             }
+        }
+    }
+
+    #[test]
+    fn required_literal_is_the_longest_mandatory_one() {
+        let req = |p: &str| {
+            let r = PyRegex::new(p, false).unwrap();
+            r.gate().required.as_ref().map(|f| String::from_utf8_lossy(f.needle()).into_owned())
+        };
+        assert_eq!(
+            req(r"^User (?P<u>\S+|.*?) from \S+ not allowed because listed in DenyUsers\s*$").as_deref(),
+            Some(" not allowed because listed in DenyUsers")
+        );
+        assert_eq!(req(r"(?:abcdef|ghijkl)x").as_deref(), None);
+        assert_eq!(req(r"(?:abcdef)?x").as_deref(), None);
+        assert_eq!(req(r"(?i)abcdef").as_deref(), None);
+        assert_eq!(req(r"(?:(?P<a>wxyz)q)+").as_deref(), Some("wxyz"));
+        assert_eq!(req(r"ab\d").as_deref(), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// The gates (start literals, required literal) never change an
+        /// answer: gated searches equal the `regex` crate's on the linear
+        /// pattern, from every position.
+        #[test]
+        fn gates_agree_with_the_engine(
+            parts in proptest::collection::vec(0usize..12, 1..7),
+            hay_parts in proptest::collection::vec(0usize..10, 0..8),
+            anchored in proptest::bool::ANY,
+            pos in 0usize..6,
+        ) {
+            const P: [&str; 12] = [
+                "abcd", "(?:abcd)?", "(?:wxyz|abcd)", r"\S+", " from ", "(?i:From)",
+                "(wxyz)", "(?:q(?:abcd))+", ".*?", "ünï", r"\d{1,3}", "(?:x|)",
+            ];
+            const H: [&str; 10] = ["abcd", " from ", "wxyz", "FROM", "q", "ünï", "12", " ", "x", "\n"];
+            let pat = format!("{}{}", if anchored { "^" } else { "" },
+                parts.iter().map(|&i| P[i]).collect::<String>());
+            let hay: String = hay_parts.iter().map(|&i| H[i]).collect();
+            let re = PyRegex::new(&pat, false).unwrap();
+            let reference = regex::Regex::new(re.linear_pattern().unwrap()).unwrap();
+            let pos = (0..=pos.min(hay.len())).rev().find(|&p| hay.is_char_boundary(p)).unwrap_or(0);
+            let want = reference.captures_at(&hay, pos).map(|c| {
+                let m = c.get(0).unwrap();
+                (m.start(), m.end())
+            });
+            let got = re.search_at(&hay, pos, hay.len()).map(|s| s.whole());
+            proptest::prop_assert_eq!(got, want, "{} on {:?} from {}", pat, hay, pos);
         }
     }
 

@@ -1224,7 +1224,9 @@ impl Filter {
                 buf = None;
             }
             if !pre_groups.is_empty() {
-                let mut merged = pre_groups.clone();
+                // room for the keys the merge adds (users, matches, ...)
+                let mut merged = Fail(Vec::with_capacity(pre_groups.0.len() + fail.0.len() + 4));
+                merged.0.extend(pre_groups.0.iter().cloned());
                 merged.extend(fail);
                 fail = merged;
             }
