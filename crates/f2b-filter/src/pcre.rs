@@ -56,11 +56,15 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
                 out.push_str("(*FAIL)");
                 return Some(());
             }
-            out.push_str("(?:");
-            for &b in l.0.iter() {
+            if let [b] = l.0[..] {
                 byte(b, out);
+            } else {
+                out.push_str("(?:");
+                for &b in l.0.iter() {
+                    byte(b, out);
+                }
+                out.push(')');
             }
-            out.push(')');
         }
         HirKind::Class(c) => {
             // the ASCII part of the class
@@ -110,9 +114,25 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
             _ => return None,
         }),
         HirKind::Repetition(r) => {
-            out.push_str("(?:");
-            print(&r.sub, out)?;
-            out.push(')');
+            // a repeated class or byte is printed bare: PCRE2 makes a
+            // single-character repeat possessive when what follows cannot
+            // match its character (`[0-9]+ ` never gives digits back), which
+            // it does not do for a repeated group
+            let single = match r.sub.kind() {
+                HirKind::Class(Class::Bytes(c)) => c.ranges().first().is_some_and(|r| r.start() < 0x80),
+                HirKind::Class(Class::Unicode(c)) => {
+                    c.ranges().first().is_some_and(|r| u32::from(r.start()) < 0x80)
+                }
+                HirKind::Literal(l) => l.0.len() == 1 && l.0.is_ascii(),
+                _ => false,
+            };
+            if single {
+                print(&r.sub, out)?;
+            } else {
+                out.push_str("(?:");
+                print(&r.sub, out)?;
+                out.push(')');
+            }
             match (r.min, r.max) {
                 (0, None) => out.push('*'),
                 (1, None) => out.push('+'),
