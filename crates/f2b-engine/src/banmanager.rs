@@ -268,6 +268,18 @@ impl BanManager {
     }
 
     /// Moves the pending entries into the heap (one heapify when they are many).
+    /// Gives back spare capacity of the slab, the index and the heap (a burst
+    /// of bans doubles them past what is kept). For idle moments: the slab is
+    /// copied once.
+    pub fn shrink(&mut self) {
+        self.settle();
+        self.slots.shrink_to_fit();
+        self.free.shrink_to_fit();
+        self.pending.shrink_to_fit();
+        self.heap.shrink_to_fit();
+        self.index.shrink_to_fit(|&(_, sh)| wide(sh));
+    }
+
     fn settle(&mut self) {
         if self.heap.is_empty() {
             self.heap = BinaryHeap::from(std::mem::take(&mut self.pending));
@@ -501,6 +513,30 @@ mod tests {
         assert_eq!(seen, n as usize);
         assert_eq!(bm.size(), 1);
         assert_eq!(bm.next_unban_time(), Some(10_000.0));
+    }
+
+    #[test]
+    fn shrink_keeps_bans_order_and_lookups() {
+        let mut bm = BanManager::default();
+        for i in 0..3000u32 {
+            let ip = format!("10.1.{}.{}", i / 256, i % 256);
+            bm.add(t(&ip, f64::from(i)), 0.0);
+        }
+        // The first 2,000 end; the slab and the index keep their size until shrunk.
+        assert_eq!(
+            bm.unban_expired(2000.0 + 600.0 - 0.5, usize::MAX).len(),
+            2000
+        );
+        let cap = bm.slots.capacity();
+        bm.shrink();
+        assert!(bm.slots.capacity() <= cap);
+        assert!(bm.index.capacity() < 2 * 1000 + 1024);
+        assert_eq!(bm.size(), 1000);
+        assert!(bm.get(&Addr::parse("10.1.11.183").unwrap()).is_some()); // 2,999
+        assert!(bm.get(&Addr::parse("10.1.0.1").unwrap()).is_none());
+        assert_eq!(bm.next_unban_time(), Some(2000.0 + 600.0));
+        assert_eq!(bm.add(t("192.0.2.9", 5000.0), 5000.0), AddBan::Added);
+        assert_eq!(bm.size(), 1001);
     }
 
     #[test]

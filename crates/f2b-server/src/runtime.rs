@@ -541,6 +541,7 @@ impl RuntimeEnv {
                     trim_after = (left > 1)
                         .then(|| (std::time::Instant::now() + Duration::from_secs(2), left - 1));
                     batch.release();
+                    self.release_memory();
                     crate::daemon::trim_heap();
                 }
             }
@@ -554,6 +555,23 @@ impl RuntimeEnv {
                 }
                 last_svc = std::time::Instant::now();
             }
+        }
+    }
+
+    /// Gives back what a burst left allocated and no longer needs: the spare room of
+    /// the jails' failure and ban tables and the database's page cache (SQLite keeps
+    /// up to 2 MiB of pages per connection). Called when the reader went quiet after
+    /// a burst, before the heap is trimmed.
+    fn release_memory(&self) {
+        let subs: Vec<Arc<Mutex<JailCore>>> = lock(&self.inner.subs)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for c in subs {
+            lock(&c).engine.release_memory();
+        }
+        if let Some(store) = lock(&self.inner.store).clone() {
+            store.release_memory();
         }
     }
 
@@ -1045,16 +1063,25 @@ impl JailCore {
     /// [`JailCore::commit`] writes the staged bans and then releases the jobs.
     fn apply(&mut self, events: Vec<Event>) {
         for ev in events {
-            let job = match &ev {
+            // The log line first: the tickets then move into their job or database
+            // record instead of being copied (a burst bans thousands).
+            let line = ev.log_line(&self.name, &time2str);
+            let mut store = None;
+            let job = match ev {
                 Event::Ban { ticket, restored } => {
-                    Some(Job::Ban(ticket_to_action(ticket, *restored)))
+                    self.counters.banned_total.fetch_add(1, Ordering::Relaxed);
+                    Some(Job::Ban(ticket_into_action(*ticket, restored)))
                 }
-                Event::Unban { ticket, .. } => Some(Job::Unban(ticket_to_action(ticket, false))),
+                Event::Unban { ticket, .. } => Some(Job::Unban(ticket_into_action(*ticket, false))),
                 Event::AlreadyBanned { id, since } => self
                     .engine
                     .bans()
-                    .get(id)
-                    .map(|t| Job::AlreadyBanned(ticket_to_action(t, false), *since)),
+                    .get(&id)
+                    .map(|t| Job::AlreadyBanned(ticket_to_action(t, false), since)),
+                Event::StoreBan { ticket } => {
+                    store = Some(self.record(*ticket));
+                    None
+                }
                 _ => None,
             };
             // The kernel first: a native nftables element goes in before the log line and
@@ -1066,19 +1093,12 @@ impl JailCore {
             if let (Some(n), Some(j)) = (&self.native, &job) {
                 n.apply_job(j);
             }
-            if let Some(line) = ev.log_line(&self.name, &time2str) {
+            if let Some(line) = line {
                 let level = Level(line.level as u8);
                 self.log(line.logger.name(), level, &line.text);
             }
-            match ev {
-                Event::StoreBan { ticket } => {
-                    let rec = self.record(&ticket);
-                    self.pending_bans.push(rec);
-                }
-                Event::Ban { .. } => {
-                    self.counters.banned_total.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
+            if let Some(rec) = store {
+                self.pending_bans.push(rec);
             }
             if let Some(j) = job {
                 self.pending_jobs.push(j);
@@ -1246,21 +1266,22 @@ impl JailCore {
             .store(self.engine.bantime().trunc(), Ordering::Relaxed);
     }
 
-    fn record(&self, t: &Ticket) -> BanRecord {
-        let mut matches = t.matches.clone();
+    fn record(&self, t: Ticket) -> BanRecord {
+        let bantime = t.bantime_or(self.engine.bantime()).trunc();
+        let mut matches = t.matches;
         if matches.len() > self.dbmaxmatches {
             matches.drain(..matches.len() - self.dbmaxmatches);
         }
         let mut rec = BanRecord::new(
             t.id.to_string(),
             t.time.round() as i64,
-            t.bantime_or(self.engine.bantime()).trunc(),
+            bantime,
             i64::from(t.bancount),
         )
         .with_matches(matches)
         .with_failures(i64::from(t.failures));
-        for (k, v) in &t.data {
-            rec = rec.with_field(k.clone(), v.clone());
+        for (k, v) in t.data {
+            rec = rec.with_field(k, v);
         }
         rec
     }

@@ -610,6 +610,14 @@ impl Store {
         self.lock().purge_age = secs;
     }
 
+    /// Frees the connection's page cache (`sqlite3_db_release_memory`): after a
+    /// burst of bans it holds every page the writes touched, up to SQLite's
+    /// default `cache_size` (2 MiB). The next statement reads the pages it needs
+    /// again (from the OS page cache). For idle moments, not for the ban path.
+    pub fn release_memory(&self) {
+        let _ = self.lock().conn.release_memory();
+    }
+
     /// The schema version recorded in `fail2banDb` (4 after open).
     pub fn schema_version(&self) -> Result<i64> {
         let g = self.lock();
@@ -1153,5 +1161,52 @@ impl Store {
             c.committed();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes of page cache the connection holds (`SQLITE_DBSTATUS_CACHE_USED`).
+    fn cache_used(s: &Store) -> i32 {
+        let g = s.lock();
+        let (mut cur, mut high) = (0, 0);
+        // SAFETY: the handle is the live connection's, used under the store's lock.
+        unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                g.conn.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED,
+                &mut cur,
+                &mut high,
+                0,
+            );
+        }
+        cur
+    }
+
+    #[test]
+    fn release_memory_empties_the_page_cache_and_the_store_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(
+            dir.path().join("f2b.sqlite3"),
+            &OpenOptions::new(1_700_000_000),
+        )
+        .expect("open");
+        for i in 0..2000 {
+            let ip = format!("10.0.{}.{}", i / 256, i % 256);
+            let rec = BanRecord::new(ip, 1_700_000_000, 600, 1)
+                .with_matches(["a failure line of some length"; 5]);
+            s.add_ban("sshd", &rec).expect("add");
+        }
+        let before = cache_used(&s);
+        assert!(before > 500_000, "{before}");
+        s.release_memory();
+        let after = cache_used(&s);
+        assert!(after < before / 10, "{before} -> {after}");
+        let n = s
+            .current_bans(&CurrentBansQuery::jail("sshd", 1_700_000_001))
+            .expect("read after release");
+        assert_eq!(n.len(), 2000);
     }
 }
