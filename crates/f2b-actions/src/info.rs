@@ -1,6 +1,5 @@
 //! Ticket information as action tags (fail2ban's `Actions.ActionInfo`).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// Address family of a ticket, as fail2ban names it in `<family>` and in
@@ -57,7 +56,7 @@ pub struct BanTicket {
     pub restored: bool,
     /// Filter captures for `<F-NAME>` tags, keyed like fail2ban's ticket data
     /// (lower-case names; `fid` for `<F-ID>`, `fport` for `<F-PORT>`).
-    pub data: BTreeMap<String, String>,
+    pub data: TicketData,
     /// Merged tickets of this address over all jails from the database, for
     /// `<ipmatches>` / `<ipfailures>`; `None` falls back to this ticket.
     pub ip_merged: Option<MergedInfo>,
@@ -66,6 +65,75 @@ pub struct BanTicket {
     pub ipjail_merged: Option<MergedInfo>,
     /// Ban epoch the ticket was banned in (see `JailActions::ban_epoch`).
     pub ban_epoch: u64,
+}
+
+/// A ticket's filter captures (`<F-NAME>` tags): a few key/value pairs, keys
+/// unique. A vector, not a map: a B-tree map's first node alone takes ~540 bytes,
+/// and a burst queues a ticket per ban until its actions ran (measured: 0.9 MiB
+/// of the heap after 1,400 bans, `docs/arch/server-perf.md`).
+#[derive(Debug, Clone, Default)]
+pub struct TicketData(Vec<(String, String)>);
+
+impl TicketData {
+    /// No captures.
+    pub fn new() -> TicketData {
+        TicketData(Vec::new())
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `key` (replacing its value if present).
+    pub fn insert(&mut self, key: String, value: String) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    /// How many pairs.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The pairs, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// Equal when they hold the same pairs, in any order (as maps compare).
+impl PartialEq for TicketData {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+/// Later pairs replace earlier ones with the same key (as a map collects).
+impl FromIterator<(String, String)> for TicketData {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let mut d = TicketData::new();
+        for (k, v) in iter {
+            d.insert(k, v);
+        }
+        d
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for TicketData {
+    fn from(pairs: [(String, String); N]) -> Self {
+        pairs.into_iter().collect()
+    }
 }
 
 /// Merged ban information of one address from the database.
@@ -405,6 +473,33 @@ pub fn reverse_lookup(addr: IpAddr) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticket_data_behaves_like_a_map() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let a: TicketData = pairs(&[("ip", "1.2.3.4"), ("user", "x"), ("user", "root")])
+            .into_iter()
+            .collect();
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.get("user"), Some("root"));
+        assert_eq!(a.get("ip4"), None);
+        let b: TicketData = pairs(&[("user", "root"), ("ip", "1.2.3.4")])
+            .into_iter()
+            .collect();
+        assert_eq!(a, b);
+        let mut c = b.clone();
+        c.insert("ip".into(), "5.6.7.8".into());
+        assert_ne!(a, c);
+        assert_eq!(
+            c.iter().collect::<Vec<_>>(),
+            [("user", "root"), ("ip", "5.6.7.8")]
+        );
+        assert!(TicketData::new().is_empty());
+    }
 
     #[test]
     fn float_repr_like_python() {

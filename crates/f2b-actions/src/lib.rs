@@ -28,6 +28,6 @@ pub mod tags;
 pub use action::{parse_bool, parse_seconds, ActionEnv, Clock, CommandAction, LogLevel, LogSink};
 pub use error::ActionError;
 pub use exec::{ExecOutcome, Executor, Recording};
-pub use info::{BanTicket, Family, JailInfo, MergedInfo, StaticJailInfo};
+pub use info::{BanTicket, Family, JailInfo, MergedInfo, StaticJailInfo, TicketData};
 pub use jail::{ActionFailure, JailActions};
 pub use tags::{escape_tag, BuiltinTags, RenderedCommand};

@@ -351,7 +351,7 @@ fn find_ftag(s: &str, from: usize) -> Option<TagMatch> {
 pub fn replace_dynamic_tags(
     cmd: &str,
     mut info: impl FnMut(&str) -> Option<String>,
-    fdata: Option<&BTreeMap<String, String>>,
+    fdata: Option<&crate::info::TicketData>,
     builtins: &BuiltinTags,
 ) -> RenderedCommand {
     let mut vars: Vec<(String, String)> = Vec::new();
@@ -388,7 +388,7 @@ pub fn replace_dynamic_tags(
         None => builtins.get(tag),
     });
     if real.contains('<') {
-        let empty = BTreeMap::new();
+        let empty = crate::info::TicketData::new();
         let data = fdata.unwrap_or(&empty);
         let mut out = String::with_capacity(real.len());
         let mut last = 0;
@@ -397,7 +397,7 @@ pub fn replace_dynamic_tags(
             out.push_str(&real[last..m.start]);
             let key = map_tag_to_opt(&real[m.start + 3..m.end - 1]);
             if let Some(v) = data.get(&key) {
-                out.push_str(&escape_val(&format!("F_{key}"), v.clone()));
+                out.push_str(&escape_val(&format!("F_{key}"), v.to_owned()));
             }
             last = m.end;
             pos = m.end;
@@ -452,7 +452,7 @@ mod tests {
         /// script; one without appears verbatim.
         #[test]
         fn values_are_variables_or_inert(v in "\\PC{0,20}") {
-            let data = BTreeMap::from([("user".to_owned(), v.clone())]);
+            let data = crate::info::TicketData::from([("user".to_owned(), v.clone())]);
             let r = replace_dynamic_tags("x <F-USER> y", |_| None, Some(&data), &BuiltinTags::default());
             if needs_shell_var(&v) {
                 prop_assert_eq!(r.script, "f2bV_F_user=$0 \nx $f2bV_F_user y");
@@ -529,7 +529,10 @@ mod tests {
                 "matches" => Some("a;b".into()),
                 _ => None,
             },
-            Some(&props(&[("user", "$(id)")])),
+            Some(&crate::info::TicketData::from([(
+                "user".to_owned(),
+                "$(id)".to_owned(),
+            )])),
             &b,
         );
         assert_eq!(

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -145,7 +144,7 @@ fn action_props(work: &Path) -> Vec<(String, String)> {
 fn hostile_ticket(v: &str) -> BanTicket {
     let mut t = BanTicket::new(v, 1.0);
     t.matches = vec![v.to_owned(), format!("second {v}")];
-    t.data = BTreeMap::from([
+    t.data = f2b_actions::TicketData::from([
         ("user".to_owned(), v.to_owned()),
         ("other".to_owned(), v.to_owned()),
     ]);

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use f2b_actions::{
@@ -129,7 +128,7 @@ fn ticket_from(v: &Value) -> BanTicket {
         .map(|o| {
             o.iter()
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect::<BTreeMap<_, _>>()
+                .collect::<f2b_actions::TicketData>()
         })
         .unwrap_or_default();
     t
