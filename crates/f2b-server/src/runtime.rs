@@ -2178,6 +2178,11 @@ const BAN_PARALLELISM: usize = 8;
 /// million restored bans in flight).
 const MAX_BAN_BATCH: usize = 1024;
 
+/// A worker that ran at least this many bans returns the heap's free pages when its
+/// queue runs dry: the queued tickets of a storm were freed in between the bans' live
+/// state, and the reader's own trims (after it went quiet) come before the actions end.
+const TRIM_AFTER_BANS: usize = 256;
+
 /// Restored bans are logged and handed to the actions in chunks of this many.
 const RESTORE_CHUNK: usize = 4096;
 
@@ -2191,7 +2196,13 @@ async fn action_worker(
     // The ban epoch of tickets banned after a repair (absent = epoch 0).
     let mut epochs: HashMap<String, u64> = HashMap::new();
     let mut last_check: Option<std::time::Instant> = None;
+    // Bans run since the last trim of the heap.
+    let mut banned: usize = 0;
     loop {
+        if next.is_none() && banned >= TRIM_AFTER_BANS && rx.is_empty() {
+            banned = 0;
+            crate::daemon::trim_heap();
+        }
         let job = match next.take() {
             Some(j) => j,
             None => match rx.recv().await {
@@ -2222,6 +2233,7 @@ async fn action_worker(
                         }
                     }
                 }
+                banned += batch.len();
                 for chunk in batch.chunks_mut(MAX_BAN_BATCH) {
                     let epoch = actions.ban_epoch();
                     for t in chunk.iter_mut() {
