@@ -400,14 +400,39 @@ impl Encoding {
 
 /// The input lines, one at a time; a file's are read into one reused buffer.
 enum Lines {
-    File {
-        rd: std::io::BufReader<std::fs::File>,
-        buf: Vec<u8>,
-        /// A line decoded from another encoding or from invalid UTF-8.
-        text: String,
-        enc: Encoding,
-    },
+    File(FileLines),
     Items(Box<dyn Iterator<Item = Input>>, Option<Input>),
+}
+
+/// A file's lines, read into one reused buffer.
+struct FileLines {
+    rd: std::io::BufReader<std::fs::File>,
+    buf: Vec<u8>,
+    /// A line decoded from another encoding or from invalid UTF-8.
+    text: String,
+    enc: Encoding,
+}
+
+impl FileLines {
+    fn next(&mut self) -> Option<&str> {
+        self.buf.clear();
+        match self.rd.read_until(b'\n', &mut self.buf) {
+            Ok(0) | Err(_) => None,
+            // fail2ban's FileContainer waits for the line end: a last line
+            // without newline is not (yet) processed
+            Ok(_) if !self.buf.ends_with(b"\n") => None,
+            Ok(_) => {
+                // ASCII and valid UTF-8 (read as UTF-8) are used in place
+                if matches!(self.enc, Encoding::Utf8) || self.buf.is_ascii() {
+                    if let Ok(s) = std::str::from_utf8(&self.buf) {
+                        return Some(s);
+                    }
+                }
+                self.text = self.enc.decode(self.buf.clone());
+                Some(&self.text)
+            }
+        }
+    }
 }
 
 /// One input line, borrowed from [`Lines`].
@@ -427,25 +452,7 @@ impl Lines {
 
     fn next(&mut self) -> Option<Item<'_>> {
         match self {
-            Lines::File { rd, buf, text, enc } => {
-                buf.clear();
-                match rd.read_until(b'\n', buf) {
-                    Ok(0) | Err(_) => None,
-                    // fail2ban's FileContainer waits for the line end: a
-                    // last line without newline is not (yet) processed
-                    Ok(_) if !buf.ends_with(b"\n") => None,
-                    Ok(_) => {
-                        // ASCII and valid UTF-8 (read as UTF-8) are used in place
-                        if matches!(enc, Encoding::Utf8) || buf.is_ascii() {
-                            if let Ok(s) = std::str::from_utf8(buf) {
-                                return Some(Item::Text(s));
-                            }
-                        }
-                        *text = enc.decode(buf.clone());
-                        Some(Item::Text(text))
-                    }
-                }
-            }
+            Lines::File(f) => f.next().map(Item::Text),
             Lines::Items(it, cur) => {
                 *cur = it.next();
                 match cur.as_mut()? {
@@ -731,12 +738,12 @@ fn run(o: &Opts) -> Result<i32, String> {
         header.push(format!("Use         log file : {log}"));
         header.push(format!("Use         encoding : {enc_name}"));
         let f = std::fs::File::open(log).map_err(|e| e.to_string())?;
-        Lines::File {
+        Lines::File(FileLines {
             rd: std::io::BufReader::with_capacity(1 << 16, f),
             buf: Vec::with_capacity(256),
             text: String::new(),
             enc,
-        }
+        })
     } else if journal {
         let words =
             regex_journal::match_words(o.journalmatch.as_deref(), &journalmatch_from_filter)?;

@@ -1289,12 +1289,8 @@ impl PyRegex {
     }
 
     fn gate(&self) -> &Gate {
-        self.gate.get_or_init(|| {
-            self.linear
-                .as_deref()
-                .map(Gate::of)
-                .unwrap_or_default()
-        })
+        self.gate
+            .get_or_init(|| self.linear.as_deref().map(Gate::of).unwrap_or_default())
     }
 
     fn start_literals(&self) -> Option<&StartLiterals> {
@@ -1519,10 +1515,14 @@ mod tests {
     fn required_literal_is_the_longest_mandatory_one() {
         let req = |p: &str| {
             let r = PyRegex::new(p, false).unwrap();
-            r.gate().required.as_ref().map(|f| String::from_utf8_lossy(f.needle()).into_owned())
+            r.gate()
+                .required
+                .as_ref()
+                .map(|f| String::from_utf8_lossy(f.needle()).into_owned())
         };
         assert_eq!(
-            req(r"^User (?P<u>\S+|.*?) from \S+ not allowed because listed in DenyUsers\s*$").as_deref(),
+            req(r"^User (?P<u>\S+|.*?) from \S+ not allowed because listed in DenyUsers\s*$")
+                .as_deref(),
             Some(" not allowed because listed in DenyUsers")
         );
         assert_eq!(req(r"(?:abcdef|ghijkl)x").as_deref(), None);

@@ -180,7 +180,10 @@ impl Fail {
         Fail(Vec::new())
     }
     fn pos(&self, k: &str) -> Option<usize> {
-        self.0.iter().position(|(n, _)| *n == k)
+        // keys are interned: the same pointer is the usual hit
+        self.0.iter().position(|(n, _)| {
+            std::ptr::eq(n.as_ptr(), k.as_ptr()) && n.len() == k.len() || *n == k
+        })
     }
     fn get(&self, k: &str) -> Option<&V> {
         self.pos(k).map(|i| &self.0[i].1)
@@ -193,15 +196,6 @@ impl Fail {
     }
     fn remove(&mut self, k: &str) -> Option<V> {
         self.pos(k).map(|i| self.0.swap_remove(i).1)
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    fn extend(&mut self, other: Fail) {
-        self.0.reserve(other.0.len());
-        for (k, v) in other.0 {
-            self.insert(k, v);
-        }
     }
 }
 
@@ -324,7 +318,6 @@ struct FRegex {
 }
 
 struct Found {
-    spans: Spans,
     matched: Vec<TLine>,
     unmatched: Vec<TLine>,
 }
@@ -395,8 +388,28 @@ impl FRegex {
         self.re.group_index(n).is_some()
     }
 
-    fn search(&self, buf: &str, org: &[TLine]) -> Option<Found> {
-        let spans = self.re.search(buf)?;
+    /// The search of the failregex loop: `ascii_first` caches, for `buf`,
+    /// its first byte if `buf` is all ASCII (then the first-byte gates hold;
+    /// `buf` is never empty: it ends with a newline).
+    fn search_gated(&self, buf: &str, ascii_first: &mut Option<Option<u8>>) -> Option<Spans> {
+        let first_byte = *ascii_first.get_or_insert_with(|| {
+            buf.is_ascii()
+                .then(|| buf.as_bytes().first().copied())
+                .flatten()
+        });
+        // first-byte gate before any call into the regex (22 sshd
+        // failregexes are tried on every line with `checkAllRegex`)
+        if let (Some(c), Some((first, _))) = (first_byte, self.re.first_byte_gate()) {
+            if !first[usize::from(c)] {
+                return None;
+            }
+        }
+        self.re.search(buf)
+    }
+
+    /// A match's lines: those it covers and the others (`org` is the
+    /// buffer of lines `buf` was made of).
+    fn found(&self, spans: &Spans, buf: &str, org: &[TLine]) -> Found {
         let (ms, me) = spans.whole();
         let (matched, unmatched) = if org.len() <= 1 {
             (org.to_vec(), Vec::new())
@@ -440,11 +453,7 @@ impl FRegex {
             unmatched.extend(org[c2..].iter().cloned());
             (matched, unmatched)
         };
-        Some(Found {
-            spans,
-            matched,
-            unmatched,
-        })
+        Found { matched, unmatched }
     }
 
     fn groups(&self, buf: &Txt, spans: &Spans) -> Fail {
@@ -457,7 +466,8 @@ impl FRegex {
                     .get(i)
                     .map(|(a, b)| V::S(buf.slice(a, b)))
                     .unwrap_or(V::Null);
-                fail.insert(n, v);
+                // a Python regex names each group once: no key to replace
+                fail.0.push((n, v));
             }
         }
         for &(k, n) in &self.alt {
@@ -635,6 +645,9 @@ pub struct Filter {
     ignore: Vec<FRegex>,
     max_lines: usize,
     line_buffer: Vec<TLine>,
+    /// An empty vector kept for the next line's buffer (no allocation per
+    /// line).
+    spare_lines: Vec<TLine>,
     last_time_text: String,
     last_date: Option<f64>,
     last_date_int: bool,
@@ -687,6 +700,7 @@ impl Filter {
             ignore: Vec::new(),
             max_lines: 1,
             line_buffer: Vec::new(),
+            spare_lines: Vec::new(),
             last_time_text: String::new(),
             last_date: None,
             last_date_int: false,
@@ -809,10 +823,6 @@ impl Filter {
     pub fn line_buffer(&self) -> Vec<TupleLine> {
         self.line_buffer.iter().map(TLine::to_tuple).collect()
     }
-    /// The number of lines in the multi-line buffer.
-    pub fn line_buffer_len(&self) -> usize {
-        self.line_buffer.len()
-    }
 
     /// `get <jail> prefregex`.
     pub fn prefregex(&self) -> Option<String> {
@@ -918,38 +928,44 @@ impl Filter {
     /// `processLine(line)`: finds the date, then the failures, in one line.
     /// `now` is the current Unix time (fail2ban's `MyTime.time()`).
     pub fn process_line(&mut self, line: &str, now: f64) -> Vec<Failure> {
+        let ctx = self.ctx(now);
+        let d = detect(&mut self.date_detector, &ctx, line);
+        self.process_detected(d, line, now)
+    }
+
+    /// The rest of `processLine` once the date detector has seen the line.
+    fn process_detected(&mut self, d: Detected, line: &str, now: f64) -> Vec<Failure> {
         let mut no_date = false;
         let mut date: Option<f64> = None;
         self.date_int = false;
-        let mut tuple = match self.date_detector.match_time(line, now) {
-            Some(tm) => {
-                let (s, e) = tm.span.unwrap_or((0, 0));
+        let mut tuple = match d.span {
+            Some((s, e)) if s < e => {
                 let m = &line[s..e];
-                if !m.is_empty() {
-                    date = self.date_detector.get_time(line, &tm, &self.ctx(now));
-                    match date {
-                        Some(d) => {
-                            self.date_int = self.date_detector.time_is_int(&tm, &self.ctx(now));
-                            self.last_time_text.clear();
-                            self.last_time_text.push_str(m);
-                            self.last_date = Some(d);
-                            self.last_date_int = self.date_int;
-                        }
-                        None => self
-                            .warnings
-                            .push(format!("findFailure failed to parse timeText: {m}")),
+                date = d.time;
+                match date {
+                    Some(t) => {
+                        self.date_int = d.is_int;
+                        self.last_time_text.clear();
+                        self.last_time_text.push_str(m);
+                        self.last_date = Some(t);
+                        self.last_date_int = self.date_int;
                     }
-                    TLine::split(line, s, e)
-                } else if self.last_date.is_some_and(|d| d > now - 60.0) {
-                    date = self.last_date;
-                    self.date_int = self.last_date_int;
-                    TLine::from_parts("", &self.last_time_text, line)
-                } else {
-                    date = Some(now);
-                    TLine::split(line, s, e)
+                    None => self
+                        .warnings
+                        .push(format!("findFailure failed to parse timeText: {m}")),
                 }
+                d.tline
             }
-            None => TLine::split(line, 0, 0),
+            Some(_) if self.last_date.is_some_and(|d| d > now - 60.0) => {
+                date = self.last_date;
+                self.date_int = self.last_date_int;
+                TLine::from_parts("", &self.last_time_text, line)
+            }
+            Some(_) => {
+                date = Some(now);
+                d.tline
+            }
+            None => d.tline,
         };
         if date.is_none() {
             no_date = true;
@@ -1173,10 +1189,9 @@ impl Filter {
             pre_groups = p.groups(b, &spans);
             let repl = pre_groups.remove("content");
             if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
-                org_moved = Some(std::mem::replace(
-                    &mut self.line_buffer,
-                    vec![TLine::content(r)],
-                ));
+                let mut lines = std::mem::take(&mut self.spare_lines);
+                lines.push(TLine::content(r));
+                org_moved = Some(std::mem::replace(&mut self.line_buffer, lines));
                 buf = None;
             }
         }
@@ -1184,22 +1199,23 @@ impl Filter {
             Some(o) => o,
             None => self.line_buffer.clone(),
         };
+        // the first byte of `buf` if it is all ASCII (then the first-byte
+        // gates hold; `buf` is never empty: it ends with a newline), found
+        // once per buffer
+        let mut ascii_first: Option<Option<u8>> = None;
         for idx in 0..self.fail.len() {
-            let b = buf.get_or_insert_with(|| lines_buf(&self.line_buffer));
-            // first-byte gate before any call into the regex (22 sshd
-            // failregexes are tried on every line with `checkAllRegex`)
-            if let Some((first, max_len)) = self.fail[idx].re.first_byte_gate() {
-                let h = b.as_bytes();
-                if !h.first().is_some_and(|&c| first[usize::from(c)])
-                    && h[..max_len.min(h.len())].is_ascii()
-                {
-                    continue;
+            let b = match &mut buf {
+                Some(b) => b,
+                None => {
+                    ascii_first = None;
+                    buf.insert(lines_buf(&self.line_buffer))
                 }
-            }
-            let Some(mut found) = self.fail[idx].search(b, &org) else {
+            };
+            let Some(spans) = self.fail[idx].search_gated(b, &mut ascii_first) else {
                 continue;
             };
-            let mut fail = self.fail[idx].groups(b, &found.spans);
+            let mut found = self.fail[idx].found(&spans, b, &org);
+            let mut fail = self.fail[idx].groups(b, &spans);
             if !self.ignore.is_empty() {
                 if let Some(i) = self.ignore_line(b, Some(&found)) {
                     self.last_ignored_by = Some(i);
@@ -1223,18 +1239,19 @@ impl Filter {
                 self.line_buffer = std::mem::take(&mut found.unmatched);
                 buf = None;
             }
-            if !pre_groups.is_empty() {
-                // room for the keys the merge adds (users, matches, ...)
-                let mut merged = Fail(Vec::with_capacity(pre_groups.0.len() + fail.0.len() + 4));
-                merged.0.extend(pre_groups.0.iter().cloned());
-                merged.extend(fail);
-                fail = merged;
+            // the prefregex's groups, where the failregex has none of the
+            // name (Python: `dict(pre); update(fail)`; key order is of no
+            // consequence)
+            for (k, v) in &pre_groups.0 {
+                if fail.pos(k).is_none() {
+                    fail.0.push((k, v.clone()));
+                }
             }
             let mlfid = get_txt(&fail, "mlfid");
             if let Some(m) = &mlfid {
                 fail = self.merge_failure(m, fail, &mut found, now);
                 if truthy(&fail, "nofail") && !self.check_all_regex {
-                    return out;
+                    break;
                 }
             } else {
                 let mut m = match fail.remove("matches") {
@@ -1286,7 +1303,7 @@ impl Filter {
                         }
                     }
                     if !self.check_all_regex && self.ignore_pending {
-                        return out;
+                        break;
                     }
                     vec![None]
                 }
@@ -1327,6 +1344,9 @@ impl Filter {
                 break;
             }
         }
+        let mut org = org;
+        org.clear();
+        self.spare_lines = org;
         out
     }
 
@@ -1347,6 +1367,44 @@ impl Filter {
             return ips.into_iter().map(Addr::Ip).collect();
         }
         Vec::new()
+    }
+}
+
+/// What the date detector found in a line: the half of `processLine` that
+/// depends on the sequence of lines alone (not on what the regexes found).
+#[derive(Debug, Clone)]
+struct Detected {
+    /// The date's span, if a template matched (it may be empty).
+    span: Option<(usize, usize)>,
+    /// The time of a non-empty span (`None` if it does not convert).
+    time: Option<f64>,
+    /// fail2ban would hold `time` as an `int`.
+    is_int: bool,
+    /// The line split at the span (or not split).
+    tline: TLine,
+}
+
+/// Runs the date detector on `line`.
+fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str) -> Detected {
+    let Some(tm) = dd.match_time(line, ctx.now) else {
+        return Detected {
+            span: None,
+            time: None,
+            is_int: false,
+            tline: TLine::split(line, 0, 0),
+        };
+    };
+    let (s, e) = tm.span.unwrap_or((0, 0));
+    let (time, is_int) = if s < e {
+        (dd.get_time(line, &tm, ctx), dd.time_is_int(&tm, ctx))
+    } else {
+        (None, false)
+    };
+    Detected {
+        span: Some((s, e)),
+        time,
+        is_int,
+        tline: TLine::split(line, s, e),
     }
 }
 

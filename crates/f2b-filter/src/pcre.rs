@@ -119,10 +119,13 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
             // match its character (`[0-9]+ ` never gives digits back), which
             // it does not do for a repeated group
             let single = match r.sub.kind() {
-                HirKind::Class(Class::Bytes(c)) => c.ranges().first().is_some_and(|r| r.start() < 0x80),
-                HirKind::Class(Class::Unicode(c)) => {
-                    c.ranges().first().is_some_and(|r| u32::from(r.start()) < 0x80)
+                HirKind::Class(Class::Bytes(c)) => {
+                    c.ranges().first().is_some_and(|r| r.start() < 0x80)
                 }
+                HirKind::Class(Class::Unicode(c)) => c
+                    .ranges()
+                    .first()
+                    .is_some_and(|r| u32::from(r.start()) < 0x80),
                 HirKind::Literal(l) => l.0.len() == 1 && l.0.is_ascii(),
                 _ => false,
             };

@@ -115,10 +115,15 @@ pub(crate) struct TLine {
 }
 
 impl TLine {
-    /// `line` split around `line[d0..d1]` (one allocation).
+    /// `line` split around `line[d0..d1]` (one allocation). The buffer
+    /// holds a newline after the line, so that the regexes' buffer of a line
+    /// whose date starts it is a slice of it (see [`lines_buf`]).
     pub(crate) fn split(line: &str, d0: usize, d1: usize) -> TLine {
+        let mut b = String::with_capacity(line.len() + 1);
+        b.push_str(line);
+        b.push('\n');
         TLine {
-            src: Txt::new(line),
+            src: Txt::new(&b).slice(0, line.len()),
             d0,
             d1,
         }
@@ -182,8 +187,9 @@ impl fmt::Debug for TLine {
 /// followed by a newline in its buffer costs no allocation.
 pub(crate) fn lines_buf(lines: &[TLine]) -> Txt {
     if let [l] = lines {
-        if l.d0 == l.d1 {
-            return l.src.with_newline();
+        if l.d0 == 0 {
+            // no prefix: the rest, and a newline
+            return l.src.slice(l.d1, l.src.len()).with_newline();
         }
     }
     let n: usize = lines
@@ -241,6 +247,11 @@ mod tests {
         assert_eq!(p.to_tuple(), ("a".into(), "b".into(), "c".into()));
         assert_eq!(&*lines_buf(&[l.clone(), p]), "pre  rest\nac\n");
         assert_eq!(&*lines_buf(&[l]), "pre  rest\n");
+        // a line starting with its date: its buffer is a slice of the line's
+        let l = TLine::split("12:00 rest", 0, 5);
+        let b = lines_buf(std::slice::from_ref(&l));
+        assert_eq!(&*b, " rest\n");
+        assert!(Arc::ptr_eq(&b.src, &l.src.src));
         let c = TLine::content(Txt::new("x y\n").slice(0, 3));
         assert_eq!(&*lines_buf(&[c]), "x y\n");
     }
