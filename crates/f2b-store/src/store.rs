@@ -485,8 +485,14 @@ impl Store {
             _ => {}
         }
         if objects == 0 {
-            // Only possible before the first table exists; harmless to fail2ban.
-            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
+            // A new database: `auto_vacuum` (only possible before the first table
+            // exists; harmless to fail2ban) and the switch to WAL below each write page
+            // 1 in a rollback-journal transaction. With the default `synchronous =
+            // FULL` that is 4 syncs each; NORMAL drops the journal's second one (8 -> 6
+            // syncs on the start-up path of a first start, ~0.3 ms here). The worst a
+            // power cut can do then is lose the empty database; the configured mode is
+            // set right after the switch.
+            conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA auto_vacuum = INCREMENTAL;")
                 .map_err(sql("set auto_vacuum"))?;
         }
         // WAL needs a lock no other process holds; if it cannot be had, keep
