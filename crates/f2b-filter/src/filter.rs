@@ -1469,11 +1469,13 @@ fn make_addr(ip: &str, cidr: Option<i64>) -> Addr {
             }
         }
         Some(fam) => {
-            let parsed = ip.parse::<std::net::IpAddr>().ok().filter(|a| match fam {
-                -4 => a.is_ipv4(),
-                -10 => a.is_ipv6(),
-                _ => true,
-            });
+            use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+            // only the family asked for is tried
+            let parsed = match fam {
+                -4 => ip.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+                -10 => ip.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+                _ => ip.parse::<IpAddr>().ok(),
+            };
             match parsed {
                 Some(a) => Addr::Ip(f2b_core::addr::normalize(a)),
                 None => Addr::raw(ip),
