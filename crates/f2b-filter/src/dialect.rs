@@ -965,7 +965,7 @@ impl Tail {
             return Some(None);
         };
         let (s, e) = sp.whole();
-        let end = hay[e..].find('\n').map_or(hay.len(), |p| e + p);
+        let end = memchr::memchr(b'\n', &hay.as_bytes()[e..]).map_or(hay.len(), |p| e + p);
         if self.plus && end == e {
             return None;
         }
