@@ -168,38 +168,63 @@ impl Executor {
         // If this future is dropped before the command ends (shutdown,
         // cancelled task), the guard kills the whole group.
         let mut guard = GroupGuard(pid);
-        let out_task = child.stdout.take().map(|s| tokio::spawn(read_capped(s)));
-        let err_task = child.stderr.take().map(|s| tokio::spawn(read_capped(s)));
-
+        // The pipes are read in this task, alongside the wait (no task per pipe: a
+        // storm of bans spawns thousands of commands).
+        let (mut out, mut err) = (Capture::default(), Capture::default());
+        let (out_pipe, err_pipe) = (child.stdout.take(), child.stderr.take());
         let mut timed_out = false;
-        let status = match tokio::time::timeout(timeout, child.wait()).await {
-            Ok(r) => r.map_err(spawn_err)?,
-            Err(_) => {
-                timed_out = true;
-                if let Some(pid) = pid {
-                    kill_group(pid, libc::SIGTERM);
-                }
-                match tokio::time::timeout(TERM_GRACE, child.wait()).await {
-                    Ok(r) => {
-                        // fail2ban kills the tree in any case (tout_kill_tree).
-                        if let Some(pid) = pid {
-                            kill_group(pid, libc::SIGKILL);
-                        }
-                        r.map_err(spawn_err)?
-                    }
+        let status = {
+            let reads = async {
+                tokio::join!(out.read(out_pipe), err.read(err_pipe));
+            };
+            tokio::pin!(reads);
+            let waited = async {
+                match tokio::time::timeout(timeout, child.wait()).await {
+                    Ok(r) => r,
                     Err(_) => {
+                        timed_out = true;
                         if let Some(pid) = pid {
-                            kill_group(pid, libc::SIGKILL);
+                            kill_group(pid, libc::SIGTERM);
                         }
-                        child.wait().await.map_err(spawn_err)?
+                        match tokio::time::timeout(TERM_GRACE, child.wait()).await {
+                            Ok(r) => {
+                                // fail2ban kills the tree in any case (tout_kill_tree).
+                                if let Some(pid) = pid {
+                                    kill_group(pid, libc::SIGKILL);
+                                }
+                                r
+                            }
+                            Err(_) => {
+                                if let Some(pid) = pid {
+                                    kill_group(pid, libc::SIGKILL);
+                                }
+                                child.wait().await
+                            }
+                        }
                     }
                 }
+            };
+            tokio::pin!(waited);
+            let mut reads_done = false;
+            let status = loop {
+                tokio::select! {
+                    s = &mut waited => break s,
+                    () = &mut reads, if !reads_done => reads_done = true,
+                }
+            };
+            if !reads_done {
+                // The shell ended; a background grandchild may keep the pipes open.
+                let _ = tokio::time::timeout(PIPE_DRAIN, &mut reads).await;
             }
+            status
         };
+        let status = status.map_err(spawn_err)?;
         guard.0 = None;
         let elapsed = started.elapsed();
-        let stdout = drain(out_task).await;
-        let stderr = drain(err_task).await;
+        // A pipe still open after the drain gives nothing, as fail2ban's
+        // communicate() would not have returned either.
+        let stdout = out.take();
+        let stderr = err.take();
         use std::os::unix::process::ExitStatusExt;
         Ok(ExecOutcome {
             code: status.code(),
@@ -243,30 +268,37 @@ fn kill_group(pgid: libc::pid_t, sig: libc::c_int) {
     }
 }
 
-async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = MAX_CAPTURE.saturating_sub(out.len());
-                out.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-    out
+/// One pipe's output, at most [`MAX_CAPTURE`] bytes (the rest is read and
+/// discarded); kept only if the pipe reached its end.
+#[derive(Default)]
+struct Capture {
+    buf: Vec<u8>,
+    done: bool,
 }
 
-async fn drain(task: Option<tokio::task::JoinHandle<Vec<u8>>>) -> Vec<u8> {
-    let Some(mut task) = task else {
-        return Vec::new();
-    };
-    match tokio::time::timeout(PIPE_DRAIN, &mut task).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(_)) => Vec::new(),
-        Err(_) => {
-            task.abort();
+impl Capture {
+    async fn read<R: tokio::io::AsyncRead + Unpin>(&mut self, pipe: Option<R>) {
+        let Some(mut r) = pipe else {
+            self.done = true;
+            return;
+        };
+        let mut chunk = [0u8; 8192];
+        loop {
+            match r.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = MAX_CAPTURE.saturating_sub(self.buf.len());
+                    self.buf.extend_from_slice(&chunk[..n.min(room)]);
+                }
+            }
+        }
+        self.done = true;
+    }
+
+    fn take(self) -> Vec<u8> {
+        if self.done {
+            self.buf
+        } else {
             Vec::new()
         }
     }
