@@ -1304,6 +1304,20 @@ pub struct JailRuntime {
 /// builds find them ready.
 static DATES_WARM: AtomicBool = AtomicBool::new(false);
 
+/// Whether a `datepattern` uses fail2ban's default templates (`{^LN-BEG}`, `{DEFAULT}`
+/// or a pattern with `{DATE}`, line by line, as `DateDetector::append_template` reads
+/// it): only those are worth a thread; a custom pattern compiles in microseconds.
+fn uses_default_dates(dp: &str) -> bool {
+    dp.split('\n').map(str::trim).any(|p| {
+        let key = if p.contains('%') {
+            p.to_owned()
+        } else {
+            p.to_uppercase()
+        };
+        key == "{^LN-BEG}" || key == "{DEFAULT}" || key.contains("{DATE}")
+    })
+}
+
 /// [`Filter::new`] for a jail's start. The first time, the date pattern is compiled on
 /// a thread of its own while this one compiles the regexes (the default templates are
 /// a third of the stock sshd filter's build, on the path to "ready"); then it is set on
@@ -1312,7 +1326,9 @@ static DATES_WARM: AtomicBool = AtomicBool::new(false);
 /// reported before a bad regex, as always).
 fn build_filter(spec: FilterSpec) -> Result<Filter, f2b_filter::FilterError> {
     let dp = match &spec.datepattern {
-        Some(dp) if !DATES_WARM.swap(true, Ordering::SeqCst) => dp.clone(),
+        Some(dp) if uses_default_dates(dp) && !DATES_WARM.swap(true, Ordering::SeqCst) => {
+            dp.clone()
+        }
         _ => return Filter::new(spec),
     };
     let warm = {
@@ -2525,6 +2541,11 @@ mod tests {
             logtimezone: Some("UTC".to_owned()),
             ..FilterSpec::default()
         };
+        assert!(uses_default_dates("{^LN-BEG}"));
+        assert!(uses_default_dates("{^ln-beg}\n%H:%M"));
+        assert!(uses_default_dates("x {DATE} y"));
+        assert!(!uses_default_dates("{^LN-BEG}EPOCH"));
+        assert!(!uses_default_dates("%Y-%m-%d %H:%M:%S"));
         let good = spec("{^LN-BEG}", r"auth failure from <HOST>$");
         DATES_WARM.store(false, Ordering::SeqCst);
         let mut two = build_filter(good.clone()).unwrap();
@@ -2546,9 +2567,10 @@ mod tests {
             }
         }
         for (dp, re) in [
-            ("%Q%", "(unclosed <HOST>"),
+            ("{^LN-BEG}\n%Q%", "(unclosed <HOST>"),
             ("{^LN-BEG}", "(unclosed <HOST>"),
-            ("%Q%", "ok <HOST>"),
+            ("{^LN-BEG}\n%Q%", "ok <HOST>"),
+            ("%Q%", "(unclosed <HOST>"),
         ] {
             DATES_WARM.store(false, Ordering::SeqCst);
             let two = build_filter(spec(dp, re))
