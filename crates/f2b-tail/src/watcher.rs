@@ -1,9 +1,16 @@
 //! [`Watcher`]: tells which followed files may have changed.
 //!
 //! With inotify the watcher watches the *directories* of the followed files
-//! (one watch per directory, not per file: fewer watches, and events keep
-//! coming across rename/delete rotations because the name is what matters).
-//! A write to a followed file wakes [`Watcher::wait`] within microseconds.
+//! for their names (create, delete, rename, attributes: events keep coming
+//! across rename/delete rotations because the name is what matters), and
+//! each followed file itself for writes. A write to a followed file wakes
+//! [`Watcher::wait`] within microseconds; a write to another file of the same
+//! directory (syslog's other logs, f2b's own log in `/var/log`) does not wake
+//! it at all. The file watch follows the inode: after a rotation, the watch
+//! of the old file is kept (until the file is gone, or a few rotations
+//! later), so that writes still going to the renamed old file are noticed.
+//! If a file cannot be watched (watch limit), its directory is watched for
+//! writes too.
 //! Every `poll_interval` the watcher also stats all files and reports those
 //! whose (device, inode, size, mtime) changed; that is the whole mechanism in
 //! polling mode and a safety net against lost events in inotify mode.
@@ -123,7 +130,26 @@ struct DirWatch {
     /// Followed files and explicitly watched directories referring to this
     /// directory.
     users: usize,
+    /// Followed files of this directory that could not get a file watch:
+    /// while there are any, the directory is watched for writes too.
+    unwatched: usize,
 }
+
+/// The write watches of one followed path.
+#[derive(Debug, Default)]
+struct FileWatch {
+    /// The watch of the file now at the path (none: absent, or no watch).
+    wd: Option<WatchDescriptor>,
+    /// Watches of earlier files at the path (rotated away, maybe still
+    /// being written to and read to their end), oldest first.
+    old: Vec<WatchDescriptor>,
+    /// The file exists but could not be watched (counted in its
+    /// directory's `unwatched`).
+    failed: bool,
+}
+
+/// Watches of rotated-away files kept per path.
+const MAX_OLD_WATCHES: usize = 4;
 
 /// Watches followed files for changes. See the module docs.
 #[derive(Debug)]
@@ -134,20 +160,28 @@ pub struct Watcher {
     /// descriptor for every name of one directory (a symlinked directory and
     /// its target), so one watch can serve several names.
     wd_dir: HashMap<WatchDescriptor, Vec<PathBuf>>,
+    /// Write watches of followed files, and the paths each one serves (a
+    /// file has one watch whatever its names: hard links share it).
+    file_watches: HashMap<PathBuf, FileWatch>,
+    wd_file: HashMap<WatchDescriptor, Vec<PathBuf>>,
     files: HashMap<PathBuf, Option<StatSig>>,
     poll_interval: Duration,
     next_poll: Instant,
     buffer: Vec<u8>,
 }
 
-const DIR_MASK: WatchMask = WatchMask::MODIFY
-    .union(WatchMask::ATTRIB)
+/// A directory's events: its entries' names and attributes (writes are
+/// watched on the followed files themselves, see [`FILE_MASK`]).
+const DIR_MASK: WatchMask = WatchMask::ATTRIB
     .union(WatchMask::CREATE)
     .union(WatchMask::DELETE)
     .union(WatchMask::MOVED_FROM)
     .union(WatchMask::MOVED_TO)
     .union(WatchMask::DELETE_SELF)
     .union(WatchMask::MOVE_SELF);
+
+/// A followed file's events: writes (and truncation).
+const FILE_MASK: WatchMask = WatchMask::MODIFY;
 
 impl Watcher {
     /// Creates a watcher. `Auto` and `Inotify` fall back to polling when
@@ -161,6 +195,8 @@ impl Watcher {
             inotify,
             dirs: HashMap::new(),
             wd_dir: HashMap::new(),
+            file_watches: HashMap::new(),
+            wd_file: HashMap::new(),
             files: HashMap::new(),
             poll_interval,
             next_poll: Instant::now() + poll_interval,
@@ -203,11 +239,20 @@ impl Watcher {
             let dir = dir.to_path_buf();
             self.add_dir_user(&dir);
         }
+        self.refresh_file_watch(path);
     }
 
     /// Stops watching a followed file.
     pub fn unwatch_file(&mut self, path: &Path) {
         if self.files.remove(path).is_some() {
+            if let Some(fw) = self.file_watches.remove(path) {
+                if fw.failed {
+                    self.set_unwatched(path, false);
+                }
+                for wd in fw.wd.into_iter().chain(fw.old) {
+                    self.drop_file_wd(&wd, path);
+                }
+            }
             if let Some(dir) = parent(path) {
                 let dir = dir.to_path_buf();
                 self.remove_dir_user(&dir);
@@ -230,15 +275,21 @@ impl Watcher {
             d.users += 1;
             return;
         }
-        let wd = self.try_add_watch(dir);
-        self.dirs
-            .insert(dir.to_path_buf(), DirWatch { wd, users: 1 });
+        let wd = self.try_add_watch(dir, DIR_MASK);
+        self.dirs.insert(
+            dir.to_path_buf(),
+            DirWatch {
+                wd,
+                users: 1,
+                unwatched: 0,
+            },
+        );
     }
 
-    fn try_add_watch(&mut self, dir: &Path) -> Option<WatchDescriptor> {
+    fn try_add_watch(&mut self, dir: &Path, mask: WatchMask) -> Option<WatchDescriptor> {
         let inotify = self.inotify.as_mut()?;
         // ENOSPC (watch limit), ENOENT, EACCES: poll this directory instead.
-        let wd = inotify.watches().add(dir, DIR_MASK).ok()?;
+        let wd = inotify.watches().add(dir, mask).ok()?;
         let names = self.wd_dir.entry(wd.clone()).or_default();
         if !names.iter().any(|n| n == dir) {
             names.push(dir.to_path_buf());
@@ -272,6 +323,107 @@ impl Watcher {
                         let _ = i.watches().remove(wd);
                     }
                 }
+            }
+        }
+    }
+
+    /// The directory mask: writes too while a followed file of it has no
+    /// write watch of its own.
+    fn dir_mask(&self, dir: &Path) -> WatchMask {
+        match self.dirs.get(dir) {
+            Some(d) if d.unwatched > 0 => DIR_MASK | WatchMask::MODIFY,
+            _ => DIR_MASK,
+        }
+    }
+
+    /// Counts `path` in (or out of) its directory's unwatched files, and
+    /// sets the directory's mask accordingly.
+    fn set_unwatched(&mut self, path: &Path, unwatched: bool) {
+        let Some(dir) = parent(path).map(Path::to_path_buf) else {
+            return;
+        };
+        let Some(d) = self.dirs.get_mut(&dir) else {
+            return;
+        };
+        let before = d.unwatched;
+        d.unwatched = if unwatched {
+            before + 1
+        } else {
+            before.saturating_sub(1)
+        };
+        if (before == 0) != (d.unwatched == 0) && d.wd.is_some() {
+            let mask = self.dir_mask(&dir);
+            // the same watch descriptor, with the new mask
+            let wd = self.try_add_watch(&dir, mask);
+            if let Some(d) = self.dirs.get_mut(&dir) {
+                d.wd = wd;
+            }
+        }
+    }
+
+    /// (Re)attaches the write watch of `path` to the file now at the path,
+    /// keeping the watch of a file rotated away. Called when the path is
+    /// followed and whenever its directory reports an event for its name.
+    fn refresh_file_watch(&mut self, path: &Path) {
+        let Some(inotify) = self.inotify.as_mut() else {
+            return;
+        };
+        let added = inotify.watches().add(path, FILE_MASK);
+        let fw = self.file_watches.entry(path.to_path_buf()).or_default();
+        let was_failed = fw.failed;
+        let mut drop_wds = Vec::new();
+        match added {
+            Ok(wd) => {
+                fw.failed = false;
+                if fw.wd.as_ref() != Some(&wd) {
+                    fw.old.retain(|w| *w != wd);
+                    if let Some(prev) = fw.wd.replace(wd.clone()) {
+                        fw.old.push(prev);
+                    }
+                    while fw.old.len() > MAX_OLD_WATCHES {
+                        drop_wds.push(fw.old.remove(0));
+                    }
+                    let paths = self.wd_file.entry(wd).or_default();
+                    if !paths.iter().any(|p| p == path) {
+                        paths.push(path.to_path_buf());
+                    }
+                }
+            }
+            Err(e) => {
+                // absent (it is watched again when created): no write to
+                // miss; any other error: its directory watches writes
+                fw.failed = e.kind() != io::ErrorKind::NotFound;
+                if let Some(prev) = fw.wd.take() {
+                    fw.old.push(prev);
+                }
+                while fw.old.len() > MAX_OLD_WATCHES {
+                    drop_wds.push(fw.old.remove(0));
+                }
+            }
+        }
+        let failed = fw.failed;
+        for wd in drop_wds {
+            self.drop_file_wd(&wd, path);
+        }
+        if failed != was_failed {
+            self.set_unwatched(path, failed);
+        }
+    }
+
+    /// Stops `wd` serving `path`; removes the watch when it serves no path.
+    fn drop_file_wd(&mut self, wd: &WatchDescriptor, path: &Path) {
+        let last = match self.wd_file.get_mut(wd) {
+            Some(paths) => {
+                paths.retain(|p| p != path);
+                paths.is_empty()
+            }
+            None => false,
+        };
+        if last {
+            self.wd_file.remove(wd);
+            if let Some(i) = self.inotify.as_mut() {
+                // The watch may already be gone (file removed).
+                let _ = i.watches().remove(wd.clone());
             }
         }
     }
@@ -335,6 +487,10 @@ impl Watcher {
             return Ok(());
         };
         let mut lost: Vec<WatchDescriptor> = Vec::new();
+        // followed paths whose name had an event (their write watch is
+        // attached again after the read), and file watches the kernel ended
+        let mut renamed: Vec<PathBuf> = Vec::new();
+        let mut ended: Vec<WatchDescriptor> = Vec::new();
         loop {
             let events = match inotify.read_events(&mut self.buffer) {
                 Ok(ev) => ev,
@@ -347,6 +503,15 @@ impl Watcher {
                 any = true;
                 if ev.mask.contains(EventMask::Q_OVERFLOW) {
                     changes.everything = true;
+                    renamed.extend(self.file_watches.keys().cloned());
+                    continue;
+                }
+                if let Some(paths) = self.wd_file.get(&ev.wd) {
+                    // a write to a followed file (or to one rotated away)
+                    changes.files.extend(paths.iter().cloned());
+                    if ev.mask.contains(EventMask::IGNORED) {
+                        ended.push(ev.wd.clone());
+                    }
                     continue;
                 }
                 let Some(dirs) = self.wd_dir.get(&ev.wd) else {
@@ -364,13 +529,37 @@ impl Watcher {
                     continue;
                 };
                 for dir in dirs {
-                    classify(dir, name, ev.mask, &self.files, changes);
+                    if let Some(path) = classify(dir, name, ev.mask, &self.files, changes) {
+                        renamed.push(path);
+                    }
                 }
             }
             if !any {
                 break;
             }
         }
+        for wd in ended {
+            if let Some(paths) = self.wd_file.remove(&wd) {
+                for p in paths {
+                    if let Some(fw) = self.file_watches.get_mut(&p) {
+                        fw.old.retain(|w| *w != wd);
+                        if fw.wd.as_ref() == Some(&wd) {
+                            fw.wd = None;
+                            renamed.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        dedup(&mut renamed);
+        for p in renamed {
+            if self.files.contains_key(&p) {
+                self.refresh_file_watch(&p);
+            }
+        }
+        let Some(inotify) = self.inotify.as_mut() else {
+            return Ok(());
+        };
         for wd in lost {
             if let Some(dirs) = self.wd_dir.remove(&wd) {
                 for dir in dirs {
@@ -395,7 +584,8 @@ impl Watcher {
                 .map(|(p, _)| p.clone())
                 .collect();
             for dir in missing {
-                let wd = self.try_add_watch(&dir);
+                let mask = self.dir_mask(&dir);
+                let wd = self.try_add_watch(&dir, mask);
                 if wd.is_some() {
                     // Whatever happened while unwatched must be looked at.
                     changes.created_in.push(dir.clone());
@@ -413,24 +603,44 @@ impl Watcher {
                 changes.files.push(path.clone());
             }
         }
+        // Files present without a write watch (created while their directory
+        // was unwatched, or the watch failed): try again.
+        if self.inotify.is_some() {
+            let retry: Vec<PathBuf> = self
+                .files
+                .iter()
+                .filter(|(p, sig)| {
+                    sig.is_some() && self.file_watches.get(*p).is_none_or(|fw| fw.wd.is_none())
+                })
+                .map(|(p, _)| p.clone())
+                .collect();
+            for p in retry {
+                self.refresh_file_watch(&p);
+            }
+        }
     }
 }
 
+/// Sorts a directory event into `changes`; returns the followed path it
+/// names, if any (its write watch may need attaching to a new file).
 fn classify(
     dir: &Path,
     name: &OsStr,
     mask: EventMask,
     files: &HashMap<PathBuf, Option<StatSig>>,
     changes: &mut Changes,
-) {
+) -> Option<PathBuf> {
     let path = dir.join(name);
     if files.contains_key(&path) {
-        changes.files.push(path);
-    } else if mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
+        changes.files.push(path.clone());
+        return Some(path);
+    }
+    if mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
         changes.created_in.push(dir.to_path_buf());
     } else {
         changes.touched_in.push(dir.to_path_buf());
     }
+    None
 }
 
 fn parent(path: &Path) -> Option<&Path> {
@@ -481,6 +691,73 @@ mod tests {
         std::fs::write(&b, "1\n2\n3\n").expect("write");
         let changes = w.wait(Duration::from_millis(30)).expect("wait");
         assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn writes_to_other_files_of_the_directory_do_not_wake() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.log");
+        let other = dir.path().join("other.log");
+        std::fs::write(&a, "").expect("write");
+        std::fs::write(&other, "").expect("write");
+        let mut w = Watcher::new(Backend::Inotify, Duration::from_secs(60));
+        w.watch_file(&a);
+        std::fs::write(&other, "noise\n").expect("write");
+        let changes = w.wait(Duration::from_millis(50)).expect("wait");
+        assert!(changes.is_empty(), "{changes:?}");
+        std::fs::write(&a, "x\n").expect("write");
+        let changes = w.wait(Duration::from_secs(5)).expect("wait");
+        assert_eq!(changes.files, std::slice::from_ref(&a));
+    }
+
+    #[test]
+    fn writes_to_a_rotated_file_and_its_successor_are_seen() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.log");
+        let old = dir.path().join("a.log.1");
+        std::fs::write(&a, "1\n").expect("write");
+        let mut w = Watcher::new(Backend::Inotify, Duration::from_secs(60));
+        w.watch_file(&a);
+        // rename + create: the name events, then a write to each file
+        std::fs::rename(&a, &old).expect("rename");
+        std::fs::write(&a, "").expect("create");
+        let changes = w.wait(Duration::from_secs(5)).expect("wait");
+        assert!(changes.files.contains(&a), "{changes:?}");
+        let _ = w.wait(Duration::from_millis(20)).expect("drain");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&old)
+            .expect("open old");
+        f.write_all(b"late\n").expect("write old");
+        let changes = w.wait(Duration::from_secs(5)).expect("wait");
+        assert_eq!(changes.files, std::slice::from_ref(&a), "old file's write");
+        std::fs::write(&a, "new\n").expect("write new");
+        let changes = w.wait(Duration::from_secs(5)).expect("wait");
+        assert_eq!(changes.files, std::slice::from_ref(&a), "new file's write");
+        // delete + create, and copytruncate (truncation is a write)
+        std::fs::remove_file(&a).expect("delete");
+        std::fs::write(&a, "").expect("recreate");
+        let _ = w.wait(Duration::from_secs(5)).expect("wait");
+        let _ = w.wait(Duration::from_millis(20)).expect("drain");
+        std::fs::write(&a, "again\n").expect("write");
+        let changes = w.wait(Duration::from_secs(5)).expect("wait");
+        assert_eq!(
+            changes.files,
+            std::slice::from_ref(&a),
+            "recreated file's write"
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&a)
+            .expect("open")
+            .set_len(0)
+            .expect("truncate");
+        let changes = w.wait(Duration::from_secs(5)).expect("wait");
+        assert_eq!(changes.files, std::slice::from_ref(&a), "truncation");
+        // unfollowed: no watch left behind
+        w.unwatch_file(&a);
+        assert!(w.wd_file.is_empty() && w.file_watches.is_empty());
     }
 
     #[test]
