@@ -468,6 +468,15 @@ impl Lines {
     }
 }
 
+/// Python's `str(dict)` of string keys.
+fn py_dict_repr(d: &[(&str, Value)]) -> String {
+    let items: Vec<String> = d
+        .iter()
+        .map(|(k, v)| format!("{}: {}", Value::Str(k.to_string()).repr(), v.repr()))
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
 fn py_str(v: &Value) -> String {
     match v {
         Value::Str(s) => s.clone(),
@@ -598,7 +607,7 @@ fn out_failure(fmt: &str, f: &Failure, now: f64, w: &mut impl Write) -> std::io:
         }
         "row" => {
             let d: Vec<String> = f
-                .fields()
+                .fields_ordered()
                 .iter()
                 .map(|(k, v)| format!("{}: {}", Value::Str(k.to_string()).repr(), v.repr()))
                 .collect();
@@ -802,6 +811,8 @@ fn run(o: &Opts) -> Result<i32, String> {
     let (mut matched_lines, mut missed_lines, mut ignored_lines) =
         (Vec::new(), Vec::new(), Vec::new());
     let mut pref_matched = 0u64;
+    let mut pref_groups: Vec<String> = Vec::new();
+    flt.keep_pref_groups = o.verbose > 0;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -825,7 +836,6 @@ fn run(o: &Opts) -> Result<i32, String> {
         };
         let mut ret = Vec::new();
         let mut is_ignored = false;
-        let n_found = found.len();
         for f in found {
             if o.out.is_none() {
                 if let Some(st) = fail_stats.get_mut(f.regex_index) {
@@ -835,8 +845,11 @@ fn run(o: &Opts) -> Result<i32, String> {
                             f.id.as_ref()
                                 .map(|a| a.to_string())
                                 .unwrap_or_else(|| "None".into()),
-                            f.time.unwrap_or(0.0),
-                            n_found > 1,
+                            // a failure without a time is the ticket's "now"
+                            f.time.unwrap_or(now),
+                            // fail2ban-regex's flag: more than one earlier
+                            // failure (not NOFAIL) of this line
+                            ret.len() > 1,
                         ));
                     }
                 }
@@ -863,6 +876,14 @@ fn run(o: &Opts) -> Result<i32, String> {
         }
         if flt.prefregex_matched() {
             pref_matched += 1;
+            // fail2ban-regex -v: the groups of the first lines
+            if o.verbose > 0 && pref_groups.len() <= report_lines {
+                if pref_groups.len() == report_lines {
+                    pref_groups.push("...".to_string());
+                } else if let Some(g) = flt.prefregex_groups() {
+                    pref_groups.push(py_dict_repr(&g));
+                }
+            }
         }
         if multi {
             let now_buf = flt.line_buffer();
@@ -935,7 +956,9 @@ fn run(o: &Opts) -> Result<i32, String> {
     let mut out: Vec<String> = vec![String::new(), "Results".into(), "=======".into()];
     if let Some(p) = flt.prefregex_expanded() {
         out.push(format!("\nPrefregex: {pref_matched} total"));
-        pprint_list(&mut out, &[p], None);
+        let mut l = vec![p];
+        l.extend(pref_groups.iter().map(|g| format!("    {g}")));
+        pprint_list(&mut out, &l, None);
     }
     for (title, stats) in [("Failregex", &fail_stats), ("Ignoreregex", &ign_stats)] {
         let mut total = 0;
@@ -972,7 +995,7 @@ fn run(o: &Opts) -> Result<i32, String> {
             if o.verbose_date {
                 l.push(format!(
                     "    # weight: {:.3} ({:.3}), pattern: {}",
-                    t.weight,
+                    dd.template_weight(i).unwrap_or(0.0),
                     t.weight,
                     t.pattern.clone().unwrap_or_default()
                 ));

@@ -1943,8 +1943,12 @@ impl DateDetector {
                 continue;
             }
             let t = if let Some(pm) = pre_match {
-                let base = t.pattern.clone().unwrap_or_else(|| t.regex.clone());
-                let unb = unbound_pattern(&base);
+                // fail2ban's `_getAnchoredTemplate`: a pattern template's
+                // pattern is wrapped; a template without one (Epoch, TAI64N)
+                // gets a pattern made of its wrapped *name* (which then
+                // matches that word literally, as in fail2ban)
+                let base = t.pattern.as_deref().unwrap_or(&t.name);
+                let unb = unbound_pattern(base);
                 let p = pm.replacen("{DATE}", &unb, usize::MAX);
                 Arc::new(Template::from_spec(&p)?)
             } else {
@@ -1981,6 +1985,13 @@ impl DateDetector {
     /// Template by index.
     pub fn template(&self, i: usize) -> Option<&Template> {
         self.templates.get(i).map(|t| &*t.t)
+    }
+
+    /// The detector's weight of template `i`: hits times the template's
+    /// weight over its distance from the line start (fail2ban's
+    /// `DateDetectorTemplate.weight`, by which templates are reordered).
+    pub fn template_weight(&self, i: usize) -> Option<f64> {
+        self.templates.get(i).map(DdTemplate::weight)
     }
 
     /// `matchTime(line)`.

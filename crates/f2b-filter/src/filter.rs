@@ -170,8 +170,9 @@ impl V {
 /// A failure's fields (Python's dict), keyed by interned names: group names
 /// and fail2ban's own keys, so building and merging one costs no key
 /// allocation. A handful of entries: a vector searched linearly beats a tree
-/// (no node allocations); iteration order is insertion order (callers never
-/// depend on it: the ticket's fields are sorted when the failure is built).
+/// (no node allocations). The order is a Python dict's: insertion order, a
+/// key set again keeps its place, a key popped leaves (`fail2ban-regex -o
+/// row` prints it).
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Fail(Vec<(&'static str, V)>);
 
@@ -195,7 +196,10 @@ impl Fail {
         }
     }
     fn remove(&mut self, k: &str) -> Option<V> {
-        self.pos(k).map(|i| self.0.swap_remove(i).1)
+        self.pos(k).map(|i| self.0.remove(i).1)
+    }
+    fn get_mut(&mut self, k: &str) -> Option<&mut V> {
+        self.pos(k).map(|i| &mut self.0[i].1)
     }
 }
 
@@ -265,6 +269,17 @@ impl Failure {
     /// `mlfid`, `nofail`, `users`, `F-ALT_*`/`F-TUPLE_*` results, custom
     /// `F-*` groups... (`matches` is kept apart: [`Failure::matches`]).
     pub fn fields(&self) -> BTreeMap<&'static str, Value> {
+        self.data
+            .0
+            .iter()
+            .filter(|(k, _)| *k != "matches")
+            .map(|(k, v)| (*k, v.to_value()))
+            .collect()
+    }
+    /// The fields of [`Failure::fields`] in fail2ban's order (its dict's
+    /// insertion order: the prefregex's groups, the failregex's, then the
+    /// keys the merge adds).
+    pub fn fields_ordered(&self) -> Vec<(&'static str, Value)> {
         self.data
             .0
             .iter()
@@ -675,6 +690,9 @@ pub struct Filter {
     /// Warnings produced while processing (drained by the caller).
     pub warnings: Vec<String>,
     last_pref_matched: bool,
+    /// Keep the prefregex's groups of each line (`fail2ban-regex -v`).
+    pub keep_pref_groups: bool,
+    last_pref_groups: Option<Fail>,
 }
 
 impl std::fmt::Debug for Filter {
@@ -720,6 +738,8 @@ impl Filter {
             last_ignored_by: None,
             warnings: Vec::new(),
             last_pref_matched: false,
+            keep_pref_groups: false,
+            last_pref_groups: None,
         };
         if spec.maxlines > 1 {
             f.max_lines = spec.maxlines;
@@ -807,11 +827,12 @@ impl Filter {
     pub fn failregex(&self) -> Vec<String> {
         self.fail.iter().map(|r| r.source.clone()).collect()
     }
-    /// The expanded (Python-syntax) failregexes, as fail2ban reports them.
+    /// The expanded (Python-syntax) failregexes, as fail2ban reports them
+    /// (its text of the tags, see [`crate::tags::as_fail2ban_prints`]).
     pub fn failregex_expanded(&self) -> Vec<String> {
         self.fail
             .iter()
-            .map(|r| r.re.as_str().to_string())
+            .map(|r| crate::tags::as_fail2ban_prints(r.re.as_str()))
             .collect()
     }
     /// `get <jail> ignoreregex`.
@@ -820,12 +841,21 @@ impl Filter {
     }
     /// The expanded prefregex (as fail2ban-regex prints it).
     pub fn prefregex_expanded(&self) -> Option<String> {
-        self.pref.as_ref().map(|r| r.re.as_str().to_string())
+        self.pref
+            .as_ref()
+            .map(|r| crate::tags::as_fail2ban_prints(r.re.as_str()))
     }
 
     /// True if the prefregex matched the last processed line.
     pub fn prefregex_matched(&self) -> bool {
         self.last_pref_matched
+    }
+
+    /// The prefregex's groups in the last processed line, in their order
+    /// (kept only with [`Filter::keep_pref_groups`]).
+    pub fn prefregex_groups(&self) -> Option<Vec<(&'static str, Value)>> {
+        let g = self.last_pref_groups.as_ref()?;
+        Some(g.0.iter().map(|(k, v)| (*k, v.to_value())).collect())
     }
 
     /// The current multi-line buffer.
@@ -1054,11 +1084,14 @@ impl Filter {
 
     fn update_users(fail: &mut Fail, user: Option<Txt>) -> Option<Arc<BTreeSet<Txt>>> {
         if let Some(u) = user.filter(|u| !u.is_empty()) {
-            let mut users = match fail.remove("users") {
-                Some(V::Users(s)) => s,
-                _ => Arc::default(),
-            };
-            Arc::make_mut(&mut users).insert(u);
+            // the set is changed where it is (the key keeps its place)
+            if let Some(V::Users(s)) = fail.get_mut("users") {
+                if !s.is_empty() {
+                    Arc::make_mut(s).insert(u);
+                    return Some(s.clone());
+                }
+            }
+            let users = Arc::new(BTreeSet::from([u]));
             fail.insert("users", V::Users(users.clone()));
             return Some(users);
         }
@@ -1196,6 +1229,9 @@ impl Filter {
             };
             self.last_pref_matched = true;
             pre_groups = p.groups(b, &spans);
+            if self.keep_pref_groups {
+                self.last_pref_groups = Some(pre_groups.clone());
+            }
             let repl = pre_groups.remove("content");
             if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
                 let mut lines = std::mem::take(&mut self.spare_lines);
@@ -1248,13 +1284,20 @@ impl Filter {
                 self.line_buffer = std::mem::take(&mut found.unmatched);
                 buf = None;
             }
-            // the prefregex's groups, where the failregex has none of the
-            // name (Python: `dict(pre); update(fail)`; key order is of no
-            // consequence)
-            for (k, v) in &pre_groups.0 {
-                if fail.pos(k).is_none() {
-                    fail.0.push((k, v.clone()));
+            // Python: `fail = pre.copy(); fail.update(groups)`
+            if !pre_groups.0.is_empty() {
+                let np = pre_groups.0.len();
+                let mut merged = Fail(Vec::with_capacity(np + fail.0.len() + 4));
+                merged.0.extend(pre_groups.0.iter().cloned());
+                // the failregex's keys are distinct: only the prefregex's
+                // can be met again
+                for (k, v) in fail {
+                    match merged.0[..np].iter().position(|(n, _)| *n == k) {
+                        Some(i) => merged.0[i].1 = v,
+                        None => merged.0.push((k, v)),
+                    }
                 }
+                fail = merged;
             }
             let mlfid = get_txt(&fail, "mlfid");
             if let Some(m) = &mlfid {
@@ -1263,7 +1306,11 @@ impl Filter {
                     break;
                 }
             } else {
-                let mut m = match fail.remove("matches") {
+                // `fail["matches"] = fail.get("matches", []) + matched`
+                let mut m = match fail
+                    .get_mut("matches")
+                    .map(|v| std::mem::replace(v, V::Null))
+                {
                     Some(V::Lines(l)) => Arc::unwrap_or_clone(l),
                     _ => Vec::new(),
                 };

@@ -11,6 +11,14 @@ pub const IP4_RE: &str = r"(?:\d{1,3}\.){3}\d{1,3}";
 /// repeated group before it always ends in `:`, so the look-behind always
 /// holds and is dropped here: same language and groups, but linear-time.
 pub const IP6_RE: &str = r"(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)";
+/// fail2ban's text of [`IP6_RE`].
+const PY_IP6_RE: &str = r"(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)";
+
+/// An expanded regex as fail2ban shows it (`get <jail> failregex`,
+/// `fail2ban-regex`): with fail2ban's text of the IPv6 pattern.
+pub fn as_fail2ban_prints(expanded: &str) -> String {
+    expanded.replace(IP6_RE, PY_IP6_RE)
+}
 
 fn r_ip4() -> String {
     format!("(?:::f{{4,6}}:)?(?P<ip4>{IP4_RE})")

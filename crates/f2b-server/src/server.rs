@@ -479,14 +479,11 @@ impl Server {
         let j = self.jail(name)?;
         let f = f2b_filter::Filter::new(crate::runtime::filter_spec(&j.settings))
             .map_err(|e| CmdError::exception(e.to_string()))?;
-        // f2b matches IPv6 with an equivalent linear-time form of fail2ban's pattern
-        // (the look-behind `(?<=:):` always holds there); clients are shown fail2ban's text.
-        const PY_IP6: &str = r"(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)";
-        let show = |r: String| Value::Str(r.replace(f2b_filter::tags::IP6_RE, PY_IP6));
+        // fail2ban's text (f2b matches IPv6 with an equivalent linear-time form)
         Ok(if opt == "prefregex" {
-            show(f.prefregex_expanded().unwrap_or_default())
+            Value::Str(f.prefregex_expanded().unwrap_or_default())
         } else {
-            Value::List(f.failregex_expanded().into_iter().map(show).collect())
+            Value::List(f.failregex_expanded().into_iter().map(Value::Str).collect())
         })
     }
 
