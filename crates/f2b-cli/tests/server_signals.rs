@@ -54,7 +54,14 @@ fn sighup_reloads_and_keeps_bans() {
         "no ban after 2 failures with maxretry 2; log:\n{}",
         s.log()
     );
-    // A reload does not unban nor ban again.
+    // A reload does not unban nor ban again. Actions run after the bans, in
+    // order, on the jail's action worker: once the last ban's has run, every
+    // earlier one has.
+    assert!(
+        wait_until(10.0, || s.read("actions.txt").contains("ban 203.0.113.52 ")),
+        "the last ban's action did not run: {}",
+        s.read("actions.txt")
+    );
     let acts = s.read("actions.txt");
     assert_eq!(acts.matches("ban 203.0.113.51 ").count(), 1, "{acts}");
     assert!(!acts.contains("unban"), "{acts}");
