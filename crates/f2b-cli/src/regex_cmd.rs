@@ -468,13 +468,15 @@ impl Lines {
     }
 }
 
-/// Python's `str(dict)` of string keys.
-fn py_dict_repr(d: &[(&str, Value)]) -> String {
-    let items: Vec<String> = d
-        .iter()
-        .map(|(k, v)| format!("{}: {}", Value::Str(k.to_string()).repr(), v.repr()))
-        .collect();
-    format!("{{{}}}", items.join(", "))
+/// Python's `str(dict)` of fields, in their order.
+fn dict_repr(fields: Vec<(&str, Value)>) -> String {
+    Value::Dict(
+        fields
+            .into_iter()
+            .map(|(k, v)| (Value::Str(k.to_string()), v))
+            .collect(),
+    )
+    .repr()
 }
 
 fn py_str(v: &Value) -> String {
@@ -605,20 +607,13 @@ fn out_failure(fmt: &str, f: &Failure, now: f64, w: &mut impl Write) -> std::io:
             }
             Ok(())
         }
-        "row" => {
-            let d: Vec<String> = f
-                .fields_ordered()
-                .iter()
-                .map(|(k, v)| format!("{}: {}", Value::Str(k.to_string()).repr(), v.repr()))
-                .collect();
-            writeln!(
-                w,
-                "[{},\t{},\t{{{}}}],",
-                Value::Str(id).repr(),
-                time_str(f),
-                d.join(", ")
-            )
-        }
+        "row" => writeln!(
+            w,
+            "[{},\t{},\t{}],",
+            Value::Str(id).repr(),
+            time_str(f),
+            dict_repr(f.fields_ordered())
+        ),
         f2 if !f2.contains('<') => writeln!(
             w,
             "{}",
@@ -881,7 +876,7 @@ fn run(o: &Opts) -> Result<i32, String> {
                 if pref_groups.len() == report_lines {
                     pref_groups.push("...".to_string());
                 } else if let Some(g) = flt.prefregex_groups() {
-                    pref_groups.push(py_dict_repr(&g));
+                    pref_groups.push(dict_repr(g));
                 }
             }
         }

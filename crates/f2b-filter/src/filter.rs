@@ -201,6 +201,13 @@ impl Fail {
     fn get_mut(&mut self, k: &str) -> Option<&mut V> {
         self.pos(k).map(|i| &mut self.0[i].1)
     }
+    /// The fields as public values, in order (`matches` is kept apart).
+    fn values(&self) -> impl Iterator<Item = (&'static str, Value)> + '_ {
+        self.0
+            .iter()
+            .filter(|(k, _)| *k != "matches")
+            .map(|(k, v)| (*k, v.to_value()))
+    }
 }
 
 impl IntoIterator for Fail {
@@ -269,23 +276,13 @@ impl Failure {
     /// `mlfid`, `nofail`, `users`, `F-ALT_*`/`F-TUPLE_*` results, custom
     /// `F-*` groups... (`matches` is kept apart: [`Failure::matches`]).
     pub fn fields(&self) -> BTreeMap<&'static str, Value> {
-        self.data
-            .0
-            .iter()
-            .filter(|(k, _)| *k != "matches")
-            .map(|(k, v)| (*k, v.to_value()))
-            .collect()
+        self.data.values().collect()
     }
     /// The fields of [`Failure::fields`] in fail2ban's order (its dict's
     /// insertion order: the prefregex's groups, the failregex's, then the
     /// keys the merge adds).
     pub fn fields_ordered(&self) -> Vec<(&'static str, Value)> {
-        self.data
-            .0
-            .iter()
-            .filter(|(k, _)| *k != "matches")
-            .map(|(k, v)| (*k, v.to_value()))
-            .collect()
+        self.data.values().collect()
     }
     /// The matched log lines.
     pub fn matches(&self) -> Vec<String> {
@@ -293,17 +290,16 @@ impl Failure {
     }
     /// The matched log lines, borrowed.
     pub fn match_lines(&self) -> impl Iterator<Item = &str> {
-        let l = match self.data.get("matches") {
-            Some(V::Lines(l)) => &l[..],
-            _ => &[],
-        };
-        l.iter().map(TLine::whole)
+        self.matched().iter().map(TLine::whole)
     }
     /// How many lines matched.
     pub fn match_count(&self) -> usize {
+        self.matched().len()
+    }
+    fn matched(&self) -> &[TLine] {
         match self.data.get("matches") {
-            Some(V::Lines(l)) => l.len(),
-            _ => 0,
+            Some(V::Lines(l)) => l,
+            _ => &[],
         }
     }
     /// A string field (`user`, `fid`, ...).
@@ -854,8 +850,7 @@ impl Filter {
     /// The prefregex's groups in the last processed line, in their order
     /// (kept only with [`Filter::keep_pref_groups`]).
     pub fn prefregex_groups(&self) -> Option<Vec<(&'static str, Value)>> {
-        let g = self.last_pref_groups.as_ref()?;
-        Some(g.0.iter().map(|(k, v)| (*k, v.to_value())).collect())
+        Some(self.last_pref_groups.as_ref()?.values().collect())
     }
 
     /// The current multi-line buffer.
