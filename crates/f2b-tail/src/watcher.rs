@@ -371,7 +371,6 @@ impl Watcher {
         let added = inotify.watches().add(path, FILE_MASK);
         let fw = self.file_watches.entry(path.to_path_buf()).or_default();
         let was_failed = fw.failed;
-        let mut drop_wds = Vec::new();
         match added {
             Ok(wd) => {
                 fw.failed = false;
@@ -379,9 +378,6 @@ impl Watcher {
                     fw.old.retain(|w| *w != wd);
                     if let Some(prev) = fw.wd.replace(wd.clone()) {
                         fw.old.push(prev);
-                    }
-                    while fw.old.len() > MAX_OLD_WATCHES {
-                        drop_wds.push(fw.old.remove(0));
                     }
                     let paths = self.wd_file.entry(wd).or_default();
                     if !paths.iter().any(|p| p == path) {
@@ -396,11 +392,10 @@ impl Watcher {
                 if let Some(prev) = fw.wd.take() {
                     fw.old.push(prev);
                 }
-                while fw.old.len() > MAX_OLD_WATCHES {
-                    drop_wds.push(fw.old.remove(0));
-                }
             }
         }
+        let excess = fw.old.len().saturating_sub(MAX_OLD_WATCHES);
+        let drop_wds: Vec<WatchDescriptor> = fw.old.drain(..excess).collect();
         let failed = fw.failed;
         for wd in drop_wds {
             self.drop_file_wd(&wd, path);
