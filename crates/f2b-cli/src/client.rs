@@ -314,29 +314,11 @@ fn level_no(l: Level) -> u8 {
 }
 
 fn now_stamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let ms = now.subsec_millis();
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // civil from days (UTC)
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02},{ms:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{},{:03}",
+        now.strftime("%Y-%m-%d %H:%M:%S"),
+        now.subsec_nanosecond() / 1_000_000
     )
 }
 

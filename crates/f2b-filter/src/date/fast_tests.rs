@@ -3,6 +3,15 @@
 use super::*;
 use proptest::prelude::*;
 
+/// The template's named groups in a match: (name, text) for `strptime`.
+fn named_fields<'a>(t: &'a Template, l: &'a str, sp: &Spans) -> Vec<(&'a str, &'a str)> {
+    t.names()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| Some((n.as_deref()?, &l[sp.get(i)?.0..sp.get(i)?.1])))
+        .collect()
+}
+
 /// A small deterministic generator (xorshift) driven by a proptest seed.
 struct Gen(u64);
 
@@ -420,12 +429,7 @@ proptest! {
                     prop_assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{} on {:?}", t.name, l);
                     // and the jiff-based conversion agrees
                     if t.kind == Kind::Pattern {
-                        let fields: Vec<(&str, &str)> = t
-                            .names()
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, n)| Some((n.as_deref()?, &l[sp.get(i)?.0..sp.get(i)?.1])))
-                            .collect();
+                        let fields = named_fields(t, &l, &sp);
                         let conv = strptime_fields(&fields, ctx).map(f64::to_bits);
                         prop_assert_eq!(
                             conv,
@@ -655,12 +659,7 @@ proptest! {
                 let slow = t.match_date(&l, 0, end);
                 prop_assert_eq!(&t.match_date_fast(&l, 0, end), &slow, "{:?} [0, {})", l, end);
                 if let Some(sp) = slow {
-                    let fields: Vec<(&str, &str)> = t
-                        .names()
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, n)| Some((n.as_deref()?, &l[sp.get(i)?.0..sp.get(i)?.1])))
-                        .collect();
+                    let fields = named_fields(t, &l, &sp);
                     let want = strptime_fields_reference(&fields, ctx).map(f64::to_bits);
                     prop_assert_eq!(t.get_date(&l, &sp, ctx).map(f64::to_bits), want, "{:?}", l);
                     let mut sc = Scratch::default();
