@@ -406,7 +406,7 @@ enum Lines {
 
 /// A file's lines, read into one reused buffer.
 struct FileLines {
-    rd: std::io::BufReader<std::fs::File>,
+    rd: std::io::BufReader<std::io::Take<std::fs::File>>,
     buf: Vec<u8>,
     /// A line decoded from another encoding or from invalid UTF-8.
     text: String,
@@ -646,6 +646,388 @@ fn json_str(s: &str) -> String {
     o
 }
 
+/// The filter settings of a `fail2ban-regex` run.
+fn configure(flt: &mut Filter, o: &Opts) {
+    flt.check_find_time = false;
+    flt.return_raw_host = o.raw;
+    flt.check_all_regex = o.check_all && o.out.is_none();
+    flt.ignore_pending = o.out.is_some();
+    flt.keep_pref_groups = o.verbose > 0;
+}
+
+/// What the per-line step reads besides the filter.
+struct LineCx<'a> {
+    o: &'a Opts,
+    now: f64,
+    report_lines: usize,
+    multi: bool,
+}
+
+/// The counts and lists a run gathers (one per chunk in a parallel run,
+/// appended in order).
+struct Tally {
+    fail_stats: Vec<RegexStat>,
+    ign_stats: Vec<RegexStat>,
+    tested: u64,
+    matched: u64,
+    missed: u64,
+    ignored: u64,
+    matched_lines: Vec<String>,
+    missed_lines: Vec<String>,
+    ignored_lines: Vec<String>,
+    pref_matched: u64,
+    pref_groups: Vec<String>,
+}
+
+impl Tally {
+    fn new(flt: &Filter) -> Tally {
+        let stats = |v: Vec<String>| -> Vec<RegexStat> {
+            v.into_iter()
+                .map(|r| RegexStat {
+                    regex: r,
+                    hits: 0,
+                    ips: Vec::new(),
+                })
+                .collect()
+        };
+        Tally {
+            fail_stats: stats(flt.failregex()),
+            ign_stats: stats(flt.ignoreregex()),
+            tested: 0,
+            matched: 0,
+            missed: 0,
+            ignored: 0,
+            matched_lines: Vec::new(),
+            missed_lines: Vec::new(),
+            ignored_lines: Vec::new(),
+            pref_matched: 0,
+            pref_groups: Vec::new(),
+        }
+    }
+
+    /// One input line (fail2ban-regex's `testRegex` and its bookkeeping);
+    /// `-o` output goes to `w`.
+    fn line(
+        &mut self,
+        flt: &mut Filter,
+        item: Item<'_>,
+        cx: &LineCx<'_>,
+        w: &mut impl Write,
+    ) -> Result<(), String> {
+        let (o, now, report_lines) = (cx.o, cx.now, cx.report_lines);
+        // journal entries come with their time and are never skipped
+        let (line, timed) = match item {
+            Item::Text(s) => (s.trim_end_matches(['\r', '\n']), None),
+            Item::Timed { line, tuple, time } => (line, Some((tuple, time))),
+        };
+        if timed.is_none() && (line.starts_with('#') || line.is_empty()) {
+            return Ok(());
+        }
+        let org_buf: Vec<TupleLine> = if cx.multi {
+            flt.line_buffer()
+        } else {
+            Vec::new()
+        };
+        let full = org_buf.len() >= flt.maxlines();
+        let found = match timed {
+            Some((tuple, time)) => flt.process_line_with_time(tuple, time, now),
+            None => flt.process_line(line, now),
+        };
+        let mut ret = Vec::new();
+        let mut is_ignored = false;
+        for f in found {
+            if o.out.is_none() {
+                if let Some(st) = self.fail_stats.get_mut(f.regex_index) {
+                    st.hits += 1;
+                    if o.verbose > 0 {
+                        st.ips.push((
+                            f.id.as_ref()
+                                .map(|a| a.to_string())
+                                .unwrap_or_else(|| "None".into()),
+                            // a failure without a time is the ticket's "now"
+                            f.time.unwrap_or(now),
+                            // fail2ban-regex's flag: more than one earlier
+                            // failure (not NOFAIL) of this line
+                            ret.len() > 1,
+                        ));
+                    }
+                }
+            }
+            if !f.is_nofail() {
+                ret.push(f);
+            } else {
+                is_ignored = true;
+            }
+        }
+        if let Some(i) = flt.last_ignored_by {
+            is_ignored = true;
+            if let Some(st) = self.ign_stats.get_mut(i) {
+                st.hits += 1;
+            }
+        }
+        if let Some(fmt) = &o.out {
+            if !ret.is_empty() && !is_ignored {
+                for f in &ret {
+                    out_failure(fmt, f, now, w).map_err(|e| e.to_string())?;
+                }
+            }
+            return Ok(());
+        }
+        if flt.prefregex_matched() {
+            self.pref_matched += 1;
+            // fail2ban-regex -v: the groups of the first lines
+            if o.verbose > 0 && self.pref_groups.len() <= report_lines {
+                if self.pref_groups.len() == report_lines {
+                    self.pref_groups.push("...".to_string());
+                } else if let Some(g) = flt.prefregex_groups() {
+                    self.pref_groups.push(dict_repr(g));
+                }
+            }
+        }
+        if cx.multi {
+            let now_buf = flt.line_buffer();
+            for b in org_buf.iter().skip(full as usize) {
+                if !now_buf.contains(b) {
+                    let j = format!("{}{}{}", b.0, b.1, b.2);
+                    if let Some(p) = self.missed_lines.iter().position(|m| *m == j) {
+                        self.missed_lines.remove(p);
+                    }
+                    if o.print_all_matched {
+                        self.matched_lines.push(j);
+                    }
+                    self.matched += 1;
+                    self.missed = self.missed.saturating_sub(1);
+                }
+            }
+        }
+        if is_ignored {
+            self.ignored += 1;
+            if !o.print_no_ignored
+                && (o.print_all_ignored || self.ignored <= report_lines as u64 + 1)
+            {
+                self.ignored_lines.push(line.to_string());
+            }
+        } else if !ret.is_empty() {
+            self.matched += 1;
+            if o.print_all_matched {
+                self.matched_lines.push(line.to_string());
+            }
+        } else {
+            self.missed += 1;
+            if !o.print_no_missed && (o.print_all_missed || self.missed <= report_lines as u64 + 1)
+            {
+                self.missed_lines.push(line.to_string());
+            }
+        }
+        self.tested += 1;
+        Ok(())
+    }
+
+    /// Appends the tally of the lines that follow this tally's (a chunk run
+    /// from a fresh tally; no `-v`, single-line filter): what one tally over
+    /// all the lines would hold.
+    fn append(&mut self, b: Tally, cx: &LineCx<'_>) {
+        let (o, limit) = (cx.o, cx.report_lines as u64 + 1);
+        for (x, y) in self.fail_stats.iter_mut().zip(b.fail_stats) {
+            x.hits += y.hits;
+            x.ips.extend(y.ips);
+        }
+        for (x, y) in self.ign_stats.iter_mut().zip(b.ign_stats) {
+            x.hits += y.hits;
+            x.ips.extend(y.ips);
+        }
+        // the lists keep their first `limit` lines over the whole run (all
+        // with --print-all-*): `b`'s first lines, as many as are left
+        let keep = |all: bool, before: u64| {
+            if all {
+                usize::MAX
+            } else {
+                limit.saturating_sub(before) as usize
+            }
+        };
+        let n = keep(o.print_all_missed, self.missed);
+        self.missed_lines.extend(b.missed_lines.into_iter().take(n));
+        let n = keep(o.print_all_ignored, self.ignored);
+        self.ignored_lines
+            .extend(b.ignored_lines.into_iter().take(n));
+        self.matched_lines.extend(b.matched_lines);
+        self.tested += b.tested;
+        self.matched += b.matched;
+        self.missed += b.missed;
+        self.ignored += b.ignored;
+        self.pref_matched += b.pref_matched;
+    }
+}
+
+/// Files smaller than this are read by one thread.
+const PARALLEL_MIN_BYTES: u64 = 4 << 20;
+/// A chunk's run begins this many bytes before it (a warm-up, see
+/// `run_chunks`).
+const WARM_BYTES: u64 = 256 << 10;
+/// At most this many chunks.
+const PARALLEL_MAX: usize = 8;
+
+/// How many chunks a run reads in parallel, or `None` for one sequential
+/// run: only a counting run (the report: no `-o`, no `-v`) of a
+/// single-line filter over a large file, on a machine with several cores.
+/// `F2B_REGEX_THREADS=N` forces N chunks whatever the size (tests,
+/// benchmarks; 1 disables).
+fn chunk_count(o: &Opts, maxlines: usize, size: u64) -> Option<usize> {
+    if o.out.is_some() || o.verbose > 0 || maxlines > 1 {
+        return None;
+    }
+    let forced = std::env::var("F2B_REGEX_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let n = match forced {
+        Some(n) => n.min(PARALLEL_MAX),
+        None if size < PARALLEL_MIN_BYTES => return None,
+        None => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(PARALLEL_MAX),
+    };
+    (n > 1).then_some(n)
+}
+
+/// `n` chunks of the file, each ending after a newline (the last one at the
+/// end of the file): (start, length).
+fn split_chunks(path: &str, size: u64, n: usize) -> Result<Vec<(u64, u64)>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut starts = vec![0u64];
+    let mut buf = vec![0u8; 1 << 14];
+    for k in 1..n {
+        let from = (size * k as u64 / n as u64).max(*starts.last().unwrap_or(&0));
+        f.seek(SeekFrom::Start(from)).map_err(|e| e.to_string())?;
+        let mut pos = from;
+        let next = loop {
+            let got = f.read(&mut buf).map_err(|e| e.to_string())?;
+            if got == 0 {
+                break None;
+            }
+            if let Some(i) = memchr_nl(&buf[..got]) {
+                break Some(pos + i as u64 + 1);
+            }
+            pos += got as u64;
+        };
+        match next {
+            Some(s) if s < size && s > *starts.last().unwrap_or(&0) => starts.push(s),
+            _ => break,
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (i, &s) in starts.iter().enumerate() {
+        let e = starts.get(i + 1).copied().unwrap_or(size);
+        out.push((s, e - s));
+    }
+    Ok(out)
+}
+
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+impl FileLines {
+    /// The lines of `len` bytes of `path` from `start`.
+    fn open(path: &str, start: u64, len: u64, enc: Encoding) -> Result<FileLines, String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        if start > 0 {
+            f.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
+        }
+        Ok(FileLines {
+            rd: std::io::BufReader::with_capacity(1 << 16, f.take(len)),
+            buf: Vec::with_capacity(256),
+            text: String::new(),
+            enc,
+        })
+    }
+}
+
+/// A counting run in chunks: the first chunk here on `flt`, the others
+/// each on its own thread with its own filter (`make`), speculatively
+/// ([`Filter::speculate`], after a warm-up on the lines just before the
+/// chunk). A chunk's result is taken when `flt`, having processed the
+/// lines before it, proves that it would have given the same answers
+/// ([`Filter::absorb`]); otherwise its lines are processed again here, in
+/// order. Either way the tally is the sequential run's.
+#[allow(clippy::too_many_arguments)]
+fn run_chunks(
+    flt: &mut Filter,
+    tally: &mut Tally,
+    mut first: Lines,
+    path: &str,
+    chunks: &[(u64, u64)],
+    enc: Encoding,
+    cx: &LineCx<'_>,
+    make: impl Fn() -> Result<Filter, String> + Sync,
+    w: &mut impl Write,
+) -> Result<(), String> {
+    let make = &make;
+    std::thread::scope(|sc| -> Result<(), String> {
+        let workers: Vec<_> = chunks
+            .windows(2)
+            .map(|w| {
+                let (prev, (start, len)) = (w[0].0, w[1]);
+                let spawned = std::thread::Builder::new()
+                    .name("f2b-regex-chunk".into())
+                    .spawn_scoped(sc, move || -> Result<(Filter, Tally), String> {
+                        let mut f = make()?;
+                        // warm-up: the lines just before the chunk, so that
+                        // the state they leave is likely the one the run
+                        // before the chunk leaves (the mlfid cache: its
+                        // entries are the last lines')
+                        let from = start.saturating_sub(WARM_BYTES).max(prev);
+                        let mut warm = FileLines::open(path, from, start - from, enc)?;
+                        if from > prev {
+                            // the rest of a line that began before
+                            warm.next();
+                        }
+                        let mut t = Tally::new(&f);
+                        let mut sink = std::io::sink();
+                        while let Some(l) = warm.next() {
+                            t.line(&mut f, Item::Text(l), cx, &mut sink)?;
+                        }
+                        f.speculate();
+                        let mut t = Tally::new(&f);
+                        let mut lines = FileLines::open(path, start, len, enc)?;
+                        while let Some(l) = lines.next() {
+                            t.line(&mut f, Item::Text(l), cx, &mut sink)?;
+                        }
+                        Ok((f, t))
+                    });
+                (start, len, spawned)
+            })
+            .collect();
+        while let Some(item) = first.next() {
+            tally.line(flt, item, cx, w)?;
+        }
+        for (start, len, spawned) in workers {
+            let done = spawned.ok().and_then(|h| h.join().ok());
+            let rest = match done {
+                Some(Ok((f, t))) => flt.absorb(f).then_some(t),
+                _ => None,
+            };
+            if std::env::var_os("F2B_REGEX_TRACE").is_some() {
+                eprintln!(
+                    "chunk at {start}: {}",
+                    if rest.is_some() { "absorbed" } else { "again" }
+                );
+            }
+            match rest {
+                Some(t) => tally.append(t, cx),
+                None => {
+                    let mut lines = FileLines::open(path, start, len, enc)?;
+                    while let Some(l) = lines.next() {
+                        tally.line(flt, Item::Text(l), cx, w)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Runs the tool with its arguments (program name excluded); returns the exit code.
 pub fn main(args: &[String]) -> i32 {
     let o = match parse_args(args) {
@@ -727,27 +1109,26 @@ fn run(o: &Opts) -> Result<i32, String> {
             flt.datepattern().1
         ));
     }
-    flt.check_find_time = false;
-    flt.return_raw_host = o.raw;
-    flt.check_all_regex = o.check_all && o.out.is_none();
-    flt.ignore_pending = o.out.is_some();
-    let report_lines = if o.maxlines > 0 { o.maxlines } else { 20 };
+    configure(&mut flt, o);
 
     // input
     let is_file = Path::new(log).is_file();
+    // a parallel run's chunks (start, length), and the file's encoding
+    let mut chunks: Option<Vec<(u64, u64)>> = None;
+    let mut file_enc = None;
     let journal = !is_file && regex_journal::is_journal(log);
     let mut lines = if is_file {
         let enc_name = o.encoding.clone().unwrap_or_else(|| "UTF-8".to_string());
         let enc = Encoding::lookup(&enc_name)?;
         header.push(format!("Use         log file : {log}"));
         header.push(format!("Use         encoding : {enc_name}"));
-        let f = std::fs::File::open(log).map_err(|e| e.to_string())?;
-        Lines::File(FileLines {
-            rd: std::io::BufReader::with_capacity(1 << 16, f),
-            buf: Vec::with_capacity(256),
-            text: String::new(),
-            enc,
-        })
+        let size = std::fs::metadata(log).map_err(|e| e.to_string())?.len();
+        chunks = chunk_count(o, flt.maxlines(), size)
+            .map(|n| split_chunks(log, size, n))
+            .transpose()?;
+        let end = chunks.as_ref().map_or(u64::MAX, |c| c[0].1);
+        file_enc = Some(enc);
+        Lines::File(FileLines::open(log, 0, end, enc)?)
     } else if journal {
         let words =
             regex_journal::match_words(o.journalmatch.as_deref(), &journalmatch_from_filter)?;
@@ -784,136 +1165,50 @@ fn run(o: &Opts) -> Result<i32, String> {
         let _ = writeln!(w);
     }
 
-    let mut fail_stats: Vec<RegexStat> = flt
-        .failregex()
-        .into_iter()
-        .map(|r| RegexStat {
-            regex: r,
-            hits: 0,
-            ips: Vec::new(),
-        })
-        .collect();
-    let mut ign_stats: Vec<RegexStat> = flt
-        .ignoreregex()
-        .into_iter()
-        .map(|r| RegexStat {
-            regex: r,
-            hits: 0,
-            ips: Vec::new(),
-        })
-        .collect();
-    let (mut tested, mut matched, mut missed, mut ignored) = (0u64, 0u64, 0u64, 0u64);
-    let (mut matched_lines, mut missed_lines, mut ignored_lines) =
-        (Vec::new(), Vec::new(), Vec::new());
-    let mut pref_matched = 0u64;
-    let mut pref_groups: Vec<String> = Vec::new();
-    flt.keep_pref_groups = o.verbose > 0;
+    let report_lines = if o.maxlines > 0 { o.maxlines } else { 20 };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let t0 = std::time::Instant::now();
     let multi = flt.maxlines() > 1;
-    while let Some(item) = lines.next() {
-        // journal entries come with their time and are never skipped
-        let (line, timed) = match item {
-            Item::Text(s) => (s.trim_end_matches(['\r', '\n']), None),
-            Item::Timed { line, tuple, time } => (line, Some((tuple, time))),
-        };
-        if timed.is_none() && (line.starts_with('#') || line.is_empty()) {
-            continue;
+    let mut tally = Tally::new(&flt);
+    let cx = LineCx {
+        o,
+        now,
+        report_lines,
+        multi,
+    };
+    match (&chunks, file_enc) {
+        (Some(chunks), Some(enc)) => {
+            let make = || -> Result<Filter, String> {
+                let mut f = Filter::new(spec.clone()).map_err(|e| e.to_string())?;
+                configure(&mut f, o);
+                Ok(f)
+            };
+            run_chunks(
+                &mut flt, &mut tally, lines, log, chunks, enc, &cx, make, &mut w,
+            )?
         }
-        let org_buf: Vec<TupleLine> = if multi { flt.line_buffer() } else { Vec::new() };
-        let full = org_buf.len() >= flt.maxlines();
-        let found = match timed {
-            Some((tuple, time)) => flt.process_line_with_time(tuple, time, now),
-            None => flt.process_line(line, now),
-        };
-        let mut ret = Vec::new();
-        let mut is_ignored = false;
-        for f in found {
-            if o.out.is_none() {
-                if let Some(st) = fail_stats.get_mut(f.regex_index) {
-                    st.hits += 1;
-                    if o.verbose > 0 {
-                        st.ips.push((
-                            f.id.as_ref()
-                                .map(|a| a.to_string())
-                                .unwrap_or_else(|| "None".into()),
-                            // a failure without a time is the ticket's "now"
-                            f.time.unwrap_or(now),
-                            // fail2ban-regex's flag: more than one earlier
-                            // failure (not NOFAIL) of this line
-                            ret.len() > 1,
-                        ));
-                    }
-                }
-            }
-            if !f.is_nofail() {
-                ret.push(f);
-            } else {
-                is_ignored = true;
+        _ => {
+            while let Some(item) = lines.next() {
+                tally.line(&mut flt, item, &cx, &mut w)?;
             }
         }
-        if let Some(i) = flt.last_ignored_by {
-            is_ignored = true;
-            if let Some(st) = ign_stats.get_mut(i) {
-                st.hits += 1;
-            }
-        }
-        if let Some(fmt) = &o.out {
-            if !ret.is_empty() && !is_ignored {
-                for f in &ret {
-                    out_failure(fmt, f, now, &mut w).map_err(|e| e.to_string())?;
-                }
-            }
-            continue;
-        }
-        if flt.prefregex_matched() {
-            pref_matched += 1;
-            // fail2ban-regex -v: the groups of the first lines
-            if o.verbose > 0 && pref_groups.len() <= report_lines {
-                if pref_groups.len() == report_lines {
-                    pref_groups.push("...".to_string());
-                } else if let Some(g) = flt.prefregex_groups() {
-                    pref_groups.push(dict_repr(g));
-                }
-            }
-        }
-        if multi {
-            let now_buf = flt.line_buffer();
-            for b in org_buf.iter().skip(full as usize) {
-                if !now_buf.contains(b) {
-                    let j = format!("{}{}{}", b.0, b.1, b.2);
-                    if let Some(p) = missed_lines.iter().position(|m| *m == j) {
-                        missed_lines.remove(p);
-                    }
-                    if o.print_all_matched {
-                        matched_lines.push(j);
-                    }
-                    matched += 1;
-                    missed = missed.saturating_sub(1);
-                }
-            }
-        }
-        if is_ignored {
-            ignored += 1;
-            if !o.print_no_ignored && (o.print_all_ignored || ignored <= report_lines as u64 + 1) {
-                ignored_lines.push(line.to_string());
-            }
-        } else if !ret.is_empty() {
-            matched += 1;
-            if o.print_all_matched {
-                matched_lines.push(line.to_string());
-            }
-        } else {
-            missed += 1;
-            if !o.print_no_missed && (o.print_all_missed || missed <= report_lines as u64 + 1) {
-                missed_lines.push(line.to_string());
-            }
-        }
-        tested += 1;
     }
+    let Tally {
+        fail_stats,
+        ign_stats,
+        tested,
+        matched,
+        missed,
+        ignored,
+        matched_lines,
+        missed_lines,
+        ignored_lines,
+        pref_matched,
+        pref_groups,
+    } = tally;
     let elapsed = t0.elapsed().as_secs_f64();
     if o.out.is_some() {
         w.flush().map_err(|e| e.to_string())?;

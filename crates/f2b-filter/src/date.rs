@@ -1843,6 +1843,21 @@ pub struct DateDetector {
     scratch: Scratch,
     /// False: the regex engine only (tests compare the two paths).
     fast: bool,
+    /// What a speculative run (see [`DateDetector::speculate`]) matched.
+    trace: Option<DateTrace>,
+}
+
+/// The templates a speculative detector chose: enough to prove that a
+/// detector in another state would have chosen the same ones.
+#[derive(Debug, Default)]
+struct DateTrace {
+    /// The template of the first matched line.
+    first: Option<Arc<Template>>,
+    /// Every matched line was matched by `first`, a template anchored at
+    /// the line (searched on the whole line whatever the state).
+    single: bool,
+    /// Matched lines.
+    count: u64,
 }
 
 impl Default for DateDetector {
@@ -1872,7 +1887,73 @@ impl DateDetector {
             default_tz: None,
             scratch: Scratch::default(),
             fast: true,
+            trace: None,
         }
+    }
+
+    /// Starts a speculative run on a fresh detector: the lines it sees
+    /// follow lines another detector sees (a later chunk of the same log),
+    /// and [`DateDetector::absorb`] decides afterwards whether its answers
+    /// are the ones that detector would have given.
+    pub(crate) fn speculate(&mut self) {
+        self.trace = Some(DateTrace {
+            single: true,
+            ..Default::default()
+        });
+    }
+
+    /// True if `b`, a speculative detector that saw the lines following
+    /// this detector's, gave on each of them the answer this detector
+    /// would have given.
+    ///
+    /// The argument: `b` matched every dated line with one template `T`
+    /// anchored at the line (`{^LN-BEG}`...), and found no template at all
+    /// on the other lines. If `T` is the template this detector tries first
+    /// (its last used one), `match_time` searches `T` on the whole line and
+    /// takes its match without looking at any other state (hits, order,
+    /// positions), and `T` stays the last used one (no reordering); a line
+    /// no template matches changes nothing. So this detector would have
+    /// matched the same lines with the same template and spans.
+    pub(crate) fn can_absorb(&self, b: &DateDetector) -> bool {
+        let Some(tr) = &b.trace else {
+            return false;
+        };
+        if !tr.single || self.templates.is_empty() || b.templates.is_empty() {
+            return false;
+        }
+        let Some(t) = &tr.first else {
+            // no line matched: nothing was chosen
+            return true;
+        };
+        let Some(d) = self.templates.get(self.last_idx) else {
+            return false;
+        };
+        d.t.name == t.name
+            && d.t.flags & (LINE_BEGIN | LINE_END) != 0
+            && b.templates
+                .get(b.last_idx)
+                .is_some_and(|e| e.t.name == t.name)
+    }
+
+    /// This detector's state after the lines `b` saw (see
+    /// [`DateDetector::can_absorb`], which must hold): the template's hits,
+    /// last use and distance, the last positions, as `match_time` would
+    /// have left them line by line.
+    pub(crate) fn absorb(&mut self, b: &DateDetector) {
+        let Some(tr) = &b.trace else { return };
+        if tr.count == 0 {
+            return;
+        }
+        let (i, e) = (self.last_idx, &b.templates[b.last_idx]);
+        let d = &mut self.templates[i];
+        d.hits += tr.count;
+        d.last_used = e.last_used;
+        d.distance = e.distance;
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.last_pos = b.last_pos;
+        self.last_end_pos = b.last_end_pos;
     }
 
     /// Builds a detector from a `datepattern` value (newline separated
@@ -2098,6 +2179,18 @@ impl DateDetector {
             char_at(line, distance),
         );
         self.last_end_pos = (endpos, char_before(line, endpos), char_at(line, endpos));
+        if let Some(tr) = &mut self.trace {
+            let t = &self.templates[i].t;
+            tr.count += 1;
+            match &tr.first {
+                None => tr.first = Some(t.clone()),
+                Some(f) if f.name == t.name => {}
+                Some(_) => tr.single = false,
+            }
+            if t.flags & (LINE_BEGIN | LINE_END) == 0 {
+                tr.single = false;
+            }
+        }
         if i != 0 && i != self.last_idx {
             i = self.reorder(i);
         }

@@ -1328,6 +1328,13 @@ impl PyRegex {
         self.budget_hits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Adds `n` abandoned searches (a speculative copy's, see
+    /// `Filter::absorb`).
+    pub(crate) fn add_budget_hits(&self, n: u64) {
+        self.budget_hits
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// `re.search`: first (leftmost) match with all group spans.
     pub fn search(&self, hay: &str) -> Option<Spans> {
         self.search_at(hay, 0, hay.len())

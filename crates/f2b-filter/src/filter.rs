@@ -559,10 +559,9 @@ fn glob_to_local_flags(re: &str) -> String {
     out
 }
 
-/// fail2ban's `Utils.Cache` (max count + max age, evicting expired/oldest).
 /// fail2ban's `Utils.Cache(maxCount=100, maxTime=300)`: insertion-ordered,
 /// FIFO eviction when full (expired entries are skipped while evicting).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct MlfidCache {
     seq: u64,
     // FxHash: at most 100 keys, so no flooding to defend against; hashed
@@ -613,6 +612,17 @@ impl MlfidCache {
         if let Some((s, _, _)) = self.map.remove(k) {
             self.order.remove(&s);
         }
+    }
+    /// The same entries (keys in the same order, same expiry, same values):
+    /// every later operation gives the same answers on both.
+    fn same(&self, o: &MlfidCache) -> bool {
+        self.map.len() == o.map.len()
+            && self.order.values().eq(o.order.values())
+            && self.map.iter().all(|(k, (_, exp, v))| {
+                o.map
+                    .get(k)
+                    .is_some_and(|(_, exp2, v2)| exp == exp2 && v == v2)
+            })
     }
 }
 
@@ -689,6 +699,24 @@ pub struct Filter {
     /// Keep the prefregex's groups of each line (`fail2ban-regex -v`).
     pub keep_pref_groups: bool,
     last_pref_groups: Option<Fail>,
+    /// Set while speculating (see [`Filter::speculate`]).
+    spec: Option<Speculation>,
+}
+
+/// A speculative filter's state where its lines begin, and what it read
+/// of the state before them.
+#[derive(Debug, Default)]
+struct Speculation {
+    /// The mlfid cache where the lines begin.
+    mlfid: MlfidCache,
+    /// `last_date`, `last_date_int`, `last_time_text` there.
+    last: (Option<f64>, bool, String),
+    /// The filter has set `last_date` since.
+    dated: bool,
+    /// It read `last_date` before setting it.
+    undated_read: bool,
+    /// Each regex's abandoned searches where the lines begin.
+    budget_hits: Vec<u64>,
 }
 
 impl std::fmt::Debug for Filter {
@@ -736,6 +764,7 @@ impl Filter {
             last_pref_matched: false,
             keep_pref_groups: false,
             last_pref_groups: None,
+            spec: None,
         };
         if spec.maxlines > 1 {
             f.max_lines = spec.maxlines;
@@ -943,12 +972,15 @@ impl Filter {
 
     /// Number of searches abandoned for exceeding the backtracking budget.
     pub fn budget_hits(&self) -> u64 {
+        self.regexes().map(|r| r.re.budget_hits()).sum()
+    }
+
+    /// Every regex: failregexes, ignoreregexes, the prefregex.
+    fn regexes(&self) -> impl Iterator<Item = &FRegex> {
         self.fail
             .iter()
             .chain(self.ignore.iter())
             .chain(self.pref.iter())
-            .map(|r| r.re.budget_hits())
-            .sum()
     }
 
     fn ctx(&self, now: f64) -> TimeCtx {
@@ -957,6 +989,100 @@ impl Filter {
             local: self.local.clone(),
             default_tz: self.date_detector.default_tz,
         }
+    }
+
+    /// fail2ban's test for a dateless line: the last date is less than a
+    /// minute old.
+    fn recent_date(&mut self, now: f64) -> bool {
+        if let Some(sp) = &mut self.spec {
+            sp.undated_read |= !sp.dated;
+        }
+        self.last_date.is_some_and(|d| d > now - 60.0)
+    }
+
+    fn dated(&mut self) {
+        if let Some(sp) = &mut self.spec {
+            sp.dated = true;
+        }
+    }
+
+    /// Starts a speculative run: this filter (configured as another one)
+    /// is given lines that follow the lines the other filter is given (a
+    /// later chunk of the same log) before the other has processed its own.
+    /// From here on it records what its answers depend on; lines it was
+    /// given before (a warm-up: the lines just before the chunk) make it
+    /// likely that its state here is the other's state after its lines.
+    /// [`Filter::absorb`] then tells whether its answers are exactly the
+    /// ones the other filter would have given.
+    ///
+    /// Single-line filters only (`maxlines` 1: no line buffer crosses
+    /// lines); absorbing a multi-line one always fails.
+    pub fn speculate(&mut self) {
+        self.spec = Some(Speculation {
+            mlfid: self.mlfid.clone(),
+            last: (
+                self.last_date,
+                self.last_date_int,
+                self.last_time_text.clone(),
+            ),
+            dated: false,
+            undated_read: false,
+            budget_hits: self.regexes().map(|r| r.re.budget_hits()).collect(),
+        });
+        // the warm-up's are the other filter's
+        self.warnings.clear();
+        self.date_detector.speculate();
+    }
+
+    /// After this filter processed its lines and `b` (see
+    /// [`Filter::speculate`]) the lines that follow them: if every answer of
+    /// `b` is provably the one this filter would have given on those lines,
+    /// takes over the state `b` leaves (this filter is then as if it had
+    /// processed them) and returns true; otherwise changes nothing and
+    /// returns false (the caller processes `b`'s lines here again).
+    ///
+    /// What crosses lines in a single-line filter and how it is checked:
+    /// the date detector ([`DateDetector::can_absorb`]); the mlfid cache,
+    /// which must be the same as `b`'s where `b`'s lines begin (same
+    /// entries, order and values: then every later operation gives the same
+    /// answer); the last date, which a dateless line reads before `b`'s
+    /// first date: then it must be the same as `b`'s there. Everything else
+    /// is per line; the regexes are stateless.
+    pub fn absorb(&mut self, mut b: Filter) -> bool {
+        let Some(sp) = b.spec.take() else {
+            return false;
+        };
+        if self.max_lines > 1 || b.max_lines > 1 || self.spec.is_some() {
+            return false;
+        }
+        let same_last = || {
+            sp.last.0 == self.last_date
+                && sp.last.1 == self.last_date_int
+                && sp.last.2 == self.last_time_text
+        };
+        if sp.undated_read && !same_last() {
+            return false;
+        }
+        if !self.date_detector.can_absorb(&b.date_detector) || !self.mlfid.same(&sp.mlfid) {
+            return false;
+        }
+        self.date_detector.absorb(&b.date_detector);
+        self.mlfid = std::mem::take(&mut b.mlfid);
+        if sp.dated {
+            self.last_date = b.last_date;
+            self.last_date_int = b.last_date_int;
+            self.last_time_text = std::mem::take(&mut b.last_time_text);
+        }
+        self.date_int = b.date_int;
+        self.line_buffer = std::mem::take(&mut b.line_buffer);
+        self.last_ignored_by = b.last_ignored_by;
+        self.last_pref_matched = b.last_pref_matched;
+        self.last_pref_groups = b.last_pref_groups.take();
+        self.warnings.append(&mut b.warnings);
+        for ((x, y), before) in self.regexes().zip(b.regexes()).zip(sp.budget_hits) {
+            x.re.add_budget_hits(y.re.budget_hits() - before);
+        }
+        true
     }
 
     /// `processLine(line)`: finds the date, then the failures, in one line.
@@ -983,6 +1109,7 @@ impl Filter {
                         self.last_time_text.push_str(m);
                         self.last_date = Some(t);
                         self.last_date_int = self.date_int;
+                        self.dated();
                     }
                     None => self
                         .warnings
@@ -990,7 +1117,7 @@ impl Filter {
                 }
                 d.tline
             }
-            Some(_) if self.last_date.is_some_and(|d| d > now - 60.0) => {
+            Some(_) if self.recent_date(now) => {
                 date = self.last_date;
                 self.date_int = self.last_date_int;
                 TLine::from_parts("", &self.last_time_text, line)
@@ -1003,7 +1130,7 @@ impl Filter {
         };
         if date.is_none() {
             no_date = true;
-            if self.last_date.is_some_and(|d| d > now - 60.0) {
+            if self.recent_date(now) {
                 tuple = TLine::from_parts("", &self.last_time_text, line);
                 date = self.last_date;
                 self.date_int = self.last_date_int;
@@ -1019,6 +1146,7 @@ impl Filter {
     pub fn process_line_with_time(&mut self, line: TupleLine, date: f64, now: f64) -> Vec<Failure> {
         self.last_time_text = line.1.clone();
         self.last_date = Some(date);
+        self.dated();
         self.date_int = false;
         self.last_date_int = false;
         let tuple = TLine::from_parts(&line.0, &line.1, &line.2);
@@ -1039,6 +1167,7 @@ impl Filter {
                     if delta.abs() > 60 {
                         date = Some(now);
                         self.last_date = date;
+                        self.dated();
                         self.date_int = false;
                         self.last_date_int = false;
                     }
@@ -1599,6 +1728,175 @@ mod tests {
             ..Default::default()
         });
         assert!(matches!(e, Err(FilterError::Regex { .. })), "{e:?}");
+    }
+
+    /// A small sshd-shaped filter: mlfid from the prefix, NOFAIL and
+    /// MLFFORGET helpers, a failure without a host (pending).
+    fn mlf_filter(mlfid: bool) -> Filter {
+        let pref = if mlfid {
+            r"^<F-MLFID>\S+ d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$"
+        } else {
+            r"^\S+ d\[\d+\]: <F-CONTENT>.+</F-CONTENT>$"
+        };
+        let mut f = Filter::new(FilterSpec {
+            prefregex: Some(pref.into()),
+            failregex: [
+                r"^Failed \S+ for <F-USER>\S+</F-USER> from <HOST>",
+                r"^<F-NOFAIL>Connect from</F-NOFAIL> <HOST>",
+                r"^<F-MLFFORGET>Closed</F-MLFFORGET> by <HOST>",
+                r"^<F-NOFAIL><F-MLFFORGET>Bye</F-MLFFORGET></F-NOFAIL> from <HOST>",
+                r"^Pending user <F-USER>\S+</F-USER>$",
+            ]
+            .iter()
+            .filter(|r| mlfid || !r.starts_with("^Pending"))
+            .map(|s| s.to_string())
+            .collect(),
+            usedns: UseDns::No,
+            ..Default::default()
+        })
+        .unwrap();
+        f.check_find_time = false;
+        f.check_all_regex = true;
+        f.ignore_pending = false;
+        f.set_local_zone(TimeZone::UTC);
+        f
+    }
+
+    /// Log lines with `pids` distinct process ids (the mlfid), dates in
+    /// the styles `style` picks from (0 syslog, 1 ISO, 2 none).
+    fn mlf_log(n: usize, pids: u64, seed: u64, style: impl Fn(usize) -> usize) -> Vec<String> {
+        let mut x = seed;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        (0..n)
+            .map(|i| {
+                let pid = 1000 + next() % pids;
+                let ip = format!("192.0.2.{}", next() % 200);
+                let msg = match next() % 6 {
+                    0 => format!("Failed password for u{} from {ip} port 22", next() % 5),
+                    1 => format!("Connect from {ip}"),
+                    2 => format!("Closed by {ip}"),
+                    3 => format!("Bye from {ip}"),
+                    4 => format!("Pending user u{}", next() % 5),
+                    _ => "noise".to_string(),
+                };
+                let (m, s) = (i / 60 % 60, i % 60);
+                match style(i) {
+                    0 => format!("Jan  2 10:{m:02}:{s:02} h d[{pid}]: {msg}"),
+                    1 => format!("2026-01-02 10:{m:02}:{s:02} h d[{pid}]: {msg}"),
+                    _ => format!("h d[{pid}]: {msg}"),
+                }
+            })
+            .collect()
+    }
+
+    /// A filter that ran lines[..k] and absorbed a speculative filter that
+    /// ran lines[k..] is the filter that ran all lines: same answers on
+    /// every line, same date template hits, same answers afterwards (the
+    /// state it took over: mlfid cache, detector, last date).
+    #[test]
+    fn absorbed_speculation_is_the_sequential_run() {
+        // 2026-01-02 10:07:00 UTC: the dateless lines 400..420 follow dates
+        // less than a minute old
+        let now = 1_767_348_420.0;
+        let cases: Vec<(&str, Vec<String>, bool)> = vec![
+            ("syslog, many pids", mlf_log(900, 400, 1, |_| 0), true),
+            ("syslog, few pids", mlf_log(900, 60, 2, |_| 0), true),
+            ("syslog, cache churn", mlf_log(900, 150, 3, |_| 0), true),
+            (
+                "two date styles",
+                mlf_log(900, 150, 4, |i| usize::from(i % 97 == 5)),
+                true,
+            ),
+            (
+                "dateless lines",
+                mlf_log(900, 150, 5, |i| if i % 50 < 3 { 2 } else { 0 }),
+                true,
+            ),
+            (
+                "dateless start",
+                mlf_log(900, 150, 6, |i| {
+                    if i < 40 || (400..420).contains(&i) {
+                        2
+                    } else {
+                        0
+                    }
+                }),
+                true,
+            ),
+            // without mlfid: the last date decides (a chunk and its warm-up
+            // in 400..700 have none, the line before has a recent one)
+            (
+                "dateless, no mlfid",
+                mlf_log(900, 150, 7, |i| if (400..700).contains(&i) { 2 } else { 0 }),
+                false,
+            ),
+        ];
+        let mut absorbed = 0;
+        let mut refused = 0;
+        for (name, lines, mlfid) in &cases {
+            let mlf_filter = || mlf_filter(*mlfid);
+            let (body, tail) = lines.split_at(800);
+            let mut seq = mlf_filter();
+            let want: Vec<Vec<Failure>> = body.iter().map(|l| seq.process_line(l, now)).collect();
+            for k in (10..800).step_by(37).chain([1, 399, 400, 401, 660, 799]) {
+                let mut a = mlf_filter();
+                let mut got: Vec<Vec<Failure>> =
+                    body[..k].iter().map(|l| a.process_line(l, now)).collect();
+                let mut b = mlf_filter();
+                // a warm-up on the lines before the chunk (none for some)
+                let warm = if k % 2 == 0 { k.min(150) } else { 0 };
+                for l in &body[k - warm..k] {
+                    b.process_line(l, now);
+                }
+                b.speculate();
+                let rest: Vec<Vec<Failure>> =
+                    body[k..].iter().map(|l| b.process_line(l, now)).collect();
+                if !a.absorb(b) {
+                    refused += 1;
+                    continue;
+                }
+                absorbed += 1;
+                got.extend(rest);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(g, w, "{name}: split {k}, line {i}: {}", body[i]);
+                }
+                assert_eq!(
+                    a.date_detector().template_hits(),
+                    seq.date_detector().template_hits(),
+                    "{name}: split {k}"
+                );
+                let mut seq2 = mlf_filter();
+                for l in body {
+                    seq2.process_line(l, now);
+                }
+                for l in tail {
+                    assert_eq!(
+                        a.process_line(l, now),
+                        seq2.process_line(l, now),
+                        "{name}: split {k}, after: {l}"
+                    );
+                }
+                let keys = |f: &Filter| {
+                    f.mlfid
+                        .order
+                        .values()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(keys(&a), keys(&seq2), "{name}: split {k}");
+            }
+        }
+        eprintln!("absorbed {absorbed}, refused {refused}");
+        // both outcomes are exercised
+        assert!(
+            absorbed > 40 && refused > 5,
+            "absorbed {absorbed}, refused {refused}"
+        );
     }
 
     #[test]
