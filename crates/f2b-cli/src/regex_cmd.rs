@@ -653,6 +653,8 @@ fn configure(flt: &mut Filter, o: &Opts) {
     flt.check_all_regex = o.check_all && o.out.is_none();
     flt.ignore_pending = o.out.is_some();
     flt.keep_pref_groups = o.verbose > 0;
+    // the report counts failures: no ids, no matched lines (-v lists ids)
+    flt.lean = o.out.is_none() && o.verbose == 0;
 }
 
 /// What the per-line step reads besides the filter.

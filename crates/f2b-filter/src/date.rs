@@ -1845,6 +1845,17 @@ pub struct DateDetector {
     fast: bool,
     /// What a speculative run (see [`DateDetector::speculate`]) matched.
     trace: Option<DateTrace>,
+    /// The last syslog stamp converted: its fields, the context (the zone
+    /// held, so that its address stays its own) and the time.
+    memo: Option<(SyslogKey, Arc<TimeZone>, Option<f64>)>,
+}
+
+/// What the time of a canonical syslog stamp depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SyslogKey {
+    fields: [u8; 5],
+    now: u64,
+    default_tz: Option<i32>,
 }
 
 /// The templates a speculative detector chose: enough to prove that a
@@ -1888,6 +1899,7 @@ impl DateDetector {
             scratch: Scratch::default(),
             fast: true,
             trace: None,
+            memo: None,
         }
     }
 
@@ -2240,6 +2252,34 @@ impl DateDetector {
         self.templates
             .get(tm.template)
             .is_some_and(|t| t.t.groups_is_int(&tm.groups, ctx))
+    }
+
+    /// [`DateDetector::get_time`], remembering the last canonical syslog
+    /// stamp's time: the same stamp (month, day, hour, minute, second) in
+    /// the same context (now, zone, `logtimezone`) is the same time, and
+    /// consecutive log lines often share their second.
+    pub(crate) fn get_time_memo(
+        &mut self,
+        line: &str,
+        tm: &TimeMatch,
+        ctx: &TimeCtx,
+    ) -> Option<f64> {
+        let Groups::Syslog(_, st) = &tm.groups else {
+            return self.get_time(line, tm, ctx);
+        };
+        let key = SyslogKey {
+            fields: [st.month, st.day, st.hour, st.minute, st.second],
+            now: ctx.now.to_bits(),
+            default_tz: ctx.default_tz,
+        };
+        if let Some((k, tz, t)) = &self.memo {
+            if *k == key && Arc::ptr_eq(tz, &ctx.local) {
+                return *t;
+            }
+        }
+        let t = self.get_time(line, tm, ctx);
+        self.memo = Some((key, ctx.local.clone(), t));
+        t
     }
 
     /// `getTime(line, timeMatch)`.

@@ -696,11 +696,19 @@ pub struct Filter {
     /// Warnings produced while processing (drained by the caller).
     pub warnings: Vec<String>,
     last_pref_matched: bool,
+    /// Counting only: the caller reads of a failure its `regex_index` and
+    /// [`Failure::is_nofail`], nothing else. The matched lines are not kept
+    /// and the id of an address a regex found is not built (`id` is `None`;
+    /// a host name still resolves, to as many failures as addresses).
+    /// Which failures a line gives, and their `nofail`, are the same.
+    pub lean: bool,
     /// Keep the prefregex's groups of each line (`fail2ban-regex -v`).
     pub keep_pref_groups: bool,
     last_pref_groups: Option<Fail>,
     /// Set while speculating (see [`Filter::speculate`]).
     spec: Option<Speculation>,
+    /// Reused for building a line's shared text.
+    scratch: String,
 }
 
 /// A speculative filter's state where its lines begin, and what it read
@@ -763,8 +771,10 @@ impl Filter {
             warnings: Vec::new(),
             last_pref_matched: false,
             keep_pref_groups: false,
+            lean: false,
             last_pref_groups: None,
             spec: None,
+            scratch: String::new(),
         };
         if spec.maxlines > 1 {
             f.max_lines = spec.maxlines;
@@ -1089,7 +1099,7 @@ impl Filter {
     /// `now` is the current Unix time (fail2ban's `MyTime.time()`).
     pub fn process_line(&mut self, line: &str, now: f64) -> Vec<Failure> {
         let ctx = self.ctx(now);
-        let d = detect(&mut self.date_detector, &ctx, line);
+        let d = detect(&mut self.date_detector, &ctx, line, &mut self.scratch);
         self.process_detected(d, line, now)
     }
 
@@ -1280,7 +1290,9 @@ impl Filter {
             fail.remove("mlfgained");
             nf &= !(8 | 1);
         }
-        if nf & 1 == 0 {
+        if self.lean {
+            // no matched lines kept
+        } else if nf & 1 == 0 {
             let mut m = match fail.remove("nofail-matches") {
                 Some(V::Lines(l)) => Arc::unwrap_or_clone(l),
                 _ => Vec::new(),
@@ -1383,7 +1395,15 @@ impl Filter {
             let Some(spans) = self.fail[idx].search_gated(b, &mut ascii_first) else {
                 continue;
             };
-            let mut found = self.fail[idx].found(&spans, b, &org);
+            let mut found = if self.lean && self.max_lines <= 1 {
+                // one line: nothing unmatched; the matched one is not kept
+                Found {
+                    matched: Vec::new(),
+                    unmatched: Vec::new(),
+                }
+            } else {
+                self.fail[idx].found(&spans, b, &org)
+            };
             let mut fail = self.fail[idx].groups(b, &spans);
             if !self.ignore.is_empty() {
                 if let Some(i) = self.ignore_line(b, Some(&found)) {
@@ -1429,7 +1449,7 @@ impl Filter {
                 if truthy(&fail, "nofail") && !self.check_all_regex {
                     break;
                 }
-            } else {
+            } else if !self.lean {
                 // `fail["matches"] = fail.get("matches", []) + matched`
                 let mut m = match fail
                     .get_mut("matches")
@@ -1487,6 +1507,8 @@ impl Filter {
                     }
                     vec![None]
                 }
+                // one id, not built
+                Some(_) if raw && self.lean => vec![None],
                 Some(ip) if raw => {
                     let ipaddr = make_addr(&ip, cidr);
                     match &fid {
@@ -1594,18 +1616,18 @@ struct Detected {
 }
 
 /// Runs the date detector on `line`.
-fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str) -> Detected {
+fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str, scratch: &mut String) -> Detected {
     let Some(tm) = dd.match_time(line, ctx.now) else {
         return Detected {
             span: None,
             time: None,
             is_int: false,
-            tline: TLine::split(line, 0, 0),
+            tline: TLine::split_with(line, 0, 0, scratch),
         };
     };
     let (s, e) = tm.span.unwrap_or((0, 0));
     let (time, is_int) = if s < e {
-        (dd.get_time(line, &tm, ctx), dd.time_is_int(&tm, ctx))
+        (dd.get_time_memo(line, &tm, ctx), dd.time_is_int(&tm, ctx))
     } else {
         (None, false)
     };
@@ -1613,7 +1635,7 @@ fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str) -> Detected {
         span: Some((s, e)),
         time,
         is_int,
-        tline: TLine::split(line, s, e),
+        tline: TLine::split_with(line, s, e, scratch),
     }
 }
 
@@ -1897,6 +1919,25 @@ mod tests {
             absorbed > 40 && refused > 5,
             "absorbed {absorbed}, refused {refused}"
         );
+    }
+
+    /// A lean filter gives the same failures (regex, nofail) line by line.
+    #[test]
+    fn lean_counts_like_the_full_run() {
+        let now = 1_767_348_420.0;
+        for (seed, pids) in [(11, 40), (12, 400)] {
+            let lines = mlf_log(2000, pids, seed, |i| if i % 300 < 4 { 2 } else { 0 });
+            let (mut full, mut lean) = (mlf_filter(true), mlf_filter(true));
+            lean.lean = true;
+            for l in &lines {
+                let sum = |v: Vec<Failure>| -> Vec<(usize, bool)> {
+                    v.iter().map(|f| (f.regex_index, f.is_nofail())).collect()
+                };
+                let (a, b) = (full.process_line(l, now), lean.process_line(l, now));
+                assert!(b.iter().all(|f| f.id.is_none() && f.match_count() == 0));
+                assert_eq!(sum(a), sum(b), "{l}");
+            }
+        }
     }
 
     #[test]

@@ -118,12 +118,18 @@ impl TLine {
     /// `line` split around `line[d0..d1]` (one allocation). The buffer
     /// holds a newline after the line, so that the regexes' buffer of a line
     /// whose date starts it is a slice of it (see [`lines_buf`]).
+    #[cfg(test)]
     pub(crate) fn split(line: &str, d0: usize, d1: usize) -> TLine {
-        let mut b = String::with_capacity(line.len() + 1);
-        b.push_str(line);
-        b.push('\n');
+        Self::split_with(line, d0, d1, &mut String::new())
+    }
+    /// [`TLine::split`] with a scratch string (reused, the line is then
+    /// copied into its one allocation).
+    pub(crate) fn split_with(line: &str, d0: usize, d1: usize, scratch: &mut String) -> TLine {
+        scratch.clear();
+        scratch.push_str(line);
+        scratch.push('\n');
         TLine {
-            src: Txt::new(&b).slice(0, line.len()),
+            src: Txt::new(scratch).slice(0, line.len()),
             d0,
             d1,
         }
