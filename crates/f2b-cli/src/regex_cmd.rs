@@ -7,7 +7,7 @@
 
 use f2b_core::value::{repr_float, Value};
 use f2b_filter::{Failure, Filter, FilterSpec, TupleLine, UseDns};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 
 #[path = "regex_journal.rs"]
@@ -404,10 +404,15 @@ enum Lines {
     Items(Box<dyn Iterator<Item = Input>>, Option<Input>),
 }
 
-/// A file's lines, read into one reused buffer.
+/// A file's lines, read in blocks into one reused buffer; a line is used
+/// where it is in the block.
 struct FileLines {
-    rd: std::io::BufReader<std::io::Take<std::fs::File>>,
-    buf: Vec<u8>,
+    rd: std::io::Take<std::fs::File>,
+    /// `block[pos..filled]` is read and not yet handed out.
+    block: Vec<u8>,
+    pos: usize,
+    filled: usize,
+    eof: bool,
     /// A line decoded from another encoding or from invalid UTF-8.
     text: String,
     enc: Encoding,
@@ -415,21 +420,37 @@ struct FileLines {
 
 impl FileLines {
     fn next(&mut self) -> Option<&str> {
-        self.buf.clear();
-        match self.rd.read_until(b'\n', &mut self.buf) {
-            Ok(0) | Err(_) => None,
-            // fail2ban's FileContainer waits for the line end: a last line
-            // without newline is not (yet) processed
-            Ok(_) if !self.buf.ends_with(b"\n") => None,
-            Ok(_) => {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.block[self.pos..self.filled]) {
+                let (a, b) = (self.pos, self.pos + i + 1);
+                self.pos = b;
+                let line = &self.block[a..b];
                 // ASCII and valid UTF-8 (read as UTF-8) are used in place
-                if matches!(self.enc, Encoding::Utf8) || self.buf.is_ascii() {
-                    if let Ok(s) = std::str::from_utf8(&self.buf) {
+                if matches!(self.enc, Encoding::Utf8) || line.is_ascii() {
+                    if let Ok(s) = std::str::from_utf8(line) {
                         return Some(s);
                     }
                 }
-                self.text = self.enc.decode(self.buf.clone());
-                Some(&self.text)
+                self.text = self.enc.decode(line.to_vec());
+                return Some(&self.text);
+            }
+            // fail2ban's FileContainer waits for the line end: a last line
+            // without newline is not (yet) processed
+            if self.eof {
+                return None;
+            }
+            // the partial line to the front, room for more
+            self.block.copy_within(self.pos..self.filled, 0);
+            self.filled -= self.pos;
+            self.pos = 0;
+            if self.filled == self.block.len() {
+                self.block.resize(self.block.len() * 2, 0);
+            }
+            match std::io::Read::read(&mut self.rd, &mut self.block[self.filled..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => self.eof = true,
             }
         }
     }
@@ -907,7 +928,7 @@ fn split_chunks(path: &str, size: u64, n: usize) -> Result<Vec<(u64, u64)>, Stri
             if got == 0 {
                 break None;
             }
-            if let Some(i) = memchr_nl(&buf[..got]) {
+            if let Some(i) = memchr::memchr(b'\n', &buf[..got]) {
                 break Some(pos + i as u64 + 1);
             }
             pos += got as u64;
@@ -925,10 +946,6 @@ fn split_chunks(path: &str, size: u64, n: usize) -> Result<Vec<(u64, u64)>, Stri
     Ok(out)
 }
 
-fn memchr_nl(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
-}
-
 impl FileLines {
     /// The lines of `len` bytes of `path` from `start`.
     fn open(path: &str, start: u64, len: u64, enc: Encoding) -> Result<FileLines, String> {
@@ -938,8 +955,11 @@ impl FileLines {
             f.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
         }
         Ok(FileLines {
-            rd: std::io::BufReader::with_capacity(1 << 16, f.take(len)),
-            buf: Vec::with_capacity(256),
+            rd: f.take(len),
+            block: vec![0; 1 << 16],
+            pos: 0,
+            filled: 0,
+            eof: false,
             text: String::new(),
             enc,
         })
@@ -1379,6 +1399,34 @@ mod tests {
             "r\u{fffd}my \u{fffd}\u{fffd} \u{fffd}\n"
         );
         assert_eq!(e("utf8").decode("rémy\n".as_bytes().to_vec()), "rémy\n");
+    }
+
+    #[test]
+    fn file_lines_across_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let long = "x".repeat(200_000);
+        let mut want: Vec<String> = (0..5000).map(|i| format!("line {i}\n")).collect();
+        want.insert(2500, format!("{long}\n"));
+        want.push("caf\u{fffd} \u{e9}\n".into());
+        let mut bytes: Vec<u8> = want[..want.len() - 1].concat().into_bytes();
+        bytes.extend_from_slice(b"caf\xe9 \xc3\xa9\n");
+        bytes.extend_from_slice(b"no newline");
+        std::fs::write(&path, &bytes).unwrap();
+        let p = path.to_str().unwrap();
+        let mut fl = FileLines::open(p, 0, u64::MAX, Encoding::Utf8).unwrap();
+        let mut got = Vec::new();
+        while let Some(l) = fl.next() {
+            got.push(l.to_string());
+        }
+        assert_eq!(got, want);
+        // a range: from the third line, two lines
+        let start = (want[0].len() + want[1].len()) as u64;
+        let len = (want[2].len() + want[3].len()) as u64;
+        let mut fl = FileLines::open(p, start, len, Encoding::Utf8).unwrap();
+        assert_eq!(fl.next(), Some("line 2\n"));
+        assert_eq!(fl.next(), Some("line 3\n"));
+        assert_eq!(fl.next(), None);
     }
 
     #[test]

@@ -326,6 +326,8 @@ struct FRegex {
     skiplines: Vec<usize>,
     /// Group names by index, interned.
     names: Vec<Option<&'static str>>,
+    /// Index of the `content` group (a prefregex's `<F-CONTENT>`).
+    content: Option<usize>,
 }
 
 struct Found {
@@ -386,6 +388,7 @@ impl FRegex {
             .map(|n| n.as_deref().map(intern))
             .collect();
         Ok(FRegex {
+            content: re.group_index("content"),
             names,
             source: source.to_string(),
             re,
@@ -1354,7 +1357,10 @@ impl Filter {
                 return out;
             }
         }
-        let mut pre_groups = Fail::new();
+        // the prefregex's groups (without `content`), or its match to make
+        // them from when a failregex matches (most lines match none)
+        let mut pre_groups: Option<Fail> = Some(Fail::new());
+        let mut pre_match: Option<(Txt, Spans)> = None;
         if let Some(p) = &self.pref {
             let Some(b) = buf.as_ref() else {
                 return out;
@@ -1364,11 +1370,23 @@ impl Filter {
                 return out;
             };
             self.last_pref_matched = true;
-            pre_groups = p.groups(b, &spans);
-            if self.keep_pref_groups {
-                self.last_pref_groups = Some(pre_groups.clone());
-            }
-            let repl = pre_groups.remove("content");
+            let repl = if self.keep_pref_groups || !p.alt.is_empty() || !p.tuple.is_empty() {
+                let mut g = p.groups(b, &spans);
+                if self.keep_pref_groups {
+                    self.last_pref_groups = Some(g.clone());
+                }
+                let r = g.remove("content");
+                pre_groups = Some(g);
+                r
+            } else {
+                let r = p
+                    .content
+                    .and_then(|i| spans.get(i))
+                    .map(|(x, y)| V::S(b.slice(x, y)));
+                pre_groups = None;
+                pre_match = Some((b.clone(), spans));
+                r
+            };
             if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
                 let mut lines = std::mem::take(&mut self.spare_lines);
                 lines.push(TLine::content(r));
@@ -1429,6 +1447,14 @@ impl Filter {
                 buf = None;
             }
             // Python: `fail = pre.copy(); fail.update(groups)`
+            let pre_groups = pre_groups.get_or_insert_with(|| match (&pre_match, &self.pref) {
+                (Some((b, spans)), Some(p)) => {
+                    let mut g = p.groups(b, spans);
+                    g.remove("content");
+                    g
+                }
+                _ => Fail::new(),
+            });
             if !pre_groups.0.is_empty() {
                 let np = pre_groups.0.len();
                 let mut merged = Fail(Vec::with_capacity(np + fail.0.len() + 4));
