@@ -743,7 +743,7 @@ pub fn translate(pattern: &str) -> Result<Translation, DialectError> {
 }
 
 /// Group spans of one match: index 0 is the whole match.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Spans(pub Vec<Option<(usize, usize)>>);
 
 impl Spans {
@@ -877,12 +877,27 @@ impl Linear {
 
     /// Leftmost-first match from `pos` with all group spans.
     fn captures(&self, hay: &str, pos: usize) -> Option<Spans> {
+        let mut out = Spans(Vec::new());
+        self.captures_into(hay, pos, &mut out).then_some(out)
+    }
+
+    /// [`Linear::captures`] into `out` (its allocation reused).
+    fn captures_into(&self, hay: &str, pos: usize, out: &mut Spans) -> bool {
         if hay.is_ascii() {
-            if let Some(Ok(r)) = self.pcre().map(|p| p.captures(hay.as_bytes(), pos)) {
-                return r.map(Spans);
+            if let Some(Ok(r)) = self
+                .pcre()
+                .map(|p| p.captures_into(hay.as_bytes(), pos, &mut out.0))
+            {
+                return r;
             }
         }
-        self.captures_linear(hay, pos)
+        match self.captures_linear(hay, pos) {
+            Some(sp) => {
+                *out = sp;
+                true
+            }
+            None => false,
+        }
     }
 
     /// [`Linear::captures`] on the `regex` crate alone.
@@ -958,12 +973,12 @@ impl Tail {
         Some(Tail { head, group, plus })
     }
 
-    /// The whole pattern's match from `pos`: `Some(Some(spans))` found,
-    /// `Some(None)` proven absent, `None` undecided (use the whole pattern).
-    fn captures(&self, hay: &str, pos: usize) -> Option<Option<Spans>> {
-        let Some(mut sp) = self.head.captures(hay, pos) else {
-            return Some(None);
-        };
+    /// The whole pattern's match from `pos` into `sp`: `Some(true)` found,
+    /// `Some(false)` proven absent, `None` undecided (use the whole pattern).
+    fn captures_into(&self, hay: &str, pos: usize, sp: &mut Spans) -> Option<bool> {
+        if !self.head.captures_into(hay, pos, sp) {
+            return Some(false);
+        }
         let (s, e) = sp.whole();
         let end = memchr::memchr(b'\n', &hay.as_bytes()[e..]).map_or(hay.len(), |p| e + p);
         if self.plus && end == e {
@@ -972,7 +987,7 @@ impl Tail {
         sp.0[0] = Some((s, end));
         sp.0.truncate(self.group);
         sp.0.push(Some((e, end)));
-        Some(Some(sp))
+        Some(true)
     }
 }
 
@@ -1342,19 +1357,53 @@ impl PyRegex {
 
     /// `re.search(hay, pos, endpos)`.
     pub fn search_at(&self, hay: &str, pos: usize, endpos: usize) -> Option<Spans> {
+        let mut out = Spans(Vec::new());
+        self.search_at_into(hay, pos, endpos, &mut out)
+            .then_some(out)
+    }
+
+    /// [`PyRegex::search`] into `out` (its allocation reused): true if found.
+    pub(crate) fn search_into(&self, hay: &str, out: &mut Spans) -> bool {
+        self.search_at_into(hay, 0, hay.len(), out)
+    }
+
+    /// [`PyRegex::search_at`] into `out` (its allocation reused): true if
+    /// found.
+    pub(crate) fn search_at_into(
+        &self,
+        hay: &str,
+        pos: usize,
+        endpos: usize,
+        out: &mut Spans,
+    ) -> bool {
         let endpos = endpos.min(hay.len());
         if pos > endpos || !hay.is_char_boundary(pos) || !hay.is_char_boundary(endpos) {
-            return None;
+            return false;
         }
         let hay = &hay[..endpos];
         if !self.gate().may_match(hay.as_bytes(), pos) {
-            return None;
+            return false;
         }
         if let Some(t) = &self.tail {
-            if let Some(r) = t.captures(hay, pos) {
+            if let Some(r) = t.captures_into(hay, pos, out) {
                 return r;
             }
         }
+        let found = match &self.engine {
+            Engine::Linear(l) => return l.captures_into(hay, pos, out),
+            _ => self.search_backtrack(hay, pos),
+        };
+        match found {
+            Some(sp) => {
+                *out = sp;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The search of a backtracking pattern.
+    fn search_backtrack(&self, hay: &str, pos: usize) -> Option<Spans> {
         match &self.engine {
             Engine::Linear(l) => l.captures(hay, pos),
             Engine::Backtrack { re, pre, expanded } => {

@@ -405,7 +405,12 @@ impl FRegex {
     /// The search of the failregex loop: `ascii_first` caches, for `buf`,
     /// its first byte if `buf` is all ASCII (then the first-byte gates hold;
     /// `buf` is never empty: it ends with a newline).
-    fn search_gated(&self, buf: &str, ascii_first: &mut Option<Option<u8>>) -> Option<Spans> {
+    fn search_gated(
+        &self,
+        buf: &str,
+        ascii_first: &mut Option<Option<u8>>,
+        spans: &mut Spans,
+    ) -> bool {
         let first_byte = *ascii_first.get_or_insert_with(|| {
             buf.is_ascii()
                 .then(|| buf.as_bytes().first().copied())
@@ -415,10 +420,10 @@ impl FRegex {
         // failregexes are tried on every line with `checkAllRegex`)
         if let (Some(c), Some((first, _))) = (first_byte, self.re.first_byte_gate()) {
             if !first[usize::from(c)] {
-                return None;
+                return false;
             }
         }
-        self.re.search(buf)
+        self.re.search_into(buf, spans)
     }
 
     /// A match's lines: those it covers and the others (`org` is the
@@ -712,6 +717,9 @@ pub struct Filter {
     spec: Option<Speculation>,
     /// Reused for building a line's shared text.
     scratch: String,
+    /// Reused group spans of the prefregex and of the failregexes.
+    pref_spans: Spans,
+    fail_spans: Spans,
 }
 
 /// A speculative filter's state where its lines begin, and what it read
@@ -778,6 +786,8 @@ impl Filter {
             last_pref_groups: None,
             spec: None,
             scratch: String::new(),
+            pref_spans: Spans(Vec::new()),
+            fail_spans: Spans(Vec::new()),
         };
         if spec.maxlines > 1 {
             f.max_lines = spec.maxlines;
@@ -1366,9 +1376,11 @@ impl Filter {
                 return out;
             };
             // the prefregex only yields groups: no matched/unmatched split
-            let Some(spans) = p.re.search(b) else {
+            let mut spans = std::mem::take(&mut self.pref_spans);
+            if !p.re.search_into(b, &mut spans) {
+                self.pref_spans = spans;
                 return out;
-            };
+            }
             self.last_pref_matched = true;
             let repl = if self.keep_pref_groups || !p.alt.is_empty() || !p.tuple.is_empty() {
                 let mut g = p.groups(b, &spans);
@@ -1377,6 +1389,7 @@ impl Filter {
                 }
                 let r = g.remove("content");
                 pre_groups = Some(g);
+                self.pref_spans = spans;
                 r
             } else {
                 let r = p
@@ -1402,6 +1415,7 @@ impl Filter {
         // gates hold; `buf` is never empty: it ends with a newline), found
         // once per buffer
         let mut ascii_first: Option<Option<u8>> = None;
+        let mut spans = std::mem::take(&mut self.fail_spans);
         for idx in 0..self.fail.len() {
             let b = match &mut buf {
                 Some(b) => b,
@@ -1410,9 +1424,9 @@ impl Filter {
                     buf.insert(lines_buf(&self.line_buffer))
                 }
             };
-            let Some(spans) = self.fail[idx].search_gated(b, &mut ascii_first) else {
+            if !self.fail[idx].search_gated(b, &mut ascii_first, &mut spans) {
                 continue;
-            };
+            }
             let mut found = if self.lean && self.max_lines <= 1 {
                 // one line: nothing unmatched; the matched one is not kept
                 Found {
@@ -1572,9 +1586,13 @@ impl Filter {
                 break;
             }
         }
+        self.fail_spans = spans;
         let mut org = org;
         org.clear();
         self.spare_lines = org;
+        if let Some((_, sp)) = pre_match {
+            self.pref_spans = sp;
+        }
         out
     }
 

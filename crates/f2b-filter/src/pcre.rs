@@ -213,15 +213,28 @@ impl Pcre {
     }
 
     /// Leftmost-first match of `hay` from `pos` with every group span.
+    #[cfg(test)]
     pub(crate) fn captures(&self, hay: &[u8], pos: usize) -> Result<Option<GroupSpans>, GaveUp> {
+        let mut v = Vec::new();
+        Ok(self.captures_into(hay, pos, &mut v)?.then_some(v))
+    }
+
+    /// [`Pcre::captures`] into `out` (its allocation reused): true if found.
+    pub(crate) fn captures_into(
+        &self,
+        hay: &[u8],
+        pos: usize,
+        out: &mut GroupSpans,
+    ) -> Result<bool, GaveUp> {
         self.0.with(|re, l| match re.captures_read_at(l, hay, pos) {
             Ok(Some(_)) => {
+                out.clear();
                 // one spare slot: `Tail` appends its tail group
-                let mut v = Vec::with_capacity(l.len() + 1);
-                v.extend((0..l.len()).map(|i| l.get(i)));
-                Ok(Some(v))
+                out.reserve(l.len() + 1);
+                out.extend((0..l.len()).map(|i| l.get(i)));
+                Ok(true)
             }
-            Ok(None) => Ok(None),
+            Ok(None) => Ok(false),
             Err(_) => Err(GaveUp),
         })
     }
