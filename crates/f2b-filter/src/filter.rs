@@ -268,7 +268,8 @@ pub struct Failure {
     /// True if fail2ban would hold the time as a Python `int` (dates with an
     /// explicit zone, TAI64N); only matters for textual output.
     pub time_is_int: bool,
-    data: Fail,
+    /// Shared with the mlfid cache's entry (Python shares the dict).
+    data: Arc<Fail>,
 }
 
 impl Failure {
@@ -574,14 +575,16 @@ struct MlfidCache {
     seq: u64,
     // FxHash: at most 100 keys, so no flooding to defend against; hashed
     // once per matched line
-    map: HashMap<Txt, (u64, f64, Fail), rustc_hash::FxBuildHasher>,
+    // the value is shared with the failure made last of it (`None`: an
+    // empty dict)
+    map: HashMap<Txt, (u64, f64, Option<Arc<Fail>>), rustc_hash::FxBuildHasher>,
     order: BTreeMap<u64, Txt>,
 }
 
 impl MlfidCache {
     const MAX_COUNT: usize = 100;
     const MAX_TIME: f64 = 300.0;
-    fn get(&mut self, k: &str, now: f64) -> Option<&mut Fail> {
+    fn get(&mut self, k: &str, now: f64) -> Option<&mut Option<Arc<Fail>>> {
         let expired = self.map.get(k).is_some_and(|(_, t, _)| *t <= now);
         if expired {
             self.unset(k);
@@ -589,7 +592,7 @@ impl MlfidCache {
         }
         self.map.get_mut(k).map(|(_, _, f)| f)
     }
-    fn set(&mut self, k: Txt, v: Fail, now: f64) {
+    fn set(&mut self, k: Txt, v: Option<Arc<Fail>>, now: f64) {
         if self.map.len() >= Self::MAX_COUNT {
             while let Some((&s, _)) = self.order.iter().next() {
                 let Some(key) = self.order.remove(&s) else {
@@ -1248,7 +1251,13 @@ impl Filter {
         }
     }
 
-    fn merge_failure(&mut self, mlfid: &Txt, mut fail: Fail, found: &mut Found, now: f64) -> Fail {
+    fn merge_failure(
+        &mut self,
+        mlfid: &Txt,
+        mut fail: Fail,
+        found: &mut Found,
+        now: f64,
+    ) -> Arc<Fail> {
         let mut users: Option<Arc<BTreeSet<Txt>>> = None;
         let mut nf: u8 = 0;
         if truthy(&fail, "mlfgained") {
@@ -1265,7 +1274,10 @@ impl Filter {
         }
         // The entry is taken out (not cloned): every path below either
         // unsets it or overwrites it with the merged failure (final sync).
-        let cached = self.mlfid.get(mlfid, now).map(std::mem::take);
+        let cached = self
+            .mlfid
+            .get(mlfid, now)
+            .map(|c| c.take().map(Arc::unwrap_or_clone).unwrap_or_default());
         if let Some(mut grp) = cached {
             users = Self::update_users(&mut grp, get_txt(&fail, "user"));
             if grp.remove("nofail").is_some_and(|v| v.truthy()) {
@@ -1295,7 +1307,7 @@ impl Filter {
             users = Self::update_users(&mut fail, u);
             // creates the entry (its FIFO position); the value is written by
             // the final sync below
-            self.mlfid.set(mlfid.clone(), Fail::new(), now);
+            self.mlfid.set(mlfid.clone(), None, now);
         }
         let pending = fail.remove("mlfpending").is_some_and(|v| v.truthy());
         if pending || users.as_ref().is_some_and(|u| u.len() > 1) {
@@ -1326,10 +1338,12 @@ impl Filter {
             m.append(&mut found.matched);
             fail.insert("nofail-matches", V::Lines(Arc::new(m)));
         }
-        // keep the cache entry in sync (Python shares the dict object)
+        // keep the cache entry in sync (Python shares the dict object;
+        // here the two share it until one is changed)
+        let fail = Arc::new(fail);
         if nf & 2 == 0 {
             if let Some(c) = self.mlfid.get(mlfid, now) {
-                *c = fail.clone();
+                *c = Some(fail.clone());
             }
         }
         fail
@@ -1484,23 +1498,27 @@ impl Filter {
                 fail = merged;
             }
             let mlfid = get_txt(&fail, "mlfid");
-            if let Some(m) = &mlfid {
-                fail = self.merge_failure(m, fail, &mut found, now);
+            let mut fail = if let Some(m) = &mlfid {
+                let fail = self.merge_failure(m, fail, &mut found, now);
                 if truthy(&fail, "nofail") && !self.check_all_regex {
                     break;
                 }
-            } else if !self.lean {
-                // `fail["matches"] = fail.get("matches", []) + matched`
-                let mut m = match fail
-                    .get_mut("matches")
-                    .map(|v| std::mem::replace(v, V::Null))
-                {
-                    Some(V::Lines(l)) => Arc::unwrap_or_clone(l),
-                    _ => Vec::new(),
-                };
-                m.append(&mut found.matched);
-                fail.insert("matches", V::Lines(Arc::new(m)));
-            }
+                fail
+            } else {
+                if !self.lean {
+                    // `fail["matches"] = fail.get("matches", []) + matched`
+                    let mut m = match fail
+                        .get_mut("matches")
+                        .map(|v| std::mem::replace(v, V::Null))
+                    {
+                        Some(V::Lines(l)) => Arc::unwrap_or_clone(l),
+                        _ => Vec::new(),
+                    };
+                    m.append(&mut found.matched);
+                    fail.insert("matches", V::Lines(Arc::new(m)));
+                }
+                Arc::new(fail)
+            };
             let mut fid = get_txt(&fail, "fid");
             let mut raw = raw_mode;
             // cidr: None = unspec; Some(-4/-10) = family restricted; Some(n) = prefix
@@ -1536,10 +1554,11 @@ impl Filter {
             let defcidr_raw = raw_mode;
             let fids: Vec<Option<Addr>> = match ip {
                 None => {
-                    fail.insert("mlfpending", V::Int(1));
+                    Arc::make_mut(&mut fail).insert("mlfpending", V::Int(1));
                     if let Some(m) = &mlfid {
                         if let Some(c) = self.mlfid.get(m, now) {
-                            c.insert("mlfpending", V::Int(1));
+                            Arc::make_mut(c.get_or_insert_with(Default::default))
+                                .insert("mlfpending", V::Int(1));
                         }
                     }
                     if !self.check_all_regex && self.ignore_pending {
@@ -1553,7 +1572,7 @@ impl Filter {
                     let ipaddr = make_addr(&ip, cidr);
                     match &fid {
                         Some(f) if *f != ip => {
-                            fail.insert("ip", V::Addr(ipaddr));
+                            Arc::make_mut(&mut fail).insert("ip", V::Addr(ipaddr));
                             vec![Some(if defcidr_raw {
                                 Addr::raw(f.to_string())
                             } else {
