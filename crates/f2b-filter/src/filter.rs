@@ -1450,7 +1450,6 @@ impl Filter {
             } else {
                 self.fail[idx].found(&spans, b, &org)
             };
-            let mut fail = self.fail[idx].groups(b, &spans);
             if !self.ignore.is_empty() {
                 if let Some(i) = self.ignore_line(b, Some(&found)) {
                     self.last_ignored_by = Some(i);
@@ -1470,10 +1469,6 @@ impl Filter {
                     continue;
                 }
             }
-            if !self.check_all_regex || self.max_lines > 1 {
-                self.line_buffer = std::mem::take(&mut found.unmatched);
-                buf = None;
-            }
             // Python: `fail = pre.copy(); fail.update(groups)`
             let pre_groups = pre_groups.get_or_insert_with(|| match (&pre_match, &self.pref) {
                 (Some((b, spans)), Some(p)) => {
@@ -1483,19 +1478,43 @@ impl Filter {
                 }
                 _ => Fail::new(),
             });
-            if !pre_groups.0.is_empty() {
+            let fr = &self.fail[idx];
+            let mut fail = if pre_groups.0.is_empty() {
+                fr.groups(b, &spans)
+            } else if fr.alt.is_empty() && fr.tuple.is_empty() {
+                // the failregex's groups straight into the copy (its
+                // keys are distinct: only the prefregex's can be met again)
+                let np = pre_groups.0.len();
+                let mut merged = Fail(Vec::with_capacity(np + fr.names.len() + 4));
+                merged.0.extend(pre_groups.0.iter().cloned());
+                for (i, n) in fr.names.iter().enumerate() {
+                    let Some(n) = *n else { continue };
+                    let v = spans
+                        .get(i)
+                        .map(|(x, y)| V::S(b.slice(x, y)))
+                        .unwrap_or(V::Null);
+                    match merged.0[..np].iter().position(|(k, _)| *k == n) {
+                        Some(i) => merged.0[i].1 = v,
+                        None => merged.0.push((n, v)),
+                    }
+                }
+                merged
+            } else {
+                let fail = fr.groups(b, &spans);
                 let np = pre_groups.0.len();
                 let mut merged = Fail(Vec::with_capacity(np + fail.0.len() + 4));
                 merged.0.extend(pre_groups.0.iter().cloned());
-                // the failregex's keys are distinct: only the prefregex's
-                // can be met again
                 for (k, v) in fail {
                     match merged.0[..np].iter().position(|(n, _)| *n == k) {
                         Some(i) => merged.0[i].1 = v,
                         None => merged.0.push((k, v)),
                     }
                 }
-                fail = merged;
+                merged
+            };
+            if !self.check_all_regex || self.max_lines > 1 {
+                self.line_buffer = std::mem::take(&mut found.unmatched);
+                buf = None;
             }
             let mlfid = get_txt(&fail, "mlfid");
             let mut fail = if let Some(m) = &mlfid {
@@ -1552,7 +1571,8 @@ impl Filter {
                 }
             }
             let defcidr_raw = raw_mode;
-            let fids: Vec<Option<Addr>> = match ip {
+            // one id (`Ok`), or a host name's addresses
+            let ids: Result<Option<Addr>, Vec<Addr>> = match ip {
                 None => {
                     Arc::make_mut(&mut fail).insert("mlfpending", V::Int(1));
                     if let Some(m) = &mlfid {
@@ -1564,42 +1584,42 @@ impl Filter {
                     if !self.check_all_regex && self.ignore_pending {
                         break;
                     }
-                    vec![None]
+                    Ok(None)
                 }
                 // one id, not built
-                Some(_) if raw && self.lean => vec![None],
+                Some(_) if raw && self.lean => Ok(None),
                 Some(ip) if raw => {
                     let ipaddr = make_addr(&ip, cidr);
                     match &fid {
                         Some(f) if *f != ip => {
                             Arc::make_mut(&mut fail).insert("ip", V::Addr(ipaddr));
-                            vec![Some(if defcidr_raw {
+                            Ok(Some(if defcidr_raw {
                                 Addr::raw(f.to_string())
                             } else {
                                 make_addr(f, None)
-                            })]
+                            }))
                         }
-                        _ => vec![Some(ipaddr)],
+                        _ => Ok(Some(ipaddr)),
                     }
                 }
-                Some(ip) => self.text_to_ip(&ip).into_iter().map(Some).collect(),
+                Some(ip) => Err(self.text_to_ip(&ip)),
             };
             // one failure per id; they share the fields (reference counts)
-            let n_ids = fids.len();
-            let mut fail = Some(fail);
-            for (n, id) in fids.into_iter().enumerate() {
-                let data = if n + 1 == n_ids {
-                    fail.take().unwrap_or_default()
-                } else {
-                    fail.clone().unwrap_or_default()
-                };
-                out.push(Failure {
-                    regex_index: idx,
-                    id,
-                    time: date,
-                    time_is_int: self.date_int && date.is_some(),
-                    data,
-                });
+            let time_is_int = self.date_int && date.is_some();
+            let failure = |id, data| Failure {
+                regex_index: idx,
+                id,
+                time: date,
+                time_is_int,
+                data,
+            };
+            match ids {
+                Ok(id) => out.push(failure(id, fail)),
+                Err(addrs) => {
+                    for a in addrs {
+                        out.push(failure(Some(a), fail.clone()));
+                    }
+                }
             }
             if !self.check_all_regex {
                 break;
