@@ -578,7 +578,10 @@ struct MlfidCache {
     // the value is shared with the failure made last of it (`None`: an
     // empty dict)
     map: HashMap<Txt, (u64, f64, Option<Arc<Fail>>), rustc_hash::FxBuildHasher>,
-    order: BTreeMap<u64, Txt>,
+    /// Insertion order: (sequence number, key); an entry whose key is gone
+    /// from `map` or has another number there is stale (left by `unset`,
+    /// skipped, dropped when they pile up).
+    order: std::collections::VecDeque<(u64, Txt)>,
 }
 
 impl MlfidCache {
@@ -594,11 +597,11 @@ impl MlfidCache {
     }
     fn set(&mut self, k: Txt, v: Option<Arc<Fail>>, now: f64) {
         if self.map.len() >= Self::MAX_COUNT {
-            while let Some((&s, _)) = self.order.iter().next() {
-                let Some(key) = self.order.remove(&s) else {
-                    break;
-                };
-                let Some((_, exp, _)) = self.map.remove(&key) else {
+            while let Some((s, key)) = self.order.pop_front() {
+                if self.map.get(&*key).is_none_or(|e| e.0 != s) {
+                    continue;
+                }
+                let Some((_, exp, _)) = self.map.remove(&*key) else {
                     continue;
                 };
                 if exp > now && self.map.len() < Self::MAX_COUNT {
@@ -614,21 +617,30 @@ impl MlfidCache {
             }
             None => {
                 self.seq += 1;
-                self.order.insert(self.seq, k.clone());
+                self.order.push_back((self.seq, k.clone()));
                 self.map.insert(k, (self.seq, now + Self::MAX_TIME, v));
             }
         }
     }
     fn unset(&mut self, k: &str) {
-        if let Some((s, _, _)) = self.map.remove(k) {
-            self.order.remove(&s);
+        if self.map.remove(k).is_some() && self.order.len() > 4 * Self::MAX_COUNT {
+            let map = &self.map;
+            self.order
+                .retain(|(s, k)| map.get(&**k).is_some_and(|e| e.0 == *s));
         }
+    }
+    /// The keys in insertion order.
+    fn keys(&self) -> impl Iterator<Item = &Txt> {
+        self.order
+            .iter()
+            .filter(|(s, k)| self.map.get(&**k).is_some_and(|e| e.0 == *s))
+            .map(|(_, k)| k)
     }
     /// The same entries (keys in the same order, same expiry, same values):
     /// every later operation gives the same answers on both.
     fn same(&self, o: &MlfidCache) -> bool {
         self.map.len() == o.map.len()
-            && self.order.values().eq(o.order.values())
+            && self.keys().eq(o.keys())
             && self.map.iter().all(|(k, (_, exp, v))| {
                 o.map
                     .get(k)
@@ -1986,13 +1998,7 @@ mod tests {
                         "{name}: split {k}, after: {l}"
                     );
                 }
-                let keys = |f: &Filter| {
-                    f.mlfid
-                        .order
-                        .values()
-                        .map(|k| k.to_string())
-                        .collect::<Vec<_>>()
-                };
+                let keys = |f: &Filter| f.mlfid.keys().map(|k| k.to_string()).collect::<Vec<_>>();
                 assert_eq!(keys(&a), keys(&seq2), "{name}: split {k}");
             }
         }
@@ -2002,6 +2008,63 @@ mod tests {
             absorbed > 40 && refused > 5,
             "absorbed {absorbed}, refused {refused}"
         );
+    }
+
+    /// The mlfid cache against a plain ordered list (fail2ban's `Cache`:
+    /// insertion order kept on update, oldest out first when full, even for
+    /// a key already there; expired entries dropped when read).
+    #[test]
+    fn mlfid_cache_is_a_fifo_with_expiry() {
+        let mut c = MlfidCache::default();
+        // (key, expiry) in insertion order
+        let mut r: Vec<(String, f64)> = Vec::new();
+        let mut x: u64 = 3;
+        for step in 0..20_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let k = format!("k{}", (x >> 33) % 180);
+            let now = (step / 50) as f64;
+            match (x >> 20) % 4 {
+                0 => {
+                    c.unset(&k);
+                    r.retain(|(n, _)| *n != k);
+                }
+                1 => {
+                    let hit = c.get(&k, now).is_some();
+                    let want = match r.iter().position(|(n, _)| *n == k) {
+                        Some(i) if r[i].1 <= now => {
+                            r.remove(i);
+                            false
+                        }
+                        Some(_) => true,
+                        None => false,
+                    };
+                    assert_eq!(hit, want, "step {step}");
+                }
+                _ => {
+                    c.set(Txt::new(&k), None, now);
+                    // full: the oldest go first, even when `k` is there
+                    if r.len() >= 100 {
+                        while !r.is_empty() {
+                            let (_, exp) = r.remove(0);
+                            if exp > now && r.len() < 100 {
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(i) = r.iter().position(|(n, _)| *n == k) {
+                        r[i].1 = now + 300.0;
+                    } else {
+                        r.push((k.clone(), now + 300.0));
+                    }
+                }
+            }
+            let keys: Vec<&str> = c.keys().map(|t| &**t).collect();
+            let want: Vec<&str> = r.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(keys, want, "step {step}");
+            assert!(c.order.len() <= 4 * MlfidCache::MAX_COUNT + 1);
+        }
     }
 
     /// A lean filter gives the same failures (regex, nofail) line by line.
