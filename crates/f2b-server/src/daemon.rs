@@ -367,7 +367,7 @@ async fn serve(
     sd_notify("READY=1");
     // Reading the configuration and compiling the filters leave freed memory behind;
     // returned off the serving path (the socket answers meanwhile).
-    drop(tokio::task::spawn_blocking(trim_heap));
+    drop(tokio::task::spawn_blocking(crate::memtrim::trim_memory));
 
     // Signals.
     let srv_sig = server.clone();

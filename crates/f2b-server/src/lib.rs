@@ -7,6 +7,7 @@ pub mod control;
 pub mod daemon;
 pub mod jail;
 pub mod log;
+pub mod memtrim;
 pub mod runtime;
 pub mod server;
 pub mod transmitter;

@@ -473,10 +473,15 @@ impl RuntimeEnv {
         // The positions last handed to the database, per (jail, file): a read commits only
         // the positions that moved, not every followed file of every jail.
         let mut saved: HashMap<(SubscriberId, std::path::PathBuf), Checkpoint> = HashMap::new();
-        // After a burst, once the reader is quiet, the heap's free pages go back to the
-        // system: first after half a second (the reader's buffers), then twice more two
-        // seconds apart (what the ban actions of the storm freed meanwhile).
-        let mut trim_after: Option<(std::time::Instant, u8)> = None;
+        // After a burst, once the reader is quiet, memory goes back to the system
+        // (`memtrim`: the heap's free pages, the clean file pages of code run once):
+        // first after half a second (the reader's buffers), then twice more two seconds
+        // apart (what the ban actions of the storm freed meanwhile, and the code of what
+        // ran once after the burst). The start is such a burst: the daemon trims when it
+        // is ready, and the stragglers of the start (the jails' first reads and polls,
+        // the database's first checkpoint) go on this schedule.
+        let mut trim_after: Option<(std::time::Instant, u8)> =
+            Some((std::time::Instant::now() + Duration::from_millis(500), 3));
         while !self.inner.stopping.load(Ordering::SeqCst) {
             // A read stopped at its budget leaves work: no sleep then.
             let mut ready = lock(&self.inner.tailer)
@@ -542,7 +547,7 @@ impl RuntimeEnv {
                         .then(|| (std::time::Instant::now() + Duration::from_secs(2), left - 1));
                     batch.release();
                     self.release_memory();
-                    crate::daemon::trim_heap();
+                    crate::memtrim::trim_memory();
                 }
             }
             if last_svc.elapsed() >= Duration::from_secs(5) {

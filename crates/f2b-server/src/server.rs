@@ -368,6 +368,9 @@ impl Server {
                 }
             }
         }
+        // The reload read the configuration and compiled filters again: the memory that
+        // took goes back as after the start.
+        crate::memtrim::trim_memory();
     }
 
     /// `unban --all` (all jails) or `set <jail> unbanip` for every address.
