@@ -36,12 +36,25 @@ pub struct Checkpoint {
     pub firstlinemd5: String,
 }
 
+/// Up to this length a first line is re-verified whole (one read and a digest);
+/// a longer one by its edges (see [`FirstLine::edges`]).
+const VERIFY_WHOLE_LIMIT: u64 = 64 * 1024;
+/// Bytes kept of each end of a long first line.
+const EDGE: usize = 32 * 1024;
+
 /// The first line's identity: its digest and its length in bytes (including
 /// the line end), so that it can be re-verified with one small read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct FirstLine {
     pub(crate) digest: String,
     pub(crate) len: u64,
+    /// For a first line longer than [`VERIFY_WHOLE_LIMIT`]: its first and last
+    /// [`EDGE`] bytes. The check for copytruncate runs at every read of the file;
+    /// hashing a 10 MiB first line there each time made every read of such a file
+    /// cost the whole line again (seconds per read in a debug build). A rewrite that
+    /// keeps the length and both edges of such a line but changes its middle is not
+    /// seen by that check (a shrink still is).
+    pub(crate) edges: Vec<u8>,
 }
 
 impl FirstLine {
@@ -56,23 +69,54 @@ pub(crate) fn first_line(file: &File) -> io::Result<FirstLine> {
     let mut hasher = Sha1::new();
     let mut buf = [0u8; 8192];
     let mut off = 0u64;
+    // The line's first EDGE bytes, then a ring of its last EDGE bytes.
+    let mut head: Vec<u8> = Vec::new();
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
     while off < FIRST_LINE_SCAN_LIMIT {
         let n = read_at_retry(file, &mut buf, off)?;
         if n == 0 {
             return Ok(FirstLine::default());
         }
         let chunk = &buf[..n];
-        if let Some(i) = memchr::memchr(b'\n', chunk) {
-            hasher.update(&chunk[..=i]);
+        let end = memchr::memchr(b'\n', chunk);
+        let part = &chunk[..end.map_or(n, |i| i + 1)];
+        hasher.update(part);
+        let take = (EDGE - head.len()).min(part.len());
+        head.extend_from_slice(&part[..take]);
+        tail.extend(&part[take..]);
+        if tail.len() > EDGE {
+            tail.drain(..tail.len() - EDGE);
+        }
+        if let Some(i) = end {
+            let len = off + i as u64 + 1;
+            let edges = if len > VERIFY_WHOLE_LIMIT {
+                head.extend(tail);
+                head
+            } else {
+                Vec::new()
+            };
             return Ok(FirstLine {
                 digest: hex(&hasher.finalize()),
-                len: off + i as u64 + 1,
+                len,
+                edges,
             });
         }
-        hasher.update(chunk);
         off += n as u64;
     }
     Ok(FirstLine::default())
+}
+
+/// Reads exactly `buf.len()` bytes at `off`; `false` at an early end of file.
+fn read_exact_at(file: &File, buf: &mut [u8], off: u64) -> io::Result<bool> {
+    let mut got = 0usize;
+    while got < buf.len() {
+        let n = read_at_retry(file, &mut buf[got..], off + got as u64)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        got += n;
+    }
+    Ok(true)
 }
 
 /// Re-checks a known first line with a single positioned read. Returns `true`
@@ -81,18 +125,17 @@ pub(crate) fn first_line_matches(file: &File, known: &FirstLine) -> io::Result<b
     if !known.is_known() {
         return Ok(true);
     }
-    if known.len > 64 * 1024 {
-        // Long first lines are rare; hash them in a streaming fashion.
-        return Ok(first_line(file)? == *known);
+    if known.len > VERIFY_WHOLE_LIMIT {
+        // Its two edges, and the line end where it was.
+        let mut buf = vec![0u8; 2 * EDGE];
+        let (head, tail) = buf.split_at_mut(EDGE);
+        return Ok(read_exact_at(file, head, 0)?
+            && read_exact_at(file, tail, known.len - EDGE as u64)?
+            && buf == known.edges);
     }
     let mut buf = vec![0u8; known.len as usize];
-    let mut got = 0usize;
-    while got < buf.len() {
-        let n = read_at_retry(file, &mut buf[got..], got as u64)?;
-        if n == 0 {
-            return Ok(false);
-        }
-        got += n;
+    if !read_exact_at(file, &mut buf, 0)? {
+        return Ok(false);
     }
     if buf.last() != Some(&b'\n') || memchr::memchr(b'\n', &buf[..buf.len() - 1]).is_some() {
         return Ok(false);
@@ -128,6 +171,37 @@ mod tests {
         let mut f = tempfile::tempfile().expect("tempfile");
         f.write_all(content).expect("write");
         f
+    }
+
+    #[test]
+    fn long_first_line_is_verified_by_its_edges() {
+        let mut line: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        line.push(b'\n');
+        let mut content = line.clone();
+        content.extend_from_slice(b"second\n");
+        let f = file_with(&content);
+        let first = first_line(&f).unwrap();
+        // The digest is still the whole line's, as fail2ban stores it.
+        assert_eq!(first.digest, hex(&Sha1::digest(&line)));
+        assert_eq!(first.len, line.len() as u64);
+        assert_eq!(first.edges.len(), 2 * EDGE);
+        assert!(first_line_matches(&f, &first).unwrap());
+        // A changed byte in either edge, or the line end moved: not the same line.
+        for at in [0, 100, line.len() - 2, line.len() - EDGE] {
+            let mut c = content.clone();
+            c[at] = b'#';
+            assert!(
+                !first_line_matches(&file_with(&c), &first).unwrap(),
+                "byte {at}"
+            );
+        }
+        let mut c = content.clone();
+        c.insert(100_000, b'x');
+        assert!(!first_line_matches(&file_with(&c), &first).unwrap());
+        // Shorter than the line: not the same.
+        assert!(!first_line_matches(&file_with(&content[..150_000]), &first).unwrap());
+        // A short first line keeps no edges.
+        assert!(first_line(&file_with(b"short\n")).unwrap().edges.is_empty());
     }
 
     #[test]
