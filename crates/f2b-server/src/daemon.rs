@@ -347,7 +347,12 @@ async fn serve(
                         }
                     }
                     env_s.set_deferred_db_open(false);
-                    env_s.finish_store_open();
+                    // A database being created holds nothing the jails need to start:
+                    // it is installed right after READY (below), and any earlier user
+                    // (a first ban, a command) waits for it.
+                    if !env_s.creating_store() {
+                        env_s.finish_store_open();
+                    }
                 })
                 .await;
             }
@@ -365,6 +370,10 @@ async fn serve(
         report_protection(&server, embedded);
     }
     sd_notify("READY=1");
+    {
+        let env = env.clone();
+        drop(tokio::task::spawn_blocking(move || env.finish_store_open()));
+    }
     // Reading the configuration and compiling the filters leave freed memory behind;
     // returned off the serving path (the socket answers meanwhile).
     drop(tokio::task::spawn_blocking(crate::memtrim::trim_memory));

@@ -129,6 +129,26 @@ impl RuntimeEnv {
         lock(&self.inner.store).clone()
     }
 
+    /// The database a jail's start reads (bans to restore, file and journal positions):
+    /// none while a new database is still being created (it would answer nothing), so
+    /// creating one (~10 fsyncs) is not on the path to the first jail's start.
+    fn store_to_restore(&self) -> Option<Arc<Store>> {
+        if lock(&self.inner.pending_store)
+            .as_ref()
+            .is_some_and(|p| p.fresh)
+        {
+            return None;
+        }
+        self.store()
+    }
+
+    /// Whether a new database is still being created in the background.
+    pub fn creating_store(&self) -> bool {
+        lock(&self.inner.pending_store)
+            .as_ref()
+            .is_some_and(|p| p.fresh)
+    }
+
     /// During the start-up stream, `set dbfile` opens the database on a thread of its own
     /// (creating a new one takes ~10 fsyncs) while the stream goes on (filters compile);
     /// `add <jail>` and the limits are applied when it is ready, and the first user waits
@@ -175,6 +195,7 @@ impl RuntimeEnv {
         self.finish_store_open();
         let opts = OpenOptions::new(now() as i64);
         if path != ":memory:" && self.inner.defer_db_open.load(Ordering::SeqCst) {
+            let fresh = !std::path::Path::new(path).exists();
             let (p, l, o) = (path.to_owned(), log.clone(), OpenOptions::new(now() as i64));
             let spawned = std::thread::Builder::new()
                 .name("f2b-db-open".into())
@@ -196,6 +217,7 @@ impl RuntimeEnv {
                     log: log.clone(),
                     jails: Vec::new(),
                     limits: None,
+                    fresh,
                 });
                 return Ok(());
             }
@@ -739,6 +761,9 @@ struct PendingStore {
     jails: Vec<String>,
     /// `set dbmaxmatches` / `dbpurgeage` while it opened.
     limits: Option<(i64, i64)>,
+    /// The file did not exist when the open began: the database is being created, so
+    /// it holds no ban and no position and a jail's start need not wait for it.
+    fresh: bool,
 }
 
 /// A shared journal (one per distinct source) and its subscriptions.
@@ -1692,7 +1717,7 @@ impl JailRuntime {
             &format!("  banTime: {}", s.bantime),
         );
         // Restore active bans.
-        if let Some(store) = env.store() {
+        if let Some(store) = env.store_to_restore() {
             let t = now();
             let mut q = CurrentBansQuery::jail(&s.name, t as i64);
             let maxbt = lock(&core).engine.max_ban_time().trunc();
@@ -1801,7 +1826,7 @@ impl JailRuntime {
             };
             let findtime = s.findtime as f64;
             let pos = env
-                .store()
+                .store_to_restore()
                 .and_then(|st| st.journal_position(&s.name).ok().flatten());
             let start = JournalStart::resume(
                 pos.as_ref().and_then(|p| p.cursor.as_deref()),
@@ -1836,7 +1861,7 @@ impl JailRuntime {
         // Follow the log files.
         let enc = LogEncoding::from_name(&s.logencoding).unwrap_or_default();
         {
-            let store = env.store();
+            let store = env.store_to_restore();
             let mut tailer = lock(&env.inner.tailer);
             for lp in &s.logpaths {
                 let opts = LogPathOptions {
