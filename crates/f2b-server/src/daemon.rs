@@ -374,9 +374,18 @@ async fn serve(
         let env = env.clone();
         drop(tokio::task::spawn_blocking(move || env.finish_store_open()));
     }
-    // Reading the configuration and compiling the filters leave freed memory behind;
-    // returned off the serving path (the socket answers meanwhile).
-    drop(tokio::task::spawn_blocking(crate::memtrim::trim_memory));
+    // Reading the configuration and compiling the filters leave freed memory and code
+    // run once behind; returned once the start has settled, on the schedule the reader
+    // uses after a burst (half a second, then twice more two seconds apart: the jails'
+    // first reads and the database's first checkpoint are stragglers of the start). Not
+    // at once: the first commands after a start (a client's `status`) would pay for
+    // mapping their code again, and the trim itself would compete with them.
+    tokio::spawn(async {
+        for wait in [500, 2000, 2000] {
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            let _ = tokio::task::spawn_blocking(crate::memtrim::trim_memory).await;
+        }
+    });
 
     // Signals.
     let srv_sig = server.clone();

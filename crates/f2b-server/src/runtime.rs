@@ -499,11 +499,8 @@ impl RuntimeEnv {
         // (`memtrim`: the heap's free pages, the clean file pages of code run once):
         // first after half a second (the reader's buffers), then twice more two seconds
         // apart (what the ban actions of the storm freed meanwhile, and the code of what
-        // ran once after the burst). The start is such a burst: the daemon trims when it
-        // is ready, and the stragglers of the start (the jails' first reads and polls,
-        // the database's first checkpoint) go on this schedule.
-        let mut trim_after: Option<(std::time::Instant, u8)> =
-            Some((std::time::Instant::now() + Duration::from_millis(500), 3));
+        // ran once after the burst). The start has the same schedule (`daemon`).
+        let mut trim_after: Option<(std::time::Instant, u8)> = None;
         while !self.inner.stopping.load(Ordering::SeqCst) {
             // A read stopped at its budget leaves work: no sleep then.
             let mut ready = lock(&self.inner.tailer)
