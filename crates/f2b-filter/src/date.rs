@@ -1692,6 +1692,14 @@ fn default_templates() -> &'static TemplateLists {
     D.get_or_init(build_default_templates)
 }
 
+/// Builds the shared default templates now instead of at their first use (a filter
+/// without a `datepattern`, or with `{^LN-BEG}`/`{DEFAULT}`): the server calls this on a
+/// side thread while it reads its configuration, so the first filter's build does not
+/// wait for them.
+pub fn prewarm_default_templates() {
+    let _ = default_templates();
+}
+
 fn build_default_templates() -> TemplateLists {
     {
         let mut anchored = Vec::new();
