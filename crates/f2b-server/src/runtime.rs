@@ -1326,58 +1326,6 @@ pub struct JailRuntime {
     applied: JailSettings,
 }
 
-/// Set once a filter with a `datepattern` was built: the date templates it needs are
-/// compiled once per process (fail2ban's default list, ~6 M instructions), later
-/// builds find them ready.
-static DATES_WARM: AtomicBool = AtomicBool::new(false);
-
-/// Whether a `datepattern` uses fail2ban's default templates (`{^LN-BEG}`, `{DEFAULT}`
-/// or a pattern with `{DATE}`, line by line, as `DateDetector::append_template` reads
-/// it): only those are worth a thread; a custom pattern compiles in microseconds.
-fn uses_default_dates(dp: &str) -> bool {
-    dp.split('\n').map(str::trim).any(|p| {
-        let key = if p.contains('%') {
-            p.to_owned()
-        } else {
-            p.to_uppercase()
-        };
-        key == "{^LN-BEG}" || key == "{DEFAULT}" || key.contains("{DATE}")
-    })
-}
-
-/// [`Filter::new`] for a jail's start. The first time, the date pattern is compiled on
-/// a thread of its own while this one compiles the regexes (the default templates are
-/// a third of the stock sshd filter's build, on the path to "ready"); then it is set on
-/// the filter, which finds the templates compiled. The result is the same filter. If
-/// the build fails, the one-step build is repeated for its error (a bad date pattern is
-/// reported before a bad regex, as always).
-fn build_filter(spec: FilterSpec) -> Result<Filter, f2b_filter::FilterError> {
-    let dp = match &spec.datepattern {
-        Some(dp) if uses_default_dates(dp) && !DATES_WARM.swap(true, Ordering::SeqCst) => {
-            dp.clone()
-        }
-        _ => return Filter::new(spec),
-    };
-    let warm = {
-        let dp = dp.clone();
-        std::thread::Builder::new()
-            .name("f2b-dates".into())
-            .spawn(move || {
-                let _ = f2b_filter::date::DateDetector::from_datepattern(&dp);
-            })
-    };
-    let mut rest = spec.clone();
-    rest.datepattern = None;
-    let built = Filter::new(rest);
-    if let Ok(h) = warm {
-        let _ = h.join();
-    }
-    match built.and_then(|mut f| f.set_datepattern(Some(&dp)).map(|()| f)) {
-        Ok(f) => Ok(f),
-        Err(_) => Filter::new(spec),
-    }
-}
-
 /// The filter specification of a jail's settings.
 pub fn filter_spec(s: &JailSettings) -> FilterSpec {
     FilterSpec {
@@ -1645,7 +1593,7 @@ impl JailRuntime {
             );
         }
         let filter =
-            build_filter(filter_spec(s)).map_err(|e| RuntimeError::Filter(e.to_string()))?;
+            Filter::new(filter_spec(s)).map_err(|e| RuntimeError::Filter(e.to_string()))?;
         let mut engine = JailEngine::new(s.name.clone());
         configure_engine(&mut engine, s, log);
         let counters = Arc::new(Counters::default());
@@ -2556,61 +2504,6 @@ impl IgnoreEnv for ServerIgnoreEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `build_filter` (date pattern on its own thread, set after the regexes) gives
-    /// the filter the one-step build gives, and the same error when both the date
-    /// pattern and a regex are bad. One test: `DATES_WARM` is process-wide.
-    #[test]
-    fn build_filter_equals_one_step_build() {
-        let spec = |dp: &str, re: &str| FilterSpec {
-            failregex: vec![re.to_owned()],
-            datepattern: Some(dp.to_owned()),
-            logtimezone: Some("UTC".to_owned()),
-            ..FilterSpec::default()
-        };
-        assert!(uses_default_dates("{^LN-BEG}"));
-        assert!(uses_default_dates("{^ln-beg}\n%H:%M"));
-        assert!(uses_default_dates("x {DATE} y"));
-        assert!(!uses_default_dates("{^LN-BEG}EPOCH"));
-        assert!(!uses_default_dates("%Y-%m-%d %H:%M:%S"));
-        let good = spec("{^LN-BEG}", r"auth failure from <HOST>$");
-        DATES_WARM.store(false, Ordering::SeqCst);
-        let mut two = build_filter(good.clone()).unwrap();
-        assert!(DATES_WARM.load(Ordering::SeqCst));
-        let mut one = Filter::new(good).unwrap();
-        assert_eq!(two.datepattern(), one.datepattern());
-        for line in [
-            "Nov 22 08:00:01 host sshd[1]: auth failure from 192.0.2.7",
-            "2026-11-22 08:00:01 auth failure from 192.0.2.8",
-            "no date auth failure from 192.0.2.9",
-        ] {
-            let (a, b) = (two.process_line(line, 1.8e9), one.process_line(line, 1.8e9));
-            let f = |v: &[f2b_filter::Failure]| {
-                v.iter().map(|f| (f.id.clone(), f.time)).collect::<Vec<_>>()
-            };
-            assert_eq!(f(&a), f(&b), "{line}");
-            if line.starts_with("Nov") {
-                assert_eq!(a.len(), 1, "{line}");
-            }
-        }
-        for (dp, re) in [
-            ("{^LN-BEG}\n%Q%", "(unclosed <HOST>"),
-            ("{^LN-BEG}", "(unclosed <HOST>"),
-            ("{^LN-BEG}\n%Q%", "ok <HOST>"),
-            ("%Q%", "(unclosed <HOST>"),
-        ] {
-            DATES_WARM.store(false, Ordering::SeqCst);
-            let two = build_filter(spec(dp, re))
-                .map(|_| ())
-                .unwrap_err()
-                .to_string();
-            let one = Filter::new(spec(dp, re))
-                .map(|_| ())
-                .unwrap_err()
-                .to_string();
-            assert_eq!(two, one, "{dp} {re}");
-        }
-    }
 
     #[test]
     fn addr_text_is_display() {
