@@ -86,6 +86,9 @@ struct EnvInner {
     /// `set dbfile` opens the database in the background (while the start-up stream
     /// goes on); the first use waits for it.
     defer_db_open: AtomicBool,
+    /// The database opened in the background is a new file, not installed yet. Read
+    /// without a lock: whoever installs it holds `pending_store` while it waits.
+    creating_db: AtomicBool,
     rt: tokio::runtime::Handle,
     tailer: Mutex<Tailer>,
     subs: Mutex<HashMap<SubscriberId, Weak<Mutex<JailCore>>>>,
@@ -107,6 +110,7 @@ impl RuntimeEnv {
                 store: Mutex::new(None),
                 pending_store: Mutex::new(None),
                 defer_db_open: AtomicBool::new(false),
+                creating_db: AtomicBool::new(false),
                 rt,
                 tailer: Mutex::new(Tailer::new(f2b_tail::TailerOptions {
                     max_read_bytes: READ_BATCH_BYTES,
@@ -132,21 +136,19 @@ impl RuntimeEnv {
     /// The database a jail's start reads (bans to restore, file and journal positions):
     /// none while a new database is still being created (it would answer nothing), so
     /// creating one (~10 fsyncs) is not on the path to the first jail's start.
+    /// (A jail's data can only be in the new database after that jail started, so a
+    /// start that sees it still being created has nothing to restore from it.)
     fn store_to_restore(&self) -> Option<Arc<Store>> {
-        if lock(&self.inner.pending_store)
-            .as_ref()
-            .is_some_and(|p| p.fresh)
-        {
+        if self.creating_store() {
             return None;
         }
         self.store()
     }
 
-    /// Whether a new database is still being created in the background.
+    /// Whether a new database is still being created in the background (no lock: the
+    /// reader may be waiting for it with the lock held).
     pub fn creating_store(&self) -> bool {
-        lock(&self.inner.pending_store)
-            .as_ref()
-            .is_some_and(|p| p.fresh)
+        self.inner.creating_db.load(Ordering::SeqCst)
     }
 
     /// During the start-up stream, `set dbfile` opens the database on a thread of its own
@@ -162,7 +164,16 @@ impl RuntimeEnv {
         // Held while waiting: other users wait for the database instead of seeing none.
         let mut g = lock(&self.inner.pending_store);
         let Some(p) = g.take() else { return };
-        match p.handle.join() {
+        let joined = p.handle.join();
+        // Cleared when this function returns (the store is installed, or failed).
+        struct Created<'a>(&'a AtomicBool);
+        impl Drop for Created<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        let _created = Created(&self.inner.creating_db);
+        match joined {
             Ok(Ok(store)) => {
                 let store = self.install_store(store, &p.log);
                 for name in &p.jails {
@@ -217,8 +228,8 @@ impl RuntimeEnv {
                     log: log.clone(),
                     jails: Vec::new(),
                     limits: None,
-                    fresh,
                 });
+                self.inner.creating_db.store(fresh, Ordering::SeqCst);
                 return Ok(());
             }
         }
@@ -604,6 +615,11 @@ impl RuntimeEnv {
     /// then are the ban actions queued: a crash never loses a ban nor counts a line twice.
     /// The batch's log lines are written with one write, before the actions run.
     fn dispatch(&self, batch: &mut LineBatch, positions: Vec<FileCheckpoint>) {
+        // A database still being created (start-up) is waited for here, before any jail's
+        // lock is taken: the commit below needs it, and waiting with a jail locked would
+        // stall everything that reads that jail meanwhile (`status`, its action worker,
+        // the runtime thread with them) for as long as the database's fsyncs take.
+        self.finish_store_open();
         let subs = lock(&self.inner.subs).clone();
         let mut by_sub: HashMap<SubscriberId, Vec<(String, LogPosition)>> = HashMap::new();
         for cp in positions {
@@ -758,9 +774,6 @@ struct PendingStore {
     jails: Vec<String>,
     /// `set dbmaxmatches` / `dbpurgeage` while it opened.
     limits: Option<(i64, i64)>,
-    /// The file did not exist when the open began: the database is being created, so
-    /// it holds no ban and no position and a jail's start need not wait for it.
-    fresh: bool,
 }
 
 /// A shared journal (one per distinct source) and its subscriptions.
@@ -1163,25 +1176,26 @@ impl JailCore {
             }
             None => (positions, journal),
         };
-        if let Some(store) = self.env.store() {
-            if !self.pending_bans.is_empty() || !positions.is_empty() || journal.is_some() {
-                let mut b = WriteBatch::new();
-                for rec in self.pending_bans.drain(..) {
-                    b.add_ban(&self.name, rec);
-                }
-                for (path, pos) in positions {
-                    b.set_log_position(&self.name, &path, pos);
-                }
-                if let Some(j) = journal {
-                    b.set_journal_position(&self.name, j);
-                }
-                if let Err(e) = store.apply(&b) {
-                    self.log(
-                        "fail2ban.database",
-                        Level::ERROR,
-                        &format!("[{}] Failed to store bans and positions: {e}", self.name),
-                    );
-                }
+        // Nothing to write asks nothing of the database: the unban timer commits after
+        // every wake-up, and at start-up a new database may still be being created.
+        let work = !self.pending_bans.is_empty() || !positions.is_empty() || journal.is_some();
+        if let Some(store) = work.then(|| self.env.store()).flatten() {
+            let mut b = WriteBatch::new();
+            for rec in self.pending_bans.drain(..) {
+                b.add_ban(&self.name, rec);
+            }
+            for (path, pos) in positions {
+                b.set_log_position(&self.name, &path, pos);
+            }
+            if let Some(j) = journal {
+                b.set_journal_position(&self.name, j);
+            }
+            if let Err(e) = store.apply(&b) {
+                self.log(
+                    "fail2ban.database",
+                    Level::ERROR,
+                    &format!("[{}] Failed to store bans and positions: {e}", self.name),
+                );
             }
         }
         self.pending_bans.clear();
