@@ -12,8 +12,8 @@ use crate::py::strip;
 /// A regex and its ASCII twin. On ASCII text (nearly all configuration) the twin, a
 /// `regex-lite` regex whose `\s`, `\w` and classes are ASCII, finds the same matches as
 /// the Unicode one; it compiles in ~30 µs where the `regex` crate takes ~250 µs a pattern
-/// (~0.9 ms for the four on a server's start path), and configuration strings are short,
-/// so its slower matching never shows. Non-ASCII text uses the Unicode regex.
+/// (first use, on every server start's path). These run a few times per jail on short
+/// strings, so its slower matching does not show. Non-ASCII text uses the Unicode regex.
 pub(crate) struct Twin {
     ascii: LazyLock<regex_lite::Regex>,
     unicode: LazyLock<Regex>,
