@@ -39,6 +39,8 @@ measure() { # name, command...
 ratio() { echo "$(cat "$1") / $(cat "$2")" | bc -l | cut -c1-6; }
 
 measure f2b "$F2B" regex "$LOG" sshd
+# the same on one thread (f2b regex splits a large file in chunks, one per core)
+measure f2b-1thread env F2B_REGEX_THREADS=1 "$F2B" regex "$LOG" sshd
 measure ripgrep rg -c "$RG_RE" "$LOG"
 if [ -z "${SKIP_PYTHON:-}" ]; then
   measure python /usr/bin/fail2ban-regex "$LOG" sshd

@@ -913,7 +913,7 @@ fn chunk_count(o: &Opts, maxlines: usize, size: u64) -> Option<usize> {
 }
 
 /// `n` chunks of the file, each ending after a newline (the last one at the
-/// end of the file): (start, length).
+/// end of the file, unbounded): (start, length).
 fn split_chunks(path: &str, size: u64, n: usize) -> Result<Vec<(u64, u64)>, String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
@@ -940,8 +940,10 @@ fn split_chunks(path: &str, size: u64, n: usize) -> Result<Vec<(u64, u64)>, Stri
     }
     let mut out = Vec::with_capacity(starts.len());
     for (i, &s) in starts.iter().enumerate() {
-        let e = starts.get(i + 1).copied().unwrap_or(size);
-        out.push((s, e - s));
+        // the last chunk runs to the end of the file as it is then (lines
+        // written meanwhile are read, as by a sequential run)
+        let len = starts.get(i + 1).map_or(u64::MAX - s, |&e| e - s);
+        out.push((s, len));
     }
     Ok(out)
 }
