@@ -77,19 +77,18 @@ impl<'t> Caps<'t> {
     }
 }
 
+/// A match's group spans, from either engine's captures.
+macro_rules! spans {
+    ($c:expr) => {
+        $c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect()
+    };
+}
+
 impl TwinRe {
     pub(crate) fn captures<'t>(self, text: &'t str) -> Option<Caps<'t>> {
         let spans = match self {
-            TwinRe::Ascii(r) => r
-                .captures(text)?
-                .iter()
-                .map(|m| m.map(|m| (m.start(), m.end())))
-                .collect(),
-            TwinRe::Unicode(r) => r
-                .captures(text)?
-                .iter()
-                .map(|m| m.map(|m| (m.start(), m.end())))
-                .collect(),
+            TwinRe::Ascii(r) => spans!(r.captures(text)?),
+            TwinRe::Unicode(r) => spans!(r.captures(text)?),
         };
         Some(Caps {
             re: self,
@@ -98,23 +97,14 @@ impl TwinRe {
         })
     }
     pub(crate) fn captures_iter<'t>(self, text: &'t str) -> Vec<Caps<'t>> {
+        let caps = |spans| Caps {
+            re: self,
+            text,
+            spans,
+        };
         match self {
-            TwinRe::Ascii(r) => r
-                .captures_iter(text)
-                .map(|c| Caps {
-                    re: self,
-                    text,
-                    spans: c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect(),
-                })
-                .collect(),
-            TwinRe::Unicode(r) => r
-                .captures_iter(text)
-                .map(|c| Caps {
-                    re: self,
-                    text,
-                    spans: c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect(),
-                })
-                .collect(),
+            TwinRe::Ascii(r) => r.captures_iter(text).map(|c| caps(spans!(c))).collect(),
+            TwinRe::Unicode(r) => r.captures_iter(text).map(|c| caps(spans!(c))).collect(),
         }
     }
     pub(crate) fn find_iter<'t>(self, text: &'t str) -> Vec<Span<'t>> {
