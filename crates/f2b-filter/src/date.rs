@@ -1872,12 +1872,20 @@ struct SyslogKey {
 struct DateTrace {
     /// The template of the first matched line.
     first: Option<Arc<Template>>,
-    /// Every matched line was matched by `first`, a template anchored at
-    /// the line (searched on the whole line whatever the state).
+    /// Every matched line was matched by `first`.
     single: bool,
+    /// Every matched line was matched by the template tried first (the
+    /// last used one), taken without trying the others.
+    fast_only: bool,
+    /// Where the run began: the last used template's name and the last
+    /// positions.
+    start: Option<(String, Pos, Pos)>,
     /// Matched lines.
     count: u64,
 }
+
+/// A last position: offset, the characters before and at it.
+type Pos = (usize, Option<char>, Option<char>);
 
 impl Default for DateDetector {
     fn default() -> Self {
@@ -1916,8 +1924,14 @@ impl DateDetector {
     /// and [`DateDetector::absorb`] decides afterwards whether its answers
     /// are the ones that detector would have given.
     pub(crate) fn speculate(&mut self) {
+        let start = self
+            .templates
+            .get(self.last_idx)
+            .map(|d| (d.t.name.clone(), self.last_pos, self.last_end_pos));
         self.trace = Some(DateTrace {
             single: true,
+            fast_only: true,
+            start,
             ..Default::default()
         });
     }
@@ -1926,14 +1940,21 @@ impl DateDetector {
     /// this detector's, gave on each of them the answer this detector
     /// would have given.
     ///
-    /// The argument: `b` matched every dated line with one template `T`
-    /// anchored at the line (`{^LN-BEG}`...), and found no template at all
-    /// on the other lines. If `T` is the template this detector tries first
-    /// (its last used one), `match_time` searches `T` on the whole line and
-    /// takes its match without looking at any other state (hits, order,
-    /// positions), and `T` stays the last used one (no reordering); a line
-    /// no template matches changes nothing. So this detector would have
-    /// matched the same lines with the same template and spans.
+    /// The argument: `b` matched every dated line with one template `T`,
+    /// and found no template at all on the other lines (every template was
+    /// searched on the whole line: no order matters, and nothing changes).
+    /// `T` must be the template this detector tries first (its last used
+    /// one); `match_time` then takes `T`'s match without trying the others
+    /// and `T` stays the last used one (no reordering), provided that:
+    /// * `T` is anchored at the line (`{^LN-BEG}`, `^`...): it is searched
+    ///   on the whole line and its match taken whatever the state; or
+    /// * `b` took every match the same way (the template it tried first,
+    ///   matching at the last positions), starting from `T` and this
+    ///   detector's last positions: that decision reads nothing else, and
+    ///   each line leaves the positions of its own match.
+    ///
+    /// So this detector would have matched the same lines with the same
+    /// template and spans.
     pub(crate) fn can_absorb(&self, b: &DateDetector) -> bool {
         let Some(tr) = &b.trace else {
             return false;
@@ -1948,11 +1969,20 @@ impl DateDetector {
         let Some(d) = self.templates.get(self.last_idx) else {
             return false;
         };
-        d.t.name == t.name
-            && d.t.flags & (LINE_BEGIN | LINE_END) != 0
-            && b.templates
+        if d.t.name != t.name
+            || b.templates
                 .get(b.last_idx)
-                .is_some_and(|e| e.t.name == t.name)
+                .is_none_or(|e| e.t.name != t.name)
+        {
+            return false;
+        }
+        if d.t.flags & (LINE_BEGIN | LINE_END) != 0 {
+            return true;
+        }
+        tr.fast_only
+            && tr.start.as_ref().is_some_and(|(n, p, e)| {
+                *n == t.name && *p == self.last_pos && *e == self.last_end_pos
+            })
     }
 
     /// This detector's state after the lines `b` saw (see
@@ -2143,6 +2173,8 @@ impl DateDetector {
                 }
             }
         }
+        // taken from the template tried first, no other tried
+        let fast = result.is_some();
         if result.is_none() {
             let mut i = 0;
             while i < n {
@@ -2207,9 +2239,7 @@ impl DateDetector {
                 Some(f) if f.name == t.name => {}
                 Some(_) => tr.single = false,
             }
-            if t.flags & (LINE_BEGIN | LINE_END) == 0 {
-                tr.single = false;
-            }
+            tr.fast_only &= fast;
         }
         if i != 0 && i != self.last_idx {
             i = self.reorder(i);

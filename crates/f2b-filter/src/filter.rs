@@ -1891,9 +1891,9 @@ mod tests {
     /// MLFFORGET helpers, a failure without a host (pending).
     fn mlf_filter(mlfid: bool) -> Filter {
         let pref = if mlfid {
-            r"^<F-MLFID>\S+ d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$"
+            r"^<F-MLFID>\S+\s+d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$"
         } else {
-            r"^\S+ d\[\d+\]: <F-CONTENT>.+</F-CONTENT>$"
+            r"^\S+\s+d\[\d+\]: <F-CONTENT>.+</F-CONTENT>$"
         };
         let mut f = Filter::new(FilterSpec {
             prefregex: Some(pref.into()),
@@ -1920,7 +1920,9 @@ mod tests {
     }
 
     /// Log lines with `pids` distinct process ids (the mlfid), dates in
-    /// the styles `style` picks from (0 syslog, 1 ISO, 2 none).
+    /// the styles `style` picks from (0 syslog, 1 ISO, 2 none, 3 ISO after
+    /// the host name: not at the line start, at a fixed offset; 4 the same
+    /// one byte further).
     fn mlf_log(n: usize, pids: u64, seed: u64, style: impl Fn(usize) -> usize) -> Vec<String> {
         let mut x = seed;
         let mut next = move || {
@@ -1945,6 +1947,8 @@ mod tests {
                 match style(i) {
                     0 => format!("Jan  2 10:{m:02}:{s:02} h d[{pid}]: {msg}"),
                     1 => format!("2026-01-02 10:{m:02}:{s:02} h d[{pid}]: {msg}"),
+                    3 => format!("h 2026-01-02 10:{m:02}:{s:02} d[{pid}]: {msg}"),
+                    4 => format!("hh 2026-01-02 10:{m:02}:{s:02} d[{pid}]: {msg}"),
                     _ => format!("h d[{pid}]: {msg}"),
                 }
             })
@@ -1992,9 +1996,24 @@ mod tests {
                 mlf_log(900, 150, 7, |i| if (400..700).contains(&i) { 2 } else { 0 }),
                 false,
             ),
+            // a template not anchored at the line (its fast path reads the
+            // last positions), then now and then a syslog line
+            ("date after the host", mlf_log(900, 60, 8, |_| 3), true),
+            // ... at another offset now and then (the fast path fails)
+            (
+                "date after the host, shifted",
+                mlf_log(900, 60, 10, |i| if i % 50 == 7 { 4 } else { 3 }),
+                true,
+            ),
+            (
+                "date after the host, moved",
+                mlf_log(900, 400, 9, |i| if i % 170 == 9 { 0 } else { 3 }),
+                true,
+            ),
         ];
         let mut absorbed = 0;
         let mut refused = 0;
+        let mut per_case: Vec<(&str, usize)> = Vec::new();
         for (name, lines, mlfid) in &cases {
             let mlf_filter = || mlf_filter(*mlfid);
             let (body, tail) = lines.split_at(800);
@@ -2018,6 +2037,10 @@ mod tests {
                     continue;
                 }
                 absorbed += 1;
+                match per_case.iter_mut().find(|(n, _)| n == name) {
+                    Some(c) => c.1 += 1,
+                    None => per_case.push((name, 1)),
+                }
                 got.extend(rest);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert_eq!(g, w, "{name}: split {k}, line {i}: {}", body[i]);
@@ -2042,7 +2065,7 @@ mod tests {
                 assert_eq!(keys(&a), keys(&seq2), "{name}: split {k}");
             }
         }
-        eprintln!("absorbed {absorbed}, refused {refused}");
+        eprintln!("absorbed {absorbed}, refused {refused}, by case {per_case:?}");
         // both outcomes are exercised
         assert!(
             absorbed > 40 && refused > 5,
