@@ -251,9 +251,13 @@ pub fn run(o: ServerOptions) -> i32 {
     // One thread runs every task (control connections, action workers, timers): they
     // wait on sockets, pipes and child processes. Log reading has its own thread and
     // commands run on the blocking pool, so nothing CPU-bound runs here.
+    // Blocking-pool threads (commands, the start-up stream) end one second after their
+    // last task instead of ten: a quiet daemon holds no idle threads, and their exit (code
+    // mapped again) comes before the start's last memory trim, not after it.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("f2b")
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .build()
     {
         Ok(rt) => rt,
@@ -383,10 +387,12 @@ async fn serve(
     // first reads and the database's first checkpoint are stragglers of the start). Not
     // at once: the first commands after a start (a client's `status`) would pay for
     // mapping their code again, and the trim itself would compete with them.
+    // Run here, on the runtime thread (~1 ms each while the process is small): a
+    // blocking-pool thread would end a second later and map its exit code again.
     tokio::spawn(async {
         for wait in [500, 2000, 2000] {
             tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-            let _ = tokio::task::spawn_blocking(crate::memtrim::trim_memory).await;
+            crate::memtrim::trim_memory();
         }
     });
 
