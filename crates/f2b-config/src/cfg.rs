@@ -156,7 +156,7 @@ pub struct Cfg {
     /// Merged `[DEFAULT]`.
     pub defaults: Dict,
     /// Merged sections, including fail2ban's `KNOWN/<section>` shadows.
-    pub sections: IndexMap<String, Dict>,
+    pub sections: IndexMap<String, Dict, rustc_hash::FxBuildHasher>,
     /// Files read, in order (full names).
     pub files: Vec<String>,
 }

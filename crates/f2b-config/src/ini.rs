@@ -74,7 +74,7 @@ pub struct ParsedFile {
     /// `[DEFAULT]` options.
     pub defaults: Dict,
     /// Other sections in file order.
-    pub sections: IndexMap<String, Dict>,
+    pub sections: IndexMap<String, Dict, rustc_hash::FxBuildHasher>,
     /// Errors (Python raises on the first fatal one; f2b keeps parsing and reports all).
     pub errors: Vec<IniError>,
 }

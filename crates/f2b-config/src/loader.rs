@@ -16,9 +16,9 @@ use crate::source::{ConfigSource, ReadOutcome};
 /// the duration of one load (fail2ban's `share_config`).
 pub struct Loader<'a> {
     src: &'a dyn ConfigSource,
-    files: HashMap<String, Option<Arc<ParsedFile>>>,
-    inc_paths: HashMap<String, Vec<String>>,
-    readers: HashMap<String, (Arc<Cfg>, bool)>,
+    files: rustc_hash::FxHashMap<String, Option<Arc<ParsedFile>>>,
+    inc_paths: rustc_hash::FxHashMap<String, Vec<String>>,
+    readers: rustc_hash::FxHashMap<String, (Arc<Cfg>, bool)>,
     /// Diagnostics collected so far.
     pub diags: Vec<Diagnostic>,
 }

@@ -366,7 +366,7 @@ pub struct DefReader {
     pub init_opts: crate::helpers::StrMap,
     opts: PyStrMap,
     p_vars: Vars,
-    def_cache: HashMap<String, Option<String>>,
+    def_cache: rustc_hash::FxHashMap<String, Option<String>>,
 }
 
 fn config_opts(kind: DefKind) -> &'static [OptSpec] {
