@@ -383,15 +383,13 @@ async fn serve(
     }
     // Reading the configuration and compiling the filters leave freed memory and code
     // run once behind; returned once the start has settled, on the schedule the reader
-    // uses after a burst (half a second, then twice more two seconds apart: the jails'
-    // first reads and the database's first checkpoint are stragglers of the start). Not
-    // at once: the first commands after a start (a client's `status`) would pay for
-    // mapping their code again, and the trim itself would compete with them.
-    // Run here, on the runtime thread (~1 ms each while the process is small): a
+    // uses after a burst. Not at once: the first commands after a start (a client's
+    // `status`) would pay for mapping their code again, and the trim would compete with
+    // them. Run on the runtime thread (~1 ms each while the process is small): a
     // blocking-pool thread would end a second later and map its exit code again.
     tokio::spawn(async {
-        for wait in [500, 2000, 2000] {
-            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        for wait in crate::memtrim::QUIET_SCHEDULE {
+            tokio::time::sleep(wait).await;
             crate::memtrim::trim_memory();
         }
     });

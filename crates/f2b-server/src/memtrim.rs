@@ -22,6 +22,18 @@
 //! (relocated read-only data: `Anonymous:` above zero in `smaps`) are never touched: for
 //! those `MADV_DONTNEED` would throw away content that exists nowhere else.
 
+use std::time::Duration;
+
+/// When memory goes back after a busy phase (the start, a burst of lines): the wait
+/// before each trim, the first counted from the end of the phase. Half a second returns
+/// what the phase itself left; the two later rounds what its stragglers left (ban actions
+/// still running, the jails' first reads, the database's first checkpoint).
+pub const QUIET_SCHEDULE: [Duration; 3] = [
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(2),
+];
+
 /// One mapping that may be released: `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {

@@ -164,16 +164,7 @@ impl RuntimeEnv {
         // Held while waiting: other users wait for the database instead of seeing none.
         let mut g = lock(&self.inner.pending_store);
         let Some(p) = g.take() else { return };
-        let joined = p.handle.join();
-        // Cleared when this function returns (the store is installed, or failed).
-        struct Created<'a>(&'a AtomicBool);
-        impl Drop for Created<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::SeqCst);
-            }
-        }
-        let _created = Created(&self.inner.creating_db);
-        match joined {
+        match p.handle.join() {
             Ok(Ok(store)) => {
                 let store = self.install_store(store, &p.log);
                 for name in &p.jails {
@@ -198,6 +189,8 @@ impl RuntimeEnv {
                 ),
             ),
         }
+        // Installed (or failed): a jail's start reads it from now on.
+        self.inner.creating_db.store(false, Ordering::SeqCst);
     }
 
     /// Opens the database (`set dbfile`); in the background during start-up (see
@@ -507,11 +500,10 @@ impl RuntimeEnv {
         // the positions that moved, not every followed file of every jail.
         let mut saved: HashMap<(SubscriberId, std::path::PathBuf), Checkpoint> = HashMap::new();
         // After a burst, once the reader is quiet, memory goes back to the system
-        // (`memtrim`: the heap's free pages, the clean file pages of code run once):
-        // first after half a second (the reader's buffers), then twice more two seconds
-        // apart (what the ban actions of the storm freed meanwhile, and the code of what
-        // ran once after the burst). The start has the same schedule (`daemon`).
-        let mut trim_after: Option<(std::time::Instant, u8)> = None;
+        // (`memtrim`: the heap's free pages, the clean file pages of code run once) on
+        // `memtrim::QUIET_SCHEDULE`, as after the start (`daemon`): the next trim's time
+        // and the schedule's next step.
+        let mut trim_after: Option<(std::time::Instant, usize)> = None;
         while !self.inner.stopping.load(Ordering::SeqCst) {
             // A read stopped at its budget leaves work: no sleep then.
             let mut ready = lock(&self.inner.tailer)
@@ -568,13 +560,15 @@ impl RuntimeEnv {
                     }
                 }
                 if batch.lines.len() >= 1000 {
-                    trim_after = Some((std::time::Instant::now() + Duration::from_millis(500), 3));
+                    let first = crate::memtrim::QUIET_SCHEDULE[0];
+                    trim_after = Some((std::time::Instant::now() + first, 1));
                 }
                 self.dispatch(&mut batch, positions);
-            } else if let Some((at, left)) = trim_after {
+            } else if let Some((at, next)) = trim_after {
                 if std::time::Instant::now() >= at {
-                    trim_after = (left > 1)
-                        .then(|| (std::time::Instant::now() + Duration::from_secs(2), left - 1));
+                    trim_after = crate::memtrim::QUIET_SCHEDULE
+                        .get(next)
+                        .map(|wait| (std::time::Instant::now() + *wait, next + 1));
                     batch.release();
                     self.release_memory();
                     crate::memtrim::trim_memory();
