@@ -1182,6 +1182,17 @@ mod tests {
         cur
     }
 
+    /// A new database file in a temporary directory (kept alive with the store).
+    fn new_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(
+            dir.path().join("f2b.sqlite3"),
+            &OpenOptions::new(1_700_000_000),
+        )
+        .expect("open");
+        (dir, s)
+    }
+
     /// Bytes of page cache the connection holds (`SQLITE_DBSTATUS_CACHE_USED`).
     fn cache_used(s: &Store) -> i32 {
         db_status(s, rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED)
@@ -1195,12 +1206,7 @@ mod tests {
     /// not reproduced here.)
     #[test]
     fn a_new_database_takes_bursts_without_cache_spill() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(
-            dir.path().join("f2b.sqlite3"),
-            &OpenOptions::new(1_700_000_000),
-        )
-        .expect("open");
+        let (_dir, s) = new_store();
         // Enough single commits for the checkpointer to run once (its connection is the
         // other party of the WAL), then the burst.
         for i in 0..300 {
@@ -1232,12 +1238,7 @@ mod tests {
 
     #[test]
     fn release_memory_empties_the_page_cache_and_the_store_goes_on() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(
-            dir.path().join("f2b.sqlite3"),
-            &OpenOptions::new(1_700_000_000),
-        )
-        .expect("open");
+        let (_dir, s) = new_store();
         for i in 0..2000 {
             let ip = format!("10.0.{}.{}", i / 256, i % 256);
             let rec = BanRecord::new(ip, 1_700_000_000, 600, 1)
