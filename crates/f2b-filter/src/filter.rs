@@ -735,6 +735,10 @@ pub struct Filter {
     /// Reused group spans of the prefregex and of the failregexes.
     pref_spans: Spans,
     fail_spans: Spans,
+    /// Which failregexes a buffer starting with a given byte can match
+    /// (bit `i`: failregex `i`), built on the first line after the
+    /// failregexes change; `None` with more than 64 of them.
+    candidates: Option<Box<[u64; 256]>>,
 }
 
 /// A speculative filter's state where its lines begin, and what it read
@@ -803,6 +807,7 @@ impl Filter {
             scratch: String::new(),
             pref_spans: Spans(Vec::new()),
             fail_spans: Spans(Vec::new()),
+            candidates: None,
         };
         if spec.maxlines > 1 {
             f.max_lines = spec.maxlines;
@@ -852,6 +857,7 @@ impl Filter {
             });
         }
         self.fail.push(r);
+        self.candidates = None;
         Ok(())
     }
 
@@ -861,6 +867,7 @@ impl Filter {
             return Err(FilterError::BadIndex { index });
         }
         self.fail.remove(index);
+        self.candidates = None;
         Ok(())
     }
 
@@ -883,6 +890,7 @@ impl Filter {
     /// Removes all fail and ignore regexes (reload).
     pub fn clear_regexes(&mut self) {
         self.fail.clear();
+        self.candidates = None;
         self.ignore.clear();
     }
 
@@ -1441,16 +1449,30 @@ impl Filter {
         // gates hold; `buf` is never empty: it ends with a newline), found
         // once per buffer
         let mut ascii_first: Option<Option<u8>> = None;
+        // the failregexes the buffer's first byte lets through (one table
+        // lookup per buffer instead of a gate check per failregex)
+        if self.candidates.is_none() {
+            self.candidates = candidate_table(&self.fail);
+        }
+        let mut cand: Option<u64> = None;
         let mut spans = std::mem::take(&mut self.fail_spans);
         for idx in 0..self.fail.len() {
             let b = match &mut buf {
                 Some(b) => b,
                 None => {
                     ascii_first = None;
+                    cand = None;
                     buf.insert(lines_buf(&self.line_buffer))
                 }
             };
-            if !self.fail[idx].search_gated(b, &mut ascii_first, &mut spans) {
+            let hit = match &self.candidates {
+                Some(t) => {
+                    let m = *cand.get_or_insert_with(|| candidate_mask(t, b));
+                    m >> idx & 1 != 0 && self.fail[idx].re.search_into(b, &mut spans)
+                }
+                None => self.fail[idx].search_gated(b, &mut ascii_first, &mut spans),
+            };
+            if !hit {
                 continue;
             }
             let mut found = if self.lean && self.max_lines <= 1 {
@@ -1482,23 +1504,29 @@ impl Filter {
                 }
             }
             // Python: `fail = pre.copy(); fail.update(groups)`
-            let pre_groups = pre_groups.get_or_insert_with(|| match (&pre_match, &self.pref) {
-                (Some((b, spans)), Some(p)) => {
-                    let mut g = p.groups(b, spans);
-                    g.remove("content");
-                    g
-                }
-                _ => Fail::new(),
-            });
             let fr = &self.fail[idx];
-            let mut fail = if pre_groups.0.is_empty() {
-                fr.groups(b, &spans)
-            } else if fr.alt.is_empty() && fr.tuple.is_empty() {
-                // the failregex's groups straight into the copy (its
-                // keys are distinct: only the prefregex's can be met again)
-                let np = pre_groups.0.len();
-                let mut merged = Fail(Vec::with_capacity(np + fr.names.len() + 4));
-                merged.0.extend(pre_groups.0.iter().cloned());
+            let mut fail = if let (None, Some((pb, psp)), Some(p), true) = (
+                &pre_groups,
+                &pre_match,
+                &self.pref,
+                fr.alt.is_empty() && fr.tuple.is_empty(),
+            ) {
+                // the prefregex's groups (but `content`) and the
+                // failregex's straight from their spans (no copy of a
+                // dict of the prefregex's groups)
+                let mut merged = Fail(Vec::with_capacity(p.names.len() + fr.names.len() + 4));
+                for (i, n) in p.names.iter().enumerate() {
+                    let Some(n) = *n else { continue };
+                    if p.content == Some(i) {
+                        continue;
+                    }
+                    let v = psp
+                        .get(i)
+                        .map(|(x, y)| V::S(pb.slice(x, y)))
+                        .unwrap_or(V::Null);
+                    merged.0.push((n, v));
+                }
+                let np = merged.0.len();
                 for (i, n) in fr.names.iter().enumerate() {
                     let Some(n) = *n else { continue };
                     let v = spans
@@ -1512,17 +1540,15 @@ impl Filter {
                 }
                 merged
             } else {
-                let fail = fr.groups(b, &spans);
-                let np = pre_groups.0.len();
-                let mut merged = Fail(Vec::with_capacity(np + fail.0.len() + 4));
-                merged.0.extend(pre_groups.0.iter().cloned());
-                for (k, v) in fail {
-                    match merged.0[..np].iter().position(|(n, _)| *n == k) {
-                        Some(i) => merged.0[i].1 = v,
-                        None => merged.0.push((k, v)),
+                let pre_groups = pre_groups.get_or_insert_with(|| match (&pre_match, &self.pref) {
+                    (Some((b, spans)), Some(p)) => {
+                        let mut g = p.groups(b, spans);
+                        g.remove("content");
+                        g
                     }
-                }
-                merged
+                    _ => Fail::new(),
+                });
+                Self::merge_pre(pre_groups, fr, b, &spans)
             };
             if !self.check_all_regex || self.max_lines > 1 {
                 self.line_buffer = std::mem::take(&mut found.unmatched);
@@ -1647,6 +1673,44 @@ impl Filter {
         out
     }
 
+    /// Python's `fail = pre.copy(); fail.update(groups)` for failregex
+    /// `fr` matched with `spans` on `b`.
+    fn merge_pre(pre_groups: &Fail, fr: &FRegex, b: &Txt, spans: &Spans) -> Fail {
+        if pre_groups.0.is_empty() {
+            fr.groups(b, spans)
+        } else if fr.alt.is_empty() && fr.tuple.is_empty() {
+            // the failregex's groups straight into the copy (its
+            // keys are distinct: only the prefregex's can be met again)
+            let np = pre_groups.0.len();
+            let mut merged = Fail(Vec::with_capacity(np + fr.names.len() + 4));
+            merged.0.extend(pre_groups.0.iter().cloned());
+            for (i, n) in fr.names.iter().enumerate() {
+                let Some(n) = *n else { continue };
+                let v = spans
+                    .get(i)
+                    .map(|(x, y)| V::S(b.slice(x, y)))
+                    .unwrap_or(V::Null);
+                match merged.0[..np].iter().position(|(k, _)| *k == n) {
+                    Some(i) => merged.0[i].1 = v,
+                    None => merged.0.push((n, v)),
+                }
+            }
+            merged
+        } else {
+            let fail = fr.groups(b, spans);
+            let np = pre_groups.0.len();
+            let mut merged = Fail(Vec::with_capacity(np + fail.0.len() + 4));
+            merged.0.extend(pre_groups.0.iter().cloned());
+            for (k, v) in fail {
+                match merged.0[..np].iter().position(|(n, _)| *n == k) {
+                    Some(i) => merged.0[i].1 = v,
+                    None => merged.0.push((k, v)),
+                }
+            }
+            merged
+        }
+    }
+
     fn text_to_ip(&self, text: &str) -> Vec<Addr> {
         // IP_4_6_CRE full match (brackets allowed around IPv6)
         let t = text
@@ -1664,6 +1728,36 @@ impl Filter {
             return ips.into_iter().map(Addr::Ip).collect();
         }
         Vec::new()
+    }
+}
+
+/// For each first byte of an all-ASCII buffer, the failregexes whose
+/// first-byte gate ([`PyRegex::first_byte_gate`]) lets it through (bit `i`:
+/// failregex `i`; a failregex without a gate is in every entry). `None`
+/// with more than 64 failregexes.
+fn candidate_table(fail: &[FRegex]) -> Option<Box<[u64; 256]>> {
+    if fail.len() > 64 {
+        return None;
+    }
+    let mut t = Box::new([0u64; 256]);
+    for (i, r) in fail.iter().enumerate() {
+        let gate = r.re.first_byte_gate();
+        for (c, m) in t.iter_mut().enumerate() {
+            if gate.is_none_or(|(first, _)| first[c]) {
+                *m |= 1 << i;
+            }
+        }
+    }
+    Some(t)
+}
+
+/// The failregexes worth searching on `buf` (never empty: it ends with a
+/// newline): the table's entry for its first byte if `buf` is all ASCII
+/// (then every first-byte gate holds), else all.
+fn candidate_mask(t: &[u64; 256], buf: &str) -> u64 {
+    match buf.as_bytes().first() {
+        Some(&c) if buf.is_ascii() => t[usize::from(c)],
+        _ => !0,
     }
 }
 
