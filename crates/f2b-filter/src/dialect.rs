@@ -1198,7 +1198,11 @@ impl StartLiterals {
         let head = &hay[..self.max_len.min(hay.len())];
         !head.is_ascii()
             || hay.first().is_some_and(|&b| self.first[usize::from(b)])
-                && self.lits.iter().any(|l| hay.starts_with(l))
+                // the first bytes first: no `memcmp` call for most literals
+                && self
+                    .lits
+                    .iter()
+                    .any(|l| l.first() == hay.first() && hay.starts_with(l))
     }
 }
 

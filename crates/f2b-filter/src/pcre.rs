@@ -23,8 +23,15 @@
 //! hits it, or any other PCRE2 error (JIT stack), returns `Err` and the
 //! caller answers with the `regex` crate, whose time is linear.
 use crate::dialect::Slots;
+use pcre2_sys::{
+    pcre2_code_8, pcre2_code_free_8, pcre2_compile_8, pcre2_get_ovector_count_8,
+    pcre2_get_ovector_pointer_8, pcre2_jit_compile_8, pcre2_jit_match_8, pcre2_match_8,
+    pcre2_match_data_8, pcre2_match_data_create_from_pattern_8, pcre2_match_data_free_8,
+    PCRE2_ERROR_JIT_BADOPTION, PCRE2_ERROR_NOMATCH, PCRE2_JIT_COMPLETE, PCRE2_UNSET,
+};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 use std::fmt::Write as _;
+use std::ptr::NonNull;
 
 /// Backtracking steps one PCRE2 search may use before the caller falls back
 /// to the linear engine.
@@ -206,8 +213,87 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
     Some(())
 }
 
+/// A compiled PCRE2 pattern (JIT-compiled when the JIT is available).
+pub(crate) struct Code {
+    code: NonNull<pcre2_code_8>,
+}
+
+// SAFETY: a compiled PCRE2 pattern is read-only once compiled (JIT code
+// included); PCRE2 documents matching one pattern from several threads at
+// once, each with its own match data.
+unsafe impl Send for Code {}
+// SAFETY: as above.
+unsafe impl Sync for Code {}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        // SAFETY: `code` came from `pcre2_compile_8` and is freed once.
+        unsafe { pcre2_code_free_8(self.code.as_ptr()) }
+    }
+}
+
+/// Match data for one [`Code`]: its ovector holds every group's span.
+pub(crate) struct MatchData {
+    md: NonNull<pcre2_match_data_8>,
+    /// The ovector (`pairs` pairs), owned by `md`.
+    ov: *const usize,
+    pairs: usize,
+}
+
+// SAFETY: match data is plain memory owned by this value; it is used by one
+// search at a time (`Slots` hands it out under a lock).
+unsafe impl Send for MatchData {}
+
+impl Drop for MatchData {
+    fn drop(&mut self) {
+        // SAFETY: `md` came from `pcre2_match_data_create_from_pattern_8`.
+        unsafe { pcre2_match_data_free_8(self.md.as_ptr()) }
+    }
+}
+
+impl Code {
+    /// Compiles `pattern` (no options: bytes, no UTF), then JIT-compiles it
+    /// when the JIT is available (otherwise the interpreter answers).
+    fn new(pattern: &str) -> Option<Code> {
+        let (mut err, mut off) = (0i32, 0usize);
+        // SAFETY: the pattern pointer and length describe a live string;
+        // the error outputs are valid pointers; a null context is allowed.
+        let code = unsafe {
+            pcre2_compile_8(
+                pattern.as_ptr(),
+                pattern.len(),
+                0,
+                &mut err,
+                &mut off,
+                std::ptr::null_mut(),
+            )
+        };
+        let code = Code {
+            code: NonNull::new(code)?,
+        };
+        // a failed JIT compile leaves the pattern usable by the interpreter
+        // SAFETY: `code` is a live compiled pattern.
+        let _ = unsafe { pcre2_jit_compile_8(code.code.as_ptr(), PCRE2_JIT_COMPLETE) };
+        Some(code)
+    }
+
+    /// Match data sized for every group of the pattern.
+    fn match_data(&self) -> MatchData {
+        // SAFETY: `code` is a live compiled pattern; a null general context
+        // is allowed. The ovector lives as long as the match data.
+        unsafe {
+            let md =
+                pcre2_match_data_create_from_pattern_8(self.code.as_ptr(), std::ptr::null_mut());
+            let md = NonNull::new(md).expect("PCRE2 match data allocation failed");
+            let pairs = pcre2_get_ovector_count_8(md.as_ptr()) as usize;
+            let ov = pcre2_get_ovector_pointer_8(md.as_ptr());
+            MatchData { md, ov, pairs }
+        }
+    }
+}
+
 /// A compiled PCRE2 form and its reused match data.
-pub(crate) struct Pcre(Slots<pcre2::bytes::Regex, pcre2::bytes::CaptureLocations>);
+pub(crate) struct Pcre(Slots<Code, MatchData>);
 
 /// Every group's span (index 0: the whole match).
 pub(crate) type GroupSpans = Vec<Option<(usize, usize)>>;
@@ -220,11 +306,8 @@ impl Pcre {
     /// Compiles the PCRE2 form of `linear` (JIT when available).
     pub(crate) fn new(linear: &str) -> Option<Pcre> {
         let p = pattern_for(linear)?;
-        let re = pcre2::bytes::RegexBuilder::new()
-            .jit_if_available(true)
-            .build(&p)
-            .ok()?;
-        Some(Pcre(Slots::new(re, pcre2::bytes::Regex::capture_locations)))
+        let code = Code::new(&p)?;
+        Some(Pcre(Slots::new(code, Code::match_data)))
     }
 
     /// Leftmost-first match of `hay` from `pos` with every group span.
@@ -235,22 +318,75 @@ impl Pcre {
     }
 
     /// [`Pcre::captures`] into `out` (its allocation reused): true if found.
+    ///
+    /// Calls the JIT's own entry point (`pcre2_jit_match`, what
+    /// `pcre2_match` calls after its argument checks, which hold here:
+    /// no options, `pos` within `hay`); a pattern without JIT code answers
+    /// `PCRE2_ERROR_JIT_BADOPTION` there and is run by `pcre2_match`.
     pub(crate) fn captures_into(
         &self,
         hay: &[u8],
         pos: usize,
         out: &mut GroupSpans,
     ) -> Result<bool, GaveUp> {
-        self.0.with(|re, l| match re.captures_read_at(l, hay, pos) {
-            Ok(Some(_)) => {
-                out.clear();
-                // one spare slot: `Tail` appends its tail group
-                out.reserve(l.len() + 1);
-                out.extend((0..l.len()).map(|i| l.get(i)));
-                Ok(true)
+        if pos > hay.len() {
+            return Ok(false);
+        }
+        // a non-dangling pointer for an empty haystack (never read)
+        static ONE: [u8; 1] = [0];
+        let subject = if hay.is_empty() {
+            ONE.as_ptr()
+        } else {
+            hay.as_ptr()
+        };
+        self.0.with(|code, md| {
+            // SAFETY: `subject`/`hay.len()` describe live memory, `pos` is
+            // within it, `md` was made for `code`; a null match context is
+            // allowed (default limits; the JIT uses its 32 KiB stack).
+            let mut rc = unsafe {
+                pcre2_jit_match_8(
+                    code.code.as_ptr(),
+                    subject,
+                    hay.len(),
+                    pos,
+                    0,
+                    md.md.as_ptr(),
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc == PCRE2_ERROR_JIT_BADOPTION {
+                // SAFETY: as above.
+                rc = unsafe {
+                    pcre2_match_8(
+                        code.code.as_ptr(),
+                        subject,
+                        hay.len(),
+                        pos,
+                        0,
+                        md.md.as_ptr(),
+                        std::ptr::null_mut(),
+                    )
+                };
             }
-            Ok(None) => Ok(false),
-            Err(_) => Err(GaveUp),
+            if rc == PCRE2_ERROR_NOMATCH {
+                return Ok(false);
+            }
+            // 0: ovector too small (never: the match data is sized for the
+            // pattern); < 0: match limit, JIT stack or another error
+            if rc <= 0 {
+                return Err(GaveUp);
+            }
+            // SAFETY: the ovector holds `pairs` pairs and lives with `md`.
+            let ov = unsafe { std::slice::from_raw_parts(md.ov, 2 * md.pairs) };
+            out.clear();
+            // one spare slot: `Tail` appends its tail group
+            out.reserve(md.pairs + 1);
+            out.extend(ov.chunks_exact(2).map(|p| {
+                // groups that did not take part (and those after the last
+                // one that did) are unset
+                (p[0] != PCRE2_UNSET && p[1] != PCRE2_UNSET).then_some((p[0], p[1]))
+            }));
+            Ok(true)
         })
     }
 }
