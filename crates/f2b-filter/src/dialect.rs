@@ -815,11 +815,15 @@ const SIZE_LIMIT: usize = 64 << 20;
 impl Linear {
     /// Checks the syntax now (errors surface at construction); compiles
     /// nothing yet. A pattern over the engines' size limit (64 MiB of NFA)
-    /// is found out on first use and then never matches.
+    /// is found out on first use and then never matches. The syntax parser
+    /// runs only when the quick scan cannot vouch for the pattern
+    /// (`crate::quick_syntax`).
     fn new(pattern: String) -> Result<Linear, String> {
-        regex_syntax::ast::parse::Parser::new()
-            .parse(&pattern)
-            .map_err(|e| e.to_string())?;
+        if !crate::quick_syntax::certainly_valid(&pattern) {
+            regex_syntax::ast::parse::Parser::new()
+                .parse(&pattern)
+                .map_err(|e| e.to_string())?;
+        }
         Ok(Linear {
             ascii_ok: !pattern.contains(['\u{17f}', '\u{212a}']),
             pattern,

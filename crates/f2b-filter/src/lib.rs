@@ -13,6 +13,7 @@ pub mod dialect;
 pub mod expand;
 pub mod filter;
 mod pcre;
+mod quick_syntax;
 pub mod tags;
 mod txt;
 
