@@ -1252,22 +1252,22 @@ impl Filter {
         fnd
     }
 
-    fn update_users(fail: &mut Fail, user: Option<Txt>) -> Option<Arc<BTreeSet<Txt>>> {
+    /// Adds `user` to the failure's `users` set; the set's size after.
+    fn update_users(fail: &mut Fail, user: Option<Txt>) -> usize {
         if let Some(u) = user.filter(|u| !u.is_empty()) {
             // the set is changed where it is (the key keeps its place)
             if let Some(V::Users(s)) = fail.get_mut("users") {
                 if !s.is_empty() {
                     Arc::make_mut(s).insert(u);
-                    return Some(s.clone());
+                    return s.len();
                 }
             }
-            let users = Arc::new(BTreeSet::from([u]));
-            fail.insert("users", V::Users(users.clone()));
-            return Some(users);
+            fail.insert("users", V::Users(Arc::new(BTreeSet::from([u]))));
+            return 1;
         }
         match fail.get("users") {
-            Some(V::Users(s)) => Some(s.clone()),
-            _ => None,
+            Some(V::Users(s)) => s.len(),
+            _ => 0,
         }
     }
 
@@ -1278,7 +1278,8 @@ impl Filter {
         found: &mut Found,
         now: f64,
     ) -> Arc<Fail> {
-        let mut users: Option<Arc<BTreeSet<Txt>>> = None;
+        // the size of the merged `users` set
+        let mut users = 0;
         let mut nf: u8 = 0;
         if truthy(&fail, "mlfgained") {
             nf |= 8 | 1;
@@ -1330,7 +1331,7 @@ impl Filter {
             self.mlfid.set(mlfid.clone(), None, now);
         }
         let pending = fail.remove("mlfpending").is_some_and(|v| v.truthy());
-        if pending || users.as_ref().is_some_and(|u| u.len() > 1) {
+        if pending || users > 1 {
             fail.remove("nofail");
             fail.remove("mlfgained");
             nf &= !(8 | 1);
@@ -1416,6 +1417,8 @@ impl Filter {
                 return out;
             }
             self.last_pref_matched = true;
+            // the spans to make the groups from (with the buffer, below)
+            let mut keep_spans = None;
             let repl = if self.keep_pref_groups || !p.alt.is_empty() || !p.tuple.is_empty() {
                 let mut g = p.groups(b, &spans);
                 if self.keep_pref_groups {
@@ -1431,10 +1434,26 @@ impl Filter {
                     .and_then(|i| spans.get(i))
                     .map(|(x, y)| V::S(b.slice(x, y)));
                 pre_groups = None;
-                pre_match = Some((b.clone(), spans));
+                keep_spans = Some(spans);
                 r
             };
-            if let Some(V::S(r)) = repl.filter(|v| v.truthy()) {
+            let content = match repl {
+                Some(V::S(r)) if !r.is_empty() => Some(r),
+                _ => None,
+            };
+            if let Some(sp) = keep_spans {
+                // the buffer is replaced by the content: moved, not shared
+                let pb = if content.is_some() {
+                    buf.take()
+                } else {
+                    buf.clone()
+                };
+                match pb {
+                    Some(pb) => pre_match = Some((pb, sp)),
+                    None => self.pref_spans = sp,
+                }
+            }
+            if let Some(r) = content {
                 let mut lines = std::mem::take(&mut self.spare_lines);
                 lines.push(TLine::content(r));
                 org_moved = Some(std::mem::replace(&mut self.line_buffer, lines));

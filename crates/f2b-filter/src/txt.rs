@@ -48,16 +48,13 @@ impl Txt {
     /// This text followed by a newline: a slice when the buffer already
     /// has one right after it (a prefregex's `<F-CONTENT>` ending at `$`),
     /// else a new buffer.
-    pub(crate) fn with_newline(&self) -> Txt {
+    pub(crate) fn into_with_newline(mut self) -> Txt {
         if self.next_byte() == Some(b'\n') {
-            Txt {
-                src: self.src.clone(),
-                s: self.s,
-                e: self.e + 1,
-            }
+            self.e += 1;
+            self
         } else {
             let mut b = String::with_capacity(self.len() + 1);
-            b.push_str(self);
+            b.push_str(&self);
             b.push('\n');
             Txt::new(&b)
         }
@@ -128,11 +125,9 @@ impl TLine {
         scratch.clear();
         scratch.push_str(line);
         scratch.push('\n');
-        TLine {
-            src: Txt::new(scratch).slice(0, line.len()),
-            d0,
-            d1,
-        }
+        let mut src = Txt::new(scratch);
+        src.e = line.len();
+        TLine { src, d0, d1 }
     }
     /// `(prefix, date, rest)` given as three strings (one allocation).
     pub(crate) fn from_parts(prefix: &str, date: &str, rest: &str) -> TLine {
@@ -195,7 +190,7 @@ pub(crate) fn lines_buf(lines: &[TLine]) -> Txt {
     if let [l] = lines {
         if l.d0 == 0 {
             // no prefix: the rest, and a newline
-            return l.src.slice(l.d1, l.src.len()).with_newline();
+            return l.src.slice(l.d1, l.src.len()).into_with_newline();
         }
     }
     let n: usize = lines
@@ -235,10 +230,10 @@ mod tests {
     fn newline_is_reused_or_added() {
         let t = Txt::new("x content\n");
         let c = t.slice(2, 9);
-        let b = c.with_newline();
+        let b = c.into_with_newline();
         assert_eq!(&*b, "content\n");
         assert!(Arc::ptr_eq(&b.src, &t.src));
-        let b = Txt::new("alone").with_newline();
+        let b = Txt::new("alone").into_with_newline();
         assert_eq!(&*b, "alone\n");
     }
 
