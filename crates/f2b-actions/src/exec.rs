@@ -152,26 +152,65 @@ impl Executor {
                 "command contains a NUL byte",
             )));
         }
-        let mut c = Command::new(program);
-        c.args(&rest)
-            .arg("-c")
-            .arg(&cmd.script)
-            .args(&cmd.args)
-            .stdin(dev_null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
         let started = Instant::now();
-        let mut child = c.spawn().map_err(spawn_err)?;
-        let pid = child.id().map(|p| p as libc::pid_t);
+        let (mut proc, out_pipe, err_pipe) = match spawn_clone(program, &rest, cmd) {
+            Some(Ok(s)) => {
+                let out = Pipe::Clone(pipe_receiver(s.stdout).map_err(spawn_err)?);
+                let err = Pipe::Clone(pipe_receiver(s.stderr).map_err(spawn_err)?);
+                // SAFETY: an `OwnedFd` keeps its one descriptor open until
+                // dropped, which the `AsyncFd` owning it controls.
+                let fd = unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        s.pidfd,
+                        tokio::io::Interest::READABLE,
+                    )
+                }
+                .map_err(|e| {
+                    // not watchable: kill it and reap it at a later spawn
+                    kill_group(s.pid, libc::SIGKILL);
+                    let (fd, err) = e.into_parts();
+                    if let Ok(mut v) = ORPHANS.lock() {
+                        v.push(fd);
+                    }
+                    spawn_err(err)
+                })?;
+                (
+                    Proc::Clone {
+                        pid: s.pid,
+                        fd: Some(fd),
+                    },
+                    Some(out),
+                    Some(err),
+                )
+            }
+            Some(Err(e)) => return Err(spawn_err(e)),
+            None => {
+                let mut c = Command::new(program);
+                c.args(&rest)
+                    .arg("-c")
+                    .arg(&cmd.script)
+                    .args(&cmd.args)
+                    .stdin(dev_null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .process_group(0)
+                    .kill_on_drop(true);
+                let mut child = c.spawn().map_err(spawn_err)?;
+                let (o, e) = (child.stdout.take(), child.stderr.take());
+                (
+                    Proc::Tokio(child),
+                    o.map(Pipe::TokioOut),
+                    e.map(Pipe::TokioErr),
+                )
+            }
+        };
+        let pid = proc.pid();
         // If this future is dropped before the command ends (shutdown,
         // cancelled task), the guard kills the whole group.
         let mut guard = GroupGuard(pid);
         // The pipes are read in this task, alongside the wait (no task per pipe: a
         // storm of bans spawns thousands of commands).
         let (mut out, mut err) = (Capture::default(), Capture::default());
-        let (out_pipe, err_pipe) = (child.stdout.take(), child.stderr.take());
         let mut timed_out = false;
         let status = {
             let reads = async {
@@ -179,14 +218,14 @@ impl Executor {
             };
             tokio::pin!(reads);
             let waited = async {
-                match tokio::time::timeout(timeout, child.wait()).await {
+                match tokio::time::timeout(timeout, proc.wait()).await {
                     Ok(r) => r,
                     Err(_) => {
                         timed_out = true;
                         if let Some(pid) = pid {
                             kill_group(pid, libc::SIGTERM);
                         }
-                        match tokio::time::timeout(TERM_GRACE, child.wait()).await {
+                        match tokio::time::timeout(TERM_GRACE, proc.wait()).await {
                             Ok(r) => {
                                 // fail2ban kills the tree in any case (tout_kill_tree).
                                 if let Some(pid) = pid {
@@ -198,7 +237,7 @@ impl Executor {
                                 if let Some(pid) = pid {
                                     kill_group(pid, libc::SIGKILL);
                                 }
-                                child.wait().await
+                                proc.wait().await
                             }
                         }
                     }
@@ -218,17 +257,16 @@ impl Executor {
             }
             status
         };
-        let status = status.map_err(spawn_err)?;
+        let (code, signal) = status.map_err(spawn_err)?;
         guard.0 = None;
         let elapsed = started.elapsed();
         // A pipe still open after the drain gives nothing, as fail2ban's
         // communicate() would not have returned either.
         let stdout = out.take();
         let stderr = err.take();
-        use std::os::unix::process::ExitStatusExt;
         Ok(ExecOutcome {
-            code: status.code(),
-            signal: status.signal(),
+            code,
+            signal,
             timed_out,
             stdout,
             stderr,
@@ -237,12 +275,200 @@ impl Executor {
     }
 }
 
-/// Standard input for a command: a duplicate of one `/dev/null` descriptor
-/// opened once per process (a `dup` per spawn instead of an `open` with its
-/// path lookup); `Stdio::null()` if `/dev/null` cannot be opened.
+/// Set once `clone` has refused `CLONE_PIDFD` (kernels before 5.2): every
+/// later command goes through tokio's `Command`.
+static CLONE_UNSUPPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every later command of this process go through tokio's `Command`,
+/// as on a kernel without `CLONE_PIDFD` (for tests of that path).
+#[doc(hidden)]
+pub fn use_command_spawner() {
+    CLONE_UNSUPPORTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Starts `program rest... -c script args...` with [`crate::spawn`];
+/// `None` when that is unsupported here (use `Command`).
+fn spawn_clone(
+    program: &str,
+    rest: &[&str],
+    cmd: &RenderedCommand,
+) -> Option<std::io::Result<crate::spawn::Spawned>> {
+    use std::sync::atomic::Ordering;
+    if CLONE_UNSUPPORTED.load(Ordering::Relaxed) {
+        return None;
+    }
+    reap_orphans();
+    let cstr = |s: &str| {
+        std::ffi::CString::new(s).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "argument contains a NUL byte",
+            )
+        })
+    };
+    let build = || -> std::io::Result<(std::ffi::CString, Vec<std::ffi::CString>)> {
+        let mut argv = Vec::with_capacity(rest.len() + 3 + cmd.args.len());
+        argv.push(cstr(program)?);
+        for a in rest.iter().copied().chain(["-c", cmd.script.as_str()]) {
+            argv.push(cstr(a)?);
+        }
+        for a in &cmd.args {
+            argv.push(cstr(a)?);
+        }
+        Ok((cstr(&resolve_program(program)?)?, argv))
+    };
+    let (prog, argv) = match build() {
+        Ok(v) => v,
+        Err(e) => return Some(Err(e)),
+    };
+    let stdin = NULL.get_or_init(open_dev_null).as_ref()?;
+    match crate::spawn::spawn(&prog, &argv, std::os::fd::AsFd::as_fd(stdin)) {
+        Ok(s) => Some(Ok(s)),
+        Err(crate::spawn::SpawnError::Unsupported) => {
+            CLONE_UNSUPPORTED.store(true, Ordering::Relaxed);
+            None
+        }
+        Err(crate::spawn::SpawnError::Io(e)) => Some(Err(e)),
+    }
+}
+
+/// `program` as a path to execute: itself if it contains a `/`, else the
+/// first executable file of that name in `$PATH` (what `execvp` and
+/// `Command` do; `$PATH` unset: glibc's default, `/bin:/usr/bin`).
+fn resolve_program(program: &str) -> std::io::Result<std::borrow::Cow<'_, str>> {
+    use std::os::unix::ffi::OsStrExt;
+    if program.contains('/') {
+        return Ok(program.into());
+    }
+    let path = std::env::var_os("PATH");
+    let dirs = path
+        .as_deref()
+        .map_or(b"/bin:/usr/bin".as_slice(), |p| p.as_bytes());
+    for dir in dirs.split(|&c| c == b':') {
+        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+        let full = std::path::Path::new(std::ffi::OsStr::from_bytes(dir)).join(program);
+        let Ok(c) = std::ffi::CString::new(full.as_os_str().as_bytes()) else {
+            continue;
+        };
+        // SAFETY: access() reads a NUL-terminated path.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 && full.is_file() {
+            if let Some(s) = full.to_str() {
+                return Ok(s.to_owned().into());
+            }
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(libc::ENOENT))
+}
+
+/// A non-blocking pipe read end as a tokio reader.
+fn pipe_receiver(fd: std::os::fd::OwnedFd) -> std::io::Result<tokio::net::unix::pipe::Receiver> {
+    // The read end is a pipe and non-blocking (`crate::spawn::pipe`).
+    tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(fd)
+}
+
+/// Children whose command was dropped before they were reaped (their group
+/// got SIGKILL); reaped at the next spawn.
+static ORPHANS: Mutex<Vec<std::os::fd::OwnedFd>> = Mutex::new(Vec::new());
+
+fn reap_orphans() {
+    if let Ok(mut v) = ORPHANS.try_lock() {
+        if !v.is_empty() {
+            v.retain(|fd| matches!(crate::spawn::wait_pidfd(fd, false), Ok(None)));
+        }
+    }
+}
+
+/// A running command's process.
+enum Proc {
+    /// Started by [`crate::spawn`]; `fd` is taken once reaped.
+    Clone {
+        pid: libc::pid_t,
+        fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+    },
+    /// Started by tokio's `Command` (kernels without `CLONE_PIDFD`).
+    Tokio(tokio::process::Child),
+}
+
+impl Proc {
+    fn pid(&self) -> Option<libc::pid_t> {
+        match self {
+            Proc::Clone { pid, .. } => Some(*pid),
+            Proc::Tokio(c) => c.id().map(|p| p as libc::pid_t),
+        }
+    }
+
+    /// Waits for the process to end and reaps it: `(exit code, signal)`.
+    async fn wait(&mut self) -> std::io::Result<crate::spawn::Ended> {
+        match self {
+            Proc::Clone { fd, .. } => {
+                let Some(afd) = fd.as_ref() else {
+                    return Err(std::io::Error::other("command already reaped"));
+                };
+                loop {
+                    let mut ready = afd.readable().await?;
+                    if let Some(ended) = crate::spawn::wait_pidfd(afd.get_ref(), false)? {
+                        *fd = None;
+                        return Ok(ended);
+                    }
+                    ready.clear_ready();
+                }
+            }
+            Proc::Tokio(c) => {
+                use std::os::unix::process::ExitStatusExt;
+                let s = c.wait().await?;
+                Ok((s.code(), s.signal()))
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Proc::Clone { fd, .. } = self {
+            // Dropped before the end (its group is killed by `GroupGuard`):
+            // reap it later rather than leave a zombie.
+            if let Some(afd) = fd.take() {
+                if let Ok(mut v) = ORPHANS.lock() {
+                    v.push(afd.into_inner());
+                }
+            }
+        }
+    }
+}
+
+/// A command's output pipe, from either spawner.
+enum Pipe {
+    Clone(tokio::net::unix::pipe::Receiver),
+    TokioOut(tokio::process::ChildStdout),
+    TokioErr(tokio::process::ChildStderr),
+}
+
+impl tokio::io::AsyncRead for Pipe {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Pipe::Clone(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+            Pipe::TokioOut(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+            Pipe::TokioErr(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+/// `/dev/null`, opened once per process.
+static NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+
+fn open_dev_null() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// Standard input for a `Command`: a duplicate of the one `/dev/null`
+/// descriptor (a `dup` per spawn instead of an `open` with its path
+/// lookup); `Stdio::null()` if `/dev/null` cannot be opened.
 fn dev_null() -> std::process::Stdio {
-    static NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
-    NULL.get_or_init(|| std::fs::File::open("/dev/null").ok())
+    NULL.get_or_init(open_dev_null)
         .as_ref()
         .and_then(|f| f.try_clone().ok())
         .map_or_else(std::process::Stdio::null, std::process::Stdio::from)

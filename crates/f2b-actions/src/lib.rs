@@ -22,6 +22,7 @@ pub mod error;
 pub mod exec;
 pub mod info;
 pub mod jail;
+mod spawn;
 pub mod stream;
 pub mod tags;
 
