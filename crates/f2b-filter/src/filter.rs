@@ -609,17 +609,46 @@ impl MlfidCache {
                 }
             }
         }
-        match self.map.get_mut(&k) {
+        // one hash of the key
+        match self.map.entry(k) {
             // OrderedDict keeps the original position of an existing key
-            Some(e) => {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let e = o.get_mut();
                 e.1 = now + Self::MAX_TIME;
                 e.2 = v;
             }
-            None => {
+            std::collections::hash_map::Entry::Vacant(e) => {
                 self.seq += 1;
-                self.order.push_back((self.seq, k.clone()));
-                self.map.insert(k, (self.seq, now + Self::MAX_TIME, v));
+                self.order.push_back((self.seq, e.key().clone()));
+                e.insert((self.seq, now + Self::MAX_TIME, v));
             }
+        }
+    }
+    /// `get` taking the value out (one look-up when the entry is live).
+    fn take(&mut self, k: &str, now: f64) -> Option<Option<Arc<Fail>>> {
+        let expired = match self.map.get_mut(k) {
+            Some(e) if e.1 > now => return Some(e.2.take()),
+            Some(_) => true,
+            None => false,
+        };
+        if expired {
+            self.unset(k);
+        }
+        None
+    }
+    /// `get` and an assignment of the value (one look-up when the entry
+    /// is live).
+    fn store(&mut self, k: &str, v: Option<Arc<Fail>>, now: f64) {
+        let expired = match self.map.get_mut(k) {
+            Some(e) if e.1 > now => {
+                e.2 = v;
+                return;
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if expired {
+            self.unset(k);
         }
     }
     fn unset(&mut self, k: &str) {
@@ -1297,8 +1326,8 @@ impl Filter {
         // unsets it or overwrites it with the merged failure (final sync).
         let cached = self
             .mlfid
-            .get(mlfid, now)
-            .map(|c| c.take().map(Arc::unwrap_or_clone).unwrap_or_default());
+            .take(mlfid, now)
+            .map(|c| c.map(Arc::unwrap_or_clone).unwrap_or_default());
         if let Some(mut grp) = cached {
             users = Self::update_users(&mut grp, get_txt(&fail, "user"));
             if grp.remove("nofail").is_some_and(|v| v.truthy()) {
@@ -1363,9 +1392,7 @@ impl Filter {
         // here the two share it until one is changed)
         let fail = Arc::new(fail);
         if nf & 2 == 0 {
-            if let Some(c) = self.mlfid.get(mlfid, now) {
-                *c = Some(fail.clone());
-            }
+            self.mlfid.store(mlfid, Some(fail.clone()), now);
         }
         fail
     }
