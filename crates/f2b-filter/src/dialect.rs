@@ -786,27 +786,49 @@ struct Linear {
 /// `regex` crate's engines here and PCRE2 in `crate::pcre`.
 pub(crate) struct Slots<R, L> {
     re: R,
-    locs: std::sync::Mutex<L>,
+    /// Set while a search holds `locs`.
+    busy: std::sync::atomic::AtomicBool,
+    locs: std::cell::UnsafeCell<L>,
     /// New slots for `re`.
     fresh: fn(&R) -> L,
 }
 
+// SAFETY: `locs` is only reached through `with`, by the one search that
+// set `busy` (an exclusive claim, released when that search ends); `R` is
+// shared by reference, so it must be `Sync`; `L` moves between threads
+// with the claim, so it must be `Send`.
+unsafe impl<R: Sync, L: Send> Sync for Slots<R, L> {}
+
 impl<R, L> Slots<R, L> {
     pub(crate) fn new(re: R, fresh: fn(&R) -> L) -> Self {
         Slots {
-            locs: std::sync::Mutex::new(fresh(&re)),
+            busy: std::sync::atomic::AtomicBool::new(false),
+            locs: std::cell::UnsafeCell::new(fresh(&re)),
             re,
             fresh,
         }
     }
 
     /// Runs one search with the reused slots, or with fresh ones when
-    /// another search holds them.
+    /// another search holds them. (A flag rather than a mutex: one atomic
+    /// exchange per search, the release is a plain store.)
     pub(crate) fn with<T>(&self, search: impl FnOnce(&R, &mut L) -> T) -> T {
-        match self.locs.try_lock() {
-            Ok(mut l) => search(&self.re, &mut l),
-            Err(_) => search(&self.re, &mut (self.fresh)(&self.re)),
+        use std::sync::atomic::{AtomicBool, Ordering};
+        if self.busy.swap(true, Ordering::Acquire) {
+            return search(&self.re, &mut (self.fresh)(&self.re));
         }
+        /// Releases the claim when the search ends (or unwinds).
+        struct Claim<'a>(&'a AtomicBool);
+        impl Drop for Claim<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _claim = Claim(&self.busy);
+        // SAFETY: `busy` was false and is now set by this search: no other
+        // reference to `locs` exists until `_claim` clears it.
+        let locs = unsafe { &mut *self.locs.get() };
+        search(&self.re, locs)
     }
 }
 
