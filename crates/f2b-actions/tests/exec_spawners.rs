@@ -46,6 +46,14 @@ async fn scenarios(which: &str) {
         (&b"out\n"[..], &b"err\n"[..]),
         "{which}"
     );
+    // Output past 64 KiB is read (the command is not blocked) and dropped.
+    let o = run(&ex, "head -c 200000 /dev/zero; echo e >&2", 5).await;
+    assert!(o.success(), "{which}: {o:?}");
+    assert_eq!(
+        (o.stdout.len(), o.stderr.as_slice()),
+        (65536, &b"e\n"[..]),
+        "{which}"
+    );
     // A signal.
     let o = run(&ex, "kill -USR1 $$", 5).await;
     assert_eq!((o.code, o.signal), (None, Some(libc::SIGUSR1)), "{which}");
