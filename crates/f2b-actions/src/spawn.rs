@@ -23,6 +23,7 @@
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 extern "C" {
@@ -30,11 +31,12 @@ extern "C" {
 }
 
 /// Stack of the child between `clone` and `execve` (it calls a handful of
-/// system call wrappers).
-const CHILD_STACK: usize = 64 * 1024;
+/// system call wrappers: well under a page of it is used). Left
+/// uninitialised, so only the pages the child touches become resident.
+const CHILD_STACK: usize = 16 * 1024;
 
 thread_local! {
-    static STACK: RefCell<Option<Box<[u8]>>> = const { RefCell::new(None) };
+    static STACK: RefCell<Option<Box<[MaybeUninit<u8>]>>> = const { RefCell::new(None) };
 }
 
 /// A started child: its pid, its pidfd, and the read ends (non-blocking) of
@@ -171,7 +173,7 @@ pub(crate) fn spawn(
     let mut pidfd: libc::c_int = -1;
     let pid = STACK.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let stack = slot.get_or_insert_with(|| vec![0u8; CHILD_STACK].into_boxed_slice());
+        let stack = slot.get_or_insert_with(|| Box::new_uninit_slice(CHILD_STACK));
         // SAFETY: the stack grows down from its 16-byte aligned top; the
         // child uses it only while this thread is suspended (CLONE_VFORK),
         // and `args`, `ptrs`, `argv` and `program` outlive that. All signals
