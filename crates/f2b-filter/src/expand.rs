@@ -541,9 +541,23 @@ pub struct Expanded {
     slots: Vec<Slot>,
     /// The literal of each tempered token.
     tempered: Vec<String>,
+    /// A searcher for each of them (built once, not per verification).
+    finders: Finders,
     /// Number of groups of the original pattern (without group 0).
     groups: usize,
 }
+
+/// The searchers of `Expanded::tempered`'s literals: made from them, so
+/// they compare equal when the literals do.
+#[derive(Debug, Clone)]
+struct Finders(Vec<memchr::memmem::Finder<'static>>);
+
+impl PartialEq for Finders {
+    fn eq(&self, _: &Finders) -> bool {
+        true
+    }
+}
+impl Eq for Finders {}
 
 impl Expanded {
     /// True if the pattern is exact (no tempered token to verify).
@@ -579,7 +593,7 @@ impl Expanded {
                     // followed by the literal
                     let end = (b + lit.len()).min(hay.len());
                     let window = hay.as_bytes().get(a..end)?;
-                    if let Some(p) = memchr::memmem::find(window, lit.as_bytes()) {
+                    if let Some(p) = self.finders.0[t].find(window) {
                         if a + p < b {
                             return None;
                         }
@@ -611,10 +625,16 @@ pub fn expand(exact: &str, groups: usize) -> Option<Expanded> {
         }
         e.seq(a)?;
     }
+    let finders = e
+        .tempered
+        .iter()
+        .map(|l| memchr::memmem::Finder::new(l.as_bytes()).into_owned())
+        .collect();
     Some(Expanded {
         pattern: e.out,
         slots: e.slots,
         tempered: e.tempered,
+        finders: Finders(finders),
         groups,
     })
 }
