@@ -818,7 +818,7 @@ impl Filter {
             date_detector: DateDetector::new(),
             datepattern: None,
             mlfid: MlfidCache::default(),
-            local: Arc::new(TimeZone::system()),
+            local: Arc::new(crate::zone::system()),
             resolver: Arc::new(SystemResolver),
             return_raw_host: false,
             check_all_regex: false,

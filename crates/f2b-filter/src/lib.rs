@@ -16,6 +16,7 @@ mod pcre;
 mod quick_syntax;
 pub mod tags;
 mod txt;
+pub mod zone;
 
 pub use filter::{
     Failure, Filter, FilterError, FilterSpec, Resolver, SystemResolver, TupleLine, UseDns,
