@@ -416,6 +416,9 @@ struct FileLines {
     /// A line decoded from another encoding or from invalid UTF-8.
     text: String,
     enc: Encoding,
+    /// `block[pos..valid_to]` is valid UTF-8 and ends after a newline (or
+    /// is empty): checked once for many lines, not line by line.
+    valid_to: usize,
 }
 
 impl FileLines {
@@ -424,6 +427,25 @@ impl FileLines {
             if let Some(i) = memchr::memchr(b'\n', &self.block[self.pos..self.filled]) {
                 let (a, b) = (self.pos, self.pos + i + 1);
                 self.pos = b;
+                if matches!(self.enc, Encoding::Utf8) {
+                    if b > self.valid_to {
+                        // the complete lines read, at once (up to an
+                        // invalid byte: its line is checked below)
+                        let end = memchr::memrchr(b'\n', &self.block[a..self.filled])
+                            .map_or(b, |j| a + j + 1);
+                        let ok = match std::str::from_utf8(&self.block[a..end]) {
+                            Ok(_) => end,
+                            Err(e) => memchr::memrchr(b'\n', &self.block[a..a + e.valid_up_to()])
+                                .map_or(a, |j| a + j + 1),
+                        };
+                        self.valid_to = ok;
+                    }
+                    if b <= self.valid_to {
+                        // SAFETY: `block[a..valid_to]` is valid UTF-8 and
+                        // `b` follows a newline in it (a character boundary)
+                        return Some(unsafe { std::str::from_utf8_unchecked(&self.block[a..b]) });
+                    }
+                }
                 let line = &self.block[a..b];
                 // ASCII and valid UTF-8 (read as UTF-8) are used in place
                 if matches!(self.enc, Encoding::Utf8) || line.is_ascii() {
@@ -443,6 +465,8 @@ impl FileLines {
             self.block.copy_within(self.pos..self.filled, 0);
             self.filled -= self.pos;
             self.pos = 0;
+            // (the partial line moved holds no newline: never checked)
+            self.valid_to = 0;
             if self.filled == self.block.len() {
                 self.block.resize(self.block.len() * 2, 0);
             }
@@ -964,6 +988,7 @@ impl FileLines {
             eof: false,
             text: String::new(),
             enc,
+            valid_to: 0,
         })
     }
 }
@@ -1429,6 +1454,45 @@ mod tests {
         assert_eq!(fl.next(), Some("line 2\n"));
         assert_eq!(fl.next(), Some("line 3\n"));
         assert_eq!(fl.next(), None);
+    }
+
+    #[test]
+    fn file_lines_invalid_utf8_between_valid_lines() {
+        // UTF-8 is checked a block at a time: lines before and after an
+        // invalid one, in the same block, read as they do line by line
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut bytes = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..3000 {
+            match i % 700 {
+                5 => {
+                    bytes.extend_from_slice(b"bad \xff\xfe end\n");
+                    want.push("bad \u{fffd}\u{fffd} end\n".to_string());
+                }
+                6 => {
+                    bytes.extend_from_slice("caf\u{e9} \u{2603}\n".as_bytes());
+                    want.push("caf\u{e9} \u{2603}\n".to_string());
+                }
+                7 => {
+                    // a truncated sequence before the newline
+                    bytes.extend_from_slice(b"cut \xc3\n");
+                    want.push("cut \u{fffd}\n".to_string());
+                }
+                _ => {
+                    let l = format!("line {i} \u{e9}\n");
+                    bytes.extend_from_slice(l.as_bytes());
+                    want.push(l);
+                }
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let mut fl = FileLines::open(path.to_str().unwrap(), 0, u64::MAX, Encoding::Utf8).unwrap();
+        let mut got = Vec::new();
+        while let Some(l) = fl.next() {
+            got.push(l.to_string());
+        }
+        assert_eq!(got, want);
     }
 
     #[test]
