@@ -151,10 +151,11 @@ impl RuntimeEnv {
         self.inner.creating_db.load(Ordering::SeqCst)
     }
 
-    /// During the start-up stream, `set dbfile` opens the database on a thread of its own
-    /// (creating a new one takes ~10 fsyncs) while the stream goes on (filters compile);
-    /// `add <jail>` and the limits are applied when it is ready, and the first user waits
-    /// (a jail's start, before it restores its bans). Off after the stream.
+    /// During the start-up stream, `set dbfile` opens an existing database on a thread of
+    /// its own while the stream goes on (filters compile), and leaves a new one (~10
+    /// fsyncs to create) to the first user after the stream; `add <jail>` and the limits
+    /// are applied when it is ready, and the first user waits (a jail's start, before it
+    /// restores its bans; a first ban). Off after the stream.
     pub fn set_deferred_db_open(&self, on: bool) {
         self.inner.defer_db_open.store(on, Ordering::SeqCst);
     }
@@ -164,7 +165,11 @@ impl RuntimeEnv {
         // Held while waiting: other users wait for the database instead of seeing none.
         let mut g = lock(&self.inner.pending_store);
         let Some(p) = g.take() else { return };
-        match p.handle.join() {
+        let opened = match p.handle {
+            Some(h) => h.join(),
+            None => Ok(open_logged(&p.path, &p.log)),
+        };
+        match opened {
             Ok(Ok(store)) => {
                 let store = self.install_store(store, &p.log);
                 for name in &p.jails {
@@ -199,22 +204,21 @@ impl RuntimeEnv {
         self.finish_store_open();
         let opts = OpenOptions::new(now() as i64);
         if path != ":memory:" && self.inner.defer_db_open.load(Ordering::SeqCst) {
+            // A new database holds nothing the jails' start needs: it is created
+            // after the stream (its ~10 fsyncs and schema off the start's two
+            // cores), by whoever first waits for it. An existing one opens now,
+            // beside the stream: the jails restore their bans from it.
             let fresh = !std::path::Path::new(path).exists();
-            let (p, l, o) = (path.to_owned(), log.clone(), OpenOptions::new(now() as i64));
-            let spawned = std::thread::Builder::new()
-                .name("f2b-db-open".into())
-                .spawn(move || {
-                    let r = Store::open(&p, &o);
-                    if r.is_ok() {
-                        l.log(
-                            "fail2ban.database",
-                            Level::INFO,
-                            &format!("Connected to fail2ban persistent database '{p}'"),
-                        );
-                    }
-                    r
-                });
-            if let Ok(handle) = spawned {
+            let handle = if fresh {
+                None
+            } else {
+                let (p, l) = (path.to_owned(), log.clone());
+                std::thread::Builder::new()
+                    .name("f2b-db-open".into())
+                    .spawn(move || open_logged(&p, &l))
+                    .ok()
+            };
+            if fresh || handle.is_some() {
                 *lock(&self.inner.pending_store) = Some(PendingStore {
                     path: path.to_owned(),
                     handle,
@@ -760,9 +764,24 @@ const JOURNAL_POLL_IDLE: Duration = Duration::from_millis(5);
 const JOURNAL_ACTIVE_FOR: Duration = Duration::from_secs(2);
 
 /// A database being opened in the background, and what waits for it.
+/// Opens (or creates) the database at `path`, logging fail2ban's `Connected` line.
+fn open_logged(path: &str, log: &Logger) -> Result<Store, f2b_store::StoreError> {
+    let r = Store::open(path, &OpenOptions::new(now() as i64));
+    if r.is_ok() {
+        log.log(
+            "fail2ban.database",
+            Level::INFO,
+            &format!("Connected to fail2ban persistent database '{path}'"),
+        );
+    }
+    r
+}
+
 struct PendingStore {
     path: String,
-    handle: std::thread::JoinHandle<Result<Store, f2b_store::StoreError>>,
+    /// The opening thread; none for a new database, created by whoever
+    /// first waits for it (after READY at the latest).
+    handle: Option<std::thread::JoinHandle<Result<Store, f2b_store::StoreError>>>,
     log: Arc<Logger>,
     /// `add <jail>` while it opened.
     jails: Vec<String>,
