@@ -327,6 +327,9 @@ struct FRegex {
     skiplines: Vec<usize>,
     /// Group names by index, interned.
     names: Vec<Option<&'static str>>,
+    /// How many groups have a name (a dict's size; most groups of an
+    /// expanded `<HOST>` have none).
+    named: usize,
     /// Index of the `content` group (a prefregex's `<F-CONTENT>`).
     content: Option<usize>,
 }
@@ -383,12 +386,13 @@ impl FRegex {
         }
         alt.sort();
         tuple.sort();
-        let names = re
+        let names: Vec<Option<&'static str>> = re
             .names()
             .iter()
             .map(|n| n.as_deref().map(intern))
             .collect();
         Ok(FRegex {
+            named: names.iter().flatten().count(),
             content: re.group_index("content"),
             names,
             source: source.to_string(),
@@ -479,7 +483,7 @@ impl FRegex {
     fn groups(&self, buf: &Txt, spans: &Spans) -> Fail {
         // room for the groups, the alt/tuple results and the few keys the
         // merge adds (users, matches, ...)
-        let mut fail = Fail(Vec::with_capacity(self.names.len() + 8));
+        let mut fail = Fail(Vec::with_capacity(self.named + 8));
         for (i, n) in self.names.iter().enumerate() {
             if let Some(n) = n {
                 let v = spans
@@ -1560,7 +1564,7 @@ impl Filter {
                 // the prefregex's groups (but `content`) and the
                 // failregex's straight from their spans (no copy of a
                 // dict of the prefregex's groups)
-                let mut merged = Fail(Vec::with_capacity(p.names.len() + fr.names.len() + 4));
+                let mut merged = Fail(Vec::with_capacity(p.named + fr.named + 4));
                 for (i, n) in p.names.iter().enumerate() {
                     let Some(n) = *n else { continue };
                     if p.content == Some(i) {
@@ -1728,7 +1732,7 @@ impl Filter {
             // the failregex's groups straight into the copy (its
             // keys are distinct: only the prefregex's can be met again)
             let np = pre_groups.0.len();
-            let mut merged = Fail(Vec::with_capacity(np + fr.names.len() + 4));
+            let mut merged = Fail(Vec::with_capacity(np + fr.named + 4));
             merged.0.extend(pre_groups.0.iter().cloned());
             for (i, n) in fr.names.iter().enumerate() {
                 let Some(n) = *n else { continue };
