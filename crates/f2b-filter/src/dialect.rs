@@ -1419,11 +1419,38 @@ impl PyRegex {
                 return r;
             }
         }
-        let found = match &self.engine {
-            Engine::Linear(l) => return l.captures_into(hay, pos, out),
-            _ => self.search_backtrack(hay, pos),
-        };
-        match found {
+        match &self.engine {
+            Engine::Linear(l) => l.captures_into(hay, pos, out),
+            Engine::Backtrack {
+                pre: Some(p),
+                expanded: Some(e),
+                ..
+            } => {
+                // the expanded pattern's spans, verified into `out` (its
+                // allocation kept for the next search)
+                if let Some(sp) = p.captures(hay, pos) {
+                    if e.verify_into(hay, &sp.0, &mut out.0) {
+                        return true;
+                    }
+                    self.search_backtrack_unverified(hay, pos, out)
+                } else {
+                    false
+                }
+            }
+            _ => match self.search_backtrack(hay, pos) {
+                Some(sp) => {
+                    *out = sp;
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// The backtracking engine's answer for an expanded pattern whose
+    /// verification failed (what [`PyRegex::search_backtrack`] does then).
+    fn search_backtrack_unverified(&self, hay: &str, pos: usize, out: &mut Spans) -> bool {
+        match self.backtrack_engine(hay, pos) {
             Some(sp) => {
                 *out = sp;
                 true
@@ -1436,7 +1463,7 @@ impl PyRegex {
     fn search_backtrack(&self, hay: &str, pos: usize) -> Option<Spans> {
         match &self.engine {
             Engine::Linear(l) => l.captures(hay, pos),
-            Engine::Backtrack { re, pre, expanded } => {
+            Engine::Backtrack { pre, expanded, .. } => {
                 match (pre, expanded) {
                     (Some(p), Some(e)) => {
                         let sp = p.captures(hay, pos)?;
@@ -1447,6 +1474,16 @@ impl PyRegex {
                     (Some(p), None) if !p.matches_at(hay, pos) => return None,
                     _ => {}
                 }
+                self.backtrack_engine(hay, pos)
+            }
+        }
+    }
+
+    /// The backtracking engine's search (under its budget).
+    fn backtrack_engine(&self, hay: &str, pos: usize) -> Option<Spans> {
+        match &self.engine {
+            Engine::Linear(l) => l.captures(hay, pos),
+            Engine::Backtrack { re, .. } => {
                 let Some(re) = re.get() else {
                     self.budget_hits
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -573,7 +573,20 @@ impl Expanded {
         hay: &str,
         spans: &[Option<(usize, usize)>],
     ) -> Option<Vec<Option<(usize, usize)>>> {
-        let mut out = vec![None; self.groups + 1];
+        let mut out = Vec::new();
+        self.verify_into(hay, spans, &mut out).then_some(out)
+    }
+
+    /// [`Expanded::verify`] into `out` (its allocation reused): false if a
+    /// tempered token's check fails (`out` is then unspecified).
+    pub fn verify_into(
+        &self,
+        hay: &str,
+        spans: &[Option<(usize, usize)>],
+        out: &mut Vec<Option<(usize, usize)>>,
+    ) -> bool {
+        out.clear();
+        out.resize(self.groups + 1, None);
         out[0] = spans.first().copied().flatten();
         for (k, slot) in self.slots.iter().enumerate() {
             let Some(Some((a, b))) = spans.get(k + 1).copied() else {
@@ -592,16 +605,18 @@ impl Expanded {
                     // no iteration (a character start in [a, b)) may be
                     // followed by the literal
                     let end = (b + lit.len()).min(hay.len());
-                    let window = hay.as_bytes().get(a..end)?;
+                    let Some(window) = hay.as_bytes().get(a..end) else {
+                        return false;
+                    };
                     if let Some(p) = self.finders.0[t].find(window) {
                         if a + p < b {
-                            return None;
+                            return false;
                         }
                     }
                 }
             }
         }
-        Some(out)
+        true
     }
 }
 
