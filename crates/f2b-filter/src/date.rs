@@ -591,6 +591,8 @@ pub struct Template {
     fast: OnceLock<Option<Prog>>,
     /// Named groups the date conversion reads: (group index, key).
     fields: OnceLock<Vec<(usize, String)>>,
+    /// The group indexes of `fields` keyed `z` or `Z` (a zone).
+    zone_fields: OnceLock<Vec<usize>>,
     /// Group layout if this is the syslog default template.
     syslog: OnceLock<Option<syslog::Shape>>,
 }
@@ -713,6 +715,7 @@ impl Template {
             re: OnceLock::new(),
             fast: OnceLock::new(),
             fields: OnceLock::new(),
+            zone_fields: OnceLock::new(),
             syslog: OnceLock::new(),
         }
     }
@@ -1017,9 +1020,16 @@ impl Template {
             Kind::Pattern => {
                 ctx.default_tz.is_some()
                     || self
-                        .fields()
+                        .zone_fields
+                        .get_or_init(|| {
+                            self.fields()
+                                .iter()
+                                .filter(|(_, n)| matches!(n.as_str(), "z" | "Z"))
+                                .map(|(i, _)| *i)
+                                .collect()
+                        })
                         .iter()
-                        .any(|(i, n)| matches!(n.as_str(), "z" | "Z") && g.get(*i).is_some())
+                        .any(|i| g.get(*i).is_some())
             }
         }
     }

@@ -181,9 +181,13 @@ impl Fail {
         Fail(Vec::new())
     }
     fn pos(&self, k: &str) -> Option<usize> {
-        // keys are interned: the same pointer is the usual hit
+        // keys are interned: the same pointer is the usual hit; other keys
+        // are told apart by their length and first byte before any `memcmp`
+        let kb = k.as_bytes();
         self.0.iter().position(|(n, _)| {
-            std::ptr::eq(n.as_ptr(), k.as_ptr()) && n.len() == k.len() || *n == k
+            let nb = n.as_bytes();
+            nb.len() == kb.len()
+                && (std::ptr::eq(nb.as_ptr(), kb.as_ptr()) || nb.first() == kb.first() && nb == kb)
         })
     }
     fn get(&self, k: &str) -> Option<&V> {
