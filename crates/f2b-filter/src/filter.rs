@@ -1522,6 +1522,11 @@ impl Filter {
             let hit = match &self.candidates {
                 Some(t) => {
                     let m = *cand.get_or_insert_with(|| candidate_mask(t, b));
+                    // no candidate left for this buffer (it changes only
+                    // after a match, then the mask is made again)
+                    if m >> idx == 0 {
+                        break;
+                    }
                     m >> idx & 1 != 0 && self.fail[idx].re.search_into(b, &mut spans)
                 }
                 None => self.fail[idx].search_gated(b, &mut ascii_first, &mut spans),
