@@ -275,7 +275,7 @@ impl Executor {
     }
 }
 
-/// Set once `clone` has refused `CLONE_PIDFD` (kernels before 5.2): every
+/// Set once [`crate::spawn`] is unsupported here (kernels before 5.4): every
 /// later command goes through tokio's `Command`.
 static CLONE_UNSUPPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

@@ -17,8 +17,8 @@
 //! calling thread around `clone`, so no handler of the daemon runs in the
 //! child before it resets its mask right before `execve`.
 //!
-//! Kernels without `CLONE_PIDFD` (before 5.2) make `clone` fail with
-//! `EINVAL`: [`SpawnError::Unsupported`], and the caller uses `Command`.
+//! Kernels before 5.4 (no `CLONE_PIDFD`, `pidfd_open` or `waitid(P_PIDFD)`;
+//! probed once) get [`SpawnError::Unsupported`], and the caller uses `Command`.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
@@ -141,6 +141,36 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((r, above_stdio(w)?))
 }
 
+/// Whether this kernel has what [`spawn`] needs: `CLONE_PIDFD` (5.2),
+/// `pidfd_open` (5.3) and `waitid(P_PIDFD)` (5.4). Probed once on this
+/// process's own pidfd: `waitid` on it fails with `ECHILD` where `P_PIDFD`
+/// is known. (The legacy `clone` ignores flags it does not know, so
+/// `CLONE_PIDFD` itself cannot be probed safely by trying it.)
+fn supported() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        // SAFETY: pidfd_open on our own pid; the result is a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+        if fd < 0 {
+            return false;
+        }
+        // SAFETY: `fd` is a new descriptor owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        // SAFETY: a zeroed siginfo_t is valid; waitid fills it or fails.
+        let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid with a valid siginfo pointer.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                fd.as_raw_fd() as libc::id_t,
+                &mut si,
+                libc::WEXITED | libc::WNOHANG,
+            )
+        };
+        r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
+    })
+}
+
 /// Starts `program` with `argv` (argv[0] included) and the daemon's
 /// environment, stdin from `stdin`, in a new process group.
 pub(crate) fn spawn(
@@ -148,6 +178,9 @@ pub(crate) fn spawn(
     argv: &[CString],
     stdin: BorrowedFd<'_>,
 ) -> Result<Spawned, SpawnError> {
+    if !supported() {
+        return Err(SpawnError::Unsupported);
+    }
     // a copy only if it is one of 0, 1, 2
     let stdin_copy = if stdin.as_raw_fd() > 2 {
         None
@@ -206,6 +239,16 @@ pub(crate) fn spawn(
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Err(SpawnError::Unsupported),
         Err(e) => return Err(SpawnError::Io(e)),
     };
+    if pidfd < 0 {
+        // Not expected after `supported()`: a kernel that ignored CLONE_PIDFD.
+        // The child runs without a pidfd: end it, reap it, and use `Command`.
+        // SAFETY: signalling and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        return Err(SpawnError::Unsupported);
+    }
     // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor in `pidfd`.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     drop((stdin_copy, out_w, err_w));
@@ -257,5 +300,15 @@ pub(crate) fn wait_pidfd(pidfd: &OwnedFd, block: bool) -> io::Result<Option<Ende
             libc::CLD_EXITED => (Some(status), None),
             _ => (None, Some(status)),
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The machines f2b is tested on have pidfds (Linux >= 5.4), so the
+    /// tests of `exec` run this module's path, not the fallback.
+    #[test]
+    fn this_kernel_has_what_spawn_needs() {
+        assert!(super::supported());
     }
 }
