@@ -1083,6 +1083,9 @@ enum Engine {
 #[derive(Debug, Clone)]
 struct StartLiterals {
     lits: Vec<Vec<u8>>,
+    /// Each literal's first (up to) 8 bytes as a little-endian word and the
+    /// mask of those bytes: a word compare before `memcmp`.
+    heads: Vec<(u64, u64)>,
     /// `first[b]`: some literal starts with byte `b`.
     first: [bool; 256],
     /// Length of the longest literal.
@@ -1205,7 +1208,16 @@ impl StartLiterals {
             first[usize::from(l[0])] = true;
         }
         let max_len = lits.iter().map(Vec::len).max().unwrap_or(0);
+        let heads = lits
+            .iter()
+            .map(|l| {
+                let n = l.len().min(8);
+                let mask = if n == 8 { !0 } else { (1u64 << (8 * n)) - 1 };
+                (head_word(l), mask)
+            })
+            .collect();
         Some(StartLiterals {
+            heads,
             lits,
             first,
             max_len,
@@ -1223,13 +1235,25 @@ impl StartLiterals {
     fn may_match(&self, hay: &[u8]) -> bool {
         let head = &hay[..self.max_len.min(hay.len())];
         !head.is_ascii()
-            || hay.first().is_some_and(|&b| self.first[usize::from(b)])
-                // the first bytes first: no `memcmp` call for most literals
-                && self
-                    .lits
+            || hay.first().is_some_and(|&b| self.first[usize::from(b)]) && {
+                // the first 8 bytes as a word first (a haystack starting
+                // with a literal has its head word under the literal's
+                // mask): `memcmp` only for literals that pass it
+                let hw = head_word(hay);
+                self.lits
                     .iter()
-                    .any(|l| l.first() == hay.first() && hay.starts_with(l))
+                    .zip(&self.heads)
+                    .any(|(l, &(w, m))| hw & m == w && hay.starts_with(l))
+            }
     }
+}
+
+/// The first (up to) 8 bytes of `b` as a little-endian word, zero-padded.
+fn head_word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    let n = b.len().min(8);
+    w[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(w)
 }
 
 /// A compiled Python-dialect regex.
