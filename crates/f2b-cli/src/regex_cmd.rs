@@ -780,7 +780,9 @@ impl Tally {
             Some((tuple, time)) => flt.process_line_with_time(tuple, time, now),
             None => flt.process_line(line, now),
         };
+        // the failures that are not NOFAIL: kept for `-o`, counted otherwise
         let mut ret = Vec::new();
+        let mut n_ret = 0usize;
         let mut is_ignored = false;
         for f in found {
             if o.out.is_none() {
@@ -795,13 +797,16 @@ impl Tally {
                             f.time.unwrap_or(now),
                             // fail2ban-regex's flag: more than one earlier
                             // failure (not NOFAIL) of this line
-                            ret.len() > 1,
+                            n_ret > 1,
                         ));
                     }
                 }
             }
             if !f.is_nofail() {
-                ret.push(f);
+                n_ret += 1;
+                if o.out.is_some() {
+                    ret.push(f);
+                }
             } else {
                 is_ignored = true;
             }
@@ -854,7 +859,7 @@ impl Tally {
             {
                 self.ignored_lines.push(line.to_string());
             }
-        } else if !ret.is_empty() {
+        } else if n_ret > 0 {
             self.matched += 1;
             if o.print_all_matched {
                 self.matched_lines.push(line.to_string());
