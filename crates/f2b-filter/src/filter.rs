@@ -193,6 +193,23 @@ impl Fail {
     fn get(&self, k: &str) -> Option<&V> {
         self.pos(k).map(|i| &self.0[i].1)
     }
+    /// `fr`'s named groups from its spans over `b`, replacing an entry of
+    /// the first `np` (the prefregex's) of the same name, else appended
+    /// (a failregex's own names are distinct).
+    #[inline]
+    fn overlay(&mut self, np: usize, fr: &FRegex, b: &Txt, spans: &Spans) {
+        for (i, n) in fr.names.iter().enumerate() {
+            let Some(n) = *n else { continue };
+            let v = spans
+                .get(i)
+                .map(|(x, y)| V::S(b.slice(x, y)))
+                .unwrap_or(V::Null);
+            match self.0[..np].iter().position(|(k, _)| *k == n) {
+                Some(i) => self.0[i].1 = v,
+                None => self.0.push((n, v)),
+            }
+        }
+    }
     fn insert(&mut self, k: &'static str, v: V) {
         match self.pos(k) {
             Some(i) => self.0[i].1 = v,
@@ -1586,17 +1603,7 @@ impl Filter {
                     merged.0.push((n, v));
                 }
                 let np = merged.0.len();
-                for (i, n) in fr.names.iter().enumerate() {
-                    let Some(n) = *n else { continue };
-                    let v = spans
-                        .get(i)
-                        .map(|(x, y)| V::S(b.slice(x, y)))
-                        .unwrap_or(V::Null);
-                    match merged.0[..np].iter().position(|(k, _)| *k == n) {
-                        Some(i) => merged.0[i].1 = v,
-                        None => merged.0.push((n, v)),
-                    }
-                }
+                merged.overlay(np, fr, b, &spans);
                 merged
             } else {
                 let pre_groups = pre_groups.get_or_insert_with(|| match (&pre_match, &self.pref) {
@@ -1743,17 +1750,7 @@ impl Filter {
             let np = pre_groups.0.len();
             let mut merged = Fail(Vec::with_capacity(np + fr.named + 4));
             merged.0.extend(pre_groups.0.iter().cloned());
-            for (i, n) in fr.names.iter().enumerate() {
-                let Some(n) = *n else { continue };
-                let v = spans
-                    .get(i)
-                    .map(|(x, y)| V::S(b.slice(x, y)))
-                    .unwrap_or(V::Null);
-                match merged.0[..np].iter().position(|(k, _)| *k == n) {
-                    Some(i) => merged.0[i].1 = v,
-                    None => merged.0.push((n, v)),
-                }
-            }
+            merged.overlay(np, fr, b, spans);
             merged
         } else {
             let fail = fr.groups(b, spans);

@@ -33,6 +33,17 @@ use regex_syntax::hir::{Class, Hir, HirKind, Look};
 use std::fmt::Write as _;
 use std::ptr::NonNull;
 
+/// `pcre2_jit_match_8` and `pcre2_match_8` (same signature).
+type MatchFn = unsafe extern "C" fn(
+    *const pcre2_code_8,
+    *const u8,
+    usize,
+    usize,
+    u32,
+    *mut pcre2_match_data_8,
+    *mut pcre2_sys::pcre2_match_context_8,
+) -> std::os::raw::c_int;
+
 /// Backtracking steps one PCRE2 search may use before the caller falls back
 /// to the linear engine.
 const MATCH_LIMIT: u32 = 20_000;
@@ -343,8 +354,8 @@ impl Pcre {
             // SAFETY: `subject`/`hay.len()` describe live memory, `pos` is
             // within it, `md` was made for `code`; a null match context is
             // allowed (default limits; the JIT uses its 32 KiB stack).
-            let mut rc = unsafe {
-                pcre2_jit_match_8(
+            let run = |m: MatchFn| unsafe {
+                m(
                     code.code.as_ptr(),
                     subject,
                     hay.len(),
@@ -354,19 +365,9 @@ impl Pcre {
                     std::ptr::null_mut(),
                 )
             };
+            let mut rc = run(pcre2_jit_match_8);
             if rc == PCRE2_ERROR_JIT_BADOPTION {
-                // SAFETY: as above.
-                rc = unsafe {
-                    pcre2_match_8(
-                        code.code.as_ptr(),
-                        subject,
-                        hay.len(),
-                        pos,
-                        0,
-                        md.md.as_ptr(),
-                        std::ptr::null_mut(),
-                    )
-                };
+                rc = run(pcre2_match_8);
             }
             if rc == PCRE2_ERROR_NOMATCH {
                 return Ok(false);
