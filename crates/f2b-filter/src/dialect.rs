@@ -917,13 +917,7 @@ impl Linear {
                 return r;
             }
         }
-        match self.captures_linear(hay, pos) {
-            Some(sp) => {
-                *out = sp;
-                true
-            }
-            None => false,
-        }
+        self.captures_linear(hay, pos).map(|sp| *out = sp).is_some()
     }
 
     /// [`Linear::captures`] on the `regex` crate alone.
@@ -1445,87 +1439,46 @@ impl PyRegex {
         }
         match &self.engine {
             Engine::Linear(l) => l.captures_into(hay, pos, out),
-            Engine::Backtrack {
-                pre: Some(p),
-                expanded: Some(e),
-                ..
-            } => {
-                // the expanded pattern's spans, verified into `out` (its
-                // allocation kept for the next search)
-                if let Some(sp) = p.captures(hay, pos) {
-                    if e.verify_into(hay, &sp.0, &mut out.0) {
-                        return true;
-                    }
-                    self.search_backtrack_unverified(hay, pos, out)
-                } else {
-                    false
-                }
-            }
-            _ => match self.search_backtrack(hay, pos) {
-                Some(sp) => {
-                    *out = sp;
-                    true
-                }
-                None => false,
-            },
-        }
-    }
-
-    /// The backtracking engine's answer for an expanded pattern whose
-    /// verification failed (what [`PyRegex::search_backtrack`] does then).
-    fn search_backtrack_unverified(&self, hay: &str, pos: usize, out: &mut Spans) -> bool {
-        match self.backtrack_engine(hay, pos) {
-            Some(sp) => {
-                *out = sp;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The search of a backtracking pattern.
-    fn search_backtrack(&self, hay: &str, pos: usize) -> Option<Spans> {
-        match &self.engine {
-            Engine::Linear(l) => l.captures(hay, pos),
-            Engine::Backtrack { pre, expanded, .. } => {
+            Engine::Backtrack { re, pre, expanded } => {
                 match (pre, expanded) {
                     (Some(p), Some(e)) => {
-                        let sp = p.captures(hay, pos)?;
-                        if let Some(v) = e.verify(hay, &sp.0) {
-                            return Some(Spans(v));
+                        // the expanded pattern's spans, verified into `out` (its
+                        // allocation kept for the next search)
+                        let Some(sp) = p.captures(hay, pos) else {
+                            return false;
+                        };
+                        if e.verify_into(hay, &sp.0, &mut out.0) {
+                            return true;
                         }
                     }
-                    (Some(p), None) if !p.matches_at(hay, pos) => return None,
+                    (Some(p), None) if !p.matches_at(hay, pos) => return false,
                     _ => {}
                 }
-                self.backtrack_engine(hay, pos)
+                self.backtrack_engine(re, hay, pos)
+                    .map(|sp| *out = sp)
+                    .is_some()
             }
         }
     }
 
     /// The backtracking engine's search (under its budget).
-    fn backtrack_engine(&self, hay: &str, pos: usize) -> Option<Spans> {
-        match &self.engine {
-            Engine::Linear(l) => l.captures(hay, pos),
-            Engine::Backtrack { re, .. } => {
-                let Some(re) = re.get() else {
-                    self.budget_hits
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return None;
-                };
-                match re.captures_from_pos(hay, pos) {
-                    Ok(Some(caps)) => Some(Spans(
-                        (0..caps.len())
-                            .map(|i| caps.get(i).map(|m| (m.start(), m.end())))
-                            .collect(),
-                    )),
-                    Ok(None) => None,
-                    Err(_) => {
-                        self.budget_hits
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        None
-                    }
-                }
+    fn backtrack_engine(&self, re: &LazyFancy, hay: &str, pos: usize) -> Option<Spans> {
+        let Some(re) = re.get() else {
+            self.budget_hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        };
+        match re.captures_from_pos(hay, pos) {
+            Ok(Some(caps)) => Some(Spans(
+                (0..caps.len())
+                    .map(|i| caps.get(i).map(|m| (m.start(), m.end())))
+                    .collect(),
+            )),
+            Ok(None) => None,
+            Err(_) => {
+                self.budget_hits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                None
             }
         }
     }
