@@ -155,32 +155,40 @@ impl Executor {
         let started = Instant::now();
         let (mut proc, out_pipe, err_pipe) = match spawn_clone(program, &rest, cmd) {
             Some(Ok(s)) => {
-                let out = Pipe::Clone(pipe_receiver(s.stdout).map_err(spawn_err)?);
-                let err = Pipe::Clone(pipe_receiver(s.stderr).map_err(spawn_err)?);
+                let crate::spawn::Spawned {
+                    pid,
+                    pidfd,
+                    stdout,
+                    stderr,
+                } = s;
+                let pipes = pipe_receiver(stdout).and_then(|o| Ok((o, pipe_receiver(stderr)?)));
+                let (out, err) = match pipes {
+                    Ok(p) => p,
+                    Err(e) => {
+                        abandon(pid, pidfd);
+                        return Err(spawn_err(e));
+                    }
+                };
                 // SAFETY: an `OwnedFd` keeps its one descriptor open until
                 // dropped, which the `AsyncFd` owning it controls.
-                let fd = unsafe {
+                let registered = unsafe {
                     tokio::io::unix::AsyncFd::register_with_interest(
-                        s.pidfd,
+                        pidfd,
                         tokio::io::Interest::READABLE,
                     )
-                }
-                .map_err(|e| {
-                    // not watchable: kill it and reap it at a later spawn
-                    kill_group(s.pid, libc::SIGKILL);
-                    let (fd, err) = e.into_parts();
-                    if let Ok(mut v) = ORPHANS.lock() {
-                        v.push(fd);
+                };
+                let fd = match registered {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        let (pidfd, e) = e.into_parts();
+                        abandon(pid, pidfd);
+                        return Err(spawn_err(e));
                     }
-                    spawn_err(err)
-                })?;
+                };
                 (
-                    Proc::Clone {
-                        pid: s.pid,
-                        fd: Some(fd),
-                    },
-                    Some(out),
-                    Some(err),
+                    Proc::Clone { pid, fd: Some(fd) },
+                    Some(Pipe::Clone(out)),
+                    Some(Pipe::Clone(err)),
                 )
             }
             Some(Err(e)) => return Err(spawn_err(e)),
@@ -369,6 +377,15 @@ fn pipe_receiver(fd: std::os::fd::OwnedFd) -> std::io::Result<tokio::net::unix::
 /// Children whose command was dropped before they were reaped (their group
 /// got SIGKILL); reaped at the next spawn.
 static ORPHANS: Mutex<Vec<std::os::fd::OwnedFd>> = Mutex::new(Vec::new());
+
+/// A started child that cannot be watched: its group is killed, and it is
+/// reaped at a later spawn.
+fn abandon(pid: libc::pid_t, pidfd: std::os::fd::OwnedFd) {
+    kill_group(pid, libc::SIGKILL);
+    if let Ok(mut v) = ORPHANS.lock() {
+        v.push(pidfd);
+    }
+}
 
 fn reap_orphans() {
     if let Ok(mut v) = ORPHANS.try_lock() {

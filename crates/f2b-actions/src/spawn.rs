@@ -51,7 +51,7 @@ pub(crate) struct Spawned {
 
 #[derive(Debug)]
 pub(crate) enum SpawnError {
-    /// The kernel has no `CLONE_PIDFD`.
+    /// The kernel lacks what this needs (see `supported`).
     Unsupported,
     /// Pipes, `clone` or `execve` failed.
     Io(io::Error),
@@ -156,18 +156,7 @@ fn supported() -> bool {
         }
         // SAFETY: `fd` is a new descriptor owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-        // SAFETY: a zeroed siginfo_t is valid; waitid fills it or fails.
-        let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid with a valid siginfo pointer.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PIDFD,
-                fd.as_raw_fd() as libc::id_t,
-                &mut si,
-                libc::WEXITED | libc::WNOHANG,
-            )
-        };
-        r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
+        matches!(wait_pidfd(&fd, false), Err(e) if e.raw_os_error() == Some(libc::ECHILD))
     })
 }
 
