@@ -86,8 +86,8 @@ struct EnvInner {
     /// `set dbfile` opens the database in the background (while the start-up stream
     /// goes on); the first use waits for it.
     defer_db_open: AtomicBool,
-    /// The database opened in the background is a new file, not installed yet. Read
-    /// without a lock: whoever installs it holds `pending_store` while it waits.
+    /// The pending database is a new file, not created and installed yet. Read without
+    /// a lock: whoever creates it holds `pending_store` meanwhile.
     creating_db: AtomicBool,
     rt: tokio::runtime::Handle,
     tailer: Mutex<Tailer>,
@@ -763,7 +763,6 @@ const JOURNAL_POLL_IDLE: Duration = Duration::from_millis(5);
 /// See [`JOURNAL_POLL_ACTIVE`].
 const JOURNAL_ACTIVE_FOR: Duration = Duration::from_secs(2);
 
-/// A database being opened in the background, and what waits for it.
 /// Opens (or creates) the database at `path`, logging fail2ban's `Connected` line.
 fn open_logged(path: &str, log: &Logger) -> Result<Store, f2b_store::StoreError> {
     let r = Store::open(path, &OpenOptions::new(now() as i64));
@@ -777,6 +776,8 @@ fn open_logged(path: &str, log: &Logger) -> Result<Store, f2b_store::StoreError>
     r
 }
 
+/// A database being opened in the background (or a new one still to be
+/// created), and what waits for it.
 struct PendingStore {
     path: String,
     /// The opening thread; none for a new database, created by whoever
