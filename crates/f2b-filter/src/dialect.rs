@@ -1154,7 +1154,7 @@ impl Gate {
 /// A literal of the byte-level syntax tree is a case-sensitive byte string,
 /// and the same bytes in the Unicode tree (case-insensitive parts are
 /// classes in both), so it must occur in any haystack a match is found in.
-fn required_literals(h: &regex_syntax::hir::Hir, out: &mut Vec<Vec<u8>>) {
+pub(crate) fn required_literals(h: &regex_syntax::hir::Hir, out: &mut Vec<Vec<u8>>) {
     use regex_syntax::hir::HirKind;
     match h.kind() {
         HirKind::Literal(l) => out.push(l.0.to_vec()),

@@ -50,6 +50,7 @@ const MATCH_LIMIT: u32 = 20_000;
 
 /// The PCRE2 form of a `regex` crate pattern for ASCII haystacks, or `None`
 /// if it has none.
+#[cfg(test)]
 pub(crate) fn pattern_for(linear: &str) -> Option<String> {
     let hir = regex_syntax::Parser::new().parse(linear).ok()?;
     // `(*NO_START_OPT)`: the JIT of the bundled PCRE2 (pcre2-sys 0.2.10) misses matches
@@ -57,9 +58,218 @@ pub(crate) fn pattern_for(linear: &str) -> Option<String> {
     // a bounded repeat: `x?a[ab]{0,2}` on "a" finds nothing with the JIT, (0, 1) without
     // it (found by `spans_agree`). f2b's own gates (start literals, required literals)
     // already skip the positions that optimisation would.
+    print_pattern(&hir, &[])
+}
+
+/// The PCRE2 form of `hir` with the alternatives numbered in `kill` (in
+/// [`print`]'s order) made to fail at once.
+fn print_pattern(hir: &Hir, kill: &[usize]) -> Option<String> {
     let mut out = format!("(*NO_START_OPT)(*LIMIT_MATCH={MATCH_LIMIT})");
-    print(&hir, &mut out)?;
+    let mut cx = Cx { next: 0, kill };
+    print(hir, &mut out, &mut cx)?;
     Some(out)
+}
+
+/// The printer's count of alternatives (every branch of every alternation,
+/// in the order printed) and those to print as failing.
+struct Cx<'a> {
+    next: usize,
+    kill: &'a [usize],
+}
+
+/// Alternatives of a pattern that cannot match a haystack without some
+/// literal, and the pattern printed without them.
+///
+/// fail2ban's conditionals, expanded (`crate::expand`), are alternations of
+/// long variants that each carry a copy of the rest of the pattern: sshd's
+/// `Failed ...` failregex has one variant for a user name followed by `": "`
+/// and one for anything up to `" from "`. On an ordinary line the first fails
+/// only at its end, after backtracking through every `<HOST>` alternative;
+/// that was most of the search. A variant whose mandatory literal the
+/// haystack lacks has no successful path, so printing it as `(*FAIL)` (its
+/// groups kept: same numbering) leaves the successful paths and their order,
+/// hence the first one and its spans, unchanged.
+struct Pruning {
+    hir: Hir,
+    /// The prunable alternatives' numbers (in [`print`]'s order), by bit.
+    branches: Vec<usize>,
+    /// Each literal and the bits of the alternatives that need it.
+    lits: Vec<(memchr::memmem::Finder<'static>, u32)>,
+    /// The pattern compiled without the alternatives of each bit set (index:
+    /// the set; built on first use).
+    variants: Box<[std::sync::OnceLock<Option<Compiled>>]>,
+}
+
+/// A compiled pattern and its reused match data.
+type Compiled = Slots<Code, MatchData>;
+
+/// At most this many alternatives are pruned (variants: 2^n at most).
+const MAX_PRUNED: usize = 6;
+/// At most this many literals are looked for per search.
+const MAX_PRUNE_LITS: usize = 3;
+/// Smaller alternatives fail fast enough by themselves (HIR nodes).
+const MIN_PRUNED_SIZE: usize = 24;
+
+/// HIR nodes of `h`, counted up to `cap`.
+fn size(h: &Hir, cap: usize) -> usize {
+    let sub = |hs: &[Hir]| {
+        let mut n = 1;
+        for s in hs {
+            if n >= cap {
+                break;
+            }
+            n += size(s, cap - n);
+        }
+        n
+    };
+    match h.kind() {
+        HirKind::Repetition(r) => 1 + size(&r.sub, cap.saturating_sub(1)),
+        HirKind::Capture(c) => 1 + size(&c.sub, cap.saturating_sub(1)),
+        HirKind::Concat(v) | HirKind::Alternation(v) => sub(v),
+        _ => 1,
+    }
+}
+
+/// The literal `h` starts with (through groups), if any.
+fn leading_literal(h: &Hir) -> &[u8] {
+    match h.kind() {
+        HirKind::Literal(l) => &l.0,
+        HirKind::Capture(c) => leading_literal(&c.sub),
+        HirKind::Concat(v) => v.first().map_or(&[], leading_literal),
+        _ => &[],
+    }
+}
+
+/// True if every match of `h` contains `lit` (as far as a walk through
+/// concatenations, groups and all the branches of alternations tells).
+fn needs(h: &Hir, lit: &[u8]) -> bool {
+    match h.kind() {
+        HirKind::Literal(l) => l.0.windows(lit.len()).any(|w| w == lit),
+        HirKind::Capture(c) => needs(&c.sub, lit),
+        HirKind::Repetition(r) => r.min >= 1 && needs(&r.sub, lit),
+        HirKind::Alternation(v) => v.iter().all(|b| needs(b, lit)),
+        HirKind::Concat(v) => {
+            v.iter().any(|s| needs(s, lit)) || {
+                let mut l = Vec::new();
+                crate::dialect::required_literals(h, &mut l);
+                l.iter().any(|x| x.windows(lit.len()).any(|w| w == lit))
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The prunable alternatives of `h`: (number in [`print`]'s order, the
+/// literals it needs that tell it from its siblings). `next` counts the
+/// alternatives as [`print`] does.
+fn prunable(h: &Hir, next: &mut usize, out: &mut Vec<(usize, Vec<Vec<u8>>)>) {
+    match h.kind() {
+        HirKind::Repetition(r) => prunable(&r.sub, next, out),
+        HirKind::Capture(c) => prunable(&c.sub, next, out),
+        HirKind::Concat(v) => {
+            for s in v {
+                prunable(s, next, out);
+            }
+        }
+        HirKind::Alternation(v) => {
+            let lits: Vec<Vec<Vec<u8>>> = v
+                .iter()
+                .map(|b| {
+                    let mut l = Vec::new();
+                    crate::dialect::required_literals(b, &mut l);
+                    l.retain(|x| x.len() >= 2);
+                    l
+                })
+                .collect();
+            for (i, b) in v.iter().enumerate() {
+                let id = *next;
+                *next += 1;
+                if size(b, MIN_PRUNED_SIZE) >= MIN_PRUNED_SIZE {
+                    let lead = leading_literal(b);
+                    let own: Vec<Vec<u8>> = lits[i]
+                        .iter()
+                        // a literal every sibling needs too tells nothing;
+                        // one the alternative starts with fails it at once
+                        .filter(|l| {
+                            !v.iter().enumerate().all(|(j, o)| j == i || needs(o, l))
+                                && !lead.windows(l.len()).any(|w| w == &l[..])
+                        })
+                        .cloned()
+                        .collect();
+                    if !own.is_empty() {
+                        out.push((id, own));
+                    }
+                }
+                prunable(b, next, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Pruning {
+    fn of(hir: Hir) -> Option<Pruning> {
+        let mut found = Vec::new();
+        prunable(&hir, &mut 0, &mut found);
+        let mut branches = Vec::new();
+        let mut lits: Vec<(Vec<u8>, u32)> = Vec::new();
+        for (id, ls) in found {
+            if branches.len() == MAX_PRUNED {
+                break;
+            }
+            let bit = 1u32 << branches.len();
+            let mut used = false;
+            for l in ls {
+                match lits.iter().position(|(x, _)| *x == l) {
+                    Some(k) => lits[k].1 |= bit,
+                    None if lits.len() < MAX_PRUNE_LITS => lits.push((l, bit)),
+                    None => continue,
+                }
+                used = true;
+            }
+            if used {
+                branches.push(id);
+            }
+        }
+        if branches.is_empty() {
+            return None;
+        }
+        Some(Pruning {
+            hir,
+            variants: (0..1usize << branches.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            branches,
+            lits: lits
+                .into_iter()
+                .map(|(l, m)| (memchr::memmem::Finder::new(&l).into_owned(), m))
+                .collect(),
+        })
+    }
+
+    /// The pattern for `hay` (searched from `pos`) without the alternatives
+    /// whose literals it lacks; `None`: the whole pattern.
+    fn variant(&self, hay: &[u8]) -> Option<&Slots<Code, MatchData>> {
+        let mut kill = 0u32;
+        for (f, m) in &self.lits {
+            if kill & m != *m && f.find(hay).is_none() {
+                kill |= m;
+            }
+        }
+        if kill == 0 {
+            return None;
+        }
+        self.variants[kill as usize]
+            .get_or_init(|| {
+                let ids: Vec<usize> = (0..self.branches.len())
+                    .filter(|b| kill >> b & 1 != 0)
+                    .map(|b| self.branches[b])
+                    .collect();
+                let p = print_pattern(&self.hir, &ids)?;
+                Code::new(&p).map(|c| Slots::new(c, Code::match_data))
+            })
+            .as_ref()
+    }
 }
 
 fn byte(b: u8, out: &mut String) {
@@ -70,7 +280,7 @@ fn byte(b: u8, out: &mut String) {
     }
 }
 
-fn print(h: &Hir, out: &mut String) -> Option<()> {
+fn print(h: &Hir, out: &mut String, cx: &mut Cx<'_>) -> Option<()> {
     match h.kind() {
         HirKind::Empty => {}
         HirKind::Literal(l) => {
@@ -163,10 +373,10 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
                 _ => false,
             };
             if single {
-                print(&r.sub, out)?;
+                print(&r.sub, out, cx)?;
             } else {
                 out.push_str("(?:");
-                print(&r.sub, out)?;
+                print(&r.sub, out, cx)?;
                 out.push(')');
             }
             match (r.min, r.max) {
@@ -200,13 +410,13 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
                 }
                 None => out.push('('),
             }
-            print(&c.sub, out)?;
+            print(&c.sub, out, cx)?;
             out.push(')');
         }
         HirKind::Concat(v) => {
             out.push_str("(?:");
             for s in v {
-                print(s, out)?;
+                print(s, out, cx)?;
             }
             out.push(')');
         }
@@ -216,7 +426,11 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
                 if i > 0 {
                     out.push('|');
                 }
-                print(s, out)?;
+                if cx.kill.contains(&cx.next) {
+                    out.push_str("(*FAIL)");
+                }
+                cx.next += 1;
+                print(s, out, cx)?;
             }
             out.push(')');
         }
@@ -303,8 +517,12 @@ impl Code {
     }
 }
 
-/// A compiled PCRE2 form and its reused match data.
-pub(crate) struct Pcre(Slots<Code, MatchData>);
+/// A compiled PCRE2 form and its reused match data, and its forms without
+/// the alternatives a haystack's missing literals rule out.
+pub(crate) struct Pcre {
+    whole: Slots<Code, MatchData>,
+    pruning: Option<Box<Pruning>>,
+}
 
 /// Every group's span (index 0: the whole match).
 pub(crate) type GroupSpans = Vec<Option<(usize, usize)>>;
@@ -316,9 +534,13 @@ pub(crate) struct GaveUp;
 impl Pcre {
     /// Compiles the PCRE2 form of `linear` (JIT when available).
     pub(crate) fn new(linear: &str) -> Option<Pcre> {
-        let p = pattern_for(linear)?;
+        let hir = regex_syntax::Parser::new().parse(linear).ok()?;
+        let p = print_pattern(&hir, &[])?;
         let code = Code::new(&p)?;
-        Some(Pcre(Slots::new(code, Code::match_data)))
+        Some(Pcre {
+            whole: Slots::new(code, Code::match_data),
+            pruning: Pruning::of(hir).map(Box::new),
+        })
     }
 
     /// Leftmost-first match of `hay` from `pos` with every group span.
@@ -350,7 +572,12 @@ impl Pcre {
         } else {
             hay.as_ptr()
         };
-        self.0.with(|code, md| {
+        let slots = self
+            .pruning
+            .as_ref()
+            .and_then(|p| p.variant(&hay[pos..]))
+            .unwrap_or(&self.whole);
+        slots.with(|code, md| {
             // SAFETY: `subject`/`hay.len()` describe live memory, `pos` is
             // within it, `md` was made for `code`; a null match context is
             // allowed (default limits; the JIT uses its 32 KiB stack).
@@ -455,6 +682,39 @@ mod tests {
         assert!(pattern_for(r"x(?mR:$)").is_none());
     }
 
+    /// A shape of an expanded conditional: variants with a copy of the
+    /// rest each, told apart by `": "` and `"invalid user "`.
+    fn expanded_shape() -> String {
+        let host = r"(?:(?:::f{4,6}:)?((?:\d{1,3}\.){3}\d{1,3})|((?:[0-9a-f]{1,4}::?|::){1,7}(?:[0-9a-f]{1,4}|:))|([\w\-.]*\w))";
+        let rest = r"(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?";
+        format!(
+            r"^Failed (?:(publickey)|\S+) for (?:(invalid user )(?:(\S+) from {host}{rest}: |(.*?) from {host}{rest}(.*)(?m:$))|(?:)(?:(\S+) from {host}{rest}: |([^:]+) from {host}{rest}(.*)(?m:$)))"
+        )
+    }
+
+    #[test]
+    fn alternatives_are_pruned_by_missing_literals() {
+        let p = expanded_shape();
+        let pc = Pcre::new(&p).unwrap();
+        let pr = pc.pruning.as_deref().expect("prunable");
+        let lits: Vec<&[u8]> = pr.lits.iter().map(|(f, _)| f.needle()).collect();
+        assert_eq!(lits, [&b": "[..]]);
+        assert_eq!(pr.branches.len(), 2);
+        for hay in [
+            "Failed password for root from 198.51.100.7 port 33492 ssh2\n",
+            "Failed password for invalid user x y from 198.51.100.7 port 1 ssh2\n",
+            "Failed password for root from 198.51.100.7 port 33492 ssh2: RSA x\n",
+            "Failed publickey for a: b from ::1 port 2\n",
+            "Failed publickey for ab from ::1 port 2: x\n",
+            "Failed password for root from host.example.org\n",
+        ] {
+            let got = pc.captures(hay.as_bytes(), 0).expect("no limit hit");
+            assert_eq!(got, reference(&p, hay.as_bytes(), 0), "on {hay:?}");
+        }
+        // the pruned form was used (and kept) for the lines without ": "
+        assert!(pr.variants.iter().skip(1).any(|v| v.get().is_some()));
+    }
+
     #[test]
     fn runaway_backtracking_gives_up() {
         let pc = Pcre::new(r"^(?:a|a|aa)*b").unwrap();
@@ -464,6 +724,22 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// The pruned forms give the spans of the whole pattern.
+        #[test]
+        fn pruned_forms_agree(
+            toks in proptest::collection::vec(proptest::sample::select(vec![
+                "Failed ", "password", "publickey", " for ", "invalid user ", "root", " from ",
+                "198.51.100.7", "::1", "host.org", " port ", "22", " ssh2", ": ", ":", " ", "x",
+            ]), 0..14),
+        ) {
+            let hay = format!("Failed {}\n", toks.concat());
+            let p = expanded_shape();
+            let pc = Pcre::new(&p).unwrap();
+            if let Ok(got) = pc.captures(hay.as_bytes(), 0) {
+                proptest::prop_assert_eq!(got, reference(&p, hay.as_bytes(), 0), "on {:?}", hay);
+            }
+        }
+
         /// PCRE2 and the `regex` crate give the same spans.
         #[test]
         fn spans_agree(
