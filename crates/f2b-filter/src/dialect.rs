@@ -894,7 +894,7 @@ impl Linear {
         &self,
         hay: &str,
     ) -> Option<&Slots<regex::bytes::Regex, regex::bytes::CaptureLocations>> {
-        if hay.is_ascii() {
+        if all_ascii(hay.as_bytes()) {
             self.ascii()
         } else {
             None
@@ -909,7 +909,7 @@ impl Linear {
 
     /// [`Linear::captures`] into `out` (its allocation reused).
     fn captures_into(&self, hay: &str, pos: usize, out: &mut Spans) -> bool {
-        if hay.is_ascii() {
+        if all_ascii(hay.as_bytes()) {
             if let Some(Ok(r)) = self
                 .pcre()
                 .map(|p| p.captures_into(hay.as_bytes(), pos, &mut out.0))
@@ -1228,7 +1228,7 @@ impl StartLiterals {
     /// classes and case folding reach further, e.g. the Kelvin sign).
     fn may_match(&self, hay: &[u8]) -> bool {
         let head = &hay[..self.max_len.min(hay.len())];
-        !head.is_ascii()
+        !all_ascii(head)
             || hay.first().is_some_and(|&b| self.first[usize::from(b)]) && {
                 // the first 8 bytes as a word first (a haystack starting
                 // with a literal has its head word under the literal's
@@ -1240,6 +1240,22 @@ impl StartLiterals {
                     .any(|(l, &(w, m))| hw & m == w && hay.starts_with(l))
             }
     }
+}
+
+/// `b.is_ascii()` a word at a time: the standard library's test costs
+/// about three instructions a byte here, and every search asks it of its
+/// haystack (a log line: tens of bytes).
+#[inline]
+pub(crate) fn all_ascii(b: &[u8]) -> bool {
+    let mut acc = 0u64;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        acc |= u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+    }
+    for &x in words.remainder() {
+        acc |= u64::from(x);
+    }
+    acc & 0x8080_8080_8080_8080 == 0
 }
 
 /// The first (up to) 8 bytes of `b` as a little-endian word, zero-padded.
@@ -1502,6 +1518,31 @@ mod tests {
             let (a, b) = sp.whole();
             s[a..b].to_string()
         })
+    }
+
+    #[test]
+    fn all_ascii_is_is_ascii() {
+        for s in [
+            "",
+            "a",
+            "abcdefgh",
+            "abcdefghi\n",
+            "ä",
+            "abcdefgä",
+            "abcdefghä",
+            "0123456789abcdef\u{7f}",
+        ] {
+            assert_eq!(all_ascii(s.as_bytes()), s.is_ascii(), "{s:?}");
+        }
+        for n in 0..40 {
+            let mut b = vec![b'x'; n];
+            assert!(all_ascii(&b));
+            for i in 0..n {
+                b[i] = 0x80;
+                assert!(!all_ascii(&b));
+                b[i] = b'x';
+            }
+        }
     }
 
     #[test]

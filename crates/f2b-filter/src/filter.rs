@@ -438,7 +438,7 @@ impl FRegex {
         spans: &mut Spans,
     ) -> bool {
         let first_byte = *ascii_first.get_or_insert_with(|| {
-            buf.is_ascii()
+            crate::dialect::all_ascii(buf.as_bytes())
                 .then(|| buf.as_bytes().first().copied())
                 .flatten()
         });
@@ -784,8 +784,6 @@ pub struct Filter {
     last_pref_groups: Option<Fail>,
     /// Set while speculating (see [`Filter::speculate`]).
     spec: Option<Speculation>,
-    /// Reused for building a line's shared text.
-    scratch: String,
     /// Reused group spans of the prefregex and of the failregexes.
     pref_spans: Spans,
     fail_spans: Spans,
@@ -858,7 +856,6 @@ impl Filter {
             lean: false,
             last_pref_groups: None,
             spec: None,
-            scratch: String::new(),
             pref_spans: Spans(Vec::new()),
             fail_spans: Spans(Vec::new()),
             candidates: None,
@@ -1189,7 +1186,7 @@ impl Filter {
     /// `now` is the current Unix time (fail2ban's `MyTime.time()`).
     pub fn process_line(&mut self, line: &str, now: f64) -> Vec<Failure> {
         let ctx = self.ctx(now);
-        let d = detect(&mut self.date_detector, &ctx, line, &mut self.scratch);
+        let d = detect(&mut self.date_detector, &ctx, line);
         self.process_detected(d, line, now)
     }
 
@@ -1527,7 +1524,10 @@ impl Filter {
         }
         let mut cand: Option<u64> = None;
         let mut spans = std::mem::take(&mut self.fail_spans);
-        for idx in 0..self.fail.len() {
+        // the next failregex to consider
+        let mut next = 0;
+        while next < self.fail.len() {
+            let mut idx = next;
             let b = match &mut buf {
                 Some(b) => b,
                 None => {
@@ -1539,14 +1539,21 @@ impl Filter {
             let hit = match &self.candidates {
                 Some(t) => {
                     let m = *cand.get_or_insert_with(|| candidate_mask(t, b));
-                    // no candidate left for this buffer (it changes only
-                    // after a match, then the mask is made again)
-                    if m >> idx == 0 {
+                    // straight to the next candidate for this buffer (it
+                    // changes only after a match, then the mask is made
+                    // again); none left: done
+                    let rest = m >> idx;
+                    if rest == 0 {
                         break;
                     }
-                    m >> idx & 1 != 0 && self.fail[idx].re.search_into(b, &mut spans)
+                    idx += rest.trailing_zeros() as usize;
+                    next = idx + 1;
+                    self.fail[idx].re.search_into(b, &mut spans)
                 }
-                None => self.fail[idx].search_gated(b, &mut ascii_first, &mut spans),
+                None => {
+                    next = idx + 1;
+                    self.fail[idx].search_gated(b, &mut ascii_first, &mut spans)
+                }
             };
             if !hit {
                 continue;
@@ -1812,7 +1819,7 @@ fn candidate_table(fail: &[FRegex]) -> Option<Box<[u64; 256]>> {
 /// (then every first-byte gate holds), else all.
 fn candidate_mask(t: &[u64; 256], buf: &str) -> u64 {
     match buf.as_bytes().first() {
-        Some(&c) if buf.is_ascii() => t[usize::from(c)],
+        Some(&c) if crate::dialect::all_ascii(buf.as_bytes()) => t[usize::from(c)],
         _ => !0,
     }
 }
@@ -1875,13 +1882,13 @@ struct Detected {
 }
 
 /// Runs the date detector on `line`.
-fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str, scratch: &mut String) -> Detected {
+fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str) -> Detected {
     let Some(tm) = dd.match_time(line, ctx.now) else {
         return Detected {
             span: None,
             time: None,
             is_int: false,
-            tline: TLine::split_with(line, 0, 0, scratch),
+            tline: TLine::split(line, 0, 0),
         };
     };
     let (s, e) = tm.span.unwrap_or((0, 0));
@@ -1894,7 +1901,7 @@ fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str, scratch: &mut String
         span: Some((s, e)),
         time,
         is_int,
-        tline: TLine::split_with(line, s, e, scratch),
+        tline: TLine::split(line, s, e),
     }
 }
 

@@ -604,16 +604,19 @@ impl Pcre {
             if rc <= 0 {
                 return Err(GaveUp);
             }
-            // SAFETY: the ovector holds `pairs` pairs and lives with `md`.
-            let ov = unsafe { std::slice::from_raw_parts(md.ov, 2 * md.pairs) };
+            // `rc` pairs are set at most (the highest group that took part,
+            // plus one); the ovector holds `pairs` pairs and lives with `md`
+            let set = (rc as usize).min(md.pairs);
+            // SAFETY: `set <= pairs`.
+            let ov = unsafe { std::slice::from_raw_parts(md.ov, 2 * set) };
             out.clear();
             // one spare slot: `Tail` appends its tail group
             out.reserve(md.pairs + 1);
             out.extend(ov.chunks_exact(2).map(|p| {
-                // groups that did not take part (and those after the last
-                // one that did) are unset
+                // groups that did not take part are unset
                 (p[0] != PCRE2_UNSET && p[1] != PCRE2_UNSET).then_some((p[0], p[1]))
             }));
+            out.resize(md.pairs, None);
             Ok(true)
         })
     }

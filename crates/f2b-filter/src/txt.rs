@@ -102,6 +102,24 @@ impl fmt::Debug for Txt {
     }
 }
 
+/// `s` and a newline in a new shared buffer: one allocation and one copy
+/// (`Arc::from` of a `String` built first would copy the line twice).
+fn with_newline(s: &str) -> Arc<str> {
+    let mut a: Arc<[std::mem::MaybeUninit<u8>]> = Arc::new_uninit_slice(s.len() + 1);
+    let Some(d) = Arc::get_mut(&mut a) else {
+        unreachable!("a new Arc is unique")
+    };
+    // SAFETY: `d` has room for `s` and one byte more; the regions are
+    // distinct allocations.
+    unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), d.as_mut_ptr().cast::<u8>(), s.len()) };
+    d[s.len()].write(b'\n');
+    // SAFETY: every byte was written just above.
+    let a: Arc<[u8]> = unsafe { a.assume_init() };
+    // SAFETY: the bytes are `s`'s (UTF-8) followed by a newline: valid
+    // UTF-8; `str` and `[u8]` have the same layout.
+    unsafe { Arc::from_raw(Arc::into_raw(a) as *const str) }
+}
+
 /// A log line split as fail2ban does: (text before the date, the date
 /// text, the rest), three adjacent ranges of one shared string.
 #[derive(Clone, PartialEq)]
@@ -115,19 +133,16 @@ impl TLine {
     /// `line` split around `line[d0..d1]` (one allocation). The buffer
     /// holds a newline after the line, so that the regexes' buffer of a line
     /// whose date starts it is a slice of it (see [`lines_buf`]).
-    #[cfg(test)]
     pub(crate) fn split(line: &str, d0: usize, d1: usize) -> TLine {
-        Self::split_with(line, d0, d1, &mut String::new())
-    }
-    /// [`TLine::split`] with a scratch string (reused, the line is then
-    /// copied into its one allocation).
-    pub(crate) fn split_with(line: &str, d0: usize, d1: usize, scratch: &mut String) -> TLine {
-        scratch.clear();
-        scratch.push_str(line);
-        scratch.push('\n');
-        let mut src = Txt::new(scratch);
-        src.e = line.len();
-        TLine { src, d0, d1 }
+        TLine {
+            src: Txt {
+                src: with_newline(line),
+                s: 0,
+                e: line.len(),
+            },
+            d0,
+            d1,
+        }
     }
     /// `(prefix, date, rest)` given as three strings (one allocation).
     pub(crate) fn from_parts(prefix: &str, date: &str, rest: &str) -> TLine {
