@@ -198,8 +198,7 @@ impl Fail {
     /// (a failregex's own names are distinct).
     #[inline]
     fn overlay(&mut self, np: usize, fr: &FRegex, b: &Txt, spans: &Spans) {
-        for (i, n) in fr.names.iter().enumerate() {
-            let Some(n) = *n else { continue };
+        for &(i, n) in &fr.names {
             let v = spans
                 .get(i)
                 .map(|(x, y)| V::S(b.slice(x, y)))
@@ -270,6 +269,14 @@ fn get_txt(f: &Fail, k: &str) -> Option<Txt> {
 fn truthy(f: &Fail, k: &str) -> bool {
     f.get(k).is_some_and(V::truthy)
 }
+/// [`Failure::is_nofail`] of a dict.
+fn nofail_of(f: &Fail) -> bool {
+    match f.get("nofail") {
+        None | Some(V::Null) => false,
+        Some(V::S(s)) => !s.is_empty(),
+        Some(_) => true,
+    }
+}
 
 /// One failure found in a line (what fail2ban puts in its `FailTicket`).
 ///
@@ -289,8 +296,11 @@ pub struct Failure {
     /// True if fail2ban would hold the time as a Python `int` (dates with an
     /// explicit zone, TAI64N); only matters for textual output.
     pub time_is_int: bool,
-    /// Shared with the mlfid cache's entry (Python shares the dict).
+    /// Shared with the mlfid cache's entry (Python shares the dict); in a
+    /// [`Filter::lean`] run, an empty dict unless the cache holds it.
     data: Arc<Fail>,
+    /// The dict's `nofail` is true (Python's truth of its value).
+    nofail: bool,
 }
 
 impl Failure {
@@ -330,11 +340,7 @@ impl Failure {
     }
     /// True if this is a "nofail" match (helper match, not a failure).
     pub fn is_nofail(&self) -> bool {
-        match self.data.get("nofail") {
-            None | Some(V::Null) => false,
-            Some(V::S(s)) => !s.is_empty(),
-            Some(_) => true,
-        }
+        self.nofail
     }
 }
 
@@ -346,10 +352,11 @@ struct FRegex {
     alt: Vec<(&'static str, &'static str)>,
     tuple: Vec<(&'static str, &'static str)>,
     skiplines: Vec<usize>,
-    /// Group names by index, interned.
-    names: Vec<Option<&'static str>>,
-    /// How many groups have a name (a dict's size; most groups of an
-    /// expanded `<HOST>` have none).
+    /// The named groups (index, interned name), in index order: most
+    /// groups of an expanded `<HOST>` have no name, and a match's dict is
+    /// made of the named ones only.
+    names: Vec<(usize, &'static str)>,
+    /// How many groups have a name (a dict's size).
     named: usize,
     /// Index of the `content` group (a prefregex's `<F-CONTENT>`).
     content: Option<usize>,
@@ -407,13 +414,14 @@ impl FRegex {
         }
         alt.sort();
         tuple.sort();
-        let names: Vec<Option<&'static str>> = re
+        let names: Vec<(usize, &'static str)> = re
             .names()
             .iter()
-            .map(|n| n.as_deref().map(intern))
+            .enumerate()
+            .filter_map(|(i, n)| Some((i, intern(n.as_deref()?))))
             .collect();
         Ok(FRegex {
-            named: names.iter().flatten().count(),
+            named: names.len(),
             content: re.group_index("content"),
             names,
             source: source.to_string(),
@@ -505,15 +513,13 @@ impl FRegex {
         // room for the groups, the alt/tuple results and the few keys the
         // merge adds (users, matches, ...)
         let mut fail = Fail(Vec::with_capacity(self.named + 8));
-        for (i, n) in self.names.iter().enumerate() {
-            if let Some(n) = n {
-                let v = spans
-                    .get(i)
-                    .map(|(a, b)| V::S(buf.slice(a, b)))
-                    .unwrap_or(V::Null);
-                // a Python regex names each group once: no key to replace
-                fail.0.push((n, v));
-            }
+        for &(i, n) in &self.names {
+            let v = spans
+                .get(i)
+                .map(|(a, b)| V::S(buf.slice(a, b)))
+                .unwrap_or(V::Null);
+            // a Python regex names each group once: no key to replace
+            fail.0.push((n, v));
         }
         for &(k, n) in &self.alt {
             let v = fail.get(k).cloned().unwrap_or(V::Null);
@@ -787,6 +793,13 @@ pub struct Filter {
     /// Reused group spans of the prefregex and of the failregexes.
     pref_spans: Spans,
     fail_spans: Spans,
+    /// A counting run's spare dict allocations: a dict's vector and its
+    /// `Arc`, taken back from a failure the mlfid cache does not hold (in a
+    /// [`Filter::lean`] run nobody reads a failure's dict).
+    spare_fail: Vec<(&'static str, V)>,
+    spare_arc: Option<Arc<Fail>>,
+    /// The dict of a counting run's failures (empty).
+    empty: Arc<Fail>,
     /// Which failregexes a buffer starting with a given byte can match
     /// (bit `i`: failregex `i`), built on the first line after the
     /// failregexes change; `None` with more than 64 of them.
@@ -859,6 +872,9 @@ impl Filter {
             pref_spans: Spans(Vec::new()),
             fail_spans: Spans(Vec::new()),
             candidates: None,
+            spare_fail: Vec::new(),
+            spare_arc: None,
+            empty: Arc::new(Fail::new()),
         };
         if spec.maxlines > 1 {
             f.max_lines = spec.maxlines;
@@ -1364,12 +1380,13 @@ impl Filter {
             if nf & 4 == 0 && !truthy(&grp, "mlfpending") {
                 grp.remove("matches");
             }
-            for (k, v) in fail.into_iter() {
+            for (k, v) in fail.0.drain(..) {
                 if !matches!(v, V::Null) {
                     grp.insert(k, v);
                 }
             }
-            fail = grp;
+            // the emptied vector serves the next dict
+            self.keep_spare(std::mem::replace(&mut fail, grp).0);
             if nf & 2 != 0 {
                 self.mlfid.unset(mlfid);
             }
@@ -1412,7 +1429,7 @@ impl Filter {
         }
         // keep the cache entry in sync (Python shares the dict object;
         // here the two share it until one is changed)
-        let fail = Arc::new(fail);
+        let fail = self.share(fail);
         if nf & 2 == 0 {
             self.mlfid.store(mlfid, Some(fail.clone()), now);
         }
@@ -1597,9 +1614,13 @@ impl Filter {
                 // the prefregex's groups (but `content`) and the
                 // failregex's straight from their spans (no copy of a
                 // dict of the prefregex's groups)
-                let mut merged = Fail(Vec::with_capacity(p.named + fr.named + 4));
-                for (i, n) in p.names.iter().enumerate() {
-                    let Some(n) = *n else { continue };
+                let room = p.named + fr.named + 4;
+                let mut merged = Fail(if self.spare_fail.capacity() >= room {
+                    std::mem::take(&mut self.spare_fail)
+                } else {
+                    Vec::with_capacity(room)
+                });
+                for &(i, n) in &p.names {
                     if p.content == Some(i) {
                         continue;
                     }
@@ -1647,7 +1668,7 @@ impl Filter {
                     m.append(&mut found.matched);
                     fail.insert("matches", V::Lines(Arc::new(m)));
                 }
-                Arc::new(fail)
+                self.share(fail)
             };
             let mut fid = get_txt(&fail, "fid");
             let mut raw = raw_mode;
@@ -1717,18 +1738,27 @@ impl Filter {
             };
             // one failure per id; they share the fields (reference counts)
             let time_is_int = self.date_int && date.is_some();
+            let nofail = nofail_of(&fail);
+            let data = if self.lean {
+                // nobody reads it: its allocations serve the next dict
+                self.reclaim(fail);
+                self.empty.clone()
+            } else {
+                fail
+            };
             let failure = |id, data| Failure {
                 regex_index: idx,
                 id,
                 time: date,
                 time_is_int,
                 data,
+                nofail,
             };
             match ids {
-                Ok(id) => out.push(failure(id, fail)),
+                Ok(id) => out.push(failure(id, data)),
                 Err(addrs) => {
                     for a in addrs {
-                        out.push(failure(Some(a), fail.clone()));
+                        out.push(failure(Some(a), data.clone()));
                     }
                 }
             }
@@ -1744,6 +1774,35 @@ impl Filter {
             self.pref_spans = sp;
         }
         out
+    }
+
+    /// `Arc::new(fail)`, in the spare `Arc` when there is one.
+    fn share(&mut self, fail: Fail) -> Arc<Fail> {
+        if let Some(mut a) = self.spare_arc.take() {
+            if let Some(f) = Arc::get_mut(&mut a) {
+                *f = fail;
+                return a;
+            }
+        }
+        Arc::new(fail)
+    }
+
+    /// An emptied dict vector, kept for the next dict if it is the larger.
+    fn keep_spare(&mut self, mut v: Vec<(&'static str, V)>) {
+        v.clear();
+        if v.capacity() > self.spare_fail.capacity() {
+            self.spare_fail = v;
+        }
+    }
+
+    /// A dict nobody holds any more: its vector and `Arc` kept for the
+    /// next dicts (a counting run's failures carry none).
+    fn reclaim(&mut self, mut data: Arc<Fail>) {
+        if let Some(f) = Arc::get_mut(&mut data) {
+            let v = std::mem::take(&mut f.0);
+            self.keep_spare(v);
+            self.spare_arc = Some(data);
+        }
     }
 
     /// Python's `fail = pre.copy(); fail.update(groups)` for failregex
