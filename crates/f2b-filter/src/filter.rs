@@ -1202,7 +1202,19 @@ impl Filter {
     /// `now` is the current Unix time (fail2ban's `MyTime.time()`).
     pub fn process_line(&mut self, line: &str, now: f64) -> Vec<Failure> {
         let ctx = self.ctx(now);
-        let d = detect(&mut self.date_detector, &ctx, line);
+        // A single-line filter's buffer holds the last line until
+        // `find_failure` clears it, which it does for this line unless the
+        // find-time check returns first: the last line's text can then
+        // serve this line (when nothing else holds it).
+        let old = if self.max_lines <= 1
+            && (!self.check_find_time || self.in_operation)
+            && self.line_buffer.len() == 1
+        {
+            self.line_buffer.pop()
+        } else {
+            None
+        };
+        let d = detect(&mut self.date_detector, &ctx, line, old);
         self.process_detected(d, line, now)
     }
 
@@ -1941,13 +1953,13 @@ struct Detected {
 }
 
 /// Runs the date detector on `line`.
-fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str) -> Detected {
+fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str, old: Option<TLine>) -> Detected {
     let Some(tm) = dd.match_time(line, ctx.now) else {
         return Detected {
             span: None,
             time: None,
             is_int: false,
-            tline: TLine::split(line, 0, 0),
+            tline: TLine::split_reusing(line, 0, 0, old),
         };
     };
     let (s, e) = tm.span.unwrap_or((0, 0));
@@ -1960,7 +1972,7 @@ fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str) -> Detected {
         span: Some((s, e)),
         time,
         is_int,
-        tline: TLine::split(line, s, e),
+        tline: TLine::split_reusing(line, s, e, old),
     }
 }
 

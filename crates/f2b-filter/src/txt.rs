@@ -103,16 +103,23 @@ impl fmt::Debug for Txt {
 }
 
 /// `s` and a newline in a new shared buffer: one allocation and one copy
-/// (`Arc::from` of a `String` built first would copy the line twice).
+/// (`Arc::from` of a `String` built first would copy the line twice). The
+/// buffer is rounded up (filled with newlines after the line's) so that it
+/// can serve the next lines ([`TLine::split_reusing`]); a range never
+/// reaches past its line's newline.
 fn with_newline(s: &str) -> Arc<str> {
-    let mut a: Arc<[std::mem::MaybeUninit<u8>]> = Arc::new_uninit_slice(s.len() + 1);
+    let size = (s.len() + 1).next_multiple_of(64);
+    let mut a: Arc<[std::mem::MaybeUninit<u8>]> = Arc::new_uninit_slice(size);
     let Some(d) = Arc::get_mut(&mut a) else {
         unreachable!("a new Arc is unique")
     };
-    // SAFETY: `d` has room for `s` and one byte more; the regions are
-    // distinct allocations.
-    unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), d.as_mut_ptr().cast::<u8>(), s.len()) };
-    d[s.len()].write(b'\n');
+    // SAFETY: `d` has room for `s` and `size - s.len()` (>= 1) bytes more;
+    // the regions are distinct allocations. The rest: newlines.
+    unsafe {
+        let p = d.as_mut_ptr().cast::<u8>();
+        std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len());
+        std::ptr::write_bytes(p.add(s.len()), b'\n', size - s.len());
+    }
     // SAFETY: every byte was written just above.
     let a: Arc<[u8]> = unsafe { a.assume_init() };
     // SAFETY: the bytes are `s`'s (UTF-8) followed by a newline: valid
@@ -143,6 +150,39 @@ impl TLine {
             d0,
             d1,
         }
+    }
+    /// [`TLine::split`] into the buffer of `old` (a line, or a part of
+    /// one) when nothing else holds that buffer and the line fits in it: no
+    /// allocation.
+    pub(crate) fn split_reusing(line: &str, d0: usize, d1: usize, old: Option<TLine>) -> TLine {
+        if let Some(TLine {
+            src: Txt { src: mut a, .. },
+            ..
+        }) = old
+        {
+            let n = line.len();
+            if let Some(m) = Arc::get_mut(&mut a).filter(|m| m.len() > n) {
+                // SAFETY: the bytes written are valid UTF-8 (the line, a
+                // newline) and so is what follows them once the rest of
+                // a character they cut into is overwritten (continuation
+                // bytes right after them), before the borrow ends.
+                let b = unsafe { m.as_bytes_mut() };
+                b[..n].copy_from_slice(line.as_bytes());
+                b[n] = b'\n';
+                for x in &mut b[n + 1..] {
+                    if *x & 0xC0 != 0x80 {
+                        break;
+                    }
+                    *x = b'\n';
+                }
+                return TLine {
+                    src: Txt { src: a, s: 0, e: n },
+                    d0,
+                    d1,
+                };
+            }
+        }
+        Self::split(line, d0, d1)
     }
     /// `(prefix, date, rest)` given as three strings (one allocation).
     pub(crate) fn from_parts(prefix: &str, date: &str, rest: &str) -> TLine {
@@ -250,6 +290,35 @@ mod tests {
         assert!(Arc::ptr_eq(&b.src, &t.src));
         let b = Txt::new("alone").into_with_newline();
         assert_eq!(&*b, "alone\n");
+    }
+
+    #[test]
+    fn a_line_buffer_serves_the_next_line_when_free() {
+        let a = TLine::split("Jan 1 first line é", 0, 5);
+        let p = Arc::as_ptr(&a.src.src);
+        // shorter: same buffer, the cut character's rest overwritten
+        let b = TLine::split_reusing("second ä", 0, 0, Some(a));
+        assert_eq!(Arc::as_ptr(&b.src.src), p);
+        assert_eq!(b.whole(), "second ä");
+        assert_eq!(&*lines_buf(std::slice::from_ref(&b)), "second ä\n");
+        assert!(std::str::from_utf8(b.src.src.as_bytes()).is_ok());
+        // the buffer's cut point falls inside the old "ä": fixed
+        let c = TLine::split_reusing("second ", 0, 0, Some(b));
+        assert_eq!(Arc::as_ptr(&c.src.src), p);
+        assert_eq!(&*lines_buf(std::slice::from_ref(&c)), "second \n");
+        assert!(std::str::from_utf8(c.src.src.as_bytes()).is_ok());
+        assert_eq!(c.src.src.as_bytes()[8], b'\n');
+        // held elsewhere: a new buffer, the held text unchanged
+        let held = c.src.slice(0, 6);
+        let d = TLine::split_reusing("third", 0, 0, Some(c));
+        assert_ne!(Arc::as_ptr(&d.src.src), p);
+        assert_eq!(&*held, "second");
+        assert_eq!(d.whole(), "third");
+        // too long: a new buffer
+        let long = "x".repeat(200);
+        let e = TLine::split_reusing(&long, 0, 0, Some(d));
+        assert_eq!(e.whole(), long);
+        assert_eq!(&*lines_buf(&[e]), format!("{long}\n"));
     }
 
     #[test]
