@@ -7,7 +7,7 @@ use crate::txt::{lines_buf, TLine, Txt};
 use f2b_core::addr::{Addr, IpNet};
 use f2b_core::value::Value;
 use jiff::tz::TimeZone;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// `usedns` setting.
@@ -119,7 +119,9 @@ enum V {
     S(Txt),
     Tuple(Vec<Option<Txt>>),
     // shared, copied on write
-    Users(Arc<BTreeSet<Txt>>),
+    /// A set kept as a sorted vector without duplicates (a few names: one
+    /// small allocation, not a tree node).
+    Users(Arc<Vec<Txt>>),
     Lines(Arc<Vec<TLine>>),
     Int(i64),
     Addr(Addr),
@@ -1337,11 +1339,13 @@ impl Filter {
             // the set is changed where it is (the key keeps its place)
             if let Some(V::Users(s)) = fail.get_mut("users") {
                 if !s.is_empty() {
-                    Arc::make_mut(s).insert(u);
+                    if let Err(i) = s.binary_search(&u) {
+                        Arc::make_mut(s).insert(i, u);
+                    }
                     return s.len();
                 }
             }
-            fail.insert("users", V::Users(Arc::new(BTreeSet::from([u]))));
+            fail.insert("users", V::Users(Arc::new(vec![u])));
             return 1;
         }
         match fail.get("users") {
@@ -1533,9 +1537,10 @@ impl Filter {
             }
             if let Some(r) = content {
                 let mut lines = std::mem::take(&mut self.spare_lines);
+                // the new buffer, `lines_buf` of the one content line
+                buf = Some(r.clone().into_with_newline());
                 lines.push(TLine::content(r));
                 org_moved = Some(std::mem::replace(&mut self.line_buffer, lines));
-                buf = None;
             }
         }
         let org: Vec<TLine> = match org_moved {
