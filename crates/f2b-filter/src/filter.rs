@@ -201,11 +201,13 @@ impl Fail {
     #[inline]
     fn overlay(&mut self, np: usize, fr: &FRegex, b: &Txt, spans: &Spans) {
         for &(i, n) in &fr.names {
-            let v = spans
-                .get(i)
-                .map(|(x, y)| V::S(b.slice(x, y)))
-                .unwrap_or(V::Null);
-            match self.0[..np].iter().position(|(k, _)| *k == n) {
+            // (`unwrap_or(V::Null)` made and dropped a `V` per group)
+            let v = match spans.get(i) {
+                Some((x, y)) => V::S(b.slice(x, y)),
+                None => V::Null,
+            };
+            // names are interned: the same name is the same pointer
+            match self.0[..np].iter().position(|(k, _)| std::ptr::eq(*k, n)) {
                 Some(i) => self.0[i].1 = v,
                 None => self.0.push((n, v)),
             }
@@ -516,10 +518,10 @@ impl FRegex {
         // merge adds (users, matches, ...)
         let mut fail = Fail(Vec::with_capacity(self.named + 8));
         for &(i, n) in &self.names {
-            let v = spans
-                .get(i)
-                .map(|(a, b)| V::S(buf.slice(a, b)))
-                .unwrap_or(V::Null);
+            let v = match spans.get(i) {
+                Some((a, b)) => V::S(buf.slice(a, b)),
+                None => V::Null,
+            };
             // a Python regex names each group once: no key to replace
             fail.0.push((n, v));
         }
@@ -1641,10 +1643,10 @@ impl Filter {
                     if p.content == Some(i) {
                         continue;
                     }
-                    let v = psp
-                        .get(i)
-                        .map(|(x, y)| V::S(pb.slice(x, y)))
-                        .unwrap_or(V::Null);
+                    let v = match psp.get(i) {
+                        Some((x, y)) => V::S(pb.slice(x, y)),
+                        None => V::Null,
+                    };
                     merged.0.push((n, v));
                 }
                 let np = merged.0.len();
