@@ -6,6 +6,7 @@
 //! locales are dated correctly.
 
 mod civil;
+mod epoch;
 mod fast;
 #[cfg(test)]
 mod fast_tests;
@@ -595,6 +596,8 @@ pub struct Template {
     zone_fields: OnceLock<Vec<usize>>,
     /// Group layout if this is the syslog default template.
     syslog: OnceLock<Option<syslog::Shape>>,
+    /// The line-begin epoch template (`epoch::recognize` reads its stamps).
+    epoch_ln_beg: bool,
 }
 
 /// `DateTemplate.setRegex`: returns (regex, flags, name-prefix-needed).
@@ -705,7 +708,15 @@ impl Template {
     /// A template whose regex is compiled on first use (the default
     /// templates: their patterns are fixed and tested to compile).
     fn lazy(name: String, pattern: Option<String>, regex: String, flags: u8, kind: Kind) -> Self {
+        let epoch_ln_beg = matches!(
+            kind,
+            Kind::Epoch {
+                long: false,
+                grp: 1
+            }
+        ) && regex == epoch::LN_BEG_REGEX;
         Template {
+            epoch_ln_beg,
             name,
             pattern,
             regex,
@@ -761,6 +772,23 @@ impl Template {
         }
         let st = syslog::recognize(&line.as_bytes()[..endpos])?;
         Some(Groups::Syslog(sh, st))
+    }
+
+    /// A line-begin epoch stamp, read directly: groups 0 and 1 span it,
+    /// `square` is unset.
+    fn find_epoch(&self, line: &str, endpos: usize) -> Option<Groups> {
+        if !self.epoch_ln_beg {
+            return None;
+        }
+        let endpos = endpos.min(line.len());
+        if !line.is_char_boundary(endpos) || endpos >= usize::from(NO_POS) {
+            return None;
+        }
+        let end = epoch::recognize(&line.as_bytes()[..endpos])? as u16;
+        let mut v = [(NO_POS, NO_POS); INLINE_SLOTS];
+        v[0] = (0, end);
+        v[1] = (0, end);
+        Some(Groups::Inline { n: 3, v })
     }
 
     /// `getDate` of the syslog template without a year, weekday or
@@ -829,6 +857,9 @@ impl Template {
     ) -> Option<Groups> {
         if fast && pos == 0 {
             if let Some(g) = self.find_syslog(line, endpos) {
+                return Some(g);
+            }
+            if let Some(g) = self.find_epoch(line, endpos) {
                 return Some(g);
             }
         }
@@ -1050,7 +1081,7 @@ impl Template {
             Kind::Epoch { long, grp } => {
                 let (a, b) = sp.get(grp)?;
                 let v = line.get(a..b)?;
-                let f: f64 = v.parse().ok()?;
+                let f: f64 = epoch::parse_decimal(v.as_bytes()).or_else(|| v.parse().ok())?;
                 if long && v.len() >= 13 {
                     if v.len() >= 16 && !v.contains('.') {
                         Some(f / 1_000_000.0)
