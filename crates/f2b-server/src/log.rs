@@ -241,6 +241,67 @@ pub fn format_line(
     s
 }
 
+/// Appends a file or console line's prefix to `buf`: the local time with
+/// milliseconds (unless the target has none), then `format_line`'s padded
+/// logger name, pid and level. `stamp` caches the text of the last second.
+fn line_prefix(
+    stamp: &mut (i64, String),
+    target: &Target,
+    buf: &mut Vec<u8>,
+    name: &str,
+    pid: u32,
+    level: Level,
+) {
+    if !matches!(target, Target::Stdout { no_time: true }) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if stamp.0 != secs {
+            use chrono::TimeZone as _;
+            let text = match chrono::Local.timestamp_opt(secs, 0) {
+                chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
+                    d.format("%Y-%m-%d %H:%M:%S").to_string()
+                }
+                chrono::LocalResult::None => secs.to_string(),
+            };
+            *stamp = (secs, text);
+        }
+        buf.extend_from_slice(stamp.1.as_bytes());
+        let ms = now.subsec_millis().min(999);
+        buf.extend_from_slice(&[
+            b',',
+            b'0' + (ms / 100) as u8,
+            b'0' + (ms / 10 % 10) as u8,
+            b'0' + (ms % 10) as u8,
+            b' ',
+        ]);
+    }
+    // `format!("{name:<24}[{pid}]: {level:<7} ")`, without the formatting machinery
+    let pad = |buf: &mut Vec<u8>, text: &str, width: usize| {
+        buf.extend_from_slice(text.as_bytes());
+        let n = text.chars().count();
+        buf.resize(buf.len() + width.saturating_sub(n), b' ');
+    };
+    pad(buf, name, 24);
+    buf.push(b'[');
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = pid;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
+    buf.extend_from_slice(b"]: ");
+    pad(buf, &level.name(), 7);
+    buf.push(b' ');
+}
+
 impl Logger {
     /// A logger writing to `target` at `level`.
     pub fn new(target: &str, level: &str, syslog_socket: &str) -> Result<Logger, LogError> {
@@ -285,32 +346,18 @@ impl Logger {
         }
         let ok = match &mut g.sink {
             Sink::Stdout | Sink::Stderr | Sink::File(_) => {
-                let no_time = matches!(g.target, Target::Stdout { no_time: true });
-                let mut line = String::with_capacity(64 + msg.len());
-                if !no_time {
-                    let now = chrono::Local::now();
-                    let secs = now.timestamp();
-                    if g.stamp.0 != secs {
-                        g.stamp = (secs, now.format("%Y-%m-%d %H:%M:%S").to_string());
-                    }
-                    line.push_str(&g.stamp.1);
-                    line.push_str(&format!(",{:03} ", now.timestamp_subsec_millis().min(999)));
-                }
-                line.push_str(&format_line(None, name, self.pid, level, msg, true));
-                line.push('\n');
-                if let Some(buf) = &mut g.bulk {
-                    buf.extend_from_slice(line.as_bytes());
-                    if buf.len() < 1 << 16 {
-                        return;
-                    }
-                    let data = std::mem::take(buf);
-                    let ok = write_sink(&mut g.sink, &data);
-                    if !ok {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return;
-                }
-                write_sink(&mut g.sink, line.as_bytes())
+                let g = &mut *g;
+                let mut own = Vec::new();
+                let buf = g.bulk.as_mut().unwrap_or(&mut own);
+                line_prefix(&mut g.stamp, &g.target, buf, name, self.pid, level);
+                buf.extend_from_slice(msg.as_bytes());
+                buf.push(b'\n');
+                let data = match &mut g.bulk {
+                    Some(b) if b.len() >= 1 << 16 => std::mem::take(b),
+                    Some(_) => return,
+                    None => own,
+                };
+                write_sink(&mut g.sink, &data)
             }
             Sink::Syslog(sock) => {
                 // <PRI> with facility DAEMON (3): 3*8 + severity.
@@ -371,22 +418,13 @@ impl Logger {
             }
             return;
         }
-        let mut prefix = String::with_capacity(64);
-        if !matches!(g.target, Target::Stdout { no_time: true }) {
-            let now = chrono::Local::now();
-            let secs = now.timestamp();
-            if g.stamp.0 != secs {
-                g.stamp = (secs, now.format("%Y-%m-%d %H:%M:%S").to_string());
-            }
-            prefix.push_str(&g.stamp.1);
-            prefix.push_str(&format!(",{:03} ", now.timestamp_subsec_millis().min(999)));
-        }
-        prefix.push_str(&format_line(None, name, self.pid, level, "", true));
-        let mut own = Vec::new();
         let g = &mut *g;
+        let mut prefix = Vec::with_capacity(64);
+        line_prefix(&mut g.stamp, &g.target, &mut prefix, name, self.pid, level);
+        let mut own = Vec::new();
         let buf = g.bulk.as_mut().unwrap_or(&mut own);
         for m in msgs {
-            buf.extend_from_slice(prefix.as_bytes());
+            buf.extend_from_slice(&prefix);
             buf.extend_from_slice(m.as_bytes());
             buf.push(b'\n');
         }
@@ -569,6 +607,13 @@ mod tests {
             ]
         );
         assert!(text.lines().all(|l| l.as_bytes()[19] == b','), "{text}");
+        // The stamp is the local time now, with milliseconds.
+        let before = chrono::Local::now().naive_local() - chrono::Duration::seconds(60);
+        for l in text.lines() {
+            let t = chrono::NaiveDateTime::parse_from_str(&l[..23], "%Y-%m-%d %H:%M:%S,%3f")
+                .unwrap_or_else(|e| panic!("{l}: {e}"));
+            assert!(t > before && t <= chrono::Local::now().naive_local(), "{l}");
+        }
     }
 
     #[test]

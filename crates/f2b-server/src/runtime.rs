@@ -62,15 +62,31 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// `time2str`: local time as fail2ban prints it in `Found` lines.
+/// `time2str`: local time as fail2ban prints it in `Found` lines. A burst's
+/// failures mostly share their second: the last second's text is kept (per
+/// thread).
 fn time2str(t: f64) -> String {
     use chrono::TimeZone;
-    match chrono::Local.timestamp_opt(t as i64, 0) {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(i64, String)>> = const { std::cell::RefCell::new(None) };
+    }
+    let secs = t as i64;
+    if let Some(s) = LAST.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|(k, _)| *k == secs)
+            .map(|(_, s)| s.clone())
+    }) {
+        return s;
+    }
+    let text = match chrono::Local.timestamp_opt(secs, 0) {
         chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
             d.format("%Y-%m-%d %H:%M:%S").to_string()
         }
-        chrono::LocalResult::None => format!("{t}"),
-    }
+        chrono::LocalResult::None => return format!("{t}"),
+    };
+    LAST.with(|l| *l.borrow_mut() = Some((secs, text.clone())));
+    text
 }
 
 /// What every jail shares: the store, the tailer and its reader thread, the runtime.
