@@ -260,6 +260,16 @@ fn ensure_jail(conn: &Connection, jail: &str) -> rusqlite::Result<()> {
 
 fn insert_ban(conn: &Connection, jail: &str, ban: &BanRecord, max: usize) -> rusqlite::Result<()> {
     ensure_jail(conn, jail)?;
+    insert_ban_rows(conn, jail, ban, max)
+}
+
+/// [`insert_ban`] for a jail whose row exists (ensured earlier in the transaction).
+fn insert_ban_rows(
+    conn: &Connection,
+    jail: &str,
+    ban: &BanRecord,
+    max: usize,
+) -> rusqlite::Result<()> {
     let data = json::encode(&cap_matches(&ban.data, max));
     conn.prepare_cached(
         "INSERT INTO bans(jail, ip, timeofban, bantime, bancount, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -684,7 +694,9 @@ impl Store {
     /// Records many bans of one jail in one transaction (restores, ban storms).
     pub fn add_bans(&self, jail: &str, bans: &[BanRecord]) -> Result<()> {
         self.write("add bans", |c, max| {
-            bans.iter().try_for_each(|b| insert_ban(c, jail, b, max))
+            ensure_jail(c, jail)?;
+            bans.iter()
+                .try_for_each(|b| insert_ban_rows(c, jail, b, max))
         })
     }
 
@@ -694,7 +706,18 @@ impl Store {
             return Ok(());
         }
         self.write("apply batch", |c, max| {
-            batch.ops.iter().try_for_each(|op| apply_op(c, op, max))
+            // A batch's bans are mostly one jail's: its row is ensured once.
+            let mut ensured: Option<&str> = None;
+            batch.ops.iter().try_for_each(|op| match op {
+                Op::AddBan(jail, ban) if ensured == Some(jail.as_str()) => {
+                    insert_ban_rows(c, jail, ban, max)
+                }
+                Op::AddBan(jail, ban) => {
+                    ensured = Some(jail);
+                    insert_ban(c, jail, ban, max)
+                }
+                _ => apply_op(c, op, max),
+            })
         })
     }
 
