@@ -1894,9 +1894,20 @@ pub struct DateDetector {
     fast: bool,
     /// What a speculative run (see [`DateDetector::speculate`]) matched.
     trace: Option<DateTrace>,
-    /// The last syslog stamp converted: its fields, the context (the zone
-    /// held, so that its address stays its own) and the time.
-    memo: Option<(SyslogKey, Arc<TimeZone>, Option<f64>)>,
+    /// The minute of the last syslog stamp converted: its fields (second 0),
+    /// the context (the zone held, so that its address stays its own) and
+    /// its times.
+    memo: Option<(SyslogKey, Arc<TimeZone>, MinuteMemo)>,
+}
+
+/// The times of a minute's syslog stamps.
+#[derive(Debug, Clone, Copy)]
+enum MinuteMemo {
+    /// Second `s` is at `t0 + s` (or no second has a time).
+    Linear(Option<f64>),
+    /// Not linear (a zone change or the year boundary inside): the one
+    /// second converted last.
+    Second(u8, Option<f64>),
 }
 
 /// What the time of a canonical syslog stamp depends on.
@@ -2343,21 +2354,50 @@ impl DateDetector {
         tm: &TimeMatch,
         ctx: &TimeCtx,
     ) -> Option<f64> {
-        let Groups::Syslog(_, st) = &tm.groups else {
+        let Groups::Syslog(sh, st) = &tm.groups else {
             return self.get_time(line, tm, ctx);
         };
         let key = SyslogKey {
-            fields: [st.month, st.day, st.hour, st.minute, st.second],
+            fields: [st.month, st.day, st.hour, st.minute, 0],
             now: ctx.now.to_bits(),
             default_tz: ctx.default_tz,
         };
-        if let Some((k, tz, t)) = &self.memo {
+        let at = |second: u8| {
+            let groups = Groups::Syslog(*sh, syslog::Stamp { second, ..*st });
+            let tm = TimeMatch {
+                groups,
+                ..tm.clone()
+            };
+            self.get_time(line, &tm, ctx)
+        };
+        if let Some((k, tz, m)) = &self.memo {
             if *k == key && Arc::ptr_eq(tz, &ctx.local) {
-                return *t;
+                match *m {
+                    MinuteMemo::Linear(t0) => return t0.map(|t| t + f64::from(st.second)),
+                    MinuteMemo::Second(sec, t) if sec == st.second => return t,
+                    MinuteMemo::Second(..) => {
+                        let t = at(st.second);
+                        self.memo =
+                            Some((key, ctx.local.clone(), MinuteMemo::Second(st.second, t)));
+                        return t;
+                    }
+                }
             }
         }
-        let t = self.get_time(line, tm, ctx);
-        self.memo = Some((key, ctx.local.clone(), t));
+        // A new minute: its seconds are one line apart unless a zone change or
+        // the year inference's threshold falls inside it, which the ends show
+        // (both are monotonic in the second).
+        let (t0, t59) = (at(0), at(59));
+        let m = match (t0, t59) {
+            (None, None) => MinuteMemo::Linear(None),
+            (Some(a), Some(b)) if b - a == 59.0 => MinuteMemo::Linear(Some(a)),
+            _ => MinuteMemo::Second(st.second, at(st.second)),
+        };
+        let t = match m {
+            MinuteMemo::Linear(t0) => t0.map(|t| t + f64::from(st.second)),
+            MinuteMemo::Second(_, t) => t,
+        };
+        self.memo = Some((key, ctx.local.clone(), m));
         t
     }
 
@@ -2386,6 +2426,59 @@ mod tests {
             now: 1124013600.0,
             local: Arc::new(TimeZone::posix("CET-01CEST-02,M3.5.0,M10.5.0").unwrap()),
             default_tz: None,
+        }
+    }
+
+    /// The minute memo gives every second the time `get_time` gives it, in
+    /// any order, across DST changes and the year inference's threshold.
+    #[test]
+    fn syslog_minute_memo_is_get_time() {
+        let months = ["Jan", "Jun", "Mar", "Oct", "Dec"];
+        // now: 2005-03-27 00:30 UTC (hours before the spring change),
+        // 2005-12-30 23:00:30 UTC, 2005-10-30 00:30 UTC (the autumn change) and
+        // 2005-06-10 10:00:30 UTC (the year inference's threshold, now + 1 day,
+        // is Jun 11 12:00:30 local: inside a minute)
+        for now in [1111883400.0, 1135983630.0, 1130632200.0, 1118397630.0] {
+            let ctx = TimeCtx {
+                now,
+                local: Arc::new(TimeZone::posix("CET-01CEST-02,M3.5.0,M10.5.0").unwrap()),
+                default_tz: None,
+            };
+            let mut memo = DateDetector::new();
+            let mut rnd = 0x2545F4914F6CDD1Du64;
+            let mut nonlinear = 0;
+            for i in 0..20_000u32 {
+                rnd ^= rnd << 13;
+                rnd ^= rnd >> 7;
+                rnd ^= rnd << 17;
+                let mon = months[(rnd % 5) as usize];
+                let (day, hour, minute) = match (rnd >> 8) % 4 {
+                    0 => (27, 2, 0),
+                    1 => (30, 2, 59),
+                    2 => (31, 0, 0),
+                    3 if (rnd >> 10) % 2 == 0 => (11, 12, 0),
+                    _ => (1 + (rnd >> 12) % 31, (rnd >> 20) % 24, (rnd >> 28) % 60),
+                };
+                // runs of seconds in one minute, and jumps between minutes
+                let second = if i % 7 == 0 {
+                    (rnd >> 40) % 60
+                } else {
+                    u64::from(i % 60)
+                };
+                let line = format!("{mon} {day:2} {hour:02}:{minute:02}:{second:02} host x");
+                let tm = memo.match_time(&line, now).unwrap();
+                let tp = memo.templates[tm.template].t.clone();
+                let want = tp.groups_date(&line, &tm.groups, &ctx);
+                assert_eq!(
+                    memo.get_time_memo(&line, &tm, &ctx),
+                    want,
+                    "{line} now={now}"
+                );
+                nonlinear += usize::from(matches!(memo.memo, Some((_, _, MinuteMemo::Second(..)))));
+            }
+            if now == 1118397630.0 {
+                assert!(nonlinear > 100, "the threshold minute was not exercised");
+            }
         }
     }
 
