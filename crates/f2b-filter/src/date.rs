@@ -2345,9 +2345,9 @@ impl DateDetector {
     }
 
     /// [`DateDetector::get_time`], remembering the last canonical syslog
-    /// stamp's time: the same stamp (month, day, hour, minute, second) in
-    /// the same context (now, zone, `logtimezone`) is the same time, and
-    /// consecutive log lines often share their second.
+    /// stamp's minute: in the same context (now, zone, `logtimezone`) a
+    /// minute's stamps are converted once (see [`MinuteMemo`]), and
+    /// consecutive log lines mostly share their minute.
     pub(crate) fn get_time_memo(
         &mut self,
         line: &str,

@@ -21,6 +21,7 @@
 //! ended a delivered line, or the start position; no byte range is delivered
 //! twice; memory per file is bounded by `max_line_bytes` plus one read buffer.
 
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
@@ -251,6 +252,9 @@ struct Sink<'o, 'p> {
     stats: TailStats,
     /// Bytes the current file may still be read this call.
     budget: u64,
+    /// The line being emitted lies in a read that was all ASCII (valid UTF-8
+    /// and Latin-1 as it is: no per-line decoding needed).
+    ascii: bool,
 }
 
 impl FileTail {
@@ -485,6 +489,7 @@ impl FileTail {
         budget: u64,
     ) -> Result<ReadReport, TailError> {
         let mut sink = Sink {
+            ascii: false,
             out,
             path: &self.path,
             opts: &self.opts,
@@ -521,6 +526,7 @@ impl FileTail {
     /// (used when the path is no longer followed).
     pub fn flush_retired(&mut self, out: &mut dyn FnMut(&Line<'_>)) -> ReadReport {
         let mut sink = Sink {
+            ascii: false,
             out,
             path: &self.path,
             opts: &self.opts,
@@ -957,6 +963,8 @@ fn drain(
             sink.budget = sink.budget.saturating_sub(n as u64);
         }
         let chunk = &buf[..n];
+        // one ASCII check per read instead of a UTF-8 check per line
+        let ascii = chunk.is_ascii();
         let base = r.read_off;
         let mut start = 0usize;
         for nl in memchr::memchr_iter(b'\n', chunk) {
@@ -965,7 +973,9 @@ fn drain(
             if r.discard {
                 r.discard = false;
             } else if r.partial_len == 0 && content.len() <= max {
+                sink.ascii = ascii;
                 sink.emit(r, content, offset_after, content.len() as u64, rotated);
+                sink.ascii = false;
             } else {
                 append_capped(r, content, max);
                 let full = r.partial_len;
@@ -1050,7 +1060,17 @@ impl Sink<'_, '_> {
                 len: full_len,
             });
         }
-        let (text, bad) = self.opts.encoding.decode(bytes);
+        let (text, bad) = match self.opts.encoding {
+            LogEncoding::Utf8 | LogEncoding::Latin1 if self.ascii => {
+                // SAFETY: `bytes` lies in a read checked to be all ASCII, and
+                // ASCII is valid UTF-8.
+                (
+                    Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) }),
+                    false,
+                )
+            }
+            enc => enc.decode(bytes),
+        };
         if bad {
             self.stats.decode_errors += 1;
             if !*decode_warned {
