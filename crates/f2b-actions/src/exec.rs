@@ -19,6 +19,10 @@ const TERM_GRACE: Duration = Duration::from_millis(100);
 /// How long to wait for pipes to reach EOF once the shell exited (a
 /// background grandchild may keep them open).
 const PIPE_DRAIN: Duration = Duration::from_millis(50);
+/// How long a child of `crate::spawn` runs with its pipes unwatched (it can
+/// write a pipe's capacity, 64 KiB, meanwhile); if it has not ended by then
+/// its pipes are read as it writes.
+const EARLY_END: Duration = Duration::from_millis(20);
 
 /// How a command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +157,10 @@ impl Executor {
             )));
         }
         let started = Instant::now();
-        let (mut proc, out_pipe, err_pipe) = match spawn_clone(program, &rest, cmd) {
+        // A child of `crate::spawn` starts with its pipes unwatched (`early`): most
+        // commands end within `EARLY_END`, and their output, at most a pipe's
+        // capacity, is then read at once, with no epoll registration of the pipes.
+        let (mut proc, mut out_pipe, mut err_pipe, early) = match spawn_clone(program, &rest, cmd) {
             Some(Ok(s)) => {
                 let crate::spawn::Spawned {
                     pid,
@@ -161,14 +168,6 @@ impl Executor {
                     stdout,
                     stderr,
                 } = s;
-                let pipes = pipe_receiver(stdout).and_then(|o| Ok((o, pipe_receiver(stderr)?)));
-                let (out, err) = match pipes {
-                    Ok(p) => p,
-                    Err(e) => {
-                        abandon(pid, pidfd);
-                        return Err(spawn_err(e));
-                    }
-                };
                 // SAFETY: an `OwnedFd` keeps its one descriptor open until
                 // dropped, which the `AsyncFd` owning it controls.
                 let registered = unsafe {
@@ -187,8 +186,9 @@ impl Executor {
                 };
                 (
                     Proc::Clone { pid, fd: Some(fd) },
-                    Some(Pipe::Clone(out)),
-                    Some(Pipe::Clone(err)),
+                    None,
+                    None,
+                    Some((stdout, stderr)),
                 )
             }
             Some(Err(e)) => return Err(spawn_err(e)),
@@ -209,61 +209,95 @@ impl Executor {
                     Proc::Tokio(child),
                     o.map(Pipe::TokioOut),
                     e.map(Pipe::TokioErr),
+                    None,
                 )
             }
         };
         let pid = proc.pid();
         // If this future is dropped before the command ends (shutdown,
-        // cancelled task), the guard kills the whole group.
+        // cancelled task), the guard kills the whole group (and `Proc`'s drop
+        // leaves the child to be reaped later).
         let mut guard = GroupGuard(pid);
-        // The pipes are read in this task, alongside the wait (no task per pipe: a
-        // storm of bans spawns thousands of commands).
         let (mut out, mut err) = (Capture::default(), Capture::default());
         let mut timed_out = false;
+        let mut left = timeout;
+        let mut ended = None;
+        if let Some((o, e)) = early {
+            let first = EARLY_END.min(timeout);
+            let watch = |fd| pipe_receiver(fd).map(|r| Some(Pipe::Clone(r)));
+            match tokio::time::timeout(first, proc.wait()).await {
+                Ok(status) => {
+                    // Ended: a pipe still open after what it holds is read has a
+                    // background grandchild behind it, and is drained below.
+                    if out.read_now(&o) {
+                        out_pipe = watch(o).map_err(spawn_err)?;
+                    }
+                    if err.read_now(&e) {
+                        err_pipe = watch(e).map_err(spawn_err)?;
+                    }
+                    ended = Some(status);
+                }
+                Err(_) => {
+                    left = timeout.saturating_sub(first);
+                    out_pipe = watch(o).map_err(spawn_err)?;
+                    err_pipe = watch(e).map_err(spawn_err)?;
+                }
+            }
+        }
         let status = {
+            // The pipes are read in this task, alongside the wait (no task per pipe: a
+            // storm of bans spawns thousands of commands).
             let reads = async {
                 tokio::join!(out.read(out_pipe), err.read(err_pipe));
             };
             tokio::pin!(reads);
-            let waited = async {
-                match tokio::time::timeout(timeout, proc.wait()).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        timed_out = true;
-                        if let Some(pid) = pid {
-                            kill_group(pid, libc::SIGTERM);
-                        }
-                        match tokio::time::timeout(TERM_GRACE, proc.wait()).await {
-                            Ok(r) => {
-                                // fail2ban kills the tree in any case (tout_kill_tree).
-                                if let Some(pid) = pid {
-                                    kill_group(pid, libc::SIGKILL);
-                                }
-                                r
-                            }
+            match ended {
+                Some(status) => {
+                    let _ = tokio::time::timeout(PIPE_DRAIN, &mut reads).await;
+                    status
+                }
+                None => {
+                    let waited = async {
+                        match tokio::time::timeout(left, proc.wait()).await {
+                            Ok(r) => r,
                             Err(_) => {
+                                timed_out = true;
                                 if let Some(pid) = pid {
-                                    kill_group(pid, libc::SIGKILL);
+                                    kill_group(pid, libc::SIGTERM);
                                 }
-                                proc.wait().await
+                                match tokio::time::timeout(TERM_GRACE, proc.wait()).await {
+                                    Ok(r) => {
+                                        // fail2ban kills the tree in any case (tout_kill_tree).
+                                        if let Some(pid) = pid {
+                                            kill_group(pid, libc::SIGKILL);
+                                        }
+                                        r
+                                    }
+                                    Err(_) => {
+                                        if let Some(pid) = pid {
+                                            kill_group(pid, libc::SIGKILL);
+                                        }
+                                        proc.wait().await
+                                    }
+                                }
                             }
                         }
+                    };
+                    tokio::pin!(waited);
+                    let mut reads_done = false;
+                    let status = loop {
+                        tokio::select! {
+                            s = &mut waited => break s,
+                            () = &mut reads, if !reads_done => reads_done = true,
+                        }
+                    };
+                    if !reads_done {
+                        // The shell ended; a background grandchild may keep the pipes open.
+                        let _ = tokio::time::timeout(PIPE_DRAIN, &mut reads).await;
                     }
+                    status
                 }
-            };
-            tokio::pin!(waited);
-            let mut reads_done = false;
-            let status = loop {
-                tokio::select! {
-                    s = &mut waited => break s,
-                    () = &mut reads, if !reads_done => reads_done = true,
-                }
-            };
-            if !reads_done {
-                // The shell ended; a background grandchild may keep the pipes open.
-                let _ = tokio::time::timeout(PIPE_DRAIN, &mut reads).await;
             }
-            status
         };
         let (code, signal) = status.map_err(spawn_err)?;
         guard.0 = None;
@@ -536,6 +570,32 @@ impl Capture {
             }
         }
         self.done = true;
+    }
+
+    /// Reads what `fd` (non-blocking) holds now, [`Capture::read`]'s way.
+    /// Whether it is still open (no end of file yet).
+    fn read_now(&mut self, fd: &std::os::fd::OwnedFd) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut chunk = [0u8; 8192];
+        loop {
+            // SAFETY: read into a buffer of the length given.
+            let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+            if n > 0 {
+                let n = n as usize;
+                let room = MAX_CAPTURE.saturating_sub(self.buf.len());
+                self.buf.extend_from_slice(&chunk[..n.min(room)]);
+                continue;
+            }
+            if n < 0 {
+                match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => return true,
+                    _ => {}
+                }
+            }
+            self.done = true;
+            return false;
+        }
     }
 
     fn take(self) -> Vec<u8> {

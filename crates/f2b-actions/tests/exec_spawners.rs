@@ -55,6 +55,26 @@ async fn scenarios(which: &str) {
         "{which}"
     );
     // A signal.
+    // Output before and after the first 20 ms (the clone path watches the
+    // pipes only from then on).
+    let o = run(&ex, "echo a; sleep 0.1; echo b >&2; echo c", 5).await;
+    assert_eq!(
+        (o.code, o.stdout.as_slice(), o.stderr.as_slice()),
+        (Some(0), &b"a\nc\n"[..], &b"b\n"[..]),
+        "{which}"
+    );
+    // A background grandchild keeps stdout open: the shell's end is the
+    // command's end, and the unfinished stream is not reported.
+    let o = run(&ex, "echo a; echo e >&2; (sleep 2; echo b) &", 5).await;
+    assert_eq!(
+        (o.code, o.stdout.as_slice(), o.stderr.as_slice()),
+        (Some(0), &b""[..], &b""[..]),
+        "{which}: {o:?}"
+    );
+    assert!(
+        o.elapsed < std::time::Duration::from_secs(1),
+        "{which}: {o:?}"
+    );
     let o = run(&ex, "kill -USR1 $$", 5).await;
     assert_eq!((o.code, o.signal), (None, Some(libc::SIGUSR1)), "{which}");
     // SIGPIPE is at its default in the child (Rust ignores it in the daemon).
