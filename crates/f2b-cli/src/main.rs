@@ -52,6 +52,14 @@ fn main() {
     let argv0 = argv.first().map(String::as_str).unwrap_or("f2b");
     let (tool, skip) = pick_tool(argv0, argv.get(1).map(String::as_str));
     let args = &argv[(1 + skip).min(argv.len())..];
+    if matches!(tool, Tool::Regex | Tool::Config) {
+        // Output tools end quietly when their reader goes away (`| head`), as
+        // Unix filters do, instead of failing (Rust ignores SIGPIPE).
+        // SAFETY: restoring a signal's default disposition, before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let code = match tool {
         Tool::Client => client::main(args),
         Tool::Server => server_cmd::main(args),
