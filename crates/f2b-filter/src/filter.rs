@@ -764,7 +764,10 @@ pub struct Filter {
     date_detector: DateDetector,
     datepattern: Option<String>,
     mlfid: MlfidCache,
-    local: Arc<TimeZone>,
+    /// The date conversion's context (the local zone; `now` and the
+    /// `logtimezone` offset are set per line): kept, not rebuilt per line
+    /// (the zone's reference count stays put).
+    ctx: TimeCtx,
     resolver: Arc<dyn Resolver>,
     /// Keep host names raw (fail2ban `returnRawHost`).
     pub return_raw_host: bool,
@@ -858,7 +861,11 @@ impl Filter {
             date_detector: DateDetector::new(),
             datepattern: None,
             mlfid: MlfidCache::default(),
-            local: Arc::new(crate::zone::system()),
+            ctx: TimeCtx {
+                now: 0.0,
+                local: Arc::new(crate::zone::system()),
+                default_tz: None,
+            },
             resolver: Arc::new(SystemResolver),
             return_raw_host: false,
             check_all_regex: false,
@@ -1074,7 +1081,7 @@ impl Filter {
 
     /// Sets the local zone used for zone-less timestamps (default: system).
     pub fn set_local_zone(&mut self, tz: TimeZone) {
-        self.local = Arc::new(tz);
+        self.ctx.local = Arc::new(tz);
     }
 
     /// Replaces the DNS resolver (tests).
@@ -1098,14 +1105,6 @@ impl Filter {
             .iter()
             .chain(self.ignore.iter())
             .chain(self.pref.iter())
-    }
-
-    fn ctx(&self, now: f64) -> TimeCtx {
-        TimeCtx {
-            now,
-            local: self.local.clone(),
-            default_tz: self.date_detector.default_tz,
-        }
     }
 
     /// fail2ban's test for a dateless line: the last date is less than a
@@ -1205,7 +1204,8 @@ impl Filter {
     /// `processLine(line)`: finds the date, then the failures, in one line.
     /// `now` is the current Unix time (fail2ban's `MyTime.time()`).
     pub fn process_line(&mut self, line: &str, now: f64) -> Vec<Failure> {
-        let ctx = self.ctx(now);
+        self.ctx.now = now;
+        self.ctx.default_tz = self.date_detector.default_tz;
         // A single-line filter's buffer holds the last line until
         // `find_failure` clears it, which it does for this line unless the
         // find-time check returns first: the last line's text can then
@@ -1218,7 +1218,7 @@ impl Filter {
         } else {
             None
         };
-        let d = detect(&mut self.date_detector, &ctx, line, old);
+        let d = detect(&mut self.date_detector, &self.ctx, line, old);
         self.process_detected(d, line, now)
     }
 
