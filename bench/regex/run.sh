@@ -5,6 +5,7 @@
 # Usage: bench/regex/run.sh [LINES]        (default 1000000)
 # Env:   F2B=/path/to/f2b (default: builds target/release/f2b)
 #        SKIP_PYTHON=1 to skip the (slow) Python run
+#        RUNS=N runs of f2b and ripgrep (default 5; the median is reported)
 set -euo pipefail
 LINES=${1:-1000000}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,19 +21,31 @@ command -v rg >/dev/null || { echo "ripgrep missing: apt-get install ripgrep" >&
 [ -x /usr/bin/fail2ban-regex ] || [ -n "${SKIP_PYTHON:-}" ] || { echo "python fail2ban missing: apt-get install fail2ban" >&2; exit 1; }
 
 python3 "$HERE/gen_authlog.py" "$LINES" > "$LOG"
+# the input written out and read once, so that no run meets its writeback or
+# a cold page cache
+sync "$LOG" 2>/dev/null || sync
+cat "$LOG" > /dev/null
+# every tool but Python (~30-40 s) runs $RUNS times; the median run counts
+RUNS=${RUNS:-5}
+declare -A RUNS_OF=([python]=1)
 echo "input: $LOG ($(wc -l < "$LOG") lines, $(du -h "$LOG" | cut -f1)), md5 $(md5sum "$LOG" | cut -c1-12)"
 
 # ripgrep on a regex selecting the same failure kinds (the floor: no dates,
 # no captures, no multi-line state)
 RG_RE='sshd\[\d+\]: (?:error: )?(?:Failed \S+ for (?:invalid user )?\S+|[iI](?:llegal|nvalid) user \S+|User \S+|maximum authentication attempts exceeded for \S+) from \S+'
 
-measure() { # name, command...
+measure() { # name, command... : the median run of $RUNS (by wall time)
   local name=$1; shift
-  local out="$WORK/$name.out" tm="$WORK/$name.time"
-  /usr/bin/time -f "%e %U %M" "$@" > "$out" 2> "$tm" || true
-  read -r wall user rss < <(tail -1 "$tm")
+  local out="$WORK/$name.out" tm="$WORK/$name.time" runs=${RUNS_OF[$name]:-$RUNS}
+  : > "$WORK/$name.all"
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -f "%e %U %M" "$@" > "$out" 2> "$tm" || true
+    tail -1 "$tm" >> "$WORK/$name.all"
+  done
+  read -r wall user rss < <(sort -n "$WORK/$name.all" | sed -n "$(( (runs + 1) / 2 ))p")
   printf "%-16s %8.2f s wall %8.2f s user %8.1f MiB peak RSS   %s\n" "$name" "$wall" "$user" "$(echo "$rss/1024" | bc -l)" \
     "$(grep -m1 '^Lines:' "$out" || (echo -n 'count: '; head -1 "$out"))"
+  [ "$runs" -gt 1 ] && echo "                 (median of $runs runs; walls: $(cut -d' ' -f1 "$WORK/$name.all" | sort -n | tr '\n' ' '))"
   echo "$wall" > "$WORK/$name.wall"
   echo "$user" > "$WORK/$name.user"
 }
