@@ -219,7 +219,6 @@ impl Executor {
         // leaves the child to be reaped later).
         let mut guard = GroupGuard(pid);
         let (mut out, mut err) = (Capture::default(), Capture::default());
-        let mut timed_out = false;
         let mut left = timeout;
         let mut ended = None;
         if let Some((o, e)) = early {
@@ -244,60 +243,32 @@ impl Executor {
                 }
             }
         }
-        let status = {
+        let (status, timed_out) = {
             // The pipes are read in this task, alongside the wait (no task per pipe: a
             // storm of bans spawns thousands of commands).
             let reads = async {
                 tokio::join!(out.read(out_pipe), err.read(err_pipe));
             };
             tokio::pin!(reads);
-            match ended {
-                Some(status) => {
-                    let _ = tokio::time::timeout(PIPE_DRAIN, &mut reads).await;
-                    status
-                }
+            let mut reads_done = false;
+            let ended = match ended {
+                Some(status) => (status, false),
                 None => {
-                    let waited = async {
-                        match tokio::time::timeout(left, proc.wait()).await {
-                            Ok(r) => r,
-                            Err(_) => {
-                                timed_out = true;
-                                if let Some(pid) = pid {
-                                    kill_group(pid, libc::SIGTERM);
-                                }
-                                match tokio::time::timeout(TERM_GRACE, proc.wait()).await {
-                                    Ok(r) => {
-                                        // fail2ban kills the tree in any case (tout_kill_tree).
-                                        if let Some(pid) = pid {
-                                            kill_group(pid, libc::SIGKILL);
-                                        }
-                                        r
-                                    }
-                                    Err(_) => {
-                                        if let Some(pid) = pid {
-                                            kill_group(pid, libc::SIGKILL);
-                                        }
-                                        proc.wait().await
-                                    }
-                                }
-                            }
-                        }
-                    };
+                    let waited = wait_or_kill(&mut proc, pid, left);
                     tokio::pin!(waited);
-                    let mut reads_done = false;
-                    let status = loop {
+                    loop {
                         tokio::select! {
                             s = &mut waited => break s,
                             () = &mut reads, if !reads_done => reads_done = true,
                         }
-                    };
-                    if !reads_done {
-                        // The shell ended; a background grandchild may keep the pipes open.
-                        let _ = tokio::time::timeout(PIPE_DRAIN, &mut reads).await;
                     }
-                    status
                 }
+            };
+            if !reads_done {
+                // The shell ended; a background grandchild may keep the pipes open.
+                let _ = tokio::time::timeout(PIPE_DRAIN, &mut reads).await;
             }
+            ended
         };
         let (code, signal) = status.map_err(spawn_err)?;
         guard.0 = None;
@@ -315,6 +286,36 @@ impl Executor {
             elapsed,
         })
     }
+}
+
+/// Waits up to `timeout` for `proc`; past it, SIGTERM to the group, then
+/// after [`TERM_GRACE`] SIGKILL (fail2ban kills the tree in any case:
+/// `tout_kill_tree`). The exit, and whether the timeout struck.
+async fn wait_or_kill(
+    proc: &mut Proc,
+    pid: Option<libc::pid_t>,
+    timeout: Duration,
+) -> (std::io::Result<crate::spawn::Ended>, bool) {
+    if let Ok(r) = tokio::time::timeout(timeout, proc.wait()).await {
+        return (r, false);
+    }
+    let kill = |sig| {
+        if let Some(pid) = pid {
+            kill_group(pid, sig);
+        }
+    };
+    kill(libc::SIGTERM);
+    let r = match tokio::time::timeout(TERM_GRACE, proc.wait()).await {
+        Ok(r) => {
+            kill(libc::SIGKILL);
+            r
+        }
+        Err(_) => {
+            kill(libc::SIGKILL);
+            proc.wait().await
+        }
+    };
+    (r, true)
 }
 
 /// Set once [`crate::spawn`] is unsupported here (kernels before 5.4): every
@@ -563,13 +564,16 @@ impl Capture {
         loop {
             match r.read(&mut chunk).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let room = MAX_CAPTURE.saturating_sub(self.buf.len());
-                    self.buf.extend_from_slice(&chunk[..n.min(room)]);
-                }
+                Ok(n) => self.keep(&chunk[..n]),
             }
         }
         self.done = true;
+    }
+
+    /// Keeps what fits of `bytes` (the rest is discarded).
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = MAX_CAPTURE.saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
     /// Reads what `fd` (non-blocking) holds now, [`Capture::read`]'s way.
@@ -581,9 +585,7 @@ impl Capture {
             // SAFETY: read into a buffer of the length given.
             let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
             if n > 0 {
-                let n = n as usize;
-                let room = MAX_CAPTURE.saturating_sub(self.buf.len());
-                self.buf.extend_from_slice(&chunk[..n.min(room)]);
+                self.keep(&chunk[..n as usize]);
                 continue;
             }
             if n < 0 {
