@@ -146,6 +146,8 @@ pub struct Logger {
     /// million restored ones) costs no lock.
     min_level: AtomicU8,
     pid: u32,
+    /// `pid` as text (every file and console line carries it).
+    pid_text: String,
     dropped: AtomicU64,
 }
 
@@ -241,6 +243,18 @@ pub fn format_line(
     s
 }
 
+/// `%Y-%m-%d %H:%M:%S` of Unix second `secs` in the local zone (fail2ban's
+/// `time2str` and its log stamps); `None` if the zone has no such time.
+pub(crate) fn local_second_text(secs: i64) -> Option<String> {
+    use chrono::TimeZone as _;
+    match chrono::Local.timestamp_opt(secs, 0) {
+        chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
+            Some(d.format("%Y-%m-%d %H:%M:%S").to_string())
+        }
+        chrono::LocalResult::None => None,
+    }
+}
+
 /// Appends a file or console line's prefix to `buf`: the local time with
 /// milliseconds (unless the target has none), then `format_line`'s padded
 /// logger name, pid and level. `stamp` caches the text of the last second.
@@ -249,7 +263,7 @@ fn line_prefix(
     target: &Target,
     buf: &mut Vec<u8>,
     name: &str,
-    pid: u32,
+    pid: &str,
     level: Level,
 ) {
     if !matches!(target, Target::Stdout { no_time: true }) {
@@ -258,14 +272,10 @@ fn line_prefix(
             .unwrap_or_default();
         let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         if stamp.0 != secs {
-            use chrono::TimeZone as _;
-            let text = match chrono::Local.timestamp_opt(secs, 0) {
-                chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
-                    d.format("%Y-%m-%d %H:%M:%S").to_string()
-                }
-                chrono::LocalResult::None => secs.to_string(),
-            };
-            *stamp = (secs, text);
+            *stamp = (
+                secs,
+                local_second_text(secs).unwrap_or_else(|| secs.to_string()),
+            );
         }
         buf.extend_from_slice(stamp.1.as_bytes());
         let ms = now.subsec_millis().min(999);
@@ -285,18 +295,7 @@ fn line_prefix(
     };
     pad(buf, name, 24);
     buf.push(b'[');
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut n = pid;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&digits[i..]);
+    buf.extend_from_slice(pid.as_bytes());
     buf.extend_from_slice(b"]: ");
     pad(buf, &level.name(), 7);
     buf.push(b' ');
@@ -322,6 +321,7 @@ impl Logger {
             }),
             min_level: AtomicU8::new(lvl.0),
             pid: std::process::id(),
+            pid_text: std::process::id().to_string(),
             dropped: AtomicU64::new(0),
         })
     }
@@ -349,7 +349,7 @@ impl Logger {
                 let g = &mut *g;
                 let mut own = Vec::new();
                 let buf = g.bulk.as_mut().unwrap_or(&mut own);
-                line_prefix(&mut g.stamp, &g.target, buf, name, self.pid, level);
+                line_prefix(&mut g.stamp, &g.target, buf, name, &self.pid_text, level);
                 buf.extend_from_slice(msg.as_bytes());
                 buf.push(b'\n');
                 let data = match &mut g.bulk {
@@ -420,7 +420,14 @@ impl Logger {
         }
         let g = &mut *g;
         let mut prefix = Vec::with_capacity(64);
-        line_prefix(&mut g.stamp, &g.target, &mut prefix, name, self.pid, level);
+        line_prefix(
+            &mut g.stamp,
+            &g.target,
+            &mut prefix,
+            name,
+            &self.pid_text,
+            level,
+        );
         let mut own = Vec::new();
         let buf = g.bulk.as_mut().unwrap_or(&mut own);
         for m in msgs {

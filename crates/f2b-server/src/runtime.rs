@@ -66,7 +66,6 @@ fn now() -> f64 {
 /// failures mostly share their second: the last second's text is kept (per
 /// thread).
 fn time2str(t: f64) -> String {
-    use chrono::TimeZone;
     thread_local! {
         static LAST: std::cell::RefCell<Option<(i64, String)>> = const { std::cell::RefCell::new(None) };
     }
@@ -79,11 +78,8 @@ fn time2str(t: f64) -> String {
     }) {
         return s;
     }
-    let text = match chrono::Local.timestamp_opt(secs, 0) {
-        chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
-            d.format("%Y-%m-%d %H:%M:%S").to_string()
-        }
-        chrono::LocalResult::None => return format!("{t}"),
+    let Some(text) = crate::log::local_second_text(secs) else {
+        return format!("{t}");
     };
     LAST.with(|l| *l.borrow_mut() = Some((secs, text.clone())));
     text
