@@ -252,9 +252,6 @@ struct Sink<'o, 'p> {
     stats: TailStats,
     /// Bytes the current file may still be read this call.
     budget: u64,
-    /// The line being emitted lies in a read that was all ASCII (valid UTF-8
-    /// and Latin-1 as it is: no per-line decoding needed).
-    ascii: bool,
 }
 
 impl FileTail {
@@ -489,7 +486,6 @@ impl FileTail {
         budget: u64,
     ) -> Result<ReadReport, TailError> {
         let mut sink = Sink {
-            ascii: false,
             out,
             path: &self.path,
             opts: &self.opts,
@@ -526,7 +522,6 @@ impl FileTail {
     /// (used when the path is no longer followed).
     pub fn flush_retired(&mut self, out: &mut dyn FnMut(&Line<'_>)) -> ReadReport {
         let mut sink = Sink {
-            ascii: false,
             out,
             path: &self.path,
             opts: &self.opts,
@@ -973,14 +968,19 @@ fn drain(
             if r.discard {
                 r.discard = false;
             } else if r.partial_len == 0 && content.len() <= max {
-                sink.ascii = ascii;
-                sink.emit(r, content, offset_after, content.len() as u64, rotated);
-                sink.ascii = false;
+                sink.emit(
+                    r,
+                    content,
+                    offset_after,
+                    content.len() as u64,
+                    rotated,
+                    ascii,
+                );
             } else {
                 append_capped(r, content, max);
                 let full = r.partial_len;
                 let line = std::mem::take(&mut r.partial);
-                sink.emit(r, &line, offset_after, full, rotated);
+                sink.emit(r, &line, offset_after, full, rotated, false);
                 r.partial = line;
                 r.partial.clear();
             }
@@ -1012,7 +1012,7 @@ fn flush_partial(r: &mut Reader, sink: &mut Sink<'_, '_>) {
         sink.report
             .events
             .push(TailEvent::PartialLineFlushed { len: full });
-        sink.emit(r, &line, r.read_off, full, true);
+        sink.emit(r, &line, r.read_off, full, true, false);
     }
     r.partial.clear();
     r.partial_len = 0;
@@ -1021,6 +1021,8 @@ fn flush_partial(r: &mut Reader, sink: &mut Sink<'_, '_>) {
 }
 
 impl Sink<'_, '_> {
+    /// Delivers one line; `ascii`: it lies in a read checked to be all ASCII
+    /// (valid UTF-8 and Latin-1 as it is: no per-line decoding needed).
     fn emit(
         &mut self,
         r: &mut Reader,
@@ -1028,23 +1030,7 @@ impl Sink<'_, '_> {
         offset_after: u64,
         full_len: u64,
         rotated: bool,
-    ) {
-        self.emit_raw(
-            &mut r.decode_warned,
-            content,
-            offset_after,
-            full_len,
-            rotated,
-        );
-    }
-
-    fn emit_raw(
-        &mut self,
-        decode_warned: &mut bool,
-        content: &[u8],
-        offset_after: u64,
-        full_len: u64,
-        rotated: bool,
+        ascii: bool,
     ) {
         // fail2ban strips any trailing "\r\n" characters.
         let mut end = content.len();
@@ -1061,7 +1047,7 @@ impl Sink<'_, '_> {
             });
         }
         let (text, bad) = match self.opts.encoding {
-            LogEncoding::Utf8 | LogEncoding::Latin1 if self.ascii => {
+            LogEncoding::Utf8 | LogEncoding::Latin1 if ascii => {
                 // SAFETY: `bytes` lies in a read checked to be all ASCII, and
                 // ASCII is valid UTF-8.
                 (
@@ -1073,8 +1059,8 @@ impl Sink<'_, '_> {
         };
         if bad {
             self.stats.decode_errors += 1;
-            if !*decode_warned {
-                *decode_warned = true;
+            if !r.decode_warned {
+                r.decode_warned = true;
                 self.report
                     .events
                     .push(TailEvent::DecodeError { offset_after });
