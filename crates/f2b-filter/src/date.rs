@@ -1910,6 +1910,16 @@ enum MinuteMemo {
     Second(u8, Option<f64>),
 }
 
+impl MinuteMemo {
+    /// The time of `second` if this memo holds it (`Some(None)`: no time).
+    fn time(self, second: u8) -> Option<Option<f64>> {
+        match self {
+            MinuteMemo::Linear(t0) => Some(t0.map(|t| t + f64::from(second))),
+            MinuteMemo::Second(s, t) => (s == second).then_some(t),
+        }
+    }
+}
+
 /// What the time of a canonical syslog stamp depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SyslogKey {
@@ -2372,33 +2382,23 @@ impl DateDetector {
         };
         if let Some((k, tz, m)) = &self.memo {
             if *k == key && Arc::ptr_eq(tz, &ctx.local) {
-                match *m {
-                    MinuteMemo::Linear(t0) => return t0.map(|t| t + f64::from(st.second)),
-                    MinuteMemo::Second(sec, t) if sec == st.second => return t,
-                    MinuteMemo::Second(..) => {
-                        let t = at(st.second);
-                        self.memo =
-                            Some((key, ctx.local.clone(), MinuteMemo::Second(st.second, t)));
-                        return t;
-                    }
+                if let Some(t) = m.time(st.second) {
+                    return t;
                 }
             }
         }
-        // A new minute: its seconds are one line apart unless a zone change or
-        // the year inference's threshold falls inside it, which the ends show
-        // (both are monotonic in the second).
-        let (t0, t59) = (at(0), at(59));
-        let m = match (t0, t59) {
+        // A new minute (or another second of a minute that is not linear): its
+        // seconds are one second apart unless a zone change or the year
+        // inference's threshold falls inside it, which the ends show (both are
+        // monotonic in the second).
+        let m = match (at(0), at(59)) {
             (None, None) => MinuteMemo::Linear(None),
             (Some(a), Some(b)) if b - a == 59.0 => MinuteMemo::Linear(Some(a)),
             _ => MinuteMemo::Second(st.second, at(st.second)),
         };
-        let t = match m {
-            MinuteMemo::Linear(t0) => t0.map(|t| t + f64::from(st.second)),
-            MinuteMemo::Second(_, t) => t,
-        };
         self.memo = Some((key, ctx.local.clone(), m));
-        t
+        // `m` holds this second by construction
+        m.time(st.second).flatten()
     }
 
     /// `getTime(line, timeMatch)`.

@@ -23,13 +23,11 @@
 //! Everything else (a run of another length, a word byte after it) is left
 //! to the matcher. The property tests compare both with the regex engine.
 
+use super::fast::is_word;
+
 /// The regex `set_regex` gives `DateEpoch(lineBeginOnly=True)`.
 pub(crate) const LN_BEG_REGEX: &str =
     r"^(?:\W{0,2})?((?P<square>(?<=^\[))?\d{10,11}\b(?:\.\d{3,6})?)(?(square)(?=\]))(?=\b|\W|$)";
-
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
 
 /// The end of the stamp at the start of `h` (groups 0 and 1 both span
 /// `0..end`, `square` is unset), or `None`: undecided, ask the matcher.
@@ -38,7 +36,7 @@ pub(crate) fn recognize(h: &[u8]) -> Option<usize> {
     if run != 10 && run != 11 {
         return None;
     }
-    // `after(i)`: whether the word end holds at `i` (ASCII only).
+    // whether the word end holds at `i` (`None`: a non-ASCII byte there)
     let ends_at = |i: usize| -> Option<bool> {
         match h.get(i) {
             None => Some(true),
@@ -75,16 +73,16 @@ pub(crate) fn recognize(h: &[u8]) -> Option<usize> {
 }
 
 /// Python's `float()` of `d+` or `d+.d+` (ASCII digits), when one IEEE
-/// division gives it exactly: the digits as an integer below 2^53 and at
-/// most 22 of them after the dot (both operands exact, so the one rounding
-/// is the correctly rounded decimal, as `float()` is). `None` otherwise.
+/// division gives it exactly: at most 19 digits, as an integer below 2^53,
+/// over a power of ten (both operands exact, so the one rounding is the
+/// correctly rounded decimal, as `float()` is). `None` otherwise.
 pub(crate) fn parse_decimal(s: &[u8]) -> Option<f64> {
     let mut m: u64 = 0;
     let mut dot = None;
     for (i, &b) in s.iter().enumerate() {
         let d = b.wrapping_sub(b'0');
         if d < 10 {
-            // no overflow: at most 19 digits are accepted below
+            // wraps only past 19 digits, which are refused below
             m = m.wrapping_mul(10).wrapping_add(u64::from(d));
         } else if b == b'.' && dot.is_none() {
             dot = Some(i);
@@ -98,12 +96,13 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<f64> {
         None => 0,
     };
     let digits = s.len() - usize::from(dot.is_some());
-    if digits == 0 || digits > 19 || frac > 22 || m >= 1 << 53 {
+    if digits == 0 || digits > 19 || m >= 1 << 53 {
         return None;
     }
-    const POW10: [f64; 23] = [
+    // at most 18 digits after the dot (one before it)
+    const POW10: [f64; 19] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        1e17, 1e18,
     ];
     Some(m as f64 / POW10[frac])
 }

@@ -50,7 +50,8 @@ impl Set {
     }
 }
 
-fn is_word(b: u8) -> bool {
+/// `\w` on an ASCII byte.
+pub(super) fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
