@@ -1076,14 +1076,24 @@ enum Engine {
 /// contract is that every match begins with one of them.
 #[derive(Debug, Clone)]
 struct StartLiterals {
-    lits: Vec<Vec<u8>>,
-    /// Each literal's first (up to) 8 bytes as a little-endian word and the
-    /// mask of those bytes: a word compare before `memcmp`.
-    heads: Vec<(u64, u64)>,
+    /// The literals, without those that extend another one (a haystack
+    /// starting with `ab` passes whether or not `abc` is also listed).
+    lits: Vec<StartLit>,
     /// `first[b]`: some literal starts with byte `b`.
     first: [bool; 256],
-    /// Length of the longest literal.
+    /// Length of the longest literal of the whole extracted set (the ASCII
+    /// part of a haystack the gate's argument needs, see `check`).
     max_len: usize,
+}
+
+/// One start literal: its first 16 bytes as two little-endian words and
+/// their masks (compared with the haystack's first 16 bytes without a call),
+/// and the bytes after them.
+#[derive(Debug, Clone)]
+struct StartLit {
+    words: [u64; 2],
+    masks: [u64; 2],
+    rest: Box<[u8]>,
 }
 
 /// More literals than this and the gate is not worth it (the DFA is as fast).
@@ -1094,12 +1104,21 @@ const MAX_START_LITERALS: usize = 32;
 struct Gate {
     start: Option<StartLiterals>,
     /// A literal every match contains (the longest such literal of the
-    /// pattern's mandatory parts): a haystack without it cannot match.
+    /// pattern's mandatory parts, at most its last [`MAX_REQUIRED_LEN`]
+    /// bytes): a haystack without it cannot match.
     required: Option<memchr::memmem::Finder<'static>>,
+    /// Every start literal contains `required`: a haystack the start
+    /// literals let through by its first bytes has it.
+    required_in_start: bool,
 }
 
 /// Shorter required literals are not worth a substring search.
 const MIN_REQUIRED_LEN: usize = 4;
+/// A longer required literal is searched by its last this many bytes (a
+/// substring of a mandatory literal is mandatory too): `memchr`'s SIMD
+/// searcher takes needles up to 32 bytes, a longer one costs a Two-Way
+/// search about 2.5 times as long on a log line.
+const MAX_REQUIRED_LEN: usize = 32;
 
 impl Gate {
     fn of(linear: &str) -> Gate {
@@ -1109,7 +1128,7 @@ impl Gate {
         }
         // byte-level parse (much cheaper than the Unicode one); its start
         // literals hold for ASCII haystacks only (Unicode case folding adds
-        // non-ASCII variants such as the Kelvin sign), see `may_match`
+        // non-ASCII variants such as the Kelvin sign), see `StartLiterals::check`
         let Ok(hir) = regex_syntax::ParserBuilder::new()
             .unicode(false)
             .utf8(false)
@@ -1124,23 +1143,36 @@ impl Gate {
             .into_iter()
             .max_by_key(Vec::len)
             .filter(|l| l.len() >= MIN_REQUIRED_LEN)
-            .map(|l| memchr::memmem::Finder::new(&l).into_owned());
+            .map(|l| l[l.len().saturating_sub(MAX_REQUIRED_LEN)..].to_vec());
+        let start = StartLiterals::of(&hir);
+        let required_in_start = match (&start, &required) {
+            (Some(sl), Some(r)) => sl.all_contain(r),
+            _ => false,
+        };
         Gate {
-            start: StartLiterals::of(&hir),
-            required,
+            start,
+            required: required.map(|l| memchr::memmem::Finder::new(&l).into_owned()),
+            required_in_start,
         }
     }
 
     /// False if a search of `hay` from `pos` cannot match.
     fn may_match(&self, hay: &[u8], pos: usize) -> bool {
+        let mut starts = false;
         if let Some(sl) = &self.start {
             // `^` cannot match after position 0; before it, the haystack
             // must start with one of the required literals.
-            if pos > 0 || !sl.may_match(hay) {
+            if pos > 0 {
                 return false;
+            }
+            match sl.check(hay) {
+                Start::No => return false,
+                Start::Yes => starts = true,
+                Start::Unknown => {}
             }
         }
         match &self.required {
+            Some(_) if starts && self.required_in_start => true,
             Some(f) => hay.get(pos..).is_some_and(|h| f.find(h).is_some()),
             None => true,
         }
@@ -1181,6 +1213,17 @@ pub(crate) fn required_literals(h: &regex_syntax::hir::Hir, out: &mut Vec<Vec<u8
     }
 }
 
+/// What the start literals say of a haystack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// It starts with none of them: no match from 0.
+    No,
+    /// It starts with one of them.
+    Yes,
+    /// Not decided (non-ASCII bytes in its head): search.
+    Unknown,
+}
+
 impl StartLiterals {
     fn of(hir: &regex_syntax::hir::Hir) -> Option<StartLiterals> {
         use regex_syntax::hir::literal::{ExtractKind, Extractor};
@@ -1196,49 +1239,87 @@ impl StartLiterals {
         if lits.iter().any(|l| l.as_bytes().is_empty()) {
             return None;
         }
-        let lits: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+        let mut lits: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+        let max_len = lits.iter().map(Vec::len).max().unwrap_or(0);
+        // a literal that extends another adds nothing: sorted, a literal's
+        // prefixes come before it
+        lits.sort();
+        lits.dedup();
+        let mut kept: Vec<Vec<u8>> = Vec::with_capacity(lits.len());
+        for l in lits {
+            if !kept.iter().any(|k| l.starts_with(k)) {
+                kept.push(l);
+            }
+        }
         let mut first = [false; 256];
-        for l in &lits {
+        for l in &kept {
             first[usize::from(l[0])] = true;
         }
-        let max_len = lits.iter().map(Vec::len).max().unwrap_or(0);
-        let heads = lits
+        let lits = kept
             .iter()
             .map(|l| {
-                let n = l.len().min(8);
-                let mask = if n == 8 { !0 } else { (1u64 << (8 * n)) - 1 };
-                (head_word(l), mask)
+                let (mut words, mut masks) = ([0u64; 2], [0u64; 2]);
+                for (i, &b) in l.iter().take(16).enumerate() {
+                    words[i / 8] |= u64::from(b) << (8 * (i % 8));
+                    masks[i / 8] |= 0xff << (8 * (i % 8));
+                }
+                StartLit {
+                    words,
+                    masks,
+                    rest: l.get(16..).unwrap_or_default().into(),
+                }
             })
             .collect();
         Some(StartLiterals {
-            heads,
             lits,
             first,
             max_len,
         })
     }
 
-    /// False if a search of `hay` from 0 cannot match.
+    /// True if every literal contains `needle`.
+    fn all_contain(&self, needle: &[u8]) -> bool {
+        self.lits.iter().all(|l| {
+            let mut b: Vec<u8> = (0..16)
+                .take_while(|&i| l.masks[i / 8] >> (8 * (i % 8)) & 0xff != 0)
+                .map(|i| (l.words[i / 8] >> (8 * (i % 8))) as u8)
+                .collect();
+            b.extend_from_slice(&l.rest);
+            memchr::memmem::find(&b, needle).is_some()
+        })
+    }
+
+    /// Whether a search of `hay` from 0 can match.
     ///
     /// The literals come from a byte-level parse, whose classes accept the
     /// ASCII characters the Unicode ones accept: when the first `max_len`
     /// bytes of `hay` are ASCII, a match (of either variant) starts with a
-    /// path whose first characters the byte-level literals enumerate. A
+    /// path whose first characters the byte-level literals enumerate (the
+    /// whole extracted set; each of them starts with a kept one). A
     /// haystack with a non-ASCII character there is never rejected (Unicode
     /// classes and case folding reach further, e.g. the Kelvin sign).
-    fn may_match(&self, hay: &[u8]) -> bool {
+    fn check(&self, hay: &[u8]) -> Start {
         let head = &hay[..self.max_len.min(hay.len())];
-        !all_ascii(head)
-            || hay.first().is_some_and(|&b| self.first[usize::from(b)]) && {
-                // the first 8 bytes as a word first (a haystack starting
-                // with a literal has its head word under the literal's
-                // mask): `memcmp` only for literals that pass it
-                let hw = head_word(hay);
-                self.lits
-                    .iter()
-                    .zip(&self.heads)
-                    .any(|(l, &(w, m))| hw & m == w && hay.starts_with(l))
-            }
+        if !all_ascii(head) {
+            return Start::Unknown;
+        }
+        match hay.first() {
+            Some(&b) if self.first[usize::from(b)] => {}
+            _ => return Start::No,
+        }
+        // the first 16 bytes as two words (zero-padded: a shorter haystack
+        // can only pass a literal that ends in NUL bytes, a harmless pass)
+        let hw = head_words(hay);
+        let hit = self.lits.iter().any(|l| {
+            hw[0] & l.masks[0] == l.words[0]
+                && hw[1] & l.masks[1] == l.words[1]
+                && (l.rest.is_empty() || hay.get(16..).is_some_and(|t| t.starts_with(&l.rest)))
+        });
+        if hit {
+            Start::Yes
+        } else {
+            Start::No
+        }
     }
 }
 
@@ -1258,12 +1339,19 @@ pub(crate) fn all_ascii(b: &[u8]) -> bool {
     acc & 0x8080_8080_8080_8080 == 0
 }
 
-/// The first (up to) 8 bytes of `b` as a little-endian word, zero-padded.
-fn head_word(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    let n = b.len().min(8);
-    w[..n].copy_from_slice(&b[..n]);
-    u64::from_le_bytes(w)
+/// The first (up to) 16 bytes of `b` as two little-endian words,
+/// zero-padded.
+#[inline]
+fn head_words(b: &[u8]) -> [u64; 2] {
+    let w = match b.first_chunk::<16>() {
+        Some(h) => u128::from_le_bytes(*h),
+        None => {
+            let mut w = [0u8; 16];
+            w[..b.len()].copy_from_slice(b);
+            u128::from_le_bytes(w)
+        }
+    };
+    [w as u64, (w >> 64) as u64]
 }
 
 /// A compiled Python-dialect regex.
@@ -1664,8 +1752,29 @@ mod tests {
         assert_eq!(
             req(r"^User (?P<u>\S+|.*?) from \S+ not allowed because listed in DenyUsers\s*$")
                 .as_deref(),
-            Some(" not allowed because listed in DenyUsers")
+            // its last 32 bytes (memchr's SIMD searcher)
+            Some("owed because listed in DenyUsers")
         );
+        // a required literal every start literal contains is not searched
+        // when the haystack starts with one of them
+        let r = PyRegex::new(r"^(?:Accepted|Rejected) for (?P<u>\S+) from \S+", false).unwrap();
+        assert!(!r.gate().required_in_start);
+        let r = PyRegex::new(
+            r"^(?:Accepted (?:key|password)|Accepted key for) from \S+$",
+            false,
+        )
+        .unwrap();
+        assert!(r.gate().required_in_start);
+        assert_eq!(r.gate().start.as_ref().map(|s| s.lits.len()), Some(3));
+        assert!(r.search("Accepted key for from x").is_some());
+        assert!(r.search("Accepted key fro x").is_none());
+        assert!(r.search("Accepted password from x").is_some());
+        // a start literal that extends another one is dropped
+        let r = PyRegex::new(r"^Connection (?:closed|closed by|reset) (?P<u>\S+)", false).unwrap();
+        assert_eq!(r.gate().start.as_ref().map(|s| s.lits.len()), Some(2));
+        assert!(r.search("Connection closed by x").is_some());
+        assert!(r.search("Connection closed x").is_some());
+        assert!(r.search("Connection close x").is_none());
         assert_eq!(req(r"(?:abcdef|ghijkl)x").as_deref(), None);
         assert_eq!(req(r"(?:abcdef)?x").as_deref(), None);
         assert_eq!(req(r"(?i)abcdef").as_deref(), None);
@@ -1680,16 +1789,18 @@ mod tests {
         /// pattern, from every position.
         #[test]
         fn gates_agree_with_the_engine(
-            parts in proptest::collection::vec(0usize..12, 1..7),
-            hay_parts in proptest::collection::vec(0usize..10, 0..8),
+            parts in proptest::collection::vec(0usize..13, 1..7),
+            hay_parts in proptest::collection::vec(0usize..12, 0..8),
             anchored in proptest::bool::ANY,
             pos in 0usize..6,
         ) {
-            const P: [&str; 12] = [
+            const P: [&str; 13] = [
                 "abcd", "(?:abcd)?", "(?:wxyz|abcd)", r"\S+", " from ", "(?i:From)",
                 "(wxyz)", "(?:q(?:abcd))+", ".*?", "ünï", r"\d{1,3}", "(?:x|)",
+                "(?:abcdefghijklmnopqrst|abcdefghijklmnopqrsu|abc|abcdefghijklmnopq)",
             ];
-            const H: [&str; 10] = ["abcd", " from ", "wxyz", "FROM", "q", "ünï", "12", " ", "x", "\n"];
+            const H: [&str; 12] = ["abcd", " from ", "wxyz", "FROM", "q", "ünï", "12", " ", "x", "\n",
+                "abcdefghijklmnopqrst", "abcdefghijklmnopqrsu"];
             let pat = format!("{}{}", if anchored { "^" } else { "" },
                 parts.iter().map(|&i| P[i]).collect::<String>());
             let hay: String = hay_parts.iter().map(|&i| H[i]).collect();
