@@ -812,11 +812,9 @@ impl<R, L> Slots<R, L> {
     /// Runs one search with the reused slots, or with fresh ones when
     /// another search holds them. (A flag rather than a mutex: one atomic
     /// exchange per search, the release is a plain store.)
+    #[inline]
     pub(crate) fn with<T>(&self, search: impl FnOnce(&R, &mut L) -> T) -> T {
         use std::sync::atomic::{AtomicBool, Ordering};
-        if self.busy.swap(true, Ordering::Acquire) {
-            return search(&self.re, &mut (self.fresh)(&self.re));
-        }
         /// Releases the claim when the search ends (or unwinds).
         struct Claim<'a>(&'a AtomicBool);
         impl Drop for Claim<'_> {
@@ -824,10 +822,17 @@ impl<R, L> Slots<R, L> {
                 self.0.store(false, Ordering::Release);
             }
         }
-        let _claim = Claim(&self.busy);
-        // SAFETY: `busy` was false and is now set by this search: no other
-        // reference to `locs` exists until `_claim` clears it.
-        let locs = unsafe { &mut *self.locs.get() };
+        let mut fresh = None;
+        let mut _claim = None;
+        let locs = if self.busy.swap(true, Ordering::Acquire) {
+            fresh.insert((self.fresh)(&self.re))
+        } else {
+            _claim = Some(Claim(&self.busy));
+            // SAFETY: `busy` was false and is now set by this search: no
+            // other reference to `locs` exists until `_claim` clears it.
+            unsafe { &mut *self.locs.get() }
+        };
+        // one call site: the search is inlined here
         search(&self.re, locs)
     }
 }
@@ -902,6 +907,7 @@ impl Linear {
     }
 
     /// Leftmost-first match from `pos` with all group spans.
+    #[cfg(test)]
     fn captures(&self, hay: &str, pos: usize) -> Option<Spans> {
         let mut out = Spans(Vec::new());
         self.captures_into(hay, pos, &mut out).then_some(out)
@@ -1063,6 +1069,8 @@ enum Engine {
         /// Conditionals expanded / tempered tokens marked (`pre` is its
         /// pattern): answers most searches without backtracking.
         expanded: Option<crate::expand::Expanded>,
+        /// The expanded pattern's spans before verification (reused).
+        scratch: Slots<(), Spans>,
     },
 }
 
@@ -1412,6 +1420,7 @@ impl PyRegex {
                     re: LazyFancy::new(exact).with_limit(limit),
                     pre: Some(l),
                     expanded: Some(e),
+                    scratch: Slots::new((), |_| Spans::default()),
                 },
                 None => {
                     let re = build(&exact).map_err(eng_err)?;
@@ -1419,6 +1428,7 @@ impl PyRegex {
                         re: LazyFancy::built(exact, re).with_limit(limit),
                         pre: Linear::new(format!("{prefix}{}", t.relaxed)).ok(),
                         expanded: None,
+                        scratch: Slots::new((), |_| Spans::default()),
                     }
                 }
             }
@@ -1543,16 +1553,24 @@ impl PyRegex {
         }
         match &self.engine {
             Engine::Linear(l) => l.captures_into(hay, pos, out),
-            Engine::Backtrack { re, pre, expanded } => {
+            Engine::Backtrack {
+                re,
+                pre,
+                expanded,
+                scratch,
+            } => {
                 match (pre, expanded) {
                     (Some(p), Some(e)) => {
-                        // the expanded pattern's spans, verified into `out` (its
-                        // allocation kept for the next search)
-                        let Some(sp) = p.captures(hay, pos) else {
-                            return false;
-                        };
-                        if e.verify_into(hay, &sp.0, &mut out.0) {
-                            return true;
+                        // the expanded pattern's spans (into reused slots),
+                        // verified into `out` (its allocation kept too)
+                        let found = scratch.with(|_, sp| {
+                            p.captures_into(hay, pos, sp)
+                                .then(|| e.verify_into(hay, &sp.0, &mut out.0))
+                        });
+                        match found {
+                            None => return false,
+                            Some(true) => return true,
+                            Some(false) => {}
                         }
                     }
                     (Some(p), None) if !p.matches_at(hay, pos) => return false,
