@@ -910,12 +910,13 @@ impl Linear {
     #[cfg(test)]
     fn captures(&self, hay: &str, pos: usize) -> Option<Spans> {
         let mut out = Spans(Vec::new());
-        self.captures_into(hay, pos, &mut out).then_some(out)
+        self.captures_into(hay, pos, None, &mut out).then_some(out)
     }
 
     /// [`Linear::captures`] into `out` (its allocation reused).
-    fn captures_into(&self, hay: &str, pos: usize, out: &mut Spans) -> bool {
-        if all_ascii(hay.as_bytes()) {
+    /// `ascii`: whether `hay` is all ASCII, if known.
+    fn captures_into(&self, hay: &str, pos: usize, ascii: Option<bool>, out: &mut Spans) -> bool {
+        if ascii.unwrap_or_else(|| all_ascii(hay.as_bytes())) {
             if let Some(Ok(r)) = self
                 .pcre()
                 .map(|p| p.captures_into(hay.as_bytes(), pos, &mut out.0))
@@ -1001,8 +1002,14 @@ impl Tail {
 
     /// The whole pattern's match from `pos` into `sp`: `Some(true)` found,
     /// `Some(false)` proven absent, `None` undecided (use the whole pattern).
-    fn captures_into(&self, hay: &str, pos: usize, sp: &mut Spans) -> Option<bool> {
-        if !self.head.captures_into(hay, pos, sp) {
+    fn captures_into(
+        &self,
+        hay: &str,
+        pos: usize,
+        ascii: Option<bool>,
+        sp: &mut Spans,
+    ) -> Option<bool> {
+        if !self.head.captures_into(hay, pos, ascii, sp) {
             return Some(false);
         }
         let (s, e) = sp.whole();
@@ -1165,7 +1172,8 @@ impl Gate {
     }
 
     /// False if a search of `hay` from `pos` cannot match.
-    fn may_match(&self, hay: &[u8], pos: usize) -> bool {
+    /// `ascii`: whether `hay` is all ASCII, if known.
+    fn may_match(&self, hay: &[u8], pos: usize, ascii: Option<bool>) -> bool {
         let mut starts = false;
         if let Some(sl) = &self.start {
             // `^` cannot match after position 0; before it, the haystack
@@ -1173,7 +1181,7 @@ impl Gate {
             if pos > 0 {
                 return false;
             }
-            match sl.check(hay) {
+            match sl.check(hay, ascii == Some(true)) {
                 Start::No => return false,
                 Start::Yes => starts = true,
                 Start::Unknown => {}
@@ -1306,9 +1314,9 @@ impl StartLiterals {
     /// whole extracted set; each of them starts with a kept one). A
     /// haystack with a non-ASCII character there is never rejected (Unicode
     /// classes and case folding reach further, e.g. the Kelvin sign).
-    fn check(&self, hay: &[u8]) -> Start {
-        let head = &hay[..self.max_len.min(hay.len())];
-        if !all_ascii(head) {
+    /// `ascii`: `hay` is known to be all ASCII.
+    fn check(&self, hay: &[u8], ascii: bool) -> Start {
+        if !ascii && !all_ascii(&hay[..self.max_len.min(hay.len())]) {
             return Start::Unknown;
         }
         match hay.first() {
@@ -1360,6 +1368,37 @@ fn head_words(b: &[u8]) -> [u64; 2] {
         }
     };
     [w as u64, (w >> 64) as u64]
+}
+
+/// What a caller that searches one haystack with several regexes learns of
+/// it once: whether it is all ASCII (asked by the start-literal gate and by
+/// the choice of capture engine of every search otherwise).
+///
+/// A probe names the haystack it was made for (address and length): a
+/// search of another haystack ignores it. A caller whose buffer is
+/// rewritten or replaced (a new one may get the same address and length)
+/// makes a new probe.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    at: usize,
+    len: usize,
+    ascii: bool,
+}
+
+impl Probe {
+    /// The probe of `hay`.
+    pub(crate) fn of(hay: &str) -> Probe {
+        Probe {
+            at: hay.as_ptr() as usize,
+            len: hay.len(),
+            ascii: all_ascii(hay.as_bytes()),
+        }
+    }
+
+    /// Whether `hay` is all ASCII, if this is its probe.
+    pub(crate) fn ascii_of(&self, hay: &str) -> Option<bool> {
+        (hay.as_ptr() as usize == self.at && hay.len() == self.len).then_some(self.ascii)
+    }
 }
 
 /// A compiled Python-dialect regex.
@@ -1529,6 +1568,12 @@ impl PyRegex {
         self.search_at_into(hay, 0, hay.len(), out)
     }
 
+    /// [`PyRegex::search_into`] with what `probe` knows of `hay` (the
+    /// probe of another haystack is ignored).
+    pub(crate) fn search_probed(&self, hay: &str, probe: &Probe, out: &mut Spans) -> bool {
+        self.search_in(hay, 0, hay.len(), probe.ascii_of(hay), out)
+    }
+
     /// [`PyRegex::search_at`] into `out` (its allocation reused): true if
     /// found.
     pub(crate) fn search_at_into(
@@ -1538,21 +1583,35 @@ impl PyRegex {
         endpos: usize,
         out: &mut Spans,
     ) -> bool {
+        self.search_in(hay, pos, endpos, None, out)
+    }
+
+    /// The search: `ascii` is whether `hay` is all ASCII, if known.
+    fn search_in(
+        &self,
+        hay: &str,
+        pos: usize,
+        endpos: usize,
+        ascii: Option<bool>,
+        out: &mut Spans,
+    ) -> bool {
         let endpos = endpos.min(hay.len());
         if pos > endpos || !hay.is_char_boundary(pos) || !hay.is_char_boundary(endpos) {
             return false;
         }
         let hay = &hay[..endpos];
-        if !self.gate().may_match(hay.as_bytes(), pos) {
+        // (a part of an ASCII haystack is ASCII)
+        let ascii = ascii.filter(|&a| a);
+        if !self.gate().may_match(hay.as_bytes(), pos, ascii) {
             return false;
         }
         if let Some(t) = &self.tail {
-            if let Some(r) = t.captures_into(hay, pos, out) {
+            if let Some(r) = t.captures_into(hay, pos, ascii, out) {
                 return r;
             }
         }
         match &self.engine {
-            Engine::Linear(l) => l.captures_into(hay, pos, out),
+            Engine::Linear(l) => l.captures_into(hay, pos, ascii, out),
             Engine::Backtrack {
                 re,
                 pre,
@@ -1564,7 +1623,7 @@ impl PyRegex {
                         // the expanded pattern's spans (into reused slots),
                         // verified into `out` (its allocation kept too)
                         let found = scratch.with(|_, sp| {
-                            p.captures_into(hay, pos, sp)
+                            p.captures_into(hay, pos, ascii, sp)
                                 .then(|| e.verify_into(hay, &sp.0, &mut out.0))
                         });
                         match found {
@@ -1608,7 +1667,9 @@ impl PyRegex {
     /// True if the pattern matches anywhere.
     pub fn is_match(&self, hay: &str) -> bool {
         match &self.engine {
-            Engine::Linear(l) => self.gate().may_match(hay.as_bytes(), 0) && l.matches_at(hay, 0),
+            Engine::Linear(l) => {
+                self.gate().may_match(hay.as_bytes(), 0, None) && l.matches_at(hay, 0)
+            }
             _ => self.search(hay).is_some(),
         }
     }
@@ -1756,6 +1817,23 @@ mod tests {
                 assert!(re.search_at(hay, 1, hay.len()).is_none());
             }
         }
+    }
+
+    #[test]
+    fn a_probe_speaks_only_for_its_haystack() {
+        let r = PyRegex::new(r"^Ab(?i:k) (?P<x>\S+)", false).unwrap();
+        let (ascii, kelvin) = ("Abk x\n", "Ab\u{212a} x\n");
+        let mut sp = Spans::default();
+        for hay in [ascii, kelvin] {
+            for probe in [Probe::of(ascii), Probe::of(kelvin)] {
+                assert!(r.search_probed(hay, &probe, &mut sp), "{hay:?}");
+                assert_eq!(sp.get(1).map(|(a, b)| &hay[a..b]), Some("x"));
+            }
+        }
+        assert_eq!(Probe::of(ascii).ascii_of(ascii), Some(true));
+        assert_eq!(Probe::of(kelvin).ascii_of(kelvin), Some(false));
+        assert_eq!(Probe::of(ascii).ascii_of(kelvin), None);
+        assert_eq!(Probe::of(ascii).ascii_of(&ascii[..3]), None);
     }
 
     #[test]

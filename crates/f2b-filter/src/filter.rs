@@ -1,7 +1,7 @@
 //! The filter: fail2ban's `Filter.processLine` / `findFailure` semantics.
 
 use crate::date::{DateDetector, DateError, TimeCtx};
-use crate::dialect::{DialectError, PyRegex, Spans};
+use crate::dialect::{DialectError, Probe, PyRegex, Spans};
 use crate::tags::resolve_host_tag;
 use crate::txt::{lines_buf, TLine, Txt};
 use f2b_core::addr::{Addr, IpNet};
@@ -1559,6 +1559,8 @@ impl Filter {
             self.candidates = candidate_table(&self.fail);
         }
         let mut cand: Option<u64> = None;
+        // what the searches of this buffer learn of it once (ASCII)
+        let mut probe: Option<Probe> = None;
         let mut spans = std::mem::take(&mut self.fail_spans);
         // the next failregex to consider
         let mut next = 0;
@@ -1569,12 +1571,14 @@ impl Filter {
                 None => {
                     ascii_first = None;
                     cand = None;
+                    probe = None;
                     buf.insert(lines_buf(&self.line_buffer))
                 }
             };
             let hit = match &self.candidates {
                 Some(t) => {
-                    let m = *cand.get_or_insert_with(|| candidate_mask(t, b));
+                    let pr = probe.get_or_insert_with(|| Probe::of(b));
+                    let m = *cand.get_or_insert_with(|| candidate_mask(t, b, pr));
                     // straight to the next candidate for this buffer (it
                     // changes only after a match, then the mask is made
                     // again); none left: done
@@ -1584,7 +1588,7 @@ impl Filter {
                     }
                     idx += rest.trailing_zeros() as usize;
                     next = idx + 1;
-                    self.fail[idx].re.search_into(b, &mut spans)
+                    self.fail[idx].re.search_probed(b, pr, &mut spans)
                 }
                 None => {
                     next = idx + 1;
@@ -1894,10 +1898,10 @@ fn candidate_table(fail: &[FRegex]) -> Option<Box<[u64; 256]>> {
 
 /// The failregexes worth searching on `buf` (never empty: it ends with a
 /// newline): the table's entry for its first byte if `buf` is all ASCII
-/// (then every first-byte gate holds), else all.
-fn candidate_mask(t: &[u64; 256], buf: &str) -> u64 {
+/// (then every first-byte gate holds; `probe` is `buf`'s), else all.
+fn candidate_mask(t: &[u64; 256], buf: &str, probe: &Probe) -> u64 {
     match buf.as_bytes().first() {
-        Some(&c) if crate::dialect::all_ascii(buf.as_bytes()) => t[usize::from(c)],
+        Some(&c) if probe.ascii_of(buf) == Some(true) => t[usize::from(c)],
         _ => !0,
     }
 }
