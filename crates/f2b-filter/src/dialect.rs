@@ -927,6 +927,31 @@ impl Linear {
         self.captures_linear(hay, pos).map(|sp| *out = sp).is_some()
     }
 
+    /// The match from `pos` of this expanded pattern (`e`'s), verified into
+    /// `out` ([`crate::expand::Expanded::verify_with`]): `None` if there is
+    /// no match, else whether the verification holds. PCRE2's spans are
+    /// read from its own memory, not copied first.
+    fn verified_into(
+        &self,
+        hay: &str,
+        pos: usize,
+        ascii: Option<bool>,
+        e: &crate::expand::Expanded,
+        out: &mut Spans,
+    ) -> Option<bool> {
+        if ascii.unwrap_or_else(|| all_ascii(hay.as_bytes())) {
+            if let Some(Ok(r)) = self.pcre().map(|p| {
+                p.search_with(hay.as_bytes(), pos, |ov, _| {
+                    e.verify_with(hay, |i| crate::pcre::ovector_span(ov, i), &mut out.0)
+                })
+            }) {
+                return r;
+            }
+        }
+        let sp = self.captures_linear(hay, pos)?;
+        Some(e.verify_into(hay, &sp.0, &mut out.0))
+    }
+
     /// [`Linear::captures`] on the `regex` crate alone.
     fn captures_linear(&self, hay: &str, pos: usize) -> Option<Spans> {
         match self.ascii_for(hay) {
@@ -1076,8 +1101,6 @@ enum Engine {
         /// Conditionals expanded / tempered tokens marked (`pre` is its
         /// pattern): answers most searches without backtracking.
         expanded: Option<crate::expand::Expanded>,
-        /// The expanded pattern's spans before verification (reused).
-        scratch: Slots<(), Spans>,
     },
 }
 
@@ -1459,7 +1482,6 @@ impl PyRegex {
                     re: LazyFancy::new(exact).with_limit(limit),
                     pre: Some(l),
                     expanded: Some(e),
-                    scratch: Slots::new((), |_| Spans::default()),
                 },
                 None => {
                     let re = build(&exact).map_err(eng_err)?;
@@ -1467,7 +1489,6 @@ impl PyRegex {
                         re: LazyFancy::built(exact, re).with_limit(limit),
                         pre: Linear::new(format!("{prefix}{}", t.relaxed)).ok(),
                         expanded: None,
-                        scratch: Slots::new((), |_| Spans::default()),
                     }
                 }
             }
@@ -1612,21 +1633,12 @@ impl PyRegex {
         }
         match &self.engine {
             Engine::Linear(l) => l.captures_into(hay, pos, ascii, out),
-            Engine::Backtrack {
-                re,
-                pre,
-                expanded,
-                scratch,
-            } => {
+            Engine::Backtrack { re, pre, expanded } => {
                 match (pre, expanded) {
                     (Some(p), Some(e)) => {
-                        // the expanded pattern's spans (into reused slots),
-                        // verified into `out` (its allocation kept too)
-                        let found = scratch.with(|_, sp| {
-                            p.captures_into(hay, pos, ascii, sp)
-                                .then(|| e.verify_into(hay, &sp.0, &mut out.0))
-                        });
-                        match found {
+                        // the expanded pattern's spans, verified into `out`
+                        // (its allocation kept for the next search)
+                        match p.verified_into(hay, pos, ascii, e, out) {
                             None => return false,
                             Some(true) => return true,
                             Some(false) => {}
@@ -1729,6 +1741,40 @@ mod tests {
         assert_eq!(m(r"(a)\1", "xaa").as_deref(), Some("aa"));
         let r = PyRegex::new(p, false).unwrap();
         assert!(r.is_backtracking());
+    }
+
+    #[test]
+    fn expanded_spans_agree_with_the_backtracking_engine() {
+        // sshd's `Failed ...` shape: conditionals and tempered tokens; ASCII
+        // haystacks verify from PCRE2's ovector, others from the `regex` crate
+        let p = r"^Failed \S+ for (?P<inv>invalid user )?(?P<user>(?P<cu>\S+)|(?(inv)(?:(?! from ).)*?|[^:]+)) from (?P<h>\S+)(?: port \d+)?(?: ssh\d*)?(?(cu): |(?:(?:(?! from ).)*)$)";
+        let r = PyRegex::new(p, false).unwrap();
+        let Engine::Backtrack {
+            re,
+            expanded: Some(_),
+            ..
+        } = &r.engine
+        else {
+            panic!("not expanded");
+        };
+        let mut found = 0;
+        for hay in [
+            "Failed password for root from 1.2.3.4 port 22 ssh2",
+            "Failed password for root from 1.2.3.4 port 22 ssh2: x",
+            "Failed password for invalid user bob from 1.2.3.4 port 22 ssh2",
+            "Failed password for invalid user a b from c from 1.2.3.4 port 2",
+            "Failed password for x y from 1.2.3.4 port 3",
+            "Failed password for x: y from 1.2.3.4 port 3",
+            "Failed password for ünï from 1.2.3.4 port 2 ssh2: ",
+            "Failed none for invalid user é à from 10.0.0.1",
+            "Failed none for invalid user é from 10.0.0.1 from x",
+            "Failed none for",
+        ] {
+            let want = r.backtrack_engine(re, hay, 0);
+            found += usize::from(want.is_some());
+            assert_eq!(r.search(hay), want, "{hay}");
+        }
+        assert!(found >= 5, "{found}");
     }
 
     #[test]

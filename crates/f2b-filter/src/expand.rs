@@ -585,11 +585,24 @@ impl Expanded {
         spans: &[Option<(usize, usize)>],
         out: &mut Vec<Option<(usize, usize)>>,
     ) -> bool {
+        self.verify_with(hay, |i| spans.get(i).copied().flatten(), out)
+    }
+
+    /// [`Expanded::verify_into`] with the expanded match's spans read by
+    /// `span(i)` (group `i`, 0: the whole match): straight from the capture
+    /// engine's own memory, not copied first.
+    #[inline]
+    pub fn verify_with(
+        &self,
+        hay: &str,
+        span: impl Fn(usize) -> Option<(usize, usize)>,
+        out: &mut Vec<Option<(usize, usize)>>,
+    ) -> bool {
         out.clear();
         out.resize(self.groups + 1, None);
-        out[0] = spans.first().copied().flatten();
+        out[0] = span(0);
         for (k, slot) in self.slots.iter().enumerate() {
-            let Some(Some((a, b))) = spans.get(k + 1).copied() else {
+            let Some((a, b)) = span(k + 1) else {
                 continue;
             };
             match *slot {

@@ -551,19 +551,43 @@ impl Pcre {
     }
 
     /// [`Pcre::captures`] into `out` (its allocation reused): true if found.
-    ///
-    /// Calls the JIT's own entry point (`pcre2_jit_match`, what
-    /// `pcre2_match` calls after its argument checks, which hold here:
-    /// no options, `pos` within `hay`); a pattern without JIT code answers
-    /// `PCRE2_ERROR_JIT_BADOPTION` there and is run by `pcre2_match`.
     pub(crate) fn captures_into(
         &self,
         hay: &[u8],
         pos: usize,
         out: &mut GroupSpans,
     ) -> Result<bool, GaveUp> {
+        let found = self.search_with(hay, pos, |ov, pairs| {
+            out.clear();
+            // one spare slot: `Tail` appends its tail group
+            out.reserve(pairs + 1);
+            out.extend(ov.chunks_exact(2).map(|p| {
+                // groups that did not take part are unset
+                (p[0] != PCRE2_UNSET && p[1] != PCRE2_UNSET).then_some((p[0], p[1]))
+            }));
+            out.resize(pairs, None);
+        })?;
+        Ok(found.is_some())
+    }
+
+    /// Leftmost-first match of `hay` from `pos`: `f(ovector, groups)` on a
+    /// match, with the ovector's set pairs (start, end; `PCRE2_UNSET` for a
+    /// group that did not take part) and the pattern's number of groups
+    /// (plus one, the whole match).
+    ///
+    /// Calls the JIT's own entry point (`pcre2_jit_match`, what
+    /// `pcre2_match` calls after its argument checks, which hold here:
+    /// no options, `pos` within `hay`); a pattern without JIT code answers
+    /// `PCRE2_ERROR_JIT_BADOPTION` there and is run by `pcre2_match`.
+    #[inline]
+    pub(crate) fn search_with<T>(
+        &self,
+        hay: &[u8],
+        pos: usize,
+        f: impl FnOnce(&[usize], usize) -> T,
+    ) -> Result<Option<T>, GaveUp> {
         if pos > hay.len() {
-            return Ok(false);
+            return Ok(None);
         }
         // a non-dangling pointer for an empty haystack (never read)
         static ONE: [u8; 1] = [0];
@@ -597,7 +621,7 @@ impl Pcre {
                 rc = run(pcre2_match_8);
             }
             if rc == PCRE2_ERROR_NOMATCH {
-                return Ok(false);
+                return Ok(None);
             }
             // 0: ovector too small (never: the match data is sized for the
             // pattern); < 0: match limit, JIT stack or another error
@@ -609,16 +633,17 @@ impl Pcre {
             let set = (rc as usize).min(md.pairs);
             // SAFETY: `set <= pairs`.
             let ov = unsafe { std::slice::from_raw_parts(md.ov, 2 * set) };
-            out.clear();
-            // one spare slot: `Tail` appends its tail group
-            out.reserve(md.pairs + 1);
-            out.extend(ov.chunks_exact(2).map(|p| {
-                // groups that did not take part are unset
-                (p[0] != PCRE2_UNSET && p[1] != PCRE2_UNSET).then_some((p[0], p[1]))
-            }));
-            out.resize(md.pairs, None);
-            Ok(true)
+            Ok(Some(f(ov, md.pairs)))
         })
+    }
+}
+
+/// Group `i`'s span in an ovector's set pairs (see [`Pcre::search_with`]).
+#[inline]
+pub(crate) fn ovector_span(ov: &[usize], i: usize) -> Option<(usize, usize)> {
+    match ov.get(2 * i..2 * i + 2) {
+        Some(&[a, b]) if a != PCRE2_UNSET && b != PCRE2_UNSET => Some((a, b)),
+        _ => None,
     }
 }
 
