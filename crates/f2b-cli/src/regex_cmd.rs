@@ -724,6 +724,8 @@ struct Tally {
     ignored_lines: Vec<String>,
     pref_matched: u64,
     pref_groups: Vec<String>,
+    /// The failures of the line in hand (one vector for all lines).
+    found: Vec<Failure>,
 }
 
 impl Tally {
@@ -749,6 +751,7 @@ impl Tally {
             ignored_lines: Vec::new(),
             pref_matched: 0,
             pref_groups: Vec::new(),
+            found: Vec::new(),
         }
     }
 
@@ -776,15 +779,16 @@ impl Tally {
             Vec::new()
         };
         let full = org_buf.len() >= flt.maxlines();
-        let found = match timed {
-            Some((tuple, time)) => flt.process_line_with_time(tuple, time, now),
-            None => flt.process_line(line, now),
-        };
+        let mut found = std::mem::take(&mut self.found);
+        match timed {
+            Some((tuple, time)) => flt.process_line_with_time_into(tuple, time, now, &mut found),
+            None => flt.process_line_into(line, now, &mut found),
+        }
         // the failures that are not NOFAIL: kept for `-o`, counted otherwise
         let mut ret = Vec::new();
         let mut n_ret = 0usize;
         let mut is_ignored = false;
-        for f in found {
+        for f in found.drain(..) {
             if o.out.is_none() {
                 if let Some(st) = self.fail_stats.get_mut(f.regex_index) {
                     st.hits += 1;
@@ -811,6 +815,7 @@ impl Tally {
                 is_ignored = true;
             }
         }
+        self.found = found;
         if let Some(i) = flt.last_ignored_by {
             is_ignored = true;
             if let Some(st) = self.ign_stats.get_mut(i) {
@@ -1262,6 +1267,7 @@ fn run(o: &Opts) -> Result<i32, String> {
         ignored_lines,
         pref_matched,
         pref_groups,
+        found: _,
     } = tally;
     let elapsed = t0.elapsed().as_secs_f64();
     if o.out.is_some() {

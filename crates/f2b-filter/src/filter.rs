@@ -364,6 +364,40 @@ struct FRegex {
     named: usize,
     /// Index of the `content` group (a prefregex's `<F-CONTENT>`).
     content: Option<usize>,
+    /// The groups of the keys a counting run's verdict reads
+    /// ([`VerdictKey`]), by key.
+    verdict_keys: [Option<usize>; VerdictKey::COUNT],
+}
+
+/// The keys of a failure's dict that decide a counting run's verdict on a
+/// match that leaves the mlfid cache as it is (see
+/// [`Filter::quick_verdict`]).
+#[derive(Debug, Clone, Copy)]
+enum VerdictKey {
+    Mlfid,
+    Nofail,
+    Mlfgained,
+    Mlfforget,
+    Mlfpending,
+    Ip4,
+    Ip6,
+    Dns,
+    Fid,
+}
+
+impl VerdictKey {
+    const COUNT: usize = 9;
+    const NAMES: [&'static str; VerdictKey::COUNT] = [
+        "mlfid",
+        "nofail",
+        "mlfgained",
+        "mlfforget",
+        "mlfpending",
+        "ip4",
+        "ip6",
+        "dns",
+        "fid",
+    ];
 }
 
 struct Found {
@@ -427,6 +461,7 @@ impl FRegex {
         Ok(FRegex {
             named: names.len(),
             content: re.group_index("content"),
+            verdict_keys: VerdictKey::NAMES.map(|k| re.group_index(k)),
             names,
             source: source.to_string(),
             re,
@@ -670,6 +705,18 @@ impl MlfidCache {
             self.unset(k);
         }
         None
+    }
+    /// True if `k` has a live entry (left as it is); an expired one is
+    /// dropped, as [`MlfidCache::get`] and [`MlfidCache::take`] drop it.
+    fn live(&mut self, k: &str, now: f64) -> bool {
+        match self.map.get(k) {
+            Some(e) if e.1 > now => true,
+            Some(_) => {
+                self.unset(k);
+                false
+            }
+            None => false,
+        }
     }
     /// `get` and an assignment of the value (one look-up when the entry
     /// is live).
@@ -1204,6 +1251,14 @@ impl Filter {
     /// `processLine(line)`: finds the date, then the failures, in one line.
     /// `now` is the current Unix time (fail2ban's `MyTime.time()`).
     pub fn process_line(&mut self, line: &str, now: f64) -> Vec<Failure> {
+        let mut out = Vec::new();
+        self.process_line_into(line, now, &mut out);
+        out
+    }
+
+    /// [`Filter::process_line`] appending the failures to `out` (a caller
+    /// that runs many lines keeps one vector).
+    pub fn process_line_into(&mut self, line: &str, now: f64, out: &mut Vec<Failure>) {
         self.ctx.now = now;
         self.ctx.default_tz = self.date_detector.default_tz;
         // A single-line filter's buffer holds the last line until
@@ -1219,11 +1274,11 @@ impl Filter {
             None
         };
         let d = detect(&mut self.date_detector, &self.ctx, line, old);
-        self.process_detected(d, line, now)
+        self.process_detected(d, line, now, out)
     }
 
     /// The rest of `processLine` once the date detector has seen the line.
-    fn process_detected(&mut self, d: Detected, line: &str, now: f64) -> Vec<Failure> {
+    fn process_detected(&mut self, d: Detected, line: &str, now: f64, out: &mut Vec<Failure>) {
         let mut no_date = false;
         let mut date: Option<f64> = None;
         self.date_int = false;
@@ -1267,19 +1322,32 @@ impl Filter {
                 date = Some(now);
             }
         }
-        self.finish_line(tuple, date, no_date, now)
+        self.finish_line(tuple, date, no_date, now, out)
     }
 
     /// `processLine((prefix, timetext, rest), date)`: a line whose time is
     /// already known (journal entries).
     pub fn process_line_with_time(&mut self, line: TupleLine, date: f64, now: f64) -> Vec<Failure> {
+        let mut out = Vec::new();
+        self.process_line_with_time_into(line, date, now, &mut out);
+        out
+    }
+
+    /// [`Filter::process_line_with_time`] appending to `out`.
+    pub fn process_line_with_time_into(
+        &mut self,
+        line: TupleLine,
+        date: f64,
+        now: f64,
+        out: &mut Vec<Failure>,
+    ) {
         self.last_time_text = line.1.clone();
         self.last_date = Some(date);
         self.dated();
         self.date_int = false;
         self.last_date_int = false;
         let tuple = TLine::from_parts(&line.0, &line.1, &line.2);
-        self.finish_line(tuple, Some(date), false, now)
+        self.finish_line(tuple, Some(date), false, now, out)
     }
 
     fn finish_line(
@@ -1288,7 +1356,8 @@ impl Filter {
         mut date: Option<f64>,
         no_date: bool,
         now: f64,
-    ) -> Vec<Failure> {
+        out: &mut Vec<Failure>,
+    ) {
         if self.check_find_time {
             if let Some(d) = date {
                 if self.in_operation {
@@ -1301,11 +1370,11 @@ impl Filter {
                         self.last_date_int = false;
                     }
                 } else if d < now - self.find_time {
-                    return Vec::new();
+                    return;
                 }
             }
         }
-        self.find_failure(tuple, date, no_date, now)
+        self.find_failure(tuple, date, no_date, now, out)
     }
 
     fn ignore_line(&mut self, buf: &str, fail: Option<&Found>) -> Option<usize> {
@@ -1460,8 +1529,8 @@ impl Filter {
         date: Option<f64>,
         no_date: bool,
         now: f64,
-    ) -> Vec<Failure> {
-        let mut out = Vec::new();
+        out: &mut Vec<Failure>,
+    ) {
         self.last_ignored_by = None;
         self.last_pref_matched = false;
         let raw_mode = self.use_dns == UseDns::Raw || self.return_raw_host;
@@ -1483,7 +1552,7 @@ impl Filter {
         if !self.ignore.is_empty() && self.ignore.len() + 2 < self.fail.len() {
             if let Some(i) = self.ignore_line(buf.as_deref().unwrap_or(""), None) {
                 self.last_ignored_by = Some(i);
-                return out;
+                return;
             }
         }
         // the prefregex's groups (without `content`), or its match to make
@@ -1492,13 +1561,13 @@ impl Filter {
         let mut pre_match: Option<(Txt, Spans)> = None;
         if let Some(p) = &self.pref {
             let Some(b) = buf.as_ref() else {
-                return out;
+                return;
             };
             // the prefregex only yields groups: no matched/unmatched split
             let mut spans = std::mem::take(&mut self.pref_spans);
             if !p.re.search_into(b, &mut spans) {
                 self.pref_spans = spans;
-                return out;
+                return;
             }
             self.last_pref_matched = true;
             // the spans to make the groups from (with the buffer, below)
@@ -1623,6 +1692,40 @@ impl Filter {
                     time_text(&org)
                 ));
                 if date.is_none() && self.check_find_time {
+                    continue;
+                }
+            }
+            // a counting run's verdict without the dict, when the match
+            // leaves the mlfid cache as it is (see `quick_verdict`)
+            if self.lean && self.max_lines <= 1 {
+                let pre = match (&pre_groups, &pre_match, &self.pref) {
+                    (None, Some((pb, psp)), Some(p)) => Some(Some((&**pb, psp, p))),
+                    (Some(g), _, _) if g.0.is_empty() => Some(None),
+                    _ => None,
+                };
+                let q =
+                    pre.and_then(|pre| quick_verdict(&self.fail[idx], b, &spans, pre, raw_mode));
+                // a live entry of its mlfid would be merged: the full path
+                if let Some(q) = q.filter(|q| q.mlfid.is_none_or(|m| !self.mlfid.live(m, now))) {
+                    let (mlfid, nofail, has_id) = (q.mlfid.is_some(), q.nofail, q.has_id);
+                    if !self.check_all_regex {
+                        self.line_buffer = std::mem::take(&mut found.unmatched);
+                        buf = None;
+                        if mlfid && nofail || !has_id && self.ignore_pending {
+                            break;
+                        }
+                    }
+                    out.push(Failure {
+                        regex_index: idx,
+                        id: None,
+                        time: date,
+                        time_is_int: self.date_int && date.is_some(),
+                        data: self.empty.clone(),
+                        nofail,
+                    });
+                    if !self.check_all_regex {
+                        break;
+                    }
                     continue;
                 }
             }
@@ -1796,7 +1899,6 @@ impl Filter {
         if let Some((_, sp)) = pre_match {
             self.pref_spans = sp;
         }
-        out
     }
 
     /// `Arc::new(fail)`, in the spare `Arc` when there is one.
@@ -1874,6 +1976,68 @@ impl Filter {
         }
         Vec::new()
     }
+}
+
+/// A counting run's verdict on a failregex match, read from the spans (no
+/// dict): see [`quick_verdict`].
+struct Quick<'a> {
+    /// The match's `mlfid` (not null).
+    mlfid: Option<&'a str>,
+    /// The failure's [`Failure::is_nofail`].
+    nofail: bool,
+    /// An `ip4`, `ip6`, `dns` or `fid` is set (else the failure is pending).
+    has_id: bool,
+}
+
+/// What [`Filter::find_failure`] makes of failregex `fr`'s match (`spans`
+/// on `b`, merged over the prefregex's: `pre`, its buffer, spans and
+/// regex) in a counting run ([`Filter::lean`], single-line) when the match
+/// would not change the mlfid cache: it has no `mlfid`, or it forgets its
+/// `mlfid` (`mlfforget`) and the cache has no live entry for it (the
+/// caller checks that). Only the keys of [`VerdictKey`] are read: the
+/// merged dict's `nofail` (an `mlfgained` sets it when merged), whether
+/// any id is set. `None` when the full path must run: `alt_`/`tuple_`
+/// groups, a match that would store or merge (no `mlfforget`, or an
+/// `mlfpending` group set), a host name to resolve.
+fn quick_verdict<'a>(
+    fr: &FRegex,
+    b: &'a str,
+    spans: &Spans,
+    pre: Option<(&'a str, &Spans, &FRegex)>,
+    raw_mode: bool,
+) -> Option<Quick<'a>> {
+    if !fr.alt.is_empty() || !fr.tuple.is_empty() {
+        return None;
+    }
+    // a key's value in the merged dict: the failregex's group (null if it
+    // did not take part) over the prefregex's; `None`: no such key
+    let val = |k: VerdictKey| -> Option<Option<&'a str>> {
+        if let Some(i) = fr.verdict_keys[k as usize] {
+            return Some(spans.get(i).map(|(x, y)| &b[x..y]));
+        }
+        let (pb, psp, p) = pre?;
+        let i = p.verdict_keys[k as usize]?;
+        Some(psp.get(i).map(|(x, y)| &pb[x..y]))
+    };
+    let set = |k| matches!(val(k), Some(Some(_)));
+    let truthy = |k| matches!(val(k), Some(Some(s)) if !s.is_empty());
+    let mlfid = val(VerdictKey::Mlfid).flatten();
+    let mut nofail = truthy(VerdictKey::Nofail);
+    if mlfid.is_some() {
+        if !truthy(VerdictKey::Mlfforget) || truthy(VerdictKey::Mlfpending) {
+            return None;
+        }
+        nofail |= truthy(VerdictKey::Mlfgained);
+    }
+    let ip = set(VerdictKey::Ip4) || set(VerdictKey::Ip6);
+    if !ip && set(VerdictKey::Dns) && !raw_mode {
+        return None;
+    }
+    Some(Quick {
+        mlfid,
+        nofail,
+        has_id: ip || set(VerdictKey::Dns) || set(VerdictKey::Fid),
+    })
 }
 
 /// For each first byte of an all-ASCII buffer, the failregexes whose
@@ -2384,6 +2548,131 @@ mod tests {
                 let (a, b) = (full.process_line(l, now), lean.process_line(l, now));
                 assert!(b.iter().all(|f| f.id.is_none() && f.match_count() == 0));
                 assert_eq!(sum(a), sum(b), "{l}");
+            }
+        }
+    }
+
+    /// The counting run's verdict without a dict (`quick_verdict`) gives
+    /// what the full run gives, line by line, over every way a match
+    /// meets the mlfid cache: forget with and without a live entry,
+    /// `mlfgained`, pending (no id), raw host names, no mlfid at all; with
+    /// and without `checkAllRegex` and `ignorePending`.
+    #[test]
+    fn lean_quick_verdict_like_the_full_run() {
+        let now = 1_767_348_420.0;
+        let filter = |mlfid: bool, dns: UseDns, check_all: bool, ignore_pending: bool| {
+            // (the text after the date starts with a space)
+            let pref = if mlfid {
+                r"^<F-MLFID>\s*\S+\s+d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$"
+            } else {
+                r"^\s*\S+\s+d\[\d+\]: <F-CONTENT>.+</F-CONTENT>$"
+            };
+            let mut f = Filter::new(FilterSpec {
+                prefregex: Some(pref.into()),
+                failregex: [
+                    r"^Failed \S+ for <F-USER>\S+</F-USER> from <HOST>",
+                    r"^<F-NOFAIL>Connect from</F-NOFAIL> <HOST>",
+                    r"^<F-MLFFORGET>Closed</F-MLFFORGET> by <HOST>",
+                    r"^<F-NOFAIL><F-MLFFORGET>Bye</F-MLFFORGET></F-NOFAIL> from <HOST>",
+                    r"^Pending user <F-USER>\S+</F-USER>$",
+                    r"^<F-MLFFORGET><F-MLFGAINED>Accepted \S+</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>",
+                    r"^<F-MLFFORGET>Gone</F-MLFFORGET> <F-USER>\S+</F-USER>$",
+                    r"^<F-MLFFORGET>Lookup</F-MLFFORGET>(?: <F-NOFAIL>quiet</F-NOFAIL>)? from <HOST>",
+                    r"^(?:Connect|<F-NOFAIL><F-MLFFORGET>Bye</F-MLFFORGET></F-NOFAIL>) from (?P<mlfpending>\S+)$",
+                ]
+                .iter()
+                // without an mlfid, a failregex needs an id group
+                .filter(|r| mlfid || r.contains("<HOST>"))
+                .map(|s| s.to_string())
+                .collect(),
+                usedns: dns,
+                ..Default::default()
+            })
+            .unwrap();
+            f.check_find_time = false;
+            f.check_all_regex = check_all;
+            f.ignore_pending = ignore_pending;
+            f.set_local_zone(TimeZone::UTC);
+            f.set_resolver(Arc::new(Hosts));
+            f
+        };
+        // `hostN.example` has N addresses
+        struct Hosts;
+        impl Resolver for Hosts {
+            fn resolve(&self, host: &str) -> Vec<std::net::IpAddr> {
+                let n = host
+                    .strip_prefix("host")
+                    .and_then(|h| h.strip_suffix(".example"))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0u8);
+                (0..n)
+                    .map(|i| std::net::IpAddr::from([198, 51, 100, i]))
+                    .collect()
+            }
+        }
+        for (seed, pids) in [(21u64, 15u64), (22, 400)] {
+            let mut x = seed;
+            let mut next = move || {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                x >> 33
+            };
+            let lines: Vec<String> = (0..3000)
+                .map(|i| {
+                    let pid = 1000 + next() % pids;
+                    let ip = format!("192.0.2.{}", next() % 200);
+                    let u = next() % 5;
+                    let msg = match next() % 11 {
+                        0 => format!("Failed password for u{u} from {ip} port 22"),
+                        1 => format!("Connect from {ip}"),
+                        2 => format!("Closed by {ip}"),
+                        3 => format!("Bye from {ip}"),
+                        4 => format!("Pending user u{u}"),
+                        5 => format!("Accepted key for u{u} from {ip}"),
+                        6 => format!("Gone u{u}"),
+                        7 => format!("Lookup from host{u}.example"),
+                        8 => format!("Lookup quiet from {ip}"),
+                        9 => format!("Bye from x{u}"),
+                        _ => "noise".to_string(),
+                    };
+                    let (m, s) = (i / 60 % 60, i % 60);
+                    format!("Jan  2 10:{m:02}:{s:02} h d[{pid}]: {msg}")
+                })
+                .collect();
+            for mlfid in [true, false] {
+                for dns in [UseDns::No, UseDns::Raw, UseDns::Warn] {
+                    for (check_all, ignore_pending) in
+                        [(true, false), (false, false), (false, true), (true, true)]
+                    {
+                        let mut full = filter(mlfid, dns, check_all, ignore_pending);
+                        let mut lean = filter(mlfid, dns, check_all, ignore_pending);
+                        lean.lean = true;
+                        let sum = |v: Vec<Failure>| -> Vec<(usize, bool)> {
+                            v.iter().map(|f| (f.regex_index, f.is_nofail())).collect()
+                        };
+                        let mut hits = [0usize; 2];
+                        for l in &lines {
+                            let (a, b) = (full.process_line(l, now), lean.process_line(l, now));
+                            for f in &b {
+                                hits[usize::from(f.is_nofail())] += 1;
+                            }
+                            assert_eq!(
+                                sum(a),
+                                sum(b),
+                                "{l} (mlfid {mlfid}, {dns:?}, all {check_all}, pending {ignore_pending})"
+                            );
+                            assert_eq!(full.line_buffer(), lean.line_buffer(), "{l}");
+                        }
+                        let keys = |f: &Filter| f.mlfid.keys().cloned().collect::<Vec<_>>();
+                        assert_eq!(keys(&full), keys(&lean));
+                        // failures and NOFAIL helpers both met, in numbers
+                        // (without checkAllRegex a NOFAIL match with an
+                        // mlfid ends the line with no failure)
+                        assert!(hits[0] > 300, "{hits:?}");
+                        assert!(hits[1] > 300 || mlfid && !check_all, "{hits:?}");
+                    }
+                }
             }
         }
     }
