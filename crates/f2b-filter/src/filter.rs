@@ -122,6 +122,9 @@ enum V {
     /// A set kept as a sorted vector without duplicates (a few names: one
     /// small allocation, not a tree node).
     Users(Arc<Vec<Txt>>),
+    /// The set of one user (most sets: one allocation less to make and
+    /// free); a set of two or more is always [`V::Users`].
+    User(Txt),
     Lines(Arc<Vec<TLine>>),
     Int(i64),
     Addr(Addr),
@@ -134,6 +137,7 @@ impl V {
             V::S(s) => !s.is_empty(),
             V::Tuple(t) => !t.is_empty(),
             V::Users(u) => !u.is_empty(),
+            V::User(_) => true,
             V::Lines(l) => !l.is_empty(),
             V::Int(i) => *i != 0,
             V::Addr(_) => true,
@@ -162,6 +166,7 @@ impl V {
                     .collect(),
             ),
             V::Users(u) => Value::Set(u.iter().map(s).collect()),
+            V::User(u) => Value::Set(std::iter::once(u).map(s).collect()),
             V::Lines(l) => Value::List(l.iter().map(|t| Value::Str(t.whole().into())).collect()),
             V::Int(i) => Value::Int(*i),
             V::Addr(a) => Value::Str(a.to_string()),
@@ -1408,19 +1413,30 @@ impl Filter {
     fn update_users(fail: &mut Fail, user: Option<Txt>) -> usize {
         if let Some(u) = user.filter(|u| !u.is_empty()) {
             // the set is changed where it is (the key keeps its place)
-            if let Some(V::Users(s)) = fail.get_mut("users") {
-                if !s.is_empty() {
+            match fail.get_mut("users") {
+                Some(V::Users(s)) if !s.is_empty() => {
                     if let Err(i) = s.binary_search(&u) {
                         Arc::make_mut(s).insert(i, u);
                     }
                     return s.len();
                 }
+                Some(V::User(x)) if *x == u => return 1,
+                Some(v @ V::User(_)) => {
+                    let V::User(x) = std::mem::replace(v, V::Null) else {
+                        unreachable!("matched above")
+                    };
+                    let set = if u < x { vec![u, x] } else { vec![x, u] };
+                    *v = V::Users(Arc::new(set));
+                    return 2;
+                }
+                _ => {}
             }
-            fail.insert("users", V::Users(Arc::new(vec![u])));
+            fail.insert("users", V::User(u));
             return 1;
         }
         match fail.get("users") {
             Some(V::Users(s)) => s.len(),
+            Some(V::User(_)) => 1,
             _ => 0,
         }
     }
@@ -1449,6 +1465,9 @@ impl Filter {
         }
         // The entry is taken out (not cloned): every path below either
         // unsets it or overwrites it with the merged failure (final sync).
+        // a new entry: made at the end, with its value (nothing reads the
+        // cache in between)
+        let mut new_entry = false;
         let cached = self
             .mlfid
             .take(mlfid, now)
@@ -1481,9 +1500,7 @@ impl Filter {
         } else if nf & 2 == 0 {
             let u = get_txt(&fail, "user");
             users = Self::update_users(&mut fail, u);
-            // creates the entry (its FIFO position); the value is written by
-            // the final sync below
-            self.mlfid.set(mlfid.clone(), None, now);
+            new_entry = true;
         }
         let pending = fail.remove("mlfpending").is_some_and(|v| v.truthy());
         if pending || users > 1 {
@@ -1517,7 +1534,9 @@ impl Filter {
         // keep the cache entry in sync (Python shares the dict object;
         // here the two share it until one is changed)
         let fail = self.share(fail);
-        if nf & 2 == 0 {
+        if new_entry {
+            self.mlfid.set(mlfid.clone(), Some(fail.clone()), now);
+        } else if nf & 2 == 0 {
             self.mlfid.store(mlfid, Some(fail.clone()), now);
         }
         fail
