@@ -1030,7 +1030,7 @@ fn run_chunks(
                 let (prev, (start, len)) = (w[0].0, w[1]);
                 let spawned = std::thread::Builder::new()
                     .name("f2b-regex-chunk".into())
-                    .spawn_scoped(sc, move || -> Result<(Filter, Tally), String> {
+                    .spawn_scoped(sc, move || -> Result<(Filter, Tally, f64), String> {
                         let mut f = make()?;
                         // warm-up: the lines just before the chunk, so that
                         // the state they leave is likely the one the run
@@ -1053,7 +1053,7 @@ fn run_chunks(
                         while let Some(l) = lines.next() {
                             t.line(&mut f, Item::Text(l), cx, &mut sink)?;
                         }
-                        Ok((f, t))
+                        Ok((f, t, thread_cpu()))
                     });
                 (start, len, spawned)
             })
@@ -1061,16 +1061,21 @@ fn run_chunks(
         while let Some(item) = first.next() {
             tally.line(flt, item, cx, w)?;
         }
+        let first_done = thread_cpu();
         for (start, len, spawned) in workers {
             let done = spawned.ok().and_then(|h| h.join().ok());
-            let rest = match done {
-                Some(Ok((f, t))) => flt.absorb(f).then_some(t),
-                _ => None,
+            let (rest, at) = match done {
+                Some(Ok((f, t, at))) => (flt.absorb(f).then_some(t), Some(at)),
+                _ => (None, None),
             };
             if std::env::var_os("F2B_REGEX_TRACE").is_some() {
+                // when this chunk's thread and the first one were done (the
+                // split aims at the same time)
                 eprintln!(
-                    "chunk at {start}: {}",
-                    if rest.is_some() { "absorbed" } else { "again" }
+                    "chunk at {start}: {} (its thread's CPU {:.1} ms, the first chunk's {:.1} ms)",
+                    if rest.is_some() { "absorbed" } else { "again" },
+                    at.unwrap_or(f64::NAN) * 1e3,
+                    first_done * 1e3,
                 );
             }
             match rest {
@@ -1085,6 +1090,16 @@ fn run_chunks(
         }
         Ok(())
     })
+}
+
+/// The calling thread's CPU time in seconds (`/proc/thread-self/schedstat`;
+/// NaN if unreadable): what the chunk split balances, unlike wall time
+/// not skewed by other processes.
+fn thread_cpu() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |ns| ns / 1e9)
 }
 
 /// Runs the tool with its arguments (program name excluded); returns the exit code.
