@@ -810,12 +810,15 @@ impl Template {
             };
             return Some(convert_fields(p, ctx));
         }
-        if g.get(sh.a).is_some() || g.get(sh.f).is_some() || g.get(sh.y).is_some() {
+        if g.get(sh.a.into()).is_some()
+            || g.get(sh.f.into()).is_some()
+            || g.get(sh.y.into()).is_some()
+        {
             return None;
         }
-        let field = |i: usize| g.get(i).and_then(|(a, b)| line.as_bytes().get(a..b));
+        let field = |i: u8| g.get(i.into()).and_then(|(a, b)| line.as_bytes().get(a..b));
         let month = syslog::english_month(field(sh.b)?)?;
-        let num = |i: usize| field(i).and_then(syslog::small_int);
+        let num = |i: u8| field(i).and_then(syslog::small_int);
         let p = Parsed {
             year: None,
             month: Some(month),
@@ -1045,6 +1048,10 @@ impl Template {
     }
 
     fn groups_is_int(&self, g: &Groups, ctx: &TimeCtx) -> bool {
+        if let Groups::Syslog(..) = g {
+            // the syslog template (a pattern) has no zone group
+            return ctx.default_tz.is_some();
+        }
         match self.kind {
             Kind::Tai64n => true,
             Kind::Epoch { .. } => false,
@@ -1835,11 +1842,11 @@ impl Groups {
             Groups::Syslog(sh, st) => {
                 let span = match i {
                     0 | 1 => (0, usize::from(st.end)),
-                    _ if i == sh.b => (0, 3),
-                    _ if i == sh.d => (4, 6),
-                    _ if i == sh.h => (7, 9),
-                    _ if i == sh.m => (10, 12),
-                    _ if i == sh.s => (13, 15),
+                    _ if i == usize::from(sh.b) => (0, 3),
+                    _ if i == usize::from(sh.d) => (4, 6),
+                    _ if i == usize::from(sh.h) => (7, 9),
+                    _ if i == usize::from(sh.m) => (10, 12),
+                    _ if i == usize::from(sh.s) => (13, 15),
                     _ => return None,
                 };
                 Some(span)
@@ -2189,6 +2196,9 @@ impl DateDetector {
 
     /// `matchTime(line)`.
     pub fn match_time(&mut self, line: &str, now: f64) -> Option<TimeMatch> {
+        if let Some(tm) = self.match_last_syslog(line, now) {
+            return Some(tm);
+        }
         if self.templates.is_empty() {
             let _ = self.add_default(None, None);
         }
@@ -2315,6 +2325,56 @@ impl DateDetector {
         })
     }
 
+    /// `match_time` when the template tried first (the last used one) is
+    /// the anchored syslog template and the line starts with a canonical
+    /// stamp: what the general path does in that case, without its
+    /// bookkeeping. An anchored template is searched on the whole line and
+    /// its match taken without trying the others (no reordering: it is the
+    /// last used one); the stamp is ASCII and so is the byte after it
+    /// (`syslog::recognize`), so the last positions' characters are bytes.
+    /// `None`: not that case, the general path decides.
+    #[inline]
+    fn match_last_syslog(&mut self, line: &str, now: f64) -> Option<TimeMatch> {
+        if !self.fast {
+            return None;
+        }
+        let i = self.last_idx;
+        let d = self.templates.get_mut(i)?;
+        if d.t.flags & (LINE_BEGIN | LINE_END) == 0 {
+            return None;
+        }
+        let sh = d.t.syslog()?;
+        let b = line.as_bytes();
+        let st = syslog::recognize(b)?;
+        let end = usize::from(st.end);
+        d.hits += 1;
+        d.last_used = now;
+        d.distance = 0;
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.last_pos = (0, None, Some(char::from(b[0])));
+        self.last_end_pos = (
+            end,
+            Some(char::from(b[end - 1])),
+            b.get(end).map(|&c| char::from(c)),
+        );
+        if let Some(tr) = &mut self.trace {
+            let t = &self.templates[i].t;
+            tr.count += 1;
+            match &tr.first {
+                None => tr.first = Some(t.clone()),
+                Some(f) if f.name == t.name => {}
+                Some(_) => tr.single = false,
+            }
+        }
+        Some(TimeMatch {
+            template: i,
+            span: Some((0, end)),
+            groups: Groups::Syslog(sh, st),
+        })
+    }
+
     fn reorder(&mut self, num: usize) -> usize {
         if num == 0 {
             return num;
@@ -2372,14 +2432,6 @@ impl DateDetector {
             now: ctx.now.to_bits(),
             default_tz: ctx.default_tz,
         };
-        let at = |second: u8| {
-            let groups = Groups::Syslog(*sh, syslog::Stamp { second, ..*st });
-            let tm = TimeMatch {
-                groups,
-                ..tm.clone()
-            };
-            self.get_time(line, &tm, ctx)
-        };
         if let Some((k, tz, m)) = &self.memo {
             if *k == key && Arc::ptr_eq(tz, &ctx.local) {
                 if let Some(t) = m.time(st.second) {
@@ -2387,6 +2439,28 @@ impl DateDetector {
                 }
             }
         }
+        self.convert_minute(line, tm, ctx, key, (*sh, *st))
+    }
+
+    /// The memo's miss: converts the stamp's minute (see [`MinuteMemo`]).
+    #[cold]
+    #[inline(never)]
+    fn convert_minute(
+        &mut self,
+        line: &str,
+        tm: &TimeMatch,
+        ctx: &TimeCtx,
+        key: SyslogKey,
+        (sh, st): (syslog::Shape, syslog::Stamp),
+    ) -> Option<f64> {
+        let at = |second: u8| {
+            let groups = Groups::Syslog(sh, syslog::Stamp { second, ..st });
+            let tm = TimeMatch {
+                groups,
+                ..tm.clone()
+            };
+            self.get_time(line, &tm, ctx)
+        };
         // A new minute (or another second of a minute that is not linear): its
         // seconds are one second apart unless a zone change or the year
         // inference's threshold falls inside it, which the ends show (both are

@@ -688,3 +688,123 @@ fn english_month_equals_lookup() {
     }
     assert_eq!(found, 24, "all twelve English names, both cases");
 }
+
+/// The month of three bytes as the `to_ascii_lowercase` match reads it.
+fn english_month_reference(b: &[u8]) -> Option<i32> {
+    let names = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let k = b.to_ascii_lowercase();
+    names
+        .iter()
+        .position(|n| n.as_bytes() == k.as_slice())
+        .map(|i| i as i32 + 1)
+}
+
+#[test]
+fn english_month_hash_equals_reference() {
+    // every ASCII byte and a few non-ASCII ones in each place
+    let bytes: Vec<u8> = (0u8..128)
+        .chain([0x80, 0xc1, 0xc3, 0xe1, 0xea, 0xff])
+        .collect();
+    for &x in &bytes {
+        for &y in &bytes {
+            for &z in &bytes {
+                let b = [x, y, z];
+                assert_eq!(
+                    syslog::english_month(&b),
+                    english_month_reference(&b),
+                    "{b:?}"
+                );
+            }
+        }
+    }
+}
+
+/// `syslog::recognize` as first written (byte by byte), the reference of
+/// the word-at-a-time form.
+fn recognize_reference(h: &[u8]) -> Option<syslog::Stamp> {
+    let s = h.get(..15)?;
+    let month = english_month_reference(&s[..3])?;
+    let digit = |c: u8| c.is_ascii_digit();
+    let day_ok = match (s[4], s[5]) {
+        (b'1' | b'2', d) => digit(d),
+        (b'0' | b' ', d) => (b'1'..=b'9').contains(&d),
+        (b'3', d) => d == b'0' || d == b'1',
+        _ => false,
+    };
+    let ok = s[3] == b' '
+        && day_ok
+        && s[6] == b' '
+        && (b'0'..=b'2').contains(&s[7])
+        && digit(s[8])
+        && s[9] == b':'
+        && (b'0'..=b'5').contains(&s[10])
+        && digit(s[11])
+        && s[12] == b':'
+        && (b'0'..=b'5').contains(&s[13])
+        && digit(s[14]);
+    if !ok {
+        return None;
+    }
+    match h.get(15) {
+        None => {}
+        Some(&c) if c >= 0x80 || c == b'.' || c == b'_' || c.is_ascii_alphanumeric() => {
+            return None
+        }
+        Some(b' ') if h.get(16).is_some_and(|c| c.is_ascii_digit()) => return None,
+        Some(_) => {}
+    }
+    let two = |a: u8, b: u8| (if a == b' ' { 0 } else { a - b'0' }) * 10 + (b - b'0');
+    Some(syslog::Stamp {
+        end: 15,
+        month: month as u8,
+        day: two(s[4], s[5]),
+        hour: two(s[7], s[8]),
+        minute: two(s[10], s[11]),
+        second: two(s[13], s[14]),
+    })
+}
+
+#[test]
+fn syslog_recognize_equals_reference() {
+    let bases = [
+        "Jan  1 00:00:02 srv sshd[1]: x",
+        "DEC 31 23:59:59",
+        "feb 09 29:05:50 2024",
+        "Oct 30 19:59:09.123",
+        "Sep 10 09:00:00 1",
+        "May 20 10:10:10_",
+    ];
+    let mut seen = 0;
+    for base in bases {
+        let b = base.as_bytes();
+        for cut in 0..=b.len() {
+            assert_eq!(syslog::recognize(&b[..cut]), recognize_reference(&b[..cut]));
+        }
+        // every byte value in every place up to two after the stamp
+        for i in 0..b.len().min(17) {
+            for c in 0..=255u8 {
+                let mut v = b.to_vec();
+                v[i] = c;
+                let (got, want) = (syslog::recognize(&v), recognize_reference(&v));
+                assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&v));
+                seen += usize::from(want.is_some());
+            }
+        }
+        // two places at once among the day and time fields
+        for i in [4, 5, 7, 8, 10, 11, 13, 14] {
+            for j in [4, 5, 7, 8, 10, 11, 13, 14] {
+                for c in b" 0123456789:/a".iter() {
+                    for d in b" 0123456789:/a".iter() {
+                        let mut v = b.to_vec();
+                        v[i] = *c;
+                        v[j] = *d;
+                        assert_eq!(syslog::recognize(&v), recognize_reference(&v), "{v:?}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen > 1000, "too few stamps recognized: {seen}");
+}

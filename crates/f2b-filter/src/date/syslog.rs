@@ -20,14 +20,14 @@
 /// Group indexes of the syslog template: a, b, d, H, M, S, f, Y.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shape {
-    pub(crate) a: usize,
-    pub(crate) b: usize,
-    pub(crate) d: usize,
-    pub(crate) h: usize,
-    pub(crate) m: usize,
-    pub(crate) s: usize,
-    pub(crate) f: usize,
-    pub(crate) y: usize,
+    pub(crate) a: u8,
+    pub(crate) b: u8,
+    pub(crate) d: u8,
+    pub(crate) h: u8,
+    pub(crate) m: u8,
+    pub(crate) s: u8,
+    pub(crate) f: u8,
+    pub(crate) y: u8,
 }
 
 /// The default template's `datepattern`.
@@ -66,27 +66,59 @@ impl Shape {
 /// Month number (1-12) of an English abbreviation, any case.
 pub(crate) fn english_month(b: &[u8]) -> Option<i32> {
     let [x, y, z] = b else { return None };
-    let k = [
-        x.to_ascii_lowercase(),
-        y.to_ascii_lowercase(),
-        z.to_ascii_lowercase(),
-    ];
-    Some(match &k {
-        b"jan" => 1,
-        b"feb" => 2,
-        b"mar" => 3,
-        b"apr" => 4,
-        b"may" => 5,
-        b"jun" => 6,
-        b"jul" => 7,
-        b"aug" => 8,
-        b"sep" => 9,
-        b"oct" => 10,
-        b"nov" => 11,
-        b"dec" => 12,
-        _ => return None,
-    })
+    month_of(*x, *y, *z).map(i32::from)
 }
+
+/// The lowercase abbreviations as little-endian words, placed by
+/// [`month_slot`] (a perfect hash of the twelve; empty slots hold 0, which
+/// no key equals: a key's bytes have bit 5 set).
+const MONTHS: [(u32, u8); 16] = {
+    let names = *b"janfebmaraprmayjunjulaugsepoctnovdec";
+    let mut t = [(0u32, 0u8); 16];
+    let mut i = 0;
+    while i < 12 {
+        let k = u32::from_le_bytes([names[3 * i], names[3 * i + 1], names[3 * i + 2], 0]);
+        let slot = month_slot(k);
+        assert!(t[slot].0 == 0, "month hash collision");
+        t[slot] = (k, i as u8 + 1);
+        i += 1;
+    }
+    t
+};
+
+const fn month_slot(k: u32) -> usize {
+    (k.wrapping_mul(0x3b6f_e507) >> 28) as usize
+}
+
+/// Month number of three bytes, any ASCII case. `c | 0x20` is
+/// `to_ascii_lowercase` on letters and maps every other byte to a
+/// non-letter, so only the twelve names (in any case) find their slot's key.
+#[inline]
+fn month_of(x: u8, y: u8, z: u8) -> Option<u8> {
+    let k = u32::from_le_bytes([x | 0x20, y | 0x20, z | 0x20, 0]);
+    let (key, m) = MONTHS[month_slot(k)];
+    (key == k).then_some(m)
+}
+
+/// How a byte right after `HH:MM:SS` decides: 0 the stamp ends there, 1
+/// undecided (`.` before a fraction, a word character, non-ASCII), 2 a
+/// space (undecided if a digit follows: a year).
+const AFTER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b >= 0x80 || b == b'.' || b == b'_' || b.is_ascii_alphanumeric() {
+            1
+        } else if b == b' ' {
+            2
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+};
 
 /// A canonical stamp: its end and its fields as `int()` reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,46 +133,51 @@ pub(crate) struct Stamp {
 
 /// The canonical stamp at the start of `h`, or `None` (undecided: ask the
 /// matcher).
+#[inline]
 pub(crate) fn recognize(h: &[u8]) -> Option<Stamp> {
-    let s = h.get(..15)?;
-    let month = english_month(&s[..3])?;
-    let digit = |c: u8| c.is_ascii_digit();
-    let day_ok = match (s[4], s[5]) {
-        (b'1' | b'2', d) => digit(d),
-        (b'0' | b' ', d) => (b'1'..=b'9').contains(&d),
-        (b'3', d) => d == b'0' || d == b'1',
-        _ => false,
-    };
-    let ok = s[3] == b' '
-        && day_ok
-        && s[6] == b' '
-        && (b'0'..=b'2').contains(&s[7])
-        && digit(s[8])
-        && s[9] == b':'
-        && (b'0'..=b'5').contains(&s[10])
-        && digit(s[11])
-        && s[12] == b':'
-        && (b'0'..=b'5').contains(&s[13])
-        && digit(s[14]);
-    if !ok {
+    let s: &[u8; 15] = h.get(..15)?.try_into().ok()?;
+    let month = month_of(s[0], s[1], s[2])?;
+    // `HH:MM:SS` a word at a time: XOR with "00:00:00" leaves digits as
+    // 0-9 and the colons as 0 (the XOR is a bijection: nothing else does)
+    let w = u64::from_le_bytes([s[7], s[8], s[9], s[10], s[11], s[12], s[13], s[14]])
+        ^ u64::from_le_bytes(*b"00:00:00");
+    const HI: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    // every byte <= 9 (below 16 first, so adding 6 carries into no
+    // neighbour), the colons 0
+    if w & HI != 0
+        || w.wrapping_add(0x0606_0606_0606_0606) & HI != 0
+        || w & 0x0000_ff00_00ff_0000 != 0
+    {
         return None;
     }
-    match h.get(15) {
-        None => {}
-        Some(&c) if c >= 0x80 || c == b'.' || c == b'_' || c.is_ascii_alphanumeric() => {
-            return None
-        }
-        Some(b' ') if h.get(16).is_some_and(|c| c.is_ascii_digit()) => return None,
-        Some(_) => {}
+    let [h1, h0, _, m1, m0, _, s1, s0] = w.to_le_bytes();
+    // `%d`: `0[1-9]`, `[12]\d`, `3[01]`, ` [1-9]`: a day 1-31 with a digit
+    // or a space (as 0) for tens
+    let d1 = if s[4] == b' ' {
+        0
+    } else {
+        s[4].wrapping_sub(b'0')
+    };
+    let d0 = s[5].wrapping_sub(b'0');
+    let day = d1.wrapping_mul(10).wrapping_add(d0);
+    if s[3] != b' ' || s[6] != b' ' || d1 > 3 || d0 > 9 || !(1..=31).contains(&day) {
+        return None;
     }
-    let two = |a: u8, b: u8| (if a == b' ' { 0 } else { a - b'0' }) * 10 + (b - b'0');
+    if h1 > 2 || m1 > 5 || s1 > 5 {
+        return None;
+    }
+    match h.get(15).map(|&c| AFTER[usize::from(c)]) {
+        None | Some(0) => {}
+        Some(2) if !h.get(16).is_some_and(|c| c.is_ascii_digit()) => {}
+        Some(_) => return None,
+    }
     Some(Stamp {
         end: 15,
-        month: month as u8,
-        day: two(s[4], s[5]),
-        hour: two(s[7], s[8]),
-        minute: two(s[10], s[11]),
-        second: two(s[13], s[14]),
+        month,
+        day,
+        hour: h1 * 10 + h0,
+        minute: m1 * 10 + m0,
+        second: s1 * 10 + s0,
     })
 }
 
