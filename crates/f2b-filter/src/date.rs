@@ -1904,7 +1904,7 @@ pub struct DateDetector {
     /// The minute of the last syslog stamp converted: its fields (second 0),
     /// the context (the zone held, so that its address stays its own) and
     /// its times.
-    memo: Option<(SyslogKey, Arc<TimeZone>, MinuteMemo)>,
+    memo: Option<(SyslogKey, Arc<TimeZone>, MinuteMemo, syslog::Head)>,
 }
 
 /// The times of a minute's syslog stamps.
@@ -1927,12 +1927,38 @@ impl MinuteMemo {
     }
 }
 
-/// What the time of a canonical syslog stamp depends on.
+/// What the time of a canonical syslog stamp depends on (with the zone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SyslogKey {
     fields: [u8; 5],
     now: u64,
     default_tz: Option<i32>,
+}
+
+impl SyslogKey {
+    /// The stamp of the minute's second 0.
+    #[inline]
+    fn stamp(&self) -> syslog::Stamp {
+        let [month, day, hour, minute, second] = self.fields;
+        syslog::Stamp {
+            end: 15,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        }
+    }
+
+    /// The key of a stamp's minute.
+    #[inline]
+    fn new(st: &syslog::Stamp, ctx: &TimeCtx) -> Self {
+        SyslogKey {
+            fields: [st.month, st.day, st.hour, st.minute, 0],
+            now: ctx.now.to_bits(),
+            default_tz: ctx.default_tz,
+        }
+    }
 }
 
 /// The templates a speculative detector chose: enough to prove that a
@@ -2335,6 +2361,19 @@ impl DateDetector {
     /// `None`: not that case, the general path decides.
     #[inline]
     fn match_last_syslog(&mut self, line: &str, now: f64) -> Option<TimeMatch> {
+        let (sh, st) = self.take_last_syslog(line, now)?;
+        Some(TimeMatch {
+            template: self.last_idx,
+            span: Some((0, usize::from(st.end))),
+            groups: Groups::Syslog(sh, st),
+        })
+    }
+
+    /// [`DateDetector::match_last_syslog`]'s decision and bookkeeping: the
+    /// stamp, the template's hits, last use and distance, the last
+    /// positions, the trace.
+    #[inline(always)]
+    fn take_last_syslog(&mut self, line: &str, now: f64) -> Option<(syslog::Shape, syslog::Stamp)> {
         if !self.fast {
             return None;
         }
@@ -2345,7 +2384,11 @@ impl DateDetector {
         }
         let sh = d.t.syslog()?;
         let b = line.as_bytes();
-        let st = syslog::recognize(b)?;
+        // the line shares the memo's minute text: only the second is new
+        let st = match &self.memo {
+            Some((k, _, _, head)) if head.starts(b) => syslog::same_minute(b, k.stamp())?,
+            _ => syslog::recognize(b)?,
+        };
         let end = usize::from(st.end);
         d.hits += 1;
         d.last_used = now;
@@ -2368,11 +2411,42 @@ impl DateDetector {
                 Some(_) => tr.single = false,
             }
         }
-        Some(TimeMatch {
-            template: i,
+        Some((sh, st))
+    }
+
+    /// `matchTime(line)` with `ctx.now`, then `getTime` and the `int`
+    /// question, in the case [`DateDetector::match_last_syslog`] takes: the
+    /// date's end, its time and whether fail2ban holds it as an `int` (what
+    /// [`DateDetector::match_time`], [`DateDetector::get_time_memo`] and
+    /// [`DateDetector::time_is_int`] give, without a [`TimeMatch`]).
+    /// `None`: not that case (nothing was changed).
+    #[inline]
+    pub(crate) fn detect_syslog(
+        &mut self,
+        line: &str,
+        ctx: &TimeCtx,
+    ) -> Option<(usize, Option<f64>, bool)> {
+        let (sh, st) = self.take_last_syslog(line, ctx.now)?;
+        let end = usize::from(st.end);
+        let is_int = ctx.default_tz.is_some();
+        let key = SyslogKey::new(&st, ctx);
+        if let Some((k, tz, m, _)) = &self.memo {
+            if *k == key && Arc::ptr_eq(tz, &ctx.local) {
+                if let Some(t) = m.time(st.second) {
+                    return Some((end, t, is_int));
+                }
+            }
+        }
+        let tm = TimeMatch {
+            template: self.last_idx,
             span: Some((0, end)),
             groups: Groups::Syslog(sh, st),
-        })
+        };
+        Some((
+            end,
+            self.convert_minute(line, &tm, ctx, key, (sh, st)),
+            is_int,
+        ))
     }
 
     fn reorder(&mut self, num: usize) -> usize {
@@ -2427,12 +2501,8 @@ impl DateDetector {
         let Groups::Syslog(sh, st) = &tm.groups else {
             return self.get_time(line, tm, ctx);
         };
-        let key = SyslogKey {
-            fields: [st.month, st.day, st.hour, st.minute, 0],
-            now: ctx.now.to_bits(),
-            default_tz: ctx.default_tz,
-        };
-        if let Some((k, tz, m)) = &self.memo {
+        let key = SyslogKey::new(st, ctx);
+        if let Some((k, tz, m, _)) = &self.memo {
             if *k == key && Arc::ptr_eq(tz, &ctx.local) {
                 if let Some(t) = m.time(st.second) {
                     return t;
@@ -2470,7 +2540,8 @@ impl DateDetector {
             (Some(a), Some(b)) if b - a == 59.0 => MinuteMemo::Linear(Some(a)),
             _ => MinuteMemo::Second(st.second, at(st.second)),
         };
-        self.memo = Some((key, ctx.local.clone(), m));
+        // the stamp is at the line start (its head: `Mmm dd HH:MM:`)
+        self.memo = Some((key, ctx.local.clone(), m, syslog::Head::of(line.as_bytes())));
         // `m` holds this second by construction
         m.time(st.second).flatten()
     }
@@ -2548,7 +2619,8 @@ mod tests {
                     want,
                     "{line} now={now}"
                 );
-                nonlinear += usize::from(matches!(memo.memo, Some((_, _, MinuteMemo::Second(..)))));
+                nonlinear +=
+                    usize::from(matches!(memo.memo, Some((_, _, MinuteMemo::Second(..), _))));
             }
             if now == 1118397630.0 {
                 assert!(nonlinear > 100, "the threshold minute was not exercised");

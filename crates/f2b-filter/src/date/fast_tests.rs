@@ -518,6 +518,57 @@ proptest! {
         }
         prop_assert_eq!(fast.template_hits(), slow.template_hits());
     }
+
+    /// `detect_syslog` (with the general path when it declines) against a
+    /// regex-only detector: runs of syslog stamps sharing a minute's text
+    /// (the memo's head), near misses on the second and after the stamp,
+    /// other shapes between them, contexts changing between runs.
+    #[test]
+    fn detect_syslog_equals_regex_only(seed in 1u64..u64::MAX) {
+        let mut g = Gen(seed);
+        let all = ctxs();
+        let pat = ["{^LN-BEG}", "", "{^LN-BEG}EPOCH"][g.below(3) as usize];
+        let mut fast = DateDetector::from_datepattern(pat).expect("pattern");
+        let mut slow = DateDetector::from_datepattern(pat).expect("pattern");
+        slow.fast = false;
+        let mut ctx = all[g.below(all.len() as u64) as usize].clone();
+        for _ in 0..8 {
+            if g.chance(30) {
+                ctx = all[g.below(all.len() as u64) as usize].clone();
+            }
+            let mon = g.pick(&["Jan", "JAN", "Mar", "Oct", "Dec", "Jun"]);
+            let day = g.pick(&[" 1", "27", "30", "31", "11"]);
+            let hm = g.pick(&["00:00", "01:59", "02:00", "02:30", "12:00", "23:59"]);
+            for _ in 0..12 {
+                let l = if g.chance(85) {
+                    let ss = g.pick(&["00", "07", "59", "09", "30", "60", "6", "5x", "0:"]);
+                    let post = g.pick(&[" host sshd[1]: x", "", " x", ":", ".5", " 2005", "é", "_", " 7"]);
+                    format!("{mon} {day} {hm}:{ss}{post}")
+                } else {
+                    line(&mut g)
+                };
+                let a = match fast.detect_syslog(&l, &ctx) {
+                    Some((e, t, i)) => Some((Some((0, e)), t, i)),
+                    None => fast.match_time(&l, ctx.now).map(|m| {
+                        (m.span, fast.get_time_memo(&l, &m, &ctx), fast.time_is_int(&m, &ctx))
+                    }),
+                };
+                let b = slow.match_time(&l, ctx.now).map(|m| {
+                    (m.span, slow.get_time(&l, &m, &ctx), slow.time_is_int(&m, &ctx))
+                });
+                prop_assert_eq!(
+                    a.map(|(s, t, i)| (s, t.map(f64::to_bits), i)),
+                    b.map(|(s, t, i)| (s, t.map(f64::to_bits), i)),
+                    "{:?}", l
+                );
+                prop_assert_eq!((fast.last_idx, fast.last_pos, fast.last_end_pos, fast.first_unused),
+                    (slow.last_idx, slow.last_pos, slow.last_end_pos, slow.first_unused), "{:?}", l);
+            }
+        }
+        prop_assert_eq!(fast.template_hits(), slow.template_hits());
+        let w = |d: &DateDetector| (0..d.len()).map(|i| d.template_weight(i).map(f64::to_bits)).collect::<Vec<_>>();
+        prop_assert_eq!(w(&fast), w(&slow));
+    }
 }
 
 #[test]

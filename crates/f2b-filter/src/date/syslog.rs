@@ -181,6 +181,56 @@ pub(crate) fn recognize(h: &[u8]) -> Option<Stamp> {
     })
 }
 
+/// The first 13 bytes of a canonical stamp (`Mmm dd HH:MM:`, what its
+/// minute is read from), as two overlapping words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head(u64, u64);
+
+impl Head {
+    /// The head of `h`, which holds a canonical stamp (at least 15 bytes;
+    /// anything shorter gives a head no text starts with).
+    pub(crate) fn of(h: &[u8]) -> Head {
+        match h.get(..13) {
+            Some(s) => Head(word(&s[..8]), word(&s[5..13])),
+            None => Head(u64::MAX, u64::MAX),
+        }
+    }
+
+    /// `h` has at least 15 bytes and starts with this head.
+    #[inline]
+    pub(crate) fn starts(&self, h: &[u8]) -> bool {
+        h.len() >= 15 && word(&h[..8]) == self.0 && word(&h[5..13]) == self.1
+    }
+}
+
+#[inline]
+fn word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
+/// [`recognize`] on a text that starts with the head of a stamp it took
+/// (`minute`'s fields, see [`Head::starts`]): the same month, day, hour and
+/// minute, so only the second and the byte after the stamp are left to
+/// check.
+#[inline]
+pub(crate) fn same_minute(h: &[u8], minute: Stamp) -> Option<Stamp> {
+    let (s1, s0) = (h.get(13)?.wrapping_sub(b'0'), h.get(14)?.wrapping_sub(b'0'));
+    if s1 > 5 || s0 > 9 {
+        return None;
+    }
+    match h.get(15).map(|&c| AFTER[usize::from(c)]) {
+        None | Some(0) => {}
+        Some(2) if !h.get(16).is_some_and(|c| c.is_ascii_digit()) => {}
+        Some(_) => return None,
+    }
+    Some(Stamp {
+        second: s1 * 10 + s0,
+        ..minute
+    })
+}
+
 /// A one- or two-character number as `int(val.strip())` reads a canonical
 /// field (`"05"`, `" 5"`, `"5"`); `None` for anything else.
 pub(crate) fn small_int(b: &[u8]) -> Option<i32> {
