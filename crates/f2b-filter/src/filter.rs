@@ -2148,6 +2148,15 @@ struct Detected {
 
 /// Runs the date detector on `line`.
 fn detect(dd: &mut DateDetector, ctx: &TimeCtx, line: &str, old: Option<TLine>) -> Detected {
+    // the last used template is the anchored syslog one and takes the line
+    if let Some((e, time, is_int)) = dd.detect_syslog(line, ctx) {
+        return Detected {
+            span: Some((0, e)),
+            time,
+            is_int,
+            tline: TLine::split_reusing(line, 0, e, old),
+        };
+    }
     let Some(tm) = dd.match_time(line, ctx.now) else {
         return Detected {
             span: None,
