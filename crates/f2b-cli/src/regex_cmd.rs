@@ -419,10 +419,14 @@ struct FileLines {
     /// `block[pos..valid_to]` is valid UTF-8 and ends after a newline (or
     /// is empty): checked once for many lines, not line by line.
     valid_to: usize,
+    /// `block[pos..ascii_to]` is all ASCII (within `valid_to`).
+    ascii_to: usize,
 }
 
 impl FileLines {
-    fn next(&mut self) -> Option<&str> {
+    /// The next line (with its newline) and whether it is known to be all
+    /// ASCII.
+    fn next(&mut self) -> Option<(&str, bool)> {
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.block[self.pos..self.filled]) {
                 let (a, b) = (self.pos, self.pos + i + 1);
@@ -430,31 +434,42 @@ impl FileLines {
                 if matches!(self.enc, Encoding::Utf8) {
                     if b > self.valid_to {
                         // the complete lines read, at once (up to an
-                        // invalid byte: its line is checked below)
+                        // invalid byte: its line is checked below); all
+                        // ASCII (most logs) is valid
                         let end = memchr::memrchr(b'\n', &self.block[a..self.filled])
                             .map_or(b, |j| a + j + 1);
-                        let ok = match std::str::from_utf8(&self.block[a..end]) {
-                            Ok(_) => end,
-                            Err(e) => memchr::memrchr(b'\n', &self.block[a..a + e.valid_up_to()])
-                                .map_or(a, |j| a + j + 1),
+                        let ascii = self.block[a..end].is_ascii();
+                        let ok = if ascii {
+                            end
+                        } else {
+                            match std::str::from_utf8(&self.block[a..end]) {
+                                Ok(_) => end,
+                                Err(e) => {
+                                    memchr::memrchr(b'\n', &self.block[a..a + e.valid_up_to()])
+                                        .map_or(a, |j| a + j + 1)
+                                }
+                            }
                         };
                         self.valid_to = ok;
+                        self.ascii_to = if ascii { ok } else { a };
                     }
                     if b <= self.valid_to {
                         // SAFETY: `block[a..valid_to]` is valid UTF-8 and
                         // `b` follows a newline in it (a character boundary)
-                        return Some(unsafe { std::str::from_utf8_unchecked(&self.block[a..b]) });
+                        let s = unsafe { std::str::from_utf8_unchecked(&self.block[a..b]) };
+                        return Some((s, b <= self.ascii_to));
                     }
                 }
                 let line = &self.block[a..b];
                 // ASCII and valid UTF-8 (read as UTF-8) are used in place
-                if matches!(self.enc, Encoding::Utf8) || line.is_ascii() {
+                let ascii = line.is_ascii();
+                if matches!(self.enc, Encoding::Utf8) || ascii {
                     if let Ok(s) = std::str::from_utf8(line) {
-                        return Some(s);
+                        return Some((s, ascii));
                     }
                 }
                 self.text = self.enc.decode(line.to_vec());
-                return Some(&self.text);
+                return Some((&self.text, ascii));
             }
             // fail2ban's FileContainer waits for the line end: a last line
             // without newline is not (yet) processed
@@ -467,6 +482,7 @@ impl FileLines {
             self.pos = 0;
             // (the partial line moved holds no newline: never checked)
             self.valid_to = 0;
+            self.ascii_to = 0;
             if self.filled == self.block.len() {
                 self.block.resize(self.block.len() * 2, 0);
             }
@@ -483,6 +499,9 @@ impl FileLines {
 /// One input line, borrowed from [`Lines`].
 enum Item<'a> {
     Text(&'a str),
+    /// A line of a log file (with its newline; no other newline in it),
+    /// and whether it is known to be all ASCII.
+    Read(&'a str, bool),
     Timed {
         line: &'a str,
         tuple: TupleLine,
@@ -497,7 +516,7 @@ impl Lines {
 
     fn next(&mut self) -> Option<Item<'_>> {
         match self {
-            Lines::File(f) => f.next().map(Item::Text),
+            Lines::File(f) => f.next().map(|(l, a)| Item::Read(l, a)),
             Lines::Items(it, cur) => {
                 *cur = it.next();
                 match cur.as_mut()? {
@@ -766,9 +785,11 @@ impl Tally {
     ) -> Result<(), String> {
         let (o, now, report_lines) = (cx.o, cx.now, cx.report_lines);
         // journal entries come with their time and are never skipped
-        let (line, timed) = match item {
-            Item::Text(s) => (s.trim_end_matches(['\r', '\n']), None),
-            Item::Timed { line, tuple, time } => (line, Some((tuple, time))),
+        // `read`: a file's line, known ASCII or not
+        let (line, read, timed) = match item {
+            Item::Text(s) => (s.trim_end_matches(['\r', '\n']), None, None),
+            Item::Read(s, ascii) => (s.trim_end_matches(['\r', '\n']), Some(ascii), None),
+            Item::Timed { line, tuple, time } => (line, None, Some((tuple, time))),
         };
         if timed.is_none() && (line.starts_with('#') || line.is_empty()) {
             return Ok(());
@@ -782,7 +803,10 @@ impl Tally {
         let mut found = std::mem::take(&mut self.found);
         match timed {
             Some((tuple, time)) => flt.process_line_with_time_into(tuple, time, now, &mut found),
-            None => flt.process_line_into(line, now, &mut found),
+            None => match read {
+                Some(ascii) => flt.process_read_line_into(line, ascii, now, &mut found),
+                None => flt.process_line_into(line, now, &mut found),
+            },
         }
         // the failures that are not NOFAIL: kept for `-o`, counted otherwise
         let mut ret = Vec::new();
@@ -999,6 +1023,7 @@ impl FileLines {
             text: String::new(),
             enc,
             valid_to: 0,
+            ascii_to: 0,
         })
     }
 }
@@ -1044,14 +1069,14 @@ fn run_chunks(
                         }
                         let mut t = Tally::new(&f);
                         let mut sink = std::io::sink();
-                        while let Some(l) = warm.next() {
-                            t.line(&mut f, Item::Text(l), cx, &mut sink)?;
+                        while let Some((l, a)) = warm.next() {
+                            t.line(&mut f, Item::Read(l, a), cx, &mut sink)?;
                         }
                         f.speculate();
                         let mut t = Tally::new(&f);
                         let mut lines = FileLines::open(path, start, len, enc)?;
-                        while let Some(l) = lines.next() {
-                            t.line(&mut f, Item::Text(l), cx, &mut sink)?;
+                        while let Some((l, a)) = lines.next() {
+                            t.line(&mut f, Item::Read(l, a), cx, &mut sink)?;
                         }
                         Ok((f, t, thread_cpu()))
                     });
@@ -1082,8 +1107,8 @@ fn run_chunks(
                 Some(t) => tally.append(t, cx),
                 None => {
                     let mut lines = FileLines::open(path, start, len, enc)?;
-                    while let Some(l) = lines.next() {
-                        tally.line(flt, Item::Text(l), cx, w)?;
+                    while let Some((l, a)) = lines.next() {
+                        tally.line(flt, Item::Read(l, a), cx, w)?;
                     }
                 }
             }
@@ -1469,7 +1494,9 @@ mod tests {
         let p = path.to_str().unwrap();
         let mut fl = FileLines::open(p, 0, u64::MAX, Encoding::Utf8).unwrap();
         let mut got = Vec::new();
-        while let Some(l) = fl.next() {
+        while let Some((l, ascii)) = fl.next() {
+            // "known ASCII" is never wrong (it may be unknown)
+            assert!(!ascii || l.is_ascii(), "{l:?}");
             got.push(l.to_string());
         }
         assert_eq!(got, want);
@@ -1477,8 +1504,8 @@ mod tests {
         let start = (want[0].len() + want[1].len()) as u64;
         let len = (want[2].len() + want[3].len()) as u64;
         let mut fl = FileLines::open(p, start, len, Encoding::Utf8).unwrap();
-        assert_eq!(fl.next(), Some("line 2\n"));
-        assert_eq!(fl.next(), Some("line 3\n"));
+        assert_eq!(fl.next(), Some(("line 2\n", true)));
+        assert_eq!(fl.next(), Some(("line 3\n", true)));
         assert_eq!(fl.next(), None);
     }
 
@@ -1515,7 +1542,9 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let mut fl = FileLines::open(path.to_str().unwrap(), 0, u64::MAX, Encoding::Utf8).unwrap();
         let mut got = Vec::new();
-        while let Some(l) = fl.next() {
+        while let Some((l, ascii)) = fl.next() {
+            // "known ASCII" is never wrong (it may be unknown)
+            assert!(!ascii || l.is_ascii(), "{l:?}");
             got.push(l.to_string());
         }
         assert_eq!(got, want);

@@ -1032,13 +1032,20 @@ impl Tail {
         hay: &str,
         pos: usize,
         ascii: Option<bool>,
+        one_line: bool,
         sp: &mut Spans,
     ) -> Option<bool> {
         if !self.head.captures_into(hay, pos, ascii, sp) {
             return Some(false);
         }
         let (s, e) = sp.whole();
-        let end = memchr::memchr(b'\n', &hay.as_bytes()[e..]).map_or(hay.len(), |p| e + p);
+        // the tail runs to the next newline: the last byte of a one-line
+        // haystack, unless the head took it
+        let end = if one_line && e < hay.len() {
+            hay.len() - 1
+        } else {
+            memchr::memchr(b'\n', &hay.as_bytes()[e..]).map_or(hay.len(), |p| e + p)
+        };
         if self.plus && end == e {
             return None;
         }
@@ -1401,26 +1408,51 @@ fn head_words(b: &[u8]) -> [u64; 2] {
 /// search of another haystack ignores it. A caller whose buffer is
 /// rewritten or replaced (a new one may get the same address and length)
 /// makes a new probe.
+///
+/// A caller may also know facts that would cost a scan to learn here
+/// ([`Probe::known`]): that the haystack is all ASCII, that its only newline
+/// is its last byte (a log line read from a file, and the newline the
+/// filter appends: a `<F-CONTENT>.+$` tail then ends there).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Probe {
     at: usize,
     len: usize,
     ascii: bool,
+    one_line: bool,
 }
 
 impl Probe {
     /// The probe of `hay`.
+    #[cfg(test)]
     pub(crate) fn of(hay: &str) -> Probe {
+        Probe::known(hay, false, false)
+    }
+
+    /// The probe of `hay` with what the caller knows of it: `ascii` (true:
+    /// it is all ASCII; false: not known, tested here) and `one_line` (its
+    /// only newline is its last byte). A wrong fact gives wrong matches
+    /// (never unsafety); both are checked in debug builds.
+    pub(crate) fn known(hay: &str, ascii: bool, one_line: bool) -> Probe {
+        debug_assert!(!ascii || hay.is_ascii(), "not ASCII: {hay:?}");
+        debug_assert!(
+            !one_line || memchr::memchr(b'\n', hay.as_bytes()) == hay.len().checked_sub(1),
+            "not one line: {hay:?}"
+        );
         Probe {
             at: hay.as_ptr() as usize,
             len: hay.len(),
-            ascii: all_ascii(hay.as_bytes()),
+            ascii: ascii || all_ascii(hay.as_bytes()),
+            one_line,
         }
     }
 
     /// Whether `hay` is all ASCII, if this is its probe.
     pub(crate) fn ascii_of(&self, hay: &str) -> Option<bool> {
-        (hay.as_ptr() as usize == self.at && hay.len() == self.len).then_some(self.ascii)
+        self.is_of(hay).then_some(self.ascii)
+    }
+
+    fn is_of(&self, hay: &str) -> bool {
+        hay.as_ptr() as usize == self.at && hay.len() == self.len
     }
 }
 
@@ -1592,7 +1624,8 @@ impl PyRegex {
     /// [`PyRegex::search_into`] with what `probe` knows of `hay` (the
     /// probe of another haystack is ignored).
     pub(crate) fn search_probed(&self, hay: &str, probe: &Probe, out: &mut Spans) -> bool {
-        self.search_in(hay, 0, hay.len(), probe.ascii_of(hay), out)
+        let one_line = probe.one_line && probe.is_of(hay);
+        self.search_in(hay, 0, hay.len(), probe.ascii_of(hay), one_line, out)
     }
 
     /// [`PyRegex::search_at`] into `out` (its allocation reused): true if
@@ -1604,19 +1637,22 @@ impl PyRegex {
         endpos: usize,
         out: &mut Spans,
     ) -> bool {
-        self.search_in(hay, pos, endpos, None, out)
+        self.search_in(hay, pos, endpos, None, false, out)
     }
 
-    /// The search: `ascii` is whether `hay` is all ASCII, if known.
+    /// The search: `ascii` is whether `hay` is all ASCII, if known;
+    /// `one_line`: `hay`'s only newline is its last byte.
     fn search_in(
         &self,
         hay: &str,
         pos: usize,
         endpos: usize,
         ascii: Option<bool>,
+        one_line: bool,
         out: &mut Spans,
     ) -> bool {
-        let endpos = endpos.min(hay.len());
+        let len = hay.len();
+        let endpos = endpos.min(len);
         if pos > endpos || !hay.is_char_boundary(pos) || !hay.is_char_boundary(endpos) {
             return false;
         }
@@ -1627,7 +1663,9 @@ impl PyRegex {
             return false;
         }
         if let Some(t) = &self.tail {
-            if let Some(r) = t.captures_into(hay, pos, ascii, out) {
+            // (`one_line` holds of `hay[..endpos]` only if that is `hay`)
+            let one_line = one_line && endpos == len;
+            if let Some(r) = t.captures_into(hay, pos, ascii, one_line, out) {
                 return r;
             }
         }
@@ -1880,6 +1918,41 @@ mod tests {
         assert_eq!(Probe::of(kelvin).ascii_of(kelvin), Some(false));
         assert_eq!(Probe::of(ascii).ascii_of(kelvin), None);
         assert_eq!(Probe::of(ascii).ascii_of(&ascii[..3]), None);
+    }
+
+    /// A one-line probe ends a prefregex's `<F-CONTENT>.+$` tail at the
+    /// haystack's last byte without a search: the same spans as without
+    /// the probe, also when the head takes the newline itself.
+    #[test]
+    fn one_line_probe_gives_the_tail_the_same_end() {
+        for (p, plus) in [
+            (r"^(?P<pre>\s*\S*\s*)(?P<content>.+)$", true),
+            (r"^(?P<pre>\s*\S*\s*)(?P<content>.*)$", false),
+        ] {
+            let r = PyRegex::new(p, false).unwrap();
+            assert!(r.tail.as_ref().is_some_and(|t| t.plus == plus), "{p}");
+            for hay in [
+                "a b c\n",
+                "a\n",
+                "\n",
+                " \n",
+                "ab \n",
+                "a \u{e9}t\u{e9}\n",
+                "x\r\n",
+            ] {
+                let (mut a, mut b) = (Spans::default(), Spans::default());
+                let found = r.search_into(hay, &mut a);
+                let probe = Probe::known(hay, hay.is_ascii(), true);
+                assert_eq!(
+                    r.search_probed(hay, &probe, &mut b),
+                    found,
+                    "{p} on {hay:?}"
+                );
+                if found {
+                    assert_eq!(a, b, "{p} on {hay:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1264,6 +1264,29 @@ impl Filter {
     /// [`Filter::process_line`] appending the failures to `out` (a caller
     /// that runs many lines keeps one vector).
     pub fn process_line_into(&mut self, line: &str, now: f64, out: &mut Vec<Failure>) {
+        self.process_line_known(line, Facts::default(), now, out)
+    }
+
+    /// [`Filter::process_line_into`] for a line as read from a log: `line`
+    /// holds no newline (the caller split the log at them), and `ascii` is
+    /// true if the caller knows it is all ASCII (it scanned the block the
+    /// line came from). The regexes then need not learn either again.
+    pub fn process_read_line_into(
+        &mut self,
+        line: &str,
+        ascii: bool,
+        now: f64,
+        out: &mut Vec<Failure>,
+    ) {
+        debug_assert!(!line.contains('\n'), "a newline in {line:?}");
+        let facts = Facts {
+            ascii,
+            no_newline: true,
+        };
+        self.process_line_known(line, facts, now, out)
+    }
+
+    fn process_line_known(&mut self, line: &str, facts: Facts, now: f64, out: &mut Vec<Failure>) {
         self.ctx.now = now;
         self.ctx.default_tz = self.date_detector.default_tz;
         // A single-line filter's buffer holds the last line until
@@ -1279,11 +1302,18 @@ impl Filter {
             None
         };
         let d = detect(&mut self.date_detector, &self.ctx, line, old);
-        self.process_detected(d, line, now, out)
+        self.process_detected(d, line, facts, now, out)
     }
 
     /// The rest of `processLine` once the date detector has seen the line.
-    fn process_detected(&mut self, d: Detected, line: &str, now: f64, out: &mut Vec<Failure>) {
+    fn process_detected(
+        &mut self,
+        d: Detected,
+        line: &str,
+        facts: Facts,
+        now: f64,
+        out: &mut Vec<Failure>,
+    ) {
         let mut no_date = false;
         let mut date: Option<f64> = None;
         self.date_int = false;
@@ -1327,7 +1357,7 @@ impl Filter {
                 date = Some(now);
             }
         }
-        self.finish_line(tuple, date, no_date, now, out)
+        self.finish_line(tuple, date, no_date, facts, now, out)
     }
 
     /// `processLine((prefix, timetext, rest), date)`: a line whose time is
@@ -1352,7 +1382,7 @@ impl Filter {
         self.date_int = false;
         self.last_date_int = false;
         let tuple = TLine::from_parts(&line.0, &line.1, &line.2);
-        self.finish_line(tuple, Some(date), false, now, out)
+        self.finish_line(tuple, Some(date), false, Facts::default(), now, out)
     }
 
     fn finish_line(
@@ -1360,6 +1390,7 @@ impl Filter {
         tuple: TLine,
         mut date: Option<f64>,
         no_date: bool,
+        facts: Facts,
         now: f64,
         out: &mut Vec<Failure>,
     ) {
@@ -1379,7 +1410,7 @@ impl Filter {
                 }
             }
         }
-        self.find_failure(tuple, date, no_date, now, out)
+        self.find_failure(tuple, date, no_date, facts, now, out)
     }
 
     fn ignore_line(&mut self, buf: &str, fail: Option<&Found>) -> Option<usize> {
@@ -1547,10 +1578,18 @@ impl Filter {
         tuple: TLine,
         date: Option<f64>,
         no_date: bool,
+        facts: Facts,
         now: f64,
         out: &mut Vec<Failure>,
     ) {
         self.last_ignored_by = None;
+        // what the line's facts say of the regexes' buffers: made of this
+        // line alone (and a newline) in a single-line filter, else unknown
+        let (ascii, one_line) = if self.max_lines <= 1 {
+            (facts.ascii, facts.no_newline)
+        } else {
+            (false, false)
+        };
         self.last_pref_matched = false;
         let raw_mode = self.use_dns == UseDns::Raw || self.return_raw_host;
         if self.max_lines <= 1 {
@@ -1584,7 +1623,10 @@ impl Filter {
             };
             // the prefregex only yields groups: no matched/unmatched split
             let mut spans = std::mem::take(&mut self.pref_spans);
-            if !p.re.search_into(b, &mut spans) {
+            if !p
+                .re
+                .search_probed(b, &Probe::known(b, ascii, one_line), &mut spans)
+            {
                 self.pref_spans = spans;
                 return;
             }
@@ -1665,7 +1707,7 @@ impl Filter {
             };
             let hit = match &self.candidates {
                 Some(t) => {
-                    let pr = probe.get_or_insert_with(|| Probe::of(b));
+                    let pr = probe.get_or_insert_with(|| Probe::known(b, ascii, one_line));
                     let m = *cand.get_or_insert_with(|| candidate_mask(t, b, pr));
                     // straight to the next candidate for this buffer (it
                     // changes only after a match, then the mask is made
@@ -1995,6 +2037,15 @@ impl Filter {
         }
         Vec::new()
     }
+}
+
+/// What a caller knows of a line ([`Filter::process_read_line_into`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Facts {
+    /// The line is all ASCII.
+    ascii: bool,
+    /// The line holds no newline.
+    no_newline: bool,
 }
 
 /// A counting run's verdict on a failregex match, read from the spans (no
