@@ -670,15 +670,20 @@ impl MlfidCache {
         }
         self.map.get_mut(k).map(|(_, _, f)| f)
     }
-    fn set(&mut self, k: Txt, v: Option<Arc<Fail>>, now: f64) {
+    /// Sets `k` (a new key goes last); returns the value of the last
+    /// entry evicted to make room, if any (for its allocations to serve
+    /// again).
+    fn set(&mut self, k: Txt, v: Option<Arc<Fail>>, now: f64) -> Option<Arc<Fail>> {
+        let mut evicted = None;
         if self.map.len() >= Self::MAX_COUNT {
             while let Some((s, key)) = self.order.pop_front() {
                 if self.map.get(&*key).is_none_or(|e| e.0 != s) {
                     continue;
                 }
-                let Some((_, exp, _)) = self.map.remove(&*key) else {
+                let Some((_, exp, old)) = self.map.remove(&*key) else {
                     continue;
                 };
+                evicted = old;
                 if exp > now && self.map.len() < Self::MAX_COUNT {
                     break;
                 }
@@ -698,6 +703,7 @@ impl MlfidCache {
                 e.insert((self.seq, now + Self::MAX_TIME, v));
             }
         }
+        evicted
     }
     /// `get` taking the value out (one look-up when the entry is live).
     fn take(&mut self, k: &str, now: f64) -> Option<Option<Arc<Fail>>> {
@@ -1566,7 +1572,11 @@ impl Filter {
         // here the two share it until one is changed)
         let fail = self.share(fail);
         if new_entry {
-            self.mlfid.set(mlfid.clone(), Some(fail.clone()), now);
+            // the entry it pushed out: its dict's allocations serve the
+            // next dicts when nothing else holds it (a counting run)
+            if let Some(old) = self.mlfid.set(mlfid.clone(), Some(fail.clone()), now) {
+                self.reclaim(old);
+            }
         } else if nf & 2 == 0 {
             self.mlfid.store(mlfid, Some(fail.clone()), now);
         }
