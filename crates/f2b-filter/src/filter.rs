@@ -863,6 +863,10 @@ pub struct Filter {
     /// [`Filter::lean`] run nobody reads a failure's dict).
     spare_fail: Vec<(&'static str, V)>,
     spare_arc: Option<Arc<Fail>>,
+    /// A line buffer nobody else holds, taken back from a dict the mlfid
+    /// cache evicted (its texts kept the line's buffer alive): it serves
+    /// the next line whose last line's buffer is still held.
+    spare_buf: Option<TLine>,
     /// The dict of a counting run's failures (empty).
     empty: Arc<Fail>,
     /// Which failregexes a buffer starting with a given byte can match
@@ -943,6 +947,7 @@ impl Filter {
             candidates: None,
             spare_fail: Vec::new(),
             spare_arc: None,
+            spare_buf: None,
             empty: Arc::new(Fail::new()),
         };
         if spec.maxlines > 1 {
@@ -1307,6 +1312,10 @@ impl Filter {
         } else {
             None
         };
+        // (a buffer the mlfid cache holds cannot serve: the spare one then)
+        let old = old
+            .and_then(TLine::unique)
+            .or_else(|| self.spare_buf.take());
         let d = detect(&mut self.date_detector, &self.ctx, line, old);
         self.process_detected(d, line, facts, now, out)
     }
@@ -1995,7 +2004,18 @@ impl Filter {
     /// next dicts (a counting run's failures carry none).
     fn reclaim(&mut self, mut data: Arc<Fail>) {
         if let Some(f) = Arc::get_mut(&mut data) {
-            let v = std::mem::take(&mut f.0);
+            let mut v = std::mem::take(&mut f.0);
+            // the dict's texts are ranges of its line's buffer (and of
+            // copies): the last one dropped may leave that buffer unheld
+            if self.spare_buf.is_none() {
+                let mut last = None;
+                for (_, x) in v.drain(..) {
+                    if let V::S(t) | V::User(t) = x {
+                        last = Some(t);
+                    }
+                }
+                self.spare_buf = last.and_then(Txt::into_line);
+            }
             self.keep_spare(v);
             self.spare_arc = Some(data);
         }

@@ -45,6 +45,19 @@ impl Txt {
     fn next_byte(&self) -> Option<u8> {
         self.src.as_bytes().get(self.e).copied()
     }
+    /// The buffer of this text as an (empty) line to write the next line
+    /// into ([`TLine::split_reusing`]), if nothing else holds it.
+    pub(crate) fn into_line(mut self) -> Option<TLine> {
+        Arc::get_mut(&mut self.src).is_some().then_some(TLine {
+            src: Txt {
+                src: self.src,
+                s: 0,
+                e: 0,
+            },
+            d0: 0,
+            d1: 0,
+        })
+    }
     /// This text followed by a newline: a slice when the buffer already
     /// has one right after it (a prefregex's `<F-CONTENT>` ending at `$`),
     /// else a new buffer.
@@ -150,6 +163,11 @@ impl TLine {
             d0,
             d1,
         }
+    }
+    /// This line if nothing else holds its buffer (then it can serve
+    /// [`TLine::split_reusing`]).
+    pub(crate) fn unique(mut self) -> Option<TLine> {
+        Arc::get_mut(&mut self.src.src).is_some().then_some(self)
     }
     /// [`TLine::split`] into the buffer of `old` (a line, or a part of
     /// one) when nothing else holds that buffer and the line fits in it: no
@@ -268,6 +286,20 @@ pub(crate) fn lines_buf(lines: &[TLine]) -> Txt {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// A buffer serves again only when nothing else holds it.
+    #[test]
+    fn a_buffer_is_handed_back_only_unheld() {
+        let a = TLine::split("first line", 0, 0);
+        let t = a.src.slice(0, 5);
+        assert!(a.unique().is_none(), "`t` holds its buffer");
+        let held = t.clone();
+        assert!(t.into_line().is_none(), "held by `held`");
+        let line = held.into_line().expect("the last holder");
+        let b = TLine::split_reusing("second", 0, 0, Some(line));
+        assert_eq!(b.whole(), "second");
+        assert!(b.unique().is_some());
+    }
 
     #[test]
     fn slices_share_and_compare_as_text() {
