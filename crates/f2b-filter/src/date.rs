@@ -2329,16 +2329,7 @@ impl DateDetector {
             char_at(line, distance),
         );
         self.last_end_pos = (endpos, char_before(line, endpos), char_at(line, endpos));
-        if let Some(tr) = &mut self.trace {
-            let t = &self.templates[i].t;
-            tr.count += 1;
-            match &tr.first {
-                None => tr.first = Some(t.clone()),
-                Some(f) if f.name == t.name => {}
-                Some(_) => tr.single = false,
-            }
-            tr.fast_only &= fast;
-        }
+        self.trace_hit(i, fast);
         if i != 0 && i != self.last_idx {
             i = self.reorder(i);
         }
@@ -2402,6 +2393,14 @@ impl DateDetector {
             Some(char::from(b[end - 1])),
             b.get(end).map(|&c| char::from(c)),
         );
+        // (the syslog shortcut is the fast matcher's answer)
+        self.trace_hit(i, true);
+        Some((sh, st))
+    }
+
+    /// Notes template `i`'s hit in the trace, if one is kept (`fast`: the
+    /// fast matcher found it).
+    fn trace_hit(&mut self, i: usize, fast: bool) {
         if let Some(tr) = &mut self.trace {
             let t = &self.templates[i].t;
             tr.count += 1;
@@ -2410,8 +2409,8 @@ impl DateDetector {
                 Some(f) if f.name == t.name => {}
                 Some(_) => tr.single = false,
             }
+            tr.fast_only &= fast;
         }
-        Some((sh, st))
     }
 
     /// `matchTime(line)` with `ctx.now`, then `getTime` and the `int`

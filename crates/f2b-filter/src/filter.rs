@@ -2399,28 +2399,18 @@ mod tests {
         assert!(matches!(e, Err(FilterError::Regex { .. })), "{e:?}");
     }
 
-    /// A small sshd-shaped filter: mlfid from the prefix, NOFAIL and
-    /// MLFFORGET helpers, a failure without a host (pending).
-    fn mlf_filter(mlfid: bool) -> Filter {
-        let pref = if mlfid {
-            r"^<F-MLFID>\S+\s+d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$"
-        } else {
-            r"^\S+\s+d\[\d+\]: <F-CONTENT>.+</F-CONTENT>$"
-        };
+    /// A filter of `fail` after prefregex `pref` with fail2ban-regex's
+    /// settings (no find-time check, every failregex tried, pending
+    /// failures kept), in UTC.
+    fn test_filter<'a>(
+        pref: &str,
+        fail: impl IntoIterator<Item = &'a str>,
+        usedns: UseDns,
+    ) -> Filter {
         let mut f = Filter::new(FilterSpec {
             prefregex: Some(pref.into()),
-            failregex: [
-                r"^Failed \S+ for <F-USER>\S+</F-USER> from <HOST>",
-                r"^<F-NOFAIL>Connect from</F-NOFAIL> <HOST>",
-                r"^<F-MLFFORGET>Closed</F-MLFFORGET> by <HOST>",
-                r"^<F-NOFAIL><F-MLFFORGET>Bye</F-MLFFORGET></F-NOFAIL> from <HOST>",
-                r"^Pending user <F-USER>\S+</F-USER>$",
-            ]
-            .iter()
-            .filter(|r| mlfid || !r.starts_with("^Pending"))
-            .map(|s| s.to_string())
-            .collect(),
-            usedns: UseDns::No,
+            failregex: fail.into_iter().map(str::to_string).collect(),
+            usedns,
             ..Default::default()
         })
         .unwrap();
@@ -2431,18 +2421,46 @@ mod tests {
         f
     }
 
+    /// The failregexes of [`mlf_filter`].
+    const MLF_FAILREGEX: [&str; 5] = [
+        r"^Failed \S+ for <F-USER>\S+</F-USER> from <HOST>",
+        r"^<F-NOFAIL>Connect from</F-NOFAIL> <HOST>",
+        r"^<F-MLFFORGET>Closed</F-MLFFORGET> by <HOST>",
+        r"^<F-NOFAIL><F-MLFFORGET>Bye</F-MLFFORGET></F-NOFAIL> from <HOST>",
+        r"^Pending user <F-USER>\S+</F-USER>$",
+    ];
+
+    /// A small sshd-shaped filter: mlfid from the prefix, NOFAIL and
+    /// MLFFORGET helpers, a failure without a host (pending).
+    fn mlf_filter(mlfid: bool) -> Filter {
+        let pref = if mlfid {
+            r"^<F-MLFID>\S+\s+d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$"
+        } else {
+            r"^\S+\s+d\[\d+\]: <F-CONTENT>.+</F-CONTENT>$"
+        };
+        let fail = MLF_FAILREGEX
+            .into_iter()
+            .filter(|r| mlfid || !r.starts_with("^Pending"));
+        test_filter(pref, fail, UseDns::No)
+    }
+
+    /// A deterministic pseudo-random sequence (an LCG's high bits).
+    fn lcg(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 33
+        }
+    }
+
     /// Log lines with `pids` distinct process ids (the mlfid), dates in
     /// the styles `style` picks from (0 syslog, 1 ISO, 2 none, 3 ISO after
     /// the host name: not at the line start, at a fixed offset; 4 the same
     /// one byte further).
     fn mlf_log(n: usize, pids: u64, seed: u64, style: impl Fn(usize) -> usize) -> Vec<String> {
-        let mut x = seed;
-        let mut next = move || {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            x >> 33
-        };
+        let mut next = lcg(seed);
         (0..n)
             .map(|i| {
                 let pid = 1000 + next() % pids;
@@ -2676,32 +2694,19 @@ mod tests {
             } else {
                 r"^\s*\S+\s+d\[\d+\]: <F-CONTENT>.+</F-CONTENT>$"
             };
-            let mut f = Filter::new(FilterSpec {
-                prefregex: Some(pref.into()),
-                failregex: [
-                    r"^Failed \S+ for <F-USER>\S+</F-USER> from <HOST>",
-                    r"^<F-NOFAIL>Connect from</F-NOFAIL> <HOST>",
-                    r"^<F-MLFFORGET>Closed</F-MLFFORGET> by <HOST>",
-                    r"^<F-NOFAIL><F-MLFFORGET>Bye</F-MLFFORGET></F-NOFAIL> from <HOST>",
-                    r"^Pending user <F-USER>\S+</F-USER>$",
-                    r"^<F-MLFFORGET><F-MLFGAINED>Accepted \S+</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>",
-                    r"^<F-MLFFORGET>Gone</F-MLFFORGET> <F-USER>\S+</F-USER>$",
-                    r"^<F-MLFFORGET>Lookup</F-MLFFORGET>(?: <F-NOFAIL>quiet</F-NOFAIL>)? from <HOST>",
-                    r"^(?:Connect|<F-NOFAIL><F-MLFFORGET>Bye</F-MLFFORGET></F-NOFAIL>) from (?P<mlfpending>\S+)$",
-                ]
-                .iter()
-                // without an mlfid, a failregex needs an id group
-                .filter(|r| mlfid || r.contains("<HOST>"))
-                .map(|s| s.to_string())
-                .collect(),
-                usedns: dns,
-                ..Default::default()
-            })
-            .unwrap();
-            f.check_find_time = false;
+            // mlf_filter's, and forget with a gain, without a host, with a
+            // host name, with a pending group
+            let fail = MLF_FAILREGEX.into_iter().chain([
+                r"^<F-MLFFORGET><F-MLFGAINED>Accepted \S+</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>",
+                r"^<F-MLFFORGET>Gone</F-MLFFORGET> <F-USER>\S+</F-USER>$",
+                r"^<F-MLFFORGET>Lookup</F-MLFFORGET>(?: <F-NOFAIL>quiet</F-NOFAIL>)? from <HOST>",
+                r"^(?:Connect|<F-NOFAIL><F-MLFFORGET>Bye</F-MLFFORGET></F-NOFAIL>) from (?P<mlfpending>\S+)$",
+            ]);
+            // without an mlfid, a failregex needs an id group
+            let fail = fail.into_iter().filter(|r| mlfid || r.contains("<HOST>"));
+            let mut f = test_filter(pref, fail, dns);
             f.check_all_regex = check_all;
             f.ignore_pending = ignore_pending;
-            f.set_local_zone(TimeZone::UTC);
             f.set_resolver(Arc::new(Hosts));
             f
         };
@@ -2720,13 +2725,7 @@ mod tests {
             }
         }
         for (seed, pids) in [(21u64, 15u64), (22, 400)] {
-            let mut x = seed;
-            let mut next = move || {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                x >> 33
-            };
+            let mut next = lcg(seed);
             let lines: Vec<String> = (0..3000)
                 .map(|i| {
                     let pid = 1000 + next() % pids;

@@ -166,10 +166,8 @@ pub(crate) fn recognize(h: &[u8]) -> Option<Stamp> {
     if h1 > 2 || m1 > 5 || s1 > 5 {
         return None;
     }
-    match h.get(15).map(|&c| AFTER[usize::from(c)]) {
-        None | Some(0) => {}
-        Some(2) if !h.get(16).is_some_and(|c| c.is_ascii_digit()) => {}
-        Some(_) => return None,
+    if !after_stamp_ok(h) {
+        return None;
     }
     Some(Stamp {
         end: 15,
@@ -210,6 +208,18 @@ fn word(b: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// The stamp ends at 15 as far as the bytes after it tell ([`AFTER`]): the
+/// line's end, a byte that ends it, or a space not followed by a digit (a
+/// year).
+#[inline]
+fn after_stamp_ok(h: &[u8]) -> bool {
+    match h.get(15).map(|&c| AFTER[usize::from(c)]) {
+        None | Some(0) => true,
+        Some(2) => !h.get(16).is_some_and(|c| c.is_ascii_digit()),
+        Some(_) => false,
+    }
+}
+
 /// [`recognize`] on a text that starts with the head of a stamp it took
 /// (`minute`'s fields, see [`Head::starts`]): the same month, day, hour and
 /// minute, so only the second and the byte after the stamp are left to
@@ -220,10 +230,8 @@ pub(crate) fn same_minute(h: &[u8], minute: Stamp) -> Option<Stamp> {
     if s1 > 5 || s0 > 9 {
         return None;
     }
-    match h.get(15).map(|&c| AFTER[usize::from(c)]) {
-        None | Some(0) => {}
-        Some(2) if !h.get(16).is_some_and(|c| c.is_ascii_digit()) => {}
-        Some(_) => return None,
+    if !after_stamp_ok(h) {
+        return None;
     }
     Some(Stamp {
         second: s1 * 10 + s0,
