@@ -1048,6 +1048,8 @@ fn run_chunks(
     w: &mut impl Write,
 ) -> Result<(), String> {
     let make = &make;
+    // the trace (tests, tuning): each chunk's outcome and threads' CPU time
+    let trace = std::env::var_os("F2B_REGEX_TRACE").is_some();
     std::thread::scope(|sc| -> Result<(), String> {
         let workers: Vec<_> = chunks
             .windows(2)
@@ -1055,52 +1057,55 @@ fn run_chunks(
                 let (prev, (start, len)) = (w[0].0, w[1]);
                 let spawned = std::thread::Builder::new()
                     .name("f2b-regex-chunk".into())
-                    .spawn_scoped(sc, move || -> Result<(Filter, Tally, f64), String> {
-                        let mut f = make()?;
-                        // warm-up: the lines just before the chunk, so that
-                        // the state they leave is likely the one the run
-                        // before the chunk leaves (the mlfid cache: its
-                        // entries are the last lines')
-                        let from = start.saturating_sub(WARM_BYTES).max(prev);
-                        let mut warm = FileLines::open(path, from, start - from, enc)?;
-                        if from > prev {
-                            // the rest of a line that began before
-                            warm.next();
-                        }
-                        let mut t = Tally::new(&f);
-                        let mut sink = std::io::sink();
-                        while let Some((l, a)) = warm.next() {
-                            t.line(&mut f, Item::Read(l, a), cx, &mut sink)?;
-                        }
-                        f.speculate();
-                        let mut t = Tally::new(&f);
-                        let mut lines = FileLines::open(path, start, len, enc)?;
-                        while let Some((l, a)) = lines.next() {
-                            t.line(&mut f, Item::Read(l, a), cx, &mut sink)?;
-                        }
-                        Ok((f, t, thread_cpu()))
-                    });
+                    .spawn_scoped(
+                        sc,
+                        move || -> Result<(Filter, Tally, Option<f64>), String> {
+                            let mut f = make()?;
+                            // warm-up: the lines just before the chunk, so that
+                            // the state they leave is likely the one the run
+                            // before the chunk leaves (the mlfid cache: its
+                            // entries are the last lines')
+                            let from = start.saturating_sub(WARM_BYTES).max(prev);
+                            let mut warm = FileLines::open(path, from, start - from, enc)?;
+                            if from > prev {
+                                // the rest of a line that began before
+                                warm.next();
+                            }
+                            let mut t = Tally::new(&f);
+                            let mut sink = std::io::sink();
+                            while let Some((l, a)) = warm.next() {
+                                t.line(&mut f, Item::Read(l, a), cx, &mut sink)?;
+                            }
+                            f.speculate();
+                            let mut t = Tally::new(&f);
+                            let mut lines = FileLines::open(path, start, len, enc)?;
+                            while let Some((l, a)) = lines.next() {
+                                t.line(&mut f, Item::Read(l, a), cx, &mut sink)?;
+                            }
+                            Ok((f, t, trace.then(thread_cpu)))
+                        },
+                    );
                 (start, len, spawned)
             })
             .collect();
         while let Some(item) = first.next() {
             tally.line(flt, item, cx, w)?;
         }
-        let first_done = thread_cpu();
+        let first_done = trace.then(thread_cpu);
         for (start, len, spawned) in workers {
             let done = spawned.ok().and_then(|h| h.join().ok());
             let (rest, at) = match done {
-                Some(Ok((f, t, at))) => (flt.absorb(f).then_some(t), Some(at)),
+                Some(Ok((f, t, at))) => (flt.absorb(f).then_some(t), at),
                 _ => (None, None),
             };
-            if std::env::var_os("F2B_REGEX_TRACE").is_some() {
+            if trace {
                 // when this chunk's thread and the first one were done (the
                 // split aims at the same time)
                 eprintln!(
                     "chunk at {start}: {} (its thread's CPU {:.1} ms, the first chunk's {:.1} ms)",
                     if rest.is_some() { "absorbed" } else { "again" },
                     at.unwrap_or(f64::NAN) * 1e3,
-                    first_done * 1e3,
+                    first_done.unwrap_or(f64::NAN) * 1e3,
                 );
             }
             match rest {

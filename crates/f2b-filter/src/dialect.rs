@@ -1616,12 +1616,8 @@ impl PyRegex {
             .then_some(out)
     }
 
-    /// [`PyRegex::search`] into `out` (its allocation reused): true if found.
-    pub(crate) fn search_into(&self, hay: &str, out: &mut Spans) -> bool {
-        self.search_at_into(hay, 0, hay.len(), out)
-    }
-
-    /// [`PyRegex::search_into`] with what `probe` knows of `hay` (the
+    /// [`PyRegex::search`] into `out` (its allocation reused; true if
+    /// found) with what `probe` knows of `hay` (the
     /// probe of another haystack is ignored).
     pub(crate) fn search_probed(&self, hay: &str, probe: &Probe, out: &mut Spans) -> bool {
         let one_line = probe.one_line && probe.is_of(hay);
@@ -1941,7 +1937,7 @@ mod tests {
                 "x\r\n",
             ] {
                 let (mut a, mut b) = (Spans::default(), Spans::default());
-                let found = r.search_into(hay, &mut a);
+                let found = r.search_at_into(hay, 0, hay.len(), &mut a);
                 let probe = Probe::known(hay, hay.is_ascii(), true);
                 assert_eq!(
                     r.search_probed(hay, &probe, &mut b),

@@ -375,8 +375,7 @@ struct FRegex {
 }
 
 /// The keys of a failure's dict that decide a counting run's verdict on a
-/// match that leaves the mlfid cache as it is (see
-/// [`Filter::quick_verdict`]).
+/// match that leaves the mlfid cache as it is (see [`quick_verdict`]).
 #[derive(Debug, Clone, Copy)]
 enum VerdictKey {
     Mlfid,
@@ -478,30 +477,6 @@ impl FRegex {
 
     fn has_group(&self, n: &str) -> bool {
         self.re.group_index(n).is_some()
-    }
-
-    /// The search of the failregex loop: `ascii_first` caches, for `buf`,
-    /// its first byte if `buf` is all ASCII (then the first-byte gates hold;
-    /// `buf` is never empty: it ends with a newline).
-    fn search_gated(
-        &self,
-        buf: &str,
-        ascii_first: &mut Option<Option<u8>>,
-        spans: &mut Spans,
-    ) -> bool {
-        let first_byte = *ascii_first.get_or_insert_with(|| {
-            crate::dialect::all_ascii(buf.as_bytes())
-                .then(|| buf.as_bytes().first().copied())
-                .flatten()
-        });
-        // first-byte gate before any call into the regex (22 sshd
-        // failregexes are tried on every line with `checkAllRegex`)
-        if let (Some(c), Some((first, _))) = (first_byte, self.re.first_byte_gate()) {
-            if !first[usize::from(c)] {
-                return false;
-            }
-        }
-        self.re.search_into(buf, spans)
     }
 
     /// A match's lines: those it covers and the others (`org` is the
@@ -1698,10 +1673,6 @@ impl Filter {
             Some(o) => o,
             None => self.line_buffer.clone(),
         };
-        // the first byte of `buf` if it is all ASCII (then the first-byte
-        // gates hold; `buf` is never empty: it ends with a newline), found
-        // once per buffer
-        let mut ascii_first: Option<Option<u8>> = None;
         // the failregexes the buffer's first byte lets through (one table
         // lookup per buffer instead of a gate check per failregex)
         if self.candidates.is_none() {
@@ -1718,32 +1689,27 @@ impl Filter {
             let b = match &mut buf {
                 Some(b) => b,
                 None => {
-                    ascii_first = None;
                     cand = None;
                     probe = None;
                     buf.insert(lines_buf(&self.line_buffer))
                 }
             };
-            let hit = match &self.candidates {
-                Some(t) => {
-                    let pr = probe.get_or_insert_with(|| Probe::known(b, ascii, one_line));
-                    let m = *cand.get_or_insert_with(|| candidate_mask(t, b, pr));
-                    // straight to the next candidate for this buffer (it
-                    // changes only after a match, then the mask is made
-                    // again); none left: done
-                    let rest = m >> idx;
-                    if rest == 0 {
-                        break;
-                    }
-                    idx += rest.trailing_zeros() as usize;
-                    next = idx + 1;
-                    self.fail[idx].re.search_probed(b, pr, &mut spans)
+            let pr = probe.get_or_insert_with(|| Probe::known(b, ascii, one_line));
+            if let Some(t) = &self.candidates {
+                let m = *cand.get_or_insert_with(|| candidate_mask(t, b, pr));
+                // straight to the next candidate for this buffer (it
+                // changes only after a match, then the mask is made
+                // again); none left: done
+                let rest = m >> idx;
+                if rest == 0 {
+                    break;
                 }
-                None => {
-                    next = idx + 1;
-                    self.fail[idx].search_gated(b, &mut ascii_first, &mut spans)
-                }
-            };
+                idx += rest.trailing_zeros() as usize;
+            }
+            // (without the table, more than 64 failregexes, each search's
+            // own start-literal gate turns the buffer away)
+            next = idx + 1;
+            let hit = self.fail[idx].re.search_probed(b, pr, &mut spans);
             if !hit {
                 continue;
             }

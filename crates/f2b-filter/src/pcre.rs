@@ -561,10 +561,7 @@ impl Pcre {
             out.clear();
             // one spare slot: `Tail` appends its tail group
             out.reserve(pairs + 1);
-            out.extend(ov.chunks_exact(2).map(|p| {
-                // groups that did not take part are unset
-                (p[0] != PCRE2_UNSET && p[1] != PCRE2_UNSET).then_some((p[0], p[1]))
-            }));
+            out.extend(ov.chunks_exact(2).map(|p| pair_span(p[0], p[1])));
             out.resize(pairs, None);
         })?;
         Ok(found.is_some())
@@ -642,9 +639,16 @@ impl Pcre {
 #[inline]
 pub(crate) fn ovector_span(ov: &[usize], i: usize) -> Option<(usize, usize)> {
     match ov.get(2 * i..2 * i + 2) {
-        Some(&[a, b]) if a != PCRE2_UNSET && b != PCRE2_UNSET => Some((a, b)),
+        Some(&[a, b]) => pair_span(a, b),
         _ => None,
     }
+}
+
+/// An ovector pair as a span: `None` for a group that did not take part
+/// (unset).
+#[inline]
+fn pair_span(a: usize, b: usize) -> Option<(usize, usize)> {
+    (a != PCRE2_UNSET && b != PCRE2_UNSET).then_some((a, b))
 }
 
 #[cfg(test)]
