@@ -236,7 +236,11 @@ pub fn format_line(
         s.push(' ');
     }
     if padding {
-        s.push_str(&format!("{name:<24}[{pid}]: {:<7} {msg}", level.name()));
+        let mut b = s.into_bytes();
+        push_head(&mut b, name, &pid.to_string(), level);
+        b.extend_from_slice(msg.as_bytes());
+        // (made of `str`s and ASCII: valid UTF-8)
+        s = String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into());
     } else {
         s.push_str(&format!("{name}[{pid}]: {} {msg}", level.name()));
     }
@@ -287,7 +291,13 @@ fn line_prefix(
             b' ',
         ]);
     }
-    // `format!("{name:<24}[{pid}]: {level:<7} ")`, without the formatting machinery
+    push_head(buf, name, pid, level);
+}
+
+/// A padded line's head, fail2ban's `%(name)-24s[%(process)d]: %(levelname)-7s `
+/// (`format!("{name:<24}[{pid}]: {level:<7} ")` without the formatting
+/// machinery): [`format_line`]'s and the file lines'.
+fn push_head(buf: &mut Vec<u8>, name: &str, pid: &str, level: Level) {
     let pad = |buf: &mut Vec<u8>, text: &str, width: usize| {
         buf.extend_from_slice(text.as_bytes());
         let n = text.chars().count();
